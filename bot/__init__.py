@@ -1,0 +1,1 @@
+"""SafeChild: the chat front door for child protection in Vietnamese communes."""

@@ -1,0 +1,88 @@
+"""Wiring: builds the engine (database, directory, services, workers) for one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.clock import Clock, FakeClock, SystemClock
+from bot.config import CommuneConfig, Settings
+from bot.services.cases import CaseService
+from bot.services.conversation import ConversationService
+from bot.services.directory import Directory, sync_commune
+from bot.services.escalation import Escalation, TimerSweeper
+from bot.services.outbox import Channel, OutboxWorker
+from bot.worktime import WorkCalendar
+from storage.db import make_engine, migrate, sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engine:
+    """Everything one process runs; channels are attached by the adapters."""
+
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    directory: Directory
+    cases: CaseService
+    conversations: ConversationService
+    sweeper: TimerSweeper
+    outbox: OutboxWorker
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def poke(self) -> None:
+        self.outbox.wake.set()
+        self.sweeper.wake.set()
+
+    async def start_workers(self) -> None:
+        self.tasks.append(asyncio.create_task(self.sweeper.run(self.stop)))
+        self.tasks.append(asyncio.create_task(self.outbox.run(self.stop)))
+        if isinstance(self.clock, FakeClock):
+            self.tasks.append(asyncio.create_task(self._follow_fake_clock(self.clock)))
+
+    async def _follow_fake_clock(self, clock: FakeClock) -> None:
+        while not self.stop.is_set():
+            await clock.moved.wait()
+            clock.moved.clear()
+            self.poke()
+
+    async def close(self) -> None:
+        self.stop.set()
+        self.poke()
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.db.dispose()
+
+
+def make_clock(settings: Settings) -> Clock:
+    if settings.fake_clock_start:
+        return FakeClock(datetime.fromisoformat(settings.fake_clock_start))
+    return SystemClock()
+
+
+async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
+                       channels: dict[str, Channel]) -> Engine:
+    """Migrate the database, sync the commune file, wire the services."""
+    db = make_engine(database_url)
+    await migrate(db)
+    sessions = sessionmaker(db)
+    async with sessions.begin() as s:
+        directory = await sync_commune(s, commune, clock.now())
+    calendar = WorkCalendar(*commune.working_hours)
+    escalation = Escalation(directory, calendar)
+    cases = CaseService(directory, escalation)
+    outbox = OutboxWorker(sessions, clock, channels)
+    sweeper = TimerSweeper(sessions, clock, escalation, on_sent=outbox.wake.set)
+    conversations = ConversationService(sessions, clock, directory, cases,
+                                        on_queued=outbox.wake.set)
+    return Engine(db, sessions, clock, directory, cases, conversations, sweeper, outbox)

@@ -1,0 +1,158 @@
+"""The commune configuration (TOML) and the process settings taken from the environment."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+DEMO_CONFIG = Path(__file__).parent / "demo_commune.toml"
+ROLES = ("citizen", "collaborator", "officer", "police", "leader", "admin")
+URGENCIES = ("EMERGENCY", "URGENT", "STANDARD")
+DEADLINE_STEPS = ("acknowledge", "initial_assessment", "detailed_assessment", "plan_drafted",
+                  "plan_approved", "review")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Duration:
+    """An amount of time in calendar minutes or in working minutes/days."""
+
+    amount: int
+    unit: str  # "m" calendar minutes, "wm" working minutes, "wd" working days
+
+    @classmethod
+    def parse(cls, raw: str) -> Duration:
+        raw = raw.strip().lower()
+        for suffix, unit, factor in (("wd", "wd", 1), ("wh", "wm", 60), ("m", "m", 1),
+                                     ("h", "m", 60), ("d", "m", 24 * 60)):
+            if raw.endswith(suffix) and raw[: -len(suffix)].isdigit():
+                return cls(int(raw[: -len(suffix)]) * factor, unit)
+        raise ConfigError(f"bad duration {raw!r}")
+
+
+@dataclass(frozen=True)
+class PersonConfig:
+    key: str
+    role: str
+    name: str
+    phone: str | None = None
+    village: str | None = None
+    on_duty: bool = False
+    tags: tuple[str, ...] = ()
+    language: str = "vi"
+    telegram_id: str | None = None
+    zalo_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    types: tuple[str, ...]
+    urgency: tuple[str, ...]
+    notify: tuple[str, ...]
+
+    def matches(self, types: tuple[str, ...], urgency: str) -> bool:
+        type_ok = "*" in self.types or any(t in self.types for t in types)
+        return type_ok and ("*" in self.urgency or urgency in self.urgency)
+
+
+@dataclass(frozen=True)
+class CommuneConfig:
+    key: str
+    name: str
+    code_prefix: str
+    officer_phone: str
+    trusted_addresses: tuple[str, ...]
+    working_hours: tuple[time, time]
+    villages: tuple[tuple[str, str], ...]
+    people: tuple[PersonConfig, ...]
+    rules: tuple[RoutingRule, ...]
+    police_types: frozenset[str]
+    tell_village_collaborator: bool
+    deadlines: Mapping[str, Mapping[str, Duration]]
+    levels: tuple[tuple[str, ...], ...]
+    reminders_at: tuple[float, ...] = field(default=(0.5, 0.9))
+
+
+def load_commune(path: Path) -> CommuneConfig:
+    with path.open("rb") as fh:
+        raw = tomllib.load(fh)
+    return parse_commune(raw)
+
+
+def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
+    c = raw["commune"]
+    villages = tuple((v["key"], v["name"]) for v in raw.get("villages", ()))
+    village_keys = {k for k, _ in villages}
+    people = []
+    for p in raw.get("people", ()):
+        if p["role"] not in ROLES:
+            raise ConfigError(f"person {p['key']}: unknown role {p['role']!r}")
+        if p.get("village") and p["village"] not in village_keys:
+            raise ConfigError(f"person {p['key']}: unknown village {p['village']!r}")
+        people.append(PersonConfig(
+            key=p["key"], role=p["role"], name=p.get("name", p["key"]), phone=p.get("phone"),
+            village=p.get("village"), on_duty=bool(p.get("on_duty", False)),
+            tags=tuple(p.get("tags", ())), language=p.get("language", "vi"),
+            telegram_id=str(p["telegram_id"]) if p.get("telegram_id") else None,
+            zalo_id=str(p["zalo_id"]) if p.get("zalo_id") else None,
+        ))
+    routing = raw.get("routing", {})
+    rules = tuple(RoutingRule(tuple(r.get("types", ["*"])), tuple(r.get("urgency", ["*"])),
+                              tuple(r["notify"])) for r in routing.get("rules", ()))
+    deadlines: dict[str, dict[str, Duration]] = {}
+    for step in DEADLINE_STEPS:
+        table = raw.get("deadlines", {}).get(step)
+        if table is None:
+            raise ConfigError(f"deadline table misses {step!r}")
+        deadlines[step] = {u: Duration.parse(table[u]) for u in URGENCIES}
+    start, end = c.get("working_hours", raw.get("commune", {}).get("working_hours",
+                                                                   ["07:30", "17:00"]))
+    esc = raw.get("escalation", {})
+    levels = tuple(tuple(level) for level in esc.get("levels", ()))
+    if not levels:
+        raise ConfigError("escalation needs at least one level")
+    return CommuneConfig(
+        key=c["key"], name=c["name"], code_prefix=c["code_prefix"],
+        officer_phone=c.get("officer_phone", ""),
+        trusted_addresses=tuple(c.get("trusted_addresses", ())),
+        working_hours=(time.fromisoformat(start), time.fromisoformat(end)),
+        villages=villages, people=tuple(people), rules=rules,
+        police_types=frozenset(routing.get("police_types", ())),
+        tell_village_collaborator=bool(routing.get("tell_village_collaborator", True)),
+        deadlines=deadlines, levels=levels,
+        reminders_at=tuple(esc.get("reminders_at", (0.5, 0.9))),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process settings from the environment (passed in, so tests need no monkeypatching)."""
+
+    config_path: Path
+    database_url: str
+    host: str
+    port: int
+    fake_clock_start: str | None
+    environ: Mapping[str, str]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        from storage.db import database_url
+
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            config_path=Path(env.get("SAFECHILD_CONFIG") or DEMO_CONFIG),
+            database_url=database_url(env),
+            host=env.get("SAFECHILD_HOST", "127.0.0.1"),
+            port=int(env.get("SAFECHILD_PORT", "8080")),
+            fake_clock_start=env.get("SAFECHILD_FAKE_CLOCK") or None,
+            environ=env,
+        )

@@ -1,0 +1,263 @@
+"""The pure flow engine: step(flows, state, input, ctx) -> (new state, effects) (flow layer).
+
+A flow is data: named steps, each with a prompt and an input handler. The engine owns what is
+common to every flow: commands, back, cancel, kind re-prompts on unexpected input. It does no
+I/O; the host saves the state and carries out the effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot.flows.vocabulary import Choice, Effect, Input, Reply, Submit, Text, say
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a flow may know about the person and the commune; built by the host."""
+
+    role: str = "citizen"
+    language: str = "vi"
+    villages: tuple[tuple[str, str], ...] = ()
+    own_village: str | None = None
+    team: tuple[tuple[str, str], ...] = ()
+    officer_phone: str = ""
+    trusted_addresses: tuple[str, ...] = ()
+    commune_name: str = ""
+    languages: tuple[str, ...] = ("vi", "en")
+    # Renders a label in the person's language so a typed answer can match a button.
+    translate: Callable[[Text], str] | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in {"officer", "police", "leader", "admin"}
+
+
+@dataclass(frozen=True)
+class State:
+    flow: str | None = None
+    step: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    history: tuple[str, ...] = ()
+    # A half-filled report set aside while the person asks for help or checks a status.
+    parked: Mapping[str, Any] | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self.flow is None
+
+    @property
+    def report_draft(self) -> State | None:
+        if self.flow == "report" and self.step not in (None, "resume"):
+            return replace(self, parked=None)
+        if self.parked:
+            return State.from_json(self.parked)
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"flow": self.flow, "step": self.step, "data": dict(self.data),
+                "history": list(self.history), "parked": self.parked}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any] | None) -> State:
+        if not raw:
+            return cls()
+        return cls(raw.get("flow"), raw.get("step"), dict(raw.get("data") or {}),
+                   tuple(raw.get("history") or ()), raw.get("parked"))
+
+
+@dataclass(frozen=True)
+class Go:
+    """Accept the input: merge `data`, say `replies`, move to `next` (None ends the flow)."""
+
+    next: str | None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    effects: tuple[Effect, ...] = ()
+    remember: bool = True
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Refuse the input kindly: say why, then ask the same question again."""
+
+    reason: Text
+
+
+Outcome = Go | Retry
+Prompt = Callable[[State, Context], Reply]
+Handler = Callable[[Input, State, Context], Outcome]
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    prompt: Prompt
+    handle: Handler
+    nexts: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: str
+    first: str
+    steps: Mapping[str, Step]
+    # Computes the starting data, e.g. a pre-filled village for a collaborator.
+    start_data: Callable[[Context, Mapping[str, Any]], Mapping[str, Any]] | None = None
+    first_step: Callable[[Mapping[str, Any], Context], str] | None = None
+
+    def validate(self) -> None:
+        if self.first not in self.steps:
+            raise ValueError(f"flow {self.id}: first step {self.first!r} is missing")
+        for step in self.steps.values():
+            for nxt in step.nexts:
+                if nxt not in self.steps:
+                    raise ValueError(f"flow {self.id}: step {step.id} goes to unknown {nxt!r}")
+
+
+class FlowBook:
+    """All flows by id, validated once when loaded."""
+
+    def __init__(self, flows: list[Flow]) -> None:
+        self.flows = {f.id: f for f in flows}
+        for f in flows:
+            f.validate()
+
+    def __getitem__(self, flow_id: str) -> Flow:
+        return self.flows[flow_id]
+
+
+BACK = Choice("back", Text("button.back"))
+CANCEL = Choice("cancel", Text("button.cancel"))
+COMMAND_FLOWS = {"help": "help", "status": "status", "lang": "language", "report": "report"}
+MENU_FLOWS = {"menu:report": "report", "menu:help": "help", "menu:status": "status",
+              "menu:lang": "language"}
+
+
+def main_menu(ctx: Context, *lead: Text) -> Reply:
+    return Reply(
+        (*lead, Text("menu.prompt")),
+        (
+            Choice("menu:report", Text("menu.report")),
+            Choice("menu:help", Text("menu.help")),
+            Choice("menu:status", Text("menu.status")),
+            Choice("menu:lang", Text("menu.lang")),
+        ),
+    )
+
+
+def start(book: FlowBook, flow_id: str, ctx: Context, data: Mapping[str, Any] | None = None,
+          current: State | None = None) -> tuple[State, list[Effect]]:
+    """Start a flow; a report draft in progress is kept aside, or offered for resuming."""
+    draft = current.report_draft if current else None
+    if flow_id == "report" and draft is not None:
+        resumed = State("report", "resume", {**draft.data, "resume_to": draft.step},
+                        draft.history)
+        return resumed, [prompt_of(book, resumed, ctx)]
+    flow = book[flow_id]
+    base = dict(data or {})
+    if flow.start_data:
+        base.update(flow.start_data(ctx, base))
+    first = flow.first_step(base, ctx) if flow.first_step else flow.first
+    parked = draft.to_json() if draft is not None else None
+    state = State(flow_id, first, base, (), parked)
+    return state, [flow.steps[first].prompt(state, ctx)]
+
+
+def prompt_of(book: FlowBook, state: State, ctx: Context) -> Reply:
+    assert state.flow and state.step
+    return book[state.flow].steps[state.step].prompt(state, ctx)
+
+
+def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State, list[Effect]]:
+    """Advance the conversation by one input."""
+    if inp.kind == "command":
+        return _on_command(book, state, inp, ctx)
+    if inp.kind == "choice" and inp.choice == "cancel":
+        return _cancel(state, ctx)
+    if inp.kind == "choice" and inp.choice in MENU_FLOWS:
+        return start(book, MENU_FLOWS[inp.choice], ctx, current=state)
+    if state.idle or state.flow not in book.flows or state.step not in book[state.flow].steps:
+        return _idle(state, inp, ctx)
+    if inp.kind == "choice" and inp.choice == "back":
+        return _back(book, state, ctx)
+    flow = book[state.flow]
+    current = flow.steps[state.step]
+    outcome = current.handle(inp, state, ctx)
+    if isinstance(outcome, Retry):
+        return state, [Reply((outcome.reason,)), current.prompt(state, ctx)]
+    data = {**state.data, **outcome.data}
+    effects: list[Effect] = list(outcome.effects)
+    if outcome.next is None:
+        after = State(parked=state.parked)
+        if after.parked:
+            effects.append(_offer_resume())
+        return after, effects
+    history = (*state.history, state.step) if outcome.remember else state.history
+    new_state = State(state.flow, outcome.next, data, history)
+    effects.append(flow.steps[outcome.next].prompt(new_state, ctx))
+    return new_state, effects
+
+
+def _on_command(book: FlowBook, state: State, inp: Input,
+                ctx: Context) -> tuple[State, list[Effect]]:
+    cmd = inp.command
+    if cmd == "cancel":
+        return _cancel(state, ctx)
+    if cmd == "start":
+        if state.report_draft is not None:
+            return start(book, "report", ctx, current=state)
+        return State(), [main_menu(ctx, Text("welcome", {"commune": ctx.commune_name}))]
+    if cmd in COMMAND_FLOWS:
+        return start(book, COMMAND_FLOWS[cmd], ctx, current=state)
+    reprompt = prompt_of(book, state, ctx) if not state.idle else main_menu(ctx)
+    return state, [Reply((Text("error.unknown_command", {"command": cmd[:32]}),)), reprompt]
+
+
+def _idle(state: State, inp: Input, ctx: Context) -> tuple[State, list[Effect]]:
+    return State(parked=state.parked), [main_menu(ctx, Text("error.not_understood"))]
+
+
+def _offer_resume() -> Reply:
+    return Reply((Text("report.draft_waiting"),), (Choice("menu:report", Text("menu.resume")),))
+
+
+def _cancel(state: State, ctx: Context) -> tuple[State, list[Effect]]:
+    if state.idle and not state.parked:
+        return State(), [main_menu(ctx)]
+    if state.flow not in (None, "report") and state.parked:
+        # Leaving help or status keeps the report draft that was set aside.
+        return State(parked=state.parked), [main_menu(ctx, Text("flow.cancelled")),
+                                            _offer_resume()]
+    return State(), [main_menu(ctx, Text("flow.cancelled"))]
+
+
+def _back(book: FlowBook, state: State, ctx: Context) -> tuple[State, list[Effect]]:
+    if not state.history:
+        return state, [prompt_of(book, state, ctx)]
+    previous = state.history[-1]
+    new_state = replace(state, step=previous, history=state.history[:-1])
+    return new_state, [prompt_of(book, new_state, ctx)]
+
+
+__all__ = ["BACK", "CANCEL", "Context", "Flow", "FlowBook", "Go", "Retry", "State", "Step",
+           "Submit", "main_menu", "pick", "say", "start", "step"]
+
+
+def pick(inp: Input, options: tuple[Choice, ...], ctx: Context) -> str | None:
+    """The option the person chose: a tapped button, its number, or its label typed out."""
+    ids = {c.id for c in options}
+    if inp.kind == "choice":
+        return inp.choice if inp.choice in ids else None
+    if inp.kind != "text":
+        return None
+    typed = inp.text.strip().casefold()
+    if typed.isdigit():
+        index = int(typed) - 1
+        return options[index].id if 0 <= index < len(options) else None
+    if ctx.translate is not None:
+        for option in options:
+            if ctx.translate(option.label).strip().casefold() == typed:
+                return option.id
+    return None

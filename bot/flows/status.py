@@ -1,0 +1,40 @@
+"""Status lookup by case code, and the language switch."""
+
+from __future__ import annotations
+
+import re
+
+from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
+from bot.flows.steps import ask_text, choose
+from bot.flows.vocabulary import Choice, Input, Reply, SetLanguage, Submit, Text
+
+CODE_RE = re.compile(r"^[A-Z]{1,6}-\d{4}-\d{1,6}$")
+
+
+def normalise_code(raw: str) -> str | None:
+    code = re.sub(r"\s+", "", raw).upper()
+    return code if CODE_RE.match(code) else None
+
+
+def on_code(inp: Input, state: State, ctx: Context) -> Outcome:
+    code = normalise_code(inp.text) if inp.kind == "text" else None
+    if code is None:
+        return Retry(Text("status.bad_code"))
+    return Go(None, effects=(Submit("status", {"code": code}),))
+
+
+STATUS = Flow("status", first="code", steps={
+    "code": ask_text("code", "status.prompt", on_code),
+})
+
+LANGUAGE_OPTIONS = (Choice("lang:vi", Text("language.vi")), Choice("lang:en", Text("language.en")))
+
+
+def on_language(picked: str, state: State, ctx: Context) -> Outcome:
+    language = picked.split(":", 1)[1]
+    return Go(None, effects=(SetLanguage(language), Reply((Text("language.changed"),))))
+
+
+LANGUAGE = Flow("language", first="pick", steps={
+    "pick": choose("pick", "language.prompt", LANGUAGE_OPTIONS, on_language),
+})

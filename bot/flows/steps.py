@@ -1,0 +1,94 @@
+"""Step builders that make flows read as data: a question, its options, where each leads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot.flows.engine import BACK, CANCEL, Context, Go, Outcome, Retry, State, Step, pick
+from bot.flows.vocabulary import Choice, Input, Reply, RequestKind, Text
+
+Options = tuple[Choice, ...] | Callable[[State, Context], tuple[Choice, ...]]
+ParamsFn = Callable[[State, Context], dict[str, Any]]
+
+
+def options_of(options: Options, state: State, ctx: Context) -> tuple[Choice, ...]:
+    return options(state, ctx) if callable(options) else options
+
+
+def nav(state: State) -> tuple[Choice, ...]:
+    return (BACK, CANCEL) if state.history else (CANCEL,)
+
+
+def choose(
+    step_id: str,
+    prompt: str,
+    options: Options,
+    then: Callable[[str, State, Context], Outcome],
+    nexts: frozenset[str] = frozenset(),
+    params: ParamsFn | None = None,
+    other: Callable[[Input, State, Context], Outcome | None] | None = None,
+    request: RequestKind | None = None,
+) -> Step:
+    """A question answered by one of `options`; `other` may accept non-button input."""
+
+    def ask(state: State, ctx: Context) -> Reply:
+        extra = params(state, ctx) if params else {}
+        return Reply((Text(prompt, extra),), options_of(options, state, ctx) + nav(state),
+                     request)
+
+    def handle(inp: Input, state: State, ctx: Context) -> Outcome:
+        picked = pick(inp, options_of(options, state, ctx), ctx)
+        if picked is not None:
+            return then(picked, state, ctx)
+        if other is not None:
+            outcome = other(inp, state, ctx)
+            if outcome is not None:
+                return outcome
+        if inp.kind == "choice":
+            return Retry(Text("error.stale_button"))
+        return Retry(Text("error.use_buttons"))
+
+    return Step(step_id, ask, handle, nexts)
+
+
+def store(key: str, nxt: str, transform: Callable[[str], Any] | None = None
+          ) -> Callable[[str, State, Context], Outcome]:
+    """Save the picked option (without its `prefix:`) under `key`, then go to `nxt`."""
+
+    def then(picked: str, state: State, ctx: Context) -> Outcome:
+        value = picked.split(":", 1)[1] if ":" in picked else picked
+        return Go(nxt, {key: transform(value) if transform else value})
+
+    return then
+
+
+def ask_text(
+    step_id: str,
+    prompt: str,
+    accept: Callable[[Input, State, Context], Outcome],
+    nexts: frozenset[str] = frozenset(),
+    options: Options = (),
+    params: ParamsFn | None = None,
+    request: RequestKind | None = None,
+) -> Step:
+    """A question answered in words (or media); `options` such as skip stay available."""
+
+    def ask(state: State, ctx: Context) -> Reply:
+        extra = params(state, ctx) if params else {}
+        return Reply((Text(prompt, extra),), options_of(options, state, ctx) + nav(state),
+                     request)
+
+    def handle(inp: Input, state: State, ctx: Context) -> Outcome:
+        if inp.kind == "choice" and inp.choice not in {
+            c.id for c in options_of(options, state, ctx)
+        }:
+            return Retry(Text("error.stale_button"))
+        return accept(inp, state, ctx)
+
+    return Step(step_id, ask, handle, nexts)
+
+
+def meaningful(text: str, minimum: int = 3) -> bool:
+    """True when the text carries at least `minimum` letters or digits (not just emoji)."""
+    return sum(ch.isalnum() for ch in text) >= minimum

@@ -1,0 +1,120 @@
+"""The words flows and channels share: inputs in, replies and effects out (flow layer)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+InputKind = Literal["text", "choice", "location", "contact", "photo", "voice", "command", "other"]
+RequestKind = Literal["location", "contact", "photo"]
+
+
+@dataclass(frozen=True)
+class Text:
+    """A translatable message: a catalog id plus parameters (which may be Texts themselves)."""
+
+    id: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "params": {k: _param_to_json(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Text:
+        return cls(raw["id"], {k: _param_from_json(v) for k, v in raw.get("params", {}).items()})
+
+
+def _param_to_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, Text):
+        return {"$text": value.to_json()}
+    if isinstance(value, list | tuple):
+        return [_param_to_json(v) for v in value]
+    return value
+
+
+def _param_from_json(value: Any) -> Any:
+    if isinstance(value, dict) and "$dt" in value:
+        return datetime.fromisoformat(value["$dt"])
+    if isinstance(value, dict) and "$text" in value:
+        return Text.from_json(value["$text"])
+    if isinstance(value, list):
+        return [_param_from_json(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A button: a stable id (callback data, Zalo payload) and a translatable label."""
+
+    id: str
+    label: Text
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One outbound message: texts joined as paragraphs, optional buttons and a request."""
+
+    texts: tuple[Text, ...]
+    choices: tuple[Choice, ...] = ()
+    request: RequestKind | None = None
+    # Numbers a channel may render as call buttons (Zalo oa.open.phone); text elsewhere.
+    phones: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "texts": [t.to_json() for t in self.texts],
+            "choices": [{"id": c.id, "label": c.label.to_json()} for c in self.choices],
+            "request": self.request,
+            "phones": list(self.phones),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Reply:
+        return cls(
+            texts=tuple(Text.from_json(t) for t in raw["texts"]),
+            choices=tuple(
+                Choice(c["id"], Text.from_json(c["label"])) for c in raw.get("choices", ())
+            ),
+            request=raw.get("request"),
+            phones=tuple(raw.get("phones", ())),
+        )
+
+
+def say(msgid: str, *, choices: tuple[Choice, ...] = (), request: RequestKind | None = None,
+        phones: tuple[str, ...] = (), **params: Any) -> Reply:
+    return Reply((Text(msgid, params),), choices, request, phones)
+
+
+@dataclass(frozen=True)
+class Input:
+    """What a person sent, already stripped of everything channel-specific."""
+
+    kind: InputKind
+    text: str = ""
+    choice: str = ""
+    command: str = ""
+    args: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    phone: str = ""
+    file_ref: str = ""
+
+
+@dataclass(frozen=True)
+class Submit:
+    """An effect: the host must carry out an action (open a case, acknowledge, ...)."""
+
+    action: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    language: str
+
+
+Effect = Reply | Submit | SetLanguage

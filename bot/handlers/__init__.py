@@ -1,0 +1,1 @@
+"""Channel adapters: they translate between a channel and the engine, nothing more."""

@@ -1,0 +1,160 @@
+"""The web simulator: demo phones in a browser, talking to the real engine (channel adapter).
+
+Inbound: POST /api/phones/{key}/send turns a tap or a typed line into an InboundEvent.
+Outbound: the `web` channel renders outbox rows into the simulator's chat log.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import i18n
+from bot.app import Engine
+from bot.clock import FakeClock
+from bot.flows.vocabulary import Input
+from bot.services.conversation import InboundEvent
+from bot.services.outbox import Delivery
+from storage import repo
+from storage.models import SimMessage
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+DEMO_PHONES = ("citizen", "collaborator", "officer", "police", "leader")
+MAX_INPUT = 50_000
+ENGINE_KEY = web.AppKey("engine", Engine)
+
+
+def rendered(delivery: Delivery) -> dict[str, Any]:
+    """The message as a phone shows it, in the recipient's language."""
+    lang = delivery.language
+    reply = delivery.reply
+    return {
+        "text": "\n\n".join(i18n.render(t, lang) for t in reply.texts),
+        "choices": [{"id": c.id, "label": i18n.render(c.label, lang)} for c in reply.choices],
+        "request": reply.request,
+        "phones": list(reply.phones),
+        "kind": delivery.kind,
+    }
+
+
+class WebChannel:
+    """Delivery to a simulator phone is a row in its chat log, written in the same
+    transaction that marks the outbox row sent, so it happens exactly once."""
+
+    name = "web"
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    async def deliver(self, session: AsyncSession, delivery: Delivery) -> str | None:
+        msg = SimMessage(address=delivery.address, direction="out", payload=rendered(delivery),
+                         created_at=self.clock.now())
+        session.add(msg)
+        await session.flush()
+        return str(msg.id)
+
+
+def parse_input(body: dict[str, Any]) -> Input:
+    kind = body.get("kind", "text")
+    if kind == "text":
+        text = str(body.get("text", ""))[:MAX_INPUT]
+        if text.startswith("/") and len(text) > 1:
+            command, _, args = text[1:].partition(" ")
+            return Input("command", command=command.split("@")[0].lower()[:32], args=args)
+        return Input("text", text=text)
+    if kind == "choice":
+        return Input("choice", choice=str(body.get("choice", ""))[:128])
+    if kind == "location":
+        return Input("location", latitude=float(body["latitude"]),
+                     longitude=float(body["longitude"]))
+    if kind == "contact":
+        return Input("contact", phone=str(body.get("phone", ""))[:32])
+    if kind in ("photo", "voice"):
+        return Input(kind, file_ref=str(body.get("file_ref", ""))[:200])
+    return Input("other")
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "simulator.html")
+
+
+async def phones(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    async with engine.sessions() as s:
+        people = await repo.people_of(s, engine.directory.commune_id)
+    listed = [{"key": p.key, "name": p.name, "role": p.role, "phone": p.phone or ""}
+              for p in people]
+    listed.sort(key=lambda p: DEMO_PHONES.index(p["key"]) if p["key"] in DEMO_PHONES else 99)
+    return web.json_response({"phones": listed, "demo": list(DEMO_PHONES),
+                              "fake_clock": isinstance(engine.clock, FakeClock),
+                              "now": engine.clock.now().isoformat()})
+
+
+async def send(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    key = request.match_info["key"]
+    try:
+        body = await request.json()
+        inp = parse_input(body)
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"error": "bad request"}, status=400)
+    async with engine.sessions.begin() as s:
+        if await repo.identity(s, "web", key) is None:
+            return web.json_response({"error": "unknown phone"}, status=404)
+        s.add(SimMessage(address=key, direction="in", payload={
+            "kind": inp.kind, "text": inp.text or (f"/{inp.command}" if inp.command else ""),
+            "choice": inp.choice, "latitude": inp.latitude, "longitude": inp.longitude,
+            "phone": inp.phone, "file_ref": inp.file_ref}, created_at=engine.clock.now()))
+    msg_id = body.get("id")
+    event = InboundEvent("web", key, inp, key=f"web:{key}:{msg_id}" if msg_id else None)
+    handled = await engine.conversations.handle(event)
+    # Deliver at once so the phone (and a test) sees the answer without waiting for a sweep.
+    while await engine.outbox.deliver_due():
+        pass
+    return web.json_response({"ok": True, "duplicate": not handled})
+
+
+async def messages(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    after = int(request.query.get("after", "0"))
+    async with engine.sessions() as s:
+        rows = await repo.sim_messages(s, request.match_info["key"], after)
+    return web.json_response({"messages": [
+        {"id": m.id, "direction": m.direction, **m.payload} for m in rows]})
+
+
+async def clock(request: web.Request) -> web.Response:
+    """Move the demo clock (only when the process runs on a fake clock): trainers show
+    escalation without waiting, tests move time instead of sleeping."""
+    engine = request.app[ENGINE_KEY]
+    if not isinstance(engine.clock, FakeClock):
+        return web.json_response({"error": "clock is real"}, status=409)
+    body = await request.json()
+    engine.clock.advance(timedelta(minutes=float(body.get("minutes", 0))))
+    while await engine.sweeper.fire_due():
+        pass
+    while await engine.outbox.deliver_due():
+        pass
+    return web.json_response({"now": engine.clock.now().isoformat()})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+def make_app(engine: Engine) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[ENGINE_KEY] = engine
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/api/phones", phones)
+    app.router.add_post("/api/phones/{key}/send", send)
+    app.router.add_get("/api/phones/{key}/messages", messages)
+    app.router.add_post("/api/clock", clock)
+    return app

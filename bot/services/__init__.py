@@ -1,0 +1,1 @@
+"""Domain services: routing, cases, deadlines and escalation, outbox, conversations."""

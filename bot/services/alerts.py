@@ -1,0 +1,85 @@
+"""What the case team, the village collaborator and the reporter are told (as Replies)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.flows.vocabulary import Choice, Reply, Text
+from storage.models import Case, CaseDeadline
+
+ALERT_DESCRIPTION_MAX = 1500
+ACTIONS = ("ack", "ask", "handover", "assess", "progress", "close")
+FOLLOW_UP = ("assess", "progress", "ask", "handover", "close")
+
+
+def action_choices(case_id: int, actions: Sequence[str]) -> tuple[Choice, ...]:
+    return tuple(Choice(f"case:{a}:{case_id}", Text(f"case.button.{a}")) for a in actions)
+
+
+def place_of(case: Case, village_name: str | None) -> str | Text:
+    if village_name:
+        return village_name
+    if case.latitude is not None and case.longitude is not None:
+        return Text("alert.place.map", {"lat": f"{case.latitude:.5f}",
+                                        "lon": f"{case.longitude:.5f}"})
+    return case.location_text or Text("report.not_given")
+
+
+def case_details(case: Case, village_name: str | None, deadlines: Sequence[CaseDeadline],
+                 attachment_count: int) -> tuple[Text, ...]:
+    description = case.description or ""
+    if len(description) > ALERT_DESCRIPTION_MAX:
+        description = description[:ALERT_DESCRIPTION_MAX] + "…"
+    texts = [
+        Text("alert.details", {
+            "code": case.code,
+            "urgency": Text(f"urgency.{case.urgency}"),
+            "types": [Text(f"case_type.{t}") for t in case.types.split(",") if t],
+            "place": place_of(case, village_name),
+            "age": Text(f"age.{case.age_band}"),
+            "sex": Text(f"sex.{case.sex}"),
+            "count": case.child_count,
+            "name": case.child_name or Text("report.not_given"),
+        }),
+        Text("alert.description", {"description": description or Text("report.voice_note")}),
+    ]
+    if attachment_count:
+        texts.append(Text("alert.attachments", {"count": attachment_count}))
+    open_deadlines = [d for d in deadlines if d.met_at is None]
+    if open_deadlines:
+        texts.append(Text("alert.deadlines", {"lines": [
+            Text("alert.deadline_line", {"step": Text(f"step.{d.step}"), "due": d.due_at})
+            for d in open_deadlines[:3]]}))
+    if case.reporter_anonymous:
+        texts.append(Text("alert.reporter_anonymous"))
+    else:
+        texts.append(Text("alert.reporter_contact", {"phone": case.reporter_phone or "-"}))
+    return tuple(texts)
+
+
+def team_alert(case: Case, details: tuple[Text, ...], level: int, step: str | None = None
+               ) -> Reply:
+    lead = (Text("alert.new", {"code": case.code}) if step is None else
+            Text("alert.escalated", {"code": case.code, "level": level,
+                                     "step": Text(f"step.{step}")}))
+    actions = ACTIONS if case.assignee_id is None else FOLLOW_UP
+    return Reply((lead, *details), action_choices(case.id, actions))
+
+
+def village_notice(case: Case, village_name: str) -> Reply:
+    return Reply((Text("alert.village_notice", {"code": case.code, "village": village_name}),))
+
+
+def reminder(case: Case, step: str, due: datetime) -> Reply:
+    return Reply((Text("reminder.deadline", {"code": case.code, "step": Text(f"step.{step}"),
+                                             "due": due}),),
+                 action_choices(case.id, ("ack",) if case.assignee_id is None else FOLLOW_UP))
+
+
+def coarse_status(case: Case) -> str:
+    if case.status == "closed":
+        return "closed"
+    if case.status in ("new",):
+        return "received"
+    return "handling"

@@ -1,0 +1,214 @@
+"""The conversation service: one inbound event in, one transaction, replies in the outbox.
+
+Every channel adapter normalises what arrives into an InboundEvent and calls `handle`. The
+service deduplicates, finds the person, steps the flow, carries out the flow's effects and
+saves the new state, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import i18n
+from bot.clock import Clock
+from bot.flows import engine
+from bot.flows.book import FLOWS
+from bot.flows.vocabulary import Effect, Input, Reply, SetLanguage, Submit, Text
+from bot.services.cases import STAFF, CaseService, say
+from bot.services.directory import Directory
+from bot.services.outbox import enqueue
+from storage import repo
+from storage.models import Case, Person
+
+log = logging.getLogger(__name__)
+DRAFT_TTL = timedelta(hours=24)
+CASE_FLOWS = {"ask": "ask", "handover": "handover", "assess": "assess", "progress": "progress",
+              "close": "close"}
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """Anything a person sent, on any channel, in one shape."""
+
+    channel: str
+    sender: str
+    input: Input
+    key: str | None = None
+
+
+class _LostRace(Exception):
+    """Another worker changed this conversation first; the event is handled again."""
+
+
+class ConversationService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock,
+                 directory: Directory, cases: CaseService,
+                 on_queued: Callable[[], None] | None = None) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.directory = directory
+        self.cases = cases
+        self.on_queued = on_queued
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def handle(self, event: InboundEvent) -> bool:
+        """Process one event; False if it was a redelivery and changed nothing."""
+        lock_key = (event.channel, event.sender)
+        lock = self._locks.setdefault(lock_key, asyncio.Lock())
+        try:
+            async with lock:
+                for _attempt in range(5):
+                    try:
+                        async with self.sessions.begin() as s:
+                            handled = await self._handle(s, event)
+                        break
+                    except _LostRace:
+                        continue
+                else:
+                    raise RuntimeError("conversation kept changing under us")
+        finally:
+            if not lock.locked():
+                self._locks.pop(lock_key, None)
+        if handled and self.on_queued:
+            self.on_queued()
+        return handled
+
+    async def _handle(self, s: AsyncSession, event: InboundEvent) -> bool:
+        now = self.clock.now()
+        if event.key and not await repo.remember_inbound(s, event.key, now):
+            log.info("duplicate inbound %s ignored", event.key)
+            return False
+        person = await self._person(s, event, now)
+        conv = await repo.conversation(s, person.id)
+        state = engine.State.from_json(conv.state if conv else None)
+        if conv is not None and now - conv.updated_at > DRAFT_TTL:
+            state = engine.State()
+        ctx = await self._context(s, person)
+        inp = event.input
+        if inp.kind == "choice" and inp.choice.startswith("case:"):
+            new_state, effects = await self._case_button(s, person, state, ctx, inp, now)
+        else:
+            new_state, effects = engine.step(FLOWS, state, inp, ctx)
+        await self._apply(s, person, event.channel, effects, now)
+        if new_state != state or conv is None:
+            saved = await repo.save_conversation(s, person.id, new_state.to_json(),
+                                                 conv.version if conv else None, now)
+            if not saved:
+                raise _LostRace
+        log.info("inbound channel=%s person=%s kind=%s flow=%s step=%s", event.channel,
+                 person.id, inp.kind, new_state.flow, new_state.step)
+        return True
+
+    async def _person(self, s: AsyncSession, event: InboundEvent, now: datetime) -> Person:
+        ident = await repo.identity(s, event.channel, event.sender)
+        if ident is None:
+            person = await repo.add_person(s, commune_id=self.directory.commune_id, key=None,
+                                           role="citizen", name="", language="vi",
+                                           created_at=now)
+            await repo.bind_identity(s, person.id, event.channel, event.sender)
+            ident = await repo.identity(s, event.channel, event.sender)
+        assert ident is not None
+        ident.last_seen_at = now
+        ident.unreachable_at = None
+        found = await repo.person(s, ident.person_id)
+        assert found is not None
+        return found
+
+    async def _context(self, s: AsyncSession, person: Person) -> engine.Context:
+        cfg = self.directory.config
+        team: tuple[tuple[str, str], ...] = ()
+        if person.role in STAFF:
+            people = await repo.people_of(s, self.directory.commune_id)
+            team = tuple((str(p.id), p.name) for p in people
+                         if p.role in ("officer", "police") and p.id != person.id)
+        language = person.language
+
+        def translate(text: Text) -> str:
+            return i18n.render(text, language)
+
+        return engine.Context(
+            role=person.role, language=language, villages=cfg.villages,
+            own_village=self.directory.village_key(person.village_id), team=team,
+            officer_phone=cfg.officer_phone, trusted_addresses=cfg.trusted_addresses,
+            commune_name=cfg.name, translate=translate,
+        )
+
+    async def _case_button(self, s: AsyncSession, person: Person, state: engine.State,
+                           ctx: engine.Context, inp: Input, now: datetime
+                           ) -> tuple[engine.State, list[Effect]]:
+        """An alert's button: decide from the database, never from the button, who may act."""
+        _, action, raw_id = [*inp.choice.split(":"), "", ""][:3]
+        case = await repo.case_by_id(s, int(raw_id)) if raw_id.isdigit() else None
+        if case is None or case.commune_id != self.directory.commune_id:
+            return state, [say("error.stale_button")]
+        if action == "reply":
+            if case.reporter_id != person.id:
+                return state, [say("case.not_allowed")]
+            return engine.start(FLOWS, "answer", ctx, {"case_id": case.id, "code": case.code},
+                                current=state)
+        if not await self.cases.team_member(s, case, person):
+            await repo.audit(s, case.id, person.id, "refused", now, action=action[:16])
+            return state, [say("case.not_allowed")]
+        await repo.audit(s, case.id, person.id, "viewed", now, action=action[:16])
+        if action == "ack":
+            return state, list(await self.cases.acknowledge(s, case, person, now))
+        if action in CASE_FLOWS:
+            if case.status == "closed":
+                return state, [say("case.already_closed", code=case.code)]
+            return engine.start(FLOWS, CASE_FLOWS[action], ctx,
+                                {"case_id": case.id, "code": case.code}, current=state)
+        return state, [say("error.stale_button")]
+
+    async def _apply(self, s: AsyncSession, person: Person, channel: str,
+                     effects: list[Effect], now: datetime) -> None:
+        for effect in effects:
+            if isinstance(effect, SetLanguage):
+                if effect.language in i18n.available_locales():
+                    person.language = effect.language
+                continue
+            replies = [effect] if isinstance(effect, Reply) else await self._submit(
+                s, person, channel, effect, now)
+            for reply in replies:
+                await enqueue(s, person, reply, now, channel=channel)
+
+    async def _submit(self, s: AsyncSession, person: Person, channel: str, effect: Submit,
+                      now: datetime) -> list[Reply]:
+        data: dict[str, Any] = dict(effect.data)
+        if effect.action == "report":
+            case = await self.cases.open_case(s, person, channel, data, now)
+            return [self.cases.confirmation(case)]
+        if effect.action == "status":
+            return await self.cases.status(s, data["code"], person, now)
+        case = await repo.case_by_id(s, int(data.get("case_id", 0)))
+        if case is None:
+            return [say("error.stale_button")]
+        if effect.action == "answer":
+            if case.reporter_id != person.id:
+                return [say("case.not_allowed")]
+            return await self.cases.reporter_answer(s, case, person, data["answer"], now)
+        if not await self.cases.team_member(s, case, person):
+            return [say("case.not_allowed")]
+        return await self._team_action(s, case, person, effect.action, data, now)
+
+    async def _team_action(self, s: AsyncSession, case: Case, person: Person, action: str,
+                           data: dict[str, Any], now: datetime) -> list[Reply]:
+        if case.status == "closed":
+            return [say("case.already_closed", code=case.code)]
+        if action == "ask":
+            return await self.cases.ask_reporter(s, case, person, data["question"], now)
+        if action == "handover":
+            return await self.cases.hand_over(s, case, person, int(data["value"]), now)
+        if action == "assess":
+            return await self.cases.assess(s, case, person, data, now)
+        if action == "progress":
+            return await self.cases.progress(s, case, person, data["value"], now)
+        if action == "close":
+            return await self.cases.close(s, case, person, data["value"], now)
+        return [say("error.stale_button")]

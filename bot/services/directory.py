@@ -1,0 +1,67 @@
+"""The commune as the database knows it: config synced at start, then looked up by id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import CommuneConfig
+from storage import repo
+from storage.models import Person
+
+
+@dataclass
+class Directory:
+    """Ids of the commune's villages and configured people, loaded once per process."""
+
+    config: CommuneConfig
+    commune_id: int
+    village_ids: dict[str, int]
+    village_names: dict[int, str]
+
+    def village_key(self, village_id: int | None) -> str | None:
+        for key, vid in self.village_ids.items():
+            if vid == village_id:
+                return key
+        return None
+
+
+async def sync_commune(s: AsyncSession, cfg: CommuneConfig, now_: datetime) -> Directory:
+    """Write the commune file into the database (idempotent) and return the directory."""
+    commune = await repo.upsert_commune(s, cfg.key, cfg.name, cfg.code_prefix)
+    village_ids: dict[str, int] = {}
+    for key, name in cfg.villages:
+        village_ids[key] = (await repo.upsert_village(s, commune.id, key, name)).id
+    for pc in cfg.people:
+        person = await repo.person_by_key(s, commune.id, pc.key)
+        fields = dict(role=pc.role, name=pc.name, phone=pc.phone,
+                      village_id=village_ids.get(pc.village) if pc.village else None,
+                      on_duty=pc.on_duty, tags=",".join(pc.tags))
+        if person is None:
+            person = await repo.add_person(s, commune_id=commune.id, key=pc.key,
+                                           language=pc.language, created_at=now_, **fields)
+        else:
+            for k, v in fields.items():
+                setattr(person, k, v)
+        # Every configured person has a phone in the web simulator, keyed by their config key.
+        await repo.bind_identity(s, person.id, "web", pc.key)
+        if pc.telegram_id:
+            await repo.bind_identity(s, person.id, "telegram", pc.telegram_id)
+        if pc.zalo_id:
+            await repo.bind_identity(s, person.id, "zalo", pc.zalo_id)
+    await s.flush()
+    return Directory(cfg, commune.id, village_ids,
+                     {village_ids[k]: name for k, name in cfg.villages})
+
+
+def matches(person: Person, selector: str) -> bool:
+    """Selectors: `role`, `role@duty` (on duty), `role#tag` (carries the tag)."""
+    role, _, rest = selector.partition("@")
+    role, _, tag = role.partition("#")
+    if person.role != role:
+        return False
+    if rest == "duty" and not person.on_duty:
+        return False
+    return not tag or tag in person.tags.split(",")

@@ -1,0 +1,189 @@
+"""Deadlines, reminders and escalation. Timers are rows; a sweep claims due ones with a
+lease and fires each once; a timer set for an older deadline version does nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.services import alerts
+from bot.services.directory import Directory
+from bot.services.outbox import enqueue
+from bot.services.routing import level_recipients
+from bot.worktime import WorkCalendar
+from storage import repo
+from storage.models import Case, CaseDeadline, CaseRecipient, Timer
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(seconds=120)
+# Which step each milestone meets; the assessment and acknowledgement have their own actions.
+OPEN_STEPS = ("acknowledge", "initial_assessment", "detailed_assessment", "plan_drafted",
+              "review")
+
+
+class Escalation:
+    def __init__(self, directory: Directory, calendar: WorkCalendar) -> None:
+        self.directory = directory
+        self.calendar = calendar
+
+    def due(self, step: str, urgency: str, start: datetime) -> datetime:
+        return self.calendar.add(start, self.directory.config.deadlines[step][urgency])
+
+    async def arm(self, s: AsyncSession, case: Case, step: str, start: datetime) -> CaseDeadline:
+        """Set (or reset) one deadline of a case, with its reminders and escalation timer."""
+        due = self.due(step, case.urgency, start)
+        existing = await repo.deadline(s, case.id, step)
+        if existing is None:
+            dl = await repo.add(s, CaseDeadline(case_id=case.id, step=step, started_at=start,
+                                                due_at=due, version=1))
+        else:
+            dl = existing
+            dl.started_at, dl.due_at, dl.met_at = start, due, None
+            dl.version += 1
+            await s.flush()
+        span = due - start
+        for seq, fraction in enumerate(self.directory.config.reminders_at):
+            s.add(Timer(deadline_id=dl.id, kind=f"remind{dl.version}", seq=seq,
+                        fire_at=start + span * fraction, deadline_version=dl.version))
+        s.add(Timer(deadline_id=dl.id, kind=f"escalate{dl.version}", seq=0, fire_at=due,
+                    deadline_version=dl.version))
+        await s.flush()
+        return dl
+
+    async def meet(self, s: AsyncSession, case_id: int, step: str, now: datetime) -> bool:
+        dl = await repo.deadline(s, case_id, step)
+        if dl is None or dl.met_at is not None:
+            return False
+        dl.met_at = now
+        dl.version += 1
+        return True
+
+    async def arm_new_case(self, s: AsyncSession, case: Case) -> None:
+        for step in OPEN_STEPS:
+            await self.arm(s, case, step, case.created_at)
+
+    async def fire(self, s: AsyncSession, timer: Timer, now: datetime) -> None:
+        """Carry out one due timer inside the caller's transaction."""
+        timer.done_at = now
+        dl = await s.get(CaseDeadline, timer.deadline_id)
+        if dl is None or dl.met_at is not None or dl.version != timer.deadline_version:
+            return
+        case = await repo.case_by_id(s, dl.case_id)
+        if case is None or case.status == "closed":
+            return
+        if timer.kind.startswith("remind"):
+            if now < dl.due_at:  # a reminder after its deadline (e.g. after downtime) is noise
+                await self._remind(s, case, dl, timer, now)
+        else:
+            await self._escalate(s, case, dl, timer, now)
+
+    async def _remind(self, s: AsyncSession, case: Case, dl: CaseDeadline, timer: Timer,
+                      now: datetime) -> None:
+        targets = await self._current_team(s, case)
+        reply = alerts.reminder(case, dl.step, dl.due_at)
+        for person in targets:
+            await enqueue(s, person, reply, now, kind="reminder", case_id=case.id,
+                          dedupe_key=f"t{timer.id}:p{person.id}")
+        await repo.audit(s, case.id, None, "reminder_sent", now, step=dl.step,
+                         recipients=[p.id for p in targets])
+
+    async def _current_team(self, s: AsyncSession, case: Case) -> list:
+        if case.assignee_id is not None:
+            person = await repo.person(s, case.assignee_id)
+            return [person] if person else []
+        team = []
+        for r in await repo.recipients(s, case.id):
+            if r.access == "team" and r.level == case.escalation_level:
+                person = await repo.person(s, r.person_id)
+                if person:
+                    team.append(person)
+        return team
+
+    async def _escalate(self, s: AsyncSession, case: Case, dl: CaseDeadline, timer: Timer,
+                        now: datetime) -> None:
+        top = len(self.directory.config.levels)
+        level = min(case.escalation_level + 1, top)
+        case.escalation_level = level
+        case.version += 1
+        people = await repo.people_of(s, self.directory.commune_id)
+        targets = level_recipients(self.directory.config, people, level, case.police_case)
+        details = alerts.case_details(case, self.directory.village_names.get(case.village_id or 0),
+                                      await repo.deadlines(s, case.id),
+                                      len(await repo.attachments(s, case.id)))
+        reply = alerts.team_alert(case, details, level, dl.step)
+        for person in targets:
+            existing = await repo.recipient(s, case.id, person.id)
+            if existing is None:
+                s.add(CaseRecipient(case_id=case.id, person_id=person.id, level=level,
+                                    access="team", alerted_at=now))
+            else:
+                existing.level, existing.access = level, "team"
+            await enqueue(s, person, reply, now, kind="escalation", case_id=case.id,
+                          dedupe_key=f"t{timer.id}:p{person.id}")
+        await repo.audit(s, case.id, None, "escalated", now, step=dl.step, level=level,
+                         recipients=[p.id for p in targets])
+        # Keep climbing each period until someone acts; a period missed while the bot was
+        # down counts once, not once per missed period.
+        period = dl.due_at - dl.started_at
+        next_at = timer.fire_at + period
+        if next_at <= now:
+            next_at = now + period
+        s.add(Timer(deadline_id=dl.id, kind=timer.kind, seq=timer.seq + 1,
+                    fire_at=next_at, deadline_version=dl.version))
+        log.info("case %s escalated to level %s on %s", case.id, level, dl.step)
+
+
+class TimerSweeper:
+    """Wakes at the next due timer and fires what is due, shared safely between processes."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock,
+                 escalation: Escalation, on_sent: Callable[[], None] | None = None,
+                 owner: str | None = None) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.escalation = escalation
+        self.on_sent = on_sent
+        self.owner = owner or f"timers-{uuid.uuid4().hex[:8]}"
+        self.wake = asyncio.Event()
+
+    async def fire_due(self) -> int:
+        now = self.clock.now()
+        fired = 0
+        async with self.sessions.begin() as s:
+            ids = await repo.due_timer_ids(s, now, 100)
+            claimed = [i for i in ids if await repo.lease_timer(s, i, self.owner, now, LEASE)]
+        for timer_id in claimed:
+            async with self.sessions.begin() as s:
+                timer = await repo.leased_timer(s, timer_id, self.owner)
+                if timer is None:
+                    continue
+                await self.escalation.fire(s, timer, now)
+                fired += 1
+        if fired and self.on_sent:
+            self.on_sent()
+        return fired
+
+    async def run(self, stop: asyncio.Event, idle: float = 30.0) -> None:
+        while not stop.is_set():
+            try:
+                while await self.fire_due():
+                    pass
+                async with self.sessions() as s:
+                    due = await repo.next_timer_at(s)
+            except Exception:
+                log.exception("timer sweep failed")
+                due = None
+            wait = idle
+            if due is not None:
+                wait = max(0.2, min(idle, (due - self.clock.now()).total_seconds()))
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=wait)
+            except TimeoutError:
+                pass

@@ -1,0 +1,179 @@
+"""The outbox: messages are written with the change that causes them, then delivered.
+
+Delivery claims rows with a lease in the database, so several processes share the work and
+a row is never handed to two senders; a crash before the commit sends nothing, a crash after
+it leaves the row pending for the next sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.flows.vocabulary import Reply
+from storage import repo
+from storage.models import Outbox, Person
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 12
+CHANNEL_PREFERENCE = ("telegram", "zalo", "web")
+
+
+class DeliveryError(Exception):
+    """A send failed; `retry_after` (seconds) when the channel said when to come back."""
+
+    def __init__(self, reason: str, retry_after: float | None = None,
+                 permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a channel needs to send one message (already addressed, not yet rendered)."""
+
+    outbox_id: int
+    address: str
+    language: str
+    reply: Reply
+    kind: str
+    meta: Mapping[str, Any]
+
+
+class Channel(Protocol):
+    name: str
+
+    async def deliver(self, session: AsyncSession, delivery: Delivery) -> str | None:
+        """Send one message; return the channel's message reference. `session` is the
+        delivery's transaction, for channels whose sending is itself a database write."""
+        ...
+
+
+async def enqueue(s: AsyncSession, person: Person, reply: Reply, now: datetime, *,
+                  kind: str = "reply", case_id: int | None = None,
+                  dedupe_key: str | None = None, channel: str | None = None,
+                  meta: Mapping[str, Any] | None = None) -> Outbox | None:
+    """Queue `reply` for `person` on `channel` (or their preferred reachable one)."""
+    if dedupe_key and await repo.outbox_exists(s, dedupe_key):
+        return None
+    identities = await repo.identities_of(s, person.id)
+    target = None
+    if channel:
+        target = next((i for i in identities if i.channel == channel), None)
+    if target is None:
+        reachable = [i for i in identities if i.unreachable_at is None]
+        reachable.sort(key=lambda i: (i.last_seen_at is None,
+                                      -(i.last_seen_at.timestamp() if i.last_seen_at else 0),
+                                      CHANNEL_PREFERENCE.index(i.channel)
+                                      if i.channel in CHANNEL_PREFERENCE else 99))
+        target = reachable[0] if reachable else None
+    if target is None:
+        log.warning("no reachable channel person=%s kind=%s", person.id, kind)
+        return None
+    row = Outbox(person_id=person.id, case_id=case_id, channel=target.channel,
+                 address=target.external_id, kind=kind,
+                 payload={"reply": reply.to_json(), "language": person.language,
+                          "meta": dict(meta or {})},
+                 dedupe_key=dedupe_key, status="pending", attempts=0, next_attempt_at=now,
+                 created_at=now)
+    s.add(row)
+    return row
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(2 ** attempts, 300))
+
+
+class OutboxWorker:
+    """Delivers pending rows for the channels this process serves."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock,
+                 channels: Mapping[str, Channel], owner: str | None = None,
+                 batch: int = 50) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.channels = dict(channels)
+        self.owner = owner or f"outbox-{uuid.uuid4().hex[:8]}"
+        self.batch = batch
+        self.wake = asyncio.Event()
+
+    async def deliver_due(self) -> int:
+        """One sweep: claim due rows, send them, record the result. Returns rows sent."""
+        now = self.clock.now()
+        token = f"{self.owner}:{uuid.uuid4().hex[:8]}"
+        async with self.sessions.begin() as s:
+            ids = await repo.due_outbox_ids(s, now, self.batch, list(self.channels))
+            claimed = await repo.lease_outbox(s, ids, token, now, LEASE)
+        if not claimed:
+            return 0
+        sent = 0
+        for outbox_id in claimed:
+            sent += await self._deliver_one(outbox_id, token)
+        return sent
+
+    async def _deliver_one(self, outbox_id: int, token: str) -> int:
+        async with self.sessions.begin() as s:
+            rows = await repo.leased_outbox(s, [outbox_id], token)
+            if not rows:
+                return 0
+            row = rows[0]
+            channel = self.channels[row.channel]
+            payload = row.payload
+            delivery = Delivery(row.id, row.address, payload.get("language", "vi"),
+                                Reply.from_json(payload["reply"]), row.kind,
+                                payload.get("meta", {}))
+            now = self.clock.now()
+            row.attempts += 1
+            try:
+                row.external_ref = await channel.deliver(s, delivery)
+            except DeliveryError as exc:
+                row.last_error = exc.reason[:200]
+                row.lease_owner, row.lease_until = None, None
+                if exc.permanent or row.attempts >= MAX_ATTEMPTS:
+                    row.status = "failed"
+                    log.warning("outbox %s failed for good: %s", row.id, exc.reason[:80])
+                else:
+                    wait = (timedelta(seconds=exc.retry_after) if exc.retry_after is not None
+                            else backoff(row.attempts))
+                    row.next_attempt_at = now + wait
+                return 0
+            row.status = "sent"
+            row.sent_at = now
+            row.lease_owner, row.lease_until = None, None
+            return 1
+
+    async def next_due(self) -> datetime | None:
+        async with self.sessions() as s:
+            return await repo.next_outbox_at(s, list(self.channels))
+
+    async def run(self, stop: asyncio.Event, idle: float = 5.0) -> None:
+        """Deliver until `stop`; wakes on `wake`, at the next due time, or every `idle` s."""
+        while not stop.is_set():
+            try:
+                while await self.deliver_due():
+                    pass
+                due = await self.next_due()
+            except Exception:  # a database hiccup must not stop delivery for good
+                log.exception("outbox sweep failed")
+                due = None
+            wait = idle
+            if due is not None:
+                # Rows leased by another process are due but not ours: do not spin on them.
+                wait = max(0.2, min(idle, (due - self.clock.now()).total_seconds()))
+            self.wake.clear()
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=wait)
+                except TimeoutError:
+                    pass

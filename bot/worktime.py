@@ -1,0 +1,55 @@
+"""Deadline arithmetic: calendar time, and working time (07:30-17:00 Monday to Friday,
+Vietnamese public holidays excluded, from the maintained `holidays` library)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+
+import holidays
+
+from bot.clock import LOCAL_TZ
+from bot.config import Duration
+
+
+@lru_cache(maxsize=64)
+def _vn_holidays(year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays("VN", years=year).keys())
+
+
+def is_working_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in _vn_holidays(day.year)
+
+
+class WorkCalendar:
+    def __init__(self, start: time = time(7, 30), end: time = time(17, 0)) -> None:
+        self.start = start
+        self.end = end
+        self.day_minutes = (datetime.combine(date.min, end)
+                            - datetime.combine(date.min, start)).seconds // 60
+
+    def add(self, when: datetime, duration: Duration) -> datetime:
+        """`when` plus `duration`; working time skips nights, weekends and holidays."""
+        if duration.unit == "m":
+            return when + timedelta(minutes=duration.amount)
+        minutes = duration.amount * (self.day_minutes if duration.unit == "wd" else 1)
+        return self._add_working_minutes(when, minutes)
+
+    def _add_working_minutes(self, when: datetime, minutes: int) -> datetime:
+        local = when.astimezone(LOCAL_TZ)
+        day = local.date()
+        remaining = timedelta(minutes=minutes)
+        cursor = local
+        for _ in range(3660):  # ten years of days: far beyond any configured deadline
+            if is_working_day(day):
+                opens = datetime.combine(day, self.start, LOCAL_TZ)
+                closes = datetime.combine(day, self.end, LOCAL_TZ)
+                begin = max(cursor, opens)
+                if begin < closes:
+                    available = closes - begin
+                    if remaining <= available:
+                        return (begin + remaining).astimezone(when.tzinfo)
+                    remaining -= available
+            day += timedelta(days=1)
+            cursor = datetime.combine(day, time(0, 0), LOCAL_TZ)
+        raise ValueError("working-time deadline too far away")

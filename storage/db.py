@@ -1,0 +1,80 @@
+"""Database engine and session factory; migrates the schema at start (storage layer)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+DEFAULT_SQLITE = "var/safechild.db"
+
+
+def database_url(environ: dict[str, str] | os._Environ[str]) -> str:
+    url = environ.get("DATABASE_URL", "")
+    if url.startswith("postgres://") or url.startswith("postgresql://"):
+        # Accept the common forms and use the async driver.
+        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if not url:
+        path = Path(environ.get("SAFECHILD_DB", DEFAULT_SQLITE))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite+aiosqlite:///{path}"
+    return url
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # Take the write lock at BEGIN so two writers queue instead of failing to upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        # pysqlite's own transaction handling must step aside for the explicit BEGIN.
+        @event.listens_for(engine.sync_engine, "connect", insert=True)
+        def _sqlite_autocommit(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _upgrade(connection: Connection) -> None:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to the newest migration (safe to run at every start)."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several processes may start together; one migrates, the others wait.
+            await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727001)")
+        await conn.run_sync(_upgrade)

@@ -1,0 +1,261 @@
+"""SQLAlchemy models of SafeChild's tables (storage layer)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Commune(Base):
+    __tablename__ = "communes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    code_prefix: Mapped[str] = mapped_column(String(8))
+
+
+class Village(Base):
+    __tablename__ = "villages"
+    __table_args__ = (UniqueConstraint("commune_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Person(Base):
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("commune_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"))
+    # Config key for people declared in the commune file; None for walk-in citizens.
+    key: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8), default="vi")
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"))
+    on_duty: Mapped[bool] = mapped_column(Boolean, default=False)
+    tags: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+
+
+class Identity(Base):
+    """A person's address on one channel (a Telegram user id, a Zalo user id, a web phone)."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    unreachable_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+
+
+class CaseCounter(Base):
+    __tablename__ = "case_counters"
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    types: Mapped[str] = mapped_column(String(200))
+    urgency: Mapped[str] = mapped_column(String(16))
+    danger: Mapped[str] = mapped_column(String(8), default="unsure")
+    police_case: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"))
+    location_text: Mapped[str | None] = mapped_column(String(300))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    age_band: Mapped[str] = mapped_column(String(8), default="unknown")
+    sex: Mapped[str] = mapped_column(String(8), default="unknown")
+    child_name: Mapped[str | None] = mapped_column(String(200))
+    child_count: Mapped[int] = mapped_column(Integer, default=1)
+    description: Mapped[str | None] = mapped_column(Text)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    reporter_anonymous: Mapped[bool] = mapped_column(Boolean, default=True)
+    reporter_phone: Mapped[str | None] = mapped_column(String(32))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    escalation_level: Mapped[int] = mapped_column(Integer, default=1)
+    risk: Mapped[str | None] = mapped_column(String(8))
+    measures: Mapped[str | None] = mapped_column(Text)
+    confirmed_form: Mapped[str | None] = mapped_column(String(32))
+    setting: Mapped[str | None] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    acknowledged_at: Mapped[datetime | None]
+    assessed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CaseDeadline(Base):
+    """One deadline of a case (acknowledge, assess, plan...): when it is due and when met."""
+
+    __tablename__ = "case_deadlines"
+    __table_args__ = (UniqueConstraint("case_id", "step"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    step: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    met_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Timer(Base):
+    """A wake-up for a deadline (reminder or escalation); claimed with a lease, done once."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        UniqueConstraint("deadline_id", "kind", "seq"),
+        Index("ix_timers_due", "done_at", "fire_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deadline_id: Mapped[int] = mapped_column(ForeignKey("case_deadlines.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    fire_at: Mapped[datetime]
+    deadline_version: Mapped[int] = mapped_column(Integer)
+    done_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+
+class CaseRecipient(Base):
+    """Who a case was routed to: the only people allowed to see its details."""
+
+    __tablename__ = "case_recipients"
+    __table_args__ = (UniqueConstraint("case_id", "person_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    level: Mapped[int] = mapped_column(Integer)
+    # "team" sees details and acts; "village" (the collaborator) is only told a case exists.
+    access: Mapped[str] = mapped_column(String(16), default="team")
+    alerted_at: Mapped[datetime]
+
+
+class CaseEvent(Base):
+    """The audit trail: who read or changed which case, when. Never holds report text."""
+
+    __tablename__ = "case_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    action: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    file_ref: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+
+
+class Conversation(Base):
+    """A person's place in a flow (the report draft among it), shared by every channel."""
+
+    __tablename__ = "conversations"
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
+
+
+class Outbox(Base):
+    """Outbound messages, written with the change that causes them, delivered by a worker."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32), default="reply")
+    payload: Mapped[dict[str, Any]]
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    # What the channel answered (e.g. a Telegram message id), for editing the copy later.
+    external_ref: Mapped[str | None] = mapped_column(String(64))
+
+
+class InboundKey(Base):
+    """Keys of inbound messages already processed: a redelivery is recognised and skipped."""
+
+    __tablename__ = "inbound_keys"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    received_at: Mapped[datetime]
+
+
+class SimMessage(Base):
+    """The web simulator's chat log: what each demo phone shows."""
+
+    __tablename__ = "sim_messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]

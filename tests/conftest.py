@@ -1,0 +1,117 @@
+"""Shared fixtures: a real engine on a real database file, served over loopback HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.app import Engine, build_engine
+from bot.clock import LOCAL_TZ, FakeClock
+from bot.config import DEMO_CONFIG, load_commune
+from bot.handlers.web import WebChannel, make_app
+
+# A Monday morning in Vietnam, so working-hour deadlines are easy to reason about.
+START = datetime(2026, 11, 23, 9, 0, tzinfo=LOCAL_TZ)
+
+
+def database_urls() -> list[str]:
+    urls = ["sqlite"]
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        urls.append(os.environ["DATABASE_URL"])
+    return urls
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture(params=database_urls())
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'safechild.db'}"
+        return
+    from tests.support.pg_fresh import fresh_database
+
+    async with fresh_database(request.param) as url:
+        yield url
+
+
+@pytest.fixture
+async def engine(db_url: str, clock: FakeClock) -> AsyncIterator[Engine]:
+    eng = await build_engine(db_url, load_commune(DEMO_CONFIG), clock,
+                             {"web": WebChannel(clock)})
+    yield eng
+    await eng.close()
+
+
+class Phone:
+    """One simulator phone driven over HTTP, as the browser page drives it."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, key: str) -> None:
+        self.http, self.base, self.key = http, base, key
+        self.seen = 0
+        self.counter = 0
+
+    async def send(self, **body: Any) -> dict[str, Any]:
+        self.counter += 1
+        body.setdefault("id", f"{self.key}-{self.counter}")
+        async with self.http.post(f"{self.base}/api/phones/{self.key}/send", json=body) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    async def text(self, text: str) -> dict[str, Any]:
+        return await self.send(kind="text", text=text)
+
+    async def tap(self, choice: str) -> dict[str, Any]:
+        return await self.send(kind="choice", choice=choice)
+
+    async def inbox(self, all_: bool = False) -> list[dict[str, Any]]:
+        """Bot messages that arrived since the last call."""
+        after = 0 if all_ else self.seen
+        async with self.http.get(f"{self.base}/api/phones/{self.key}/messages",
+                                 params={"after": after}) as r:
+            rows = (await r.json())["messages"]
+        if rows:
+            self.seen = max(self.seen, rows[-1]["id"])
+        return [m for m in rows if m["direction"] == "out"]
+
+    async def last(self) -> dict[str, Any]:
+        msgs = await self.inbox()
+        assert msgs, f"{self.key} got no message"
+        return msgs[-1]
+
+
+class Simulator:
+    def __init__(self, engine: Engine, http: aiohttp.ClientSession, base: str) -> None:
+        self.engine, self.http, self.base = engine, http, base
+        self.phones: dict[str, Phone] = {}
+
+    def __getitem__(self, key: str) -> Phone:
+        if key not in self.phones:
+            self.phones[key] = Phone(self.http, self.base, key)
+        return self.phones[key]
+
+    async def advance(self, minutes: float) -> None:
+        async with self.http.post(f"{self.base}/api/clock", json={"minutes": minutes}) as r:
+            assert r.status == 200, await r.text()
+
+
+@pytest.fixture
+async def sim(engine: Engine) -> AsyncIterator[Simulator]:
+    server = TestServer(make_app(engine), host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        yield Simulator(engine, http, str(server.make_url("")).rstrip("/"))
+    await server.close()
+
+
+def choice_ids(message: dict[str, Any]) -> list[str]:
+    return [c["id"] for c in message.get("choices", ())]
