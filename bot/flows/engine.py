@@ -195,7 +195,7 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
             effects.append(_offer_resume())
         return after, effects
     history = (*state.history, state.step) if outcome.remember else state.history
-    new_state = State(state.flow, outcome.next, data, history)
+    new_state = replace(state, step=outcome.next, data=data, history=history)
     effects.append(flow.steps[outcome.next].prompt(new_state, ctx))
     return new_state, effects
 

@@ -87,9 +87,11 @@ def where_other(inp: Input, state: State, ctx: Context) -> Outcome | None:
     if inp.kind == "location" and inp.latitude is not None and inp.longitude is not None:
         if not (-90 <= inp.latitude <= 90 and -180 <= inp.longitude <= 180):
             return Retry(Text("error.bad_location"))
-        return Go("age", {"latitude": inp.latitude, "longitude": inp.longitude})
+        return Go("age", {"latitude": inp.latitude, "longitude": inp.longitude,
+                          "village": None, "location_text": None})
     if inp.kind == "text" and meaningful(inp.text, 2):
-        return Go("age", {"location_text": inp.text.strip()[:300]})
+        return Go("age", {"location_text": inp.text.strip()[:300], "village": None,
+                          "latitude": None, "longitude": None})
     return None
 
 

@@ -36,6 +36,8 @@ def rendered(delivery: Delivery) -> dict[str, Any]:
     reply = delivery.reply
     return {
         "text": "\n\n".join(i18n.render(t, lang) for t in reply.texts),
+        # Catalog ids let tests (and trainers) see which message this is, in any language.
+        "ids": [t.id for t in reply.texts],
         "choices": [{"id": c.id, "label": i18n.render(c.label, lang)} for c in reply.choices],
         "request": reply.request,
         "phones": list(reply.phones),

@@ -154,9 +154,9 @@ class ConversationService:
             return engine.start(FLOWS, "answer", ctx, {"case_id": case.id, "code": case.code},
                                 current=state)
         if not await self.cases.team_member(s, case, person):
-            await repo.audit(s, case.id, person.id, "refused", now, action=action[:16])
+            await repo.audit(s, case.id, person.id, "refused", now, button=action[:16])
             return state, [say("case.not_allowed")]
-        await repo.audit(s, case.id, person.id, "viewed", now, action=action[:16])
+        await repo.audit(s, case.id, person.id, "viewed", now, button=action[:16])
         if action == "ack":
             return state, list(await self.cases.acknowledge(s, case, person, now))
         if action in CASE_FLOWS:

@@ -1,0 +1,87 @@
+"""Golden transcripts: inputs -> the message ids and choices the pure engine answers with.
+
+Each file in transcripts/ is a list of turns: `in` (an Input as JSON, or "/command"),
+`say` (the ids of every Text the engine replies with, in order), optionally `choices`
+(ids of the last reply's buttons), `step` (where the flow now stands) and `submit`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.flows import engine
+from bot.flows.book import FLOWS
+from bot.flows.vocabulary import Input, Reply, SetLanguage, Submit
+
+HERE = Path(__file__).parent / "transcripts"
+CTX = engine.Context(
+    role="citizen", villages=(("dong", "Thôn Đông"), ("tay", "Thôn Tây")),
+    officer_phone="0912345678", trusted_addresses=("Trạm Y tế xã",), commune_name="Vĩnh Thủy",
+)
+CONTEXTS = {
+    "citizen": CTX,
+    "collaborator": engine.Context(**{**CTX.__dict__, "role": "collaborator",
+                                      "own_village": "dong"}),
+    "officer": engine.Context(**{**CTX.__dict__, "role": "officer",
+                                 "team": (("7", "Anh Tuấn"),)}),
+}
+
+
+def to_input(raw: Any) -> Input:
+    if isinstance(raw, str):
+        if raw.startswith("/"):
+            return Input("command", command=raw[1:])
+        return Input("choice", choice=raw)
+    return Input(**raw)
+
+
+def run(transcript: dict[str, Any]) -> None:
+    ctx = CONTEXTS[transcript.get("as", "citizen")]
+    state = engine.State()
+    if "start" in transcript:
+        state, _ = engine.start(FLOWS, transcript["start"], ctx, transcript.get("data"))
+    for n, turn in enumerate(transcript["turns"]):
+        state, effects = engine.step(FLOWS, state, to_input(turn["in"]), ctx)
+        replies = [e for e in effects if isinstance(e, Reply)]
+        said = [t.id for r in replies for t in r.texts]
+        where = f"turn {n} ({turn['in']})"
+        assert said == turn["say"], where
+        if "choices" in turn:
+            assert [c.id for c in replies[-1].choices] == turn["choices"], where
+        if "step" in turn:
+            assert state.step == turn["step"], where
+        submits = [e for e in effects if isinstance(e, Submit)]
+        if "submit" in turn:
+            assert len(submits) == 1, where
+            for key, value in turn["submit"].items():
+                assert submits[0].data[key] == value, f"{where}: {key}"
+            assert submits[0].action == turn["submit_action"], where
+        else:
+            assert not submits, where
+        if "language" in turn:
+            assert [e.language for e in effects if isinstance(e, SetLanguage)] == [
+                turn["language"]]
+
+
+@pytest.mark.parametrize("path", sorted(HERE.glob("*.json")), ids=lambda p: p.stem)
+def test_transcript(path: Path) -> None:
+    run(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_every_flow_has_a_transcript() -> None:
+    covered = set()
+    for path in HERE.glob("*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        covered.add(data.get("flow") or data.get("start"))
+    assert covered >= set(FLOWS.flows) - {"answer", "ask", "handover", "progress"} | {"report"}
+
+
+def test_flows_import_no_channel_or_storage_library() -> None:
+    for source in Path("bot/flows").glob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        for banned in ("telegram", "aiohttp", "sqlalchemy", "storage"):
+            assert f"import {banned}" not in text and f"from {banned}" not in text, source

@@ -1,0 +1,139 @@
+"""Bad input: each gets a clear, kind answer and changes nothing it should not."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from storage import repo
+from storage.models import Case, Conversation, Person
+from tests.conftest import Simulator, choice_ids
+from tests.test_story import REPORT_STEPS, walk_report
+
+
+async def state_of(sim: Simulator, key: str) -> dict:
+    async with sim.engine.sessions() as s:
+        person = await repo.person_by_key(s, sim.engine.directory.commune_id, key)
+        assert person is not None
+        conv = await s.get(Conversation, person.id)
+        return dict(conv.state) if conv else {}
+
+
+async def ids_of_last(sim: Simulator, key: str) -> list[str]:
+    msgs = await sim[key].inbox()
+    assert msgs, f"{key} got no answer"
+    return [i for m in msgs for i in m["ids"]]
+
+
+async def test_free_text_where_a_button_was_expected(sim: Simulator) -> None:
+    phone = sim["citizen"]
+    await phone.tap("menu:report")
+    await phone.inbox()
+    before = await state_of(sim, "citizen")
+    await phone.text("không biết nữa 🤷")
+    assert await ids_of_last(sim, "citizen") == ["error.use_buttons", "report.danger.prompt"]
+    assert await state_of(sim, "citizen") == before
+
+
+async def test_typing_the_number_or_label_of_a_button_works(sim: Simulator) -> None:
+    phone = sim["citizen"]
+    await phone.tap("menu:report")
+    await phone.text("2")  # the second option: "no"
+    assert (await state_of(sim, "citizen"))["data"]["danger"] == "no"
+
+
+async def test_unknown_command(sim: Simulator) -> None:
+    phone = sim["citizen"]
+    await phone.tap("menu:report")
+    await phone.inbox()
+    before = await state_of(sim, "citizen")
+    await phone.text("/hack everything")
+    assert await ids_of_last(sim, "citizen") == ["error.unknown_command", "report.danger.prompt"]
+    assert await state_of(sim, "citizen") == before
+
+
+async def test_ten_thousand_character_description_is_kept_whole(sim: Simulator) -> None:
+    long_text = ("Cháu bị đánh nhiều lần. " * 500)[:10_000]
+    steps = [(k, long_text if k == "text" and v.startswith("Một người") else v)
+             for k, v in REPORT_STEPS]
+    code = await walk_report(sim, "citizen", steps)
+    async with sim.engine.sessions() as s:
+        case = await repo.case_by_code(s, code)
+        assert case is not None and case.description == long_text.strip()
+    alert = await sim["officer"].last()
+    # The alert stays readable on a phone (and within Telegram's 4096 characters).
+    assert len(alert["text"]) < 4096
+
+
+async def test_emoji_only_description_is_refused_kindly(sim: Simulator) -> None:
+    phone = sim["citizen"]
+    for kind, value in REPORT_STEPS[:10]:
+        await (phone.text(value) if kind == "text" else phone.tap(value))
+    await phone.inbox()
+    await phone.text("😢😢😢")
+    assert await ids_of_last(sim, "citizen") == ["report.description.too_short",
+                                                 "report.description.prompt"]
+    await phone.text("Bé khóc suốt đêm 😢, bố say rượu đánh bé")
+    assert (await state_of(sim, "citizen"))["step"] == "photos"
+
+
+async def test_stale_and_forged_buttons(sim: Simulator) -> None:
+    phone = sim["citizen"]
+    await phone.tap("menu:report")
+    await phone.tap("danger:no")
+    await phone.inbox()
+    before = await state_of(sim, "citizen")
+    await phone.tap("danger:yes")  # a button from an earlier message
+    assert (await ids_of_last(sim, "citizen"))[0] == "error.stale_button"
+    await phone.tap("type:nuclear")  # never offered
+    assert (await ids_of_last(sim, "citizen"))[0] == "error.stale_button"
+    await phone.tap("case:ack:999")  # a case that does not exist
+    assert (await ids_of_last(sim, "citizen")) == ["error.stale_button"]
+    assert await state_of(sim, "citizen") == before
+
+
+async def test_citizen_pressing_an_officer_button_changes_nothing(sim: Simulator) -> None:
+    code = await walk_report(sim, "citizen", REPORT_STEPS)
+    for action in ("ack", "close", "assess", "handover"):
+        await sim["citizen"].tap(f"case:{action}:1")
+        assert await ids_of_last(sim, "citizen") == ["case.not_allowed"]
+    # Neither may an officer of the commune who was not alerted (the leader, level 3).
+    await sim["leader"].tap("case:ack:1")
+    assert await ids_of_last(sim, "leader") == ["case.not_allowed"]
+    async with sim.engine.sessions() as s:
+        case = await repo.case_by_code(s, code)
+        assert case is not None and case.status == "new" and case.assignee_id is None
+        refused = [e for e in await repo.case_events(s, case.id) if e.action == "refused"]
+    assert len(refused) == 5
+
+
+async def test_same_message_delivered_twice_is_processed_once(sim: Simulator) -> None:
+    phone = sim["citizen"]
+    await phone.send(kind="choice", choice="menu:report", id="dup-1")
+    await phone.send(kind="choice", choice="danger:yes", id="dup-2")
+    again = await phone.send(kind="choice", choice="danger:yes", id="dup-2")
+    assert again["duplicate"] is True
+    assert (await state_of(sim, "citizen"))["step"] == "types"
+
+
+async def test_back_cancel_and_resume(sim: Simulator) -> None:
+    phone = sim["citizen"]
+    await phone.tap("menu:report")
+    await phone.tap("danger:no")
+    await phone.tap("type:violence")
+    await phone.tap("types:done")
+    await phone.tap("back")
+    assert (await state_of(sim, "citizen"))["step"] == "types"
+    # Asking for help in the middle keeps the draft; /start offers to resume it.
+    await phone.tap("menu:help")
+    await phone.tap("help:hotlines")
+    await phone.text("/start")
+    msgs = await phone.inbox()
+    assert "resume:yes" in choice_ids(msgs[-1])
+    await phone.tap("resume:yes")
+    state = await state_of(sim, "citizen")
+    assert state["step"] == "types" and state["data"]["types"] == ["violence"]
+    await phone.tap("cancel")
+    assert (await state_of(sim, "citizen")).get("flow") is None
+    async with sim.engine.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Case)) == 0
+        assert await s.scalar(select(func.count()).select_from(Person)) > 0

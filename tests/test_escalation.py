@@ -1,0 +1,111 @@
+"""Escalation with a moved clock: nobody acknowledges, the case climbs the chain."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import select
+
+from storage import repo
+from storage.models import Outbox, Person
+from tests.conftest import Simulator
+
+EMERGENCY_REPORT: list[tuple[str, str]] = [
+    ("choice", "menu:report"), ("choice", "danger:yes"), ("choice", "type:injury"),
+    ("choice", "types:done"), ("choice", "village:dong"), ("choice", "age:0-5"),
+    ("choice", "sex:boy"), ("choice", "skip"), ("choice", "count:1"),
+    ("text", "Cháu bé rơi xuống ao, đang được hàng xóm sơ cứu."),
+    ("choice", "photos:done"), ("choice", "contact:anonymous"), ("choice", "confirm"),
+]
+
+
+async def report(sim: Simulator, steps: list[tuple[str, str]]) -> None:
+    phone = sim["citizen"]
+    for kind, value in steps:
+        await (phone.text(value) if kind == "text" else phone.tap(value))
+
+
+async def sent(sim: Simulator) -> list[tuple[str, str]]:
+    """(person key, outbox kind) of every case message queued so far."""
+    async with sim.engine.sessions() as s:
+        rows = (await s.execute(
+            select(Person.key, Outbox.kind).join(Person, Person.id == Outbox.person_id)
+            .where(Outbox.case_id.is_not(None)).order_by(Outbox.id))).all()
+    return [(k or "?", kind) for k, kind in rows]
+
+
+async def test_unacknowledged_emergency_climbs_one_level_per_period(sim: Simulator) -> None:
+    await report(sim, EMERGENCY_REPORT)
+    first = await sent(sim)
+    assert sorted(k for k, kind in first if kind == "alert") == ["officer", "police"]
+    # The village collaborator is told a case exists, without details.
+    assert ("collaborator", "notice") in first
+
+    await sim.advance(7)
+    assert [x for x in await sent(sim) if x[1] != "alert" and x[1] != "notice"] == []
+    await sim.advance(1)  # 8 minutes: the 50 % reminder
+    reminders = [k for k, kind in await sent(sim) if kind == "reminder"]
+    assert sorted(reminders) == ["officer", "police"]
+
+    await sim.advance(6.9)  # 14.9 minutes: the 90 % reminder, not yet escalated
+    assert not [x for x in await sent(sim) if x[1] == "escalation"]
+    assert len([x for x in await sent(sim) if x[1] == "reminder"]) == 4
+
+    await sim.advance(0.1)  # 15 minutes: level 2
+    level2 = sorted(k for k, kind in await sent(sim) if kind == "escalation")
+    assert level2 == ["officer", "officer2", "police_chief"]
+    async with sim.engine.sessions() as s:
+        case = await repo.case_by_code(s, "VT-2026-0001")
+        assert case is not None and case.escalation_level == 2
+
+    # Moving the clock a little again sends nothing new: no escalation twice.
+    await sim.advance(5)
+    assert sorted(k for k, kind in await sent(sim) if kind == "escalation") == level2
+
+    await sim.advance(10)  # 30 minutes: level 3, the vice-chairman
+    escalations = [k for k, kind in await sent(sim) if kind == "escalation"]
+    assert sorted(escalations) == ["leader", "officer", "officer2", "police_chief"]
+    async with sim.engine.sessions() as s:
+        case = await repo.case_by_code(s, "VT-2026-0001")
+        assert case is not None and case.escalation_level == 3
+        events = [e.action for e in await repo.case_events(s, case.id)]
+    assert events.count("escalated") == 2
+
+    # Every (person, kind) pair of the escalations appears exactly once.
+    counts = Counter(x for x in await sent(sim) if x[1] == "escalation")
+    assert set(counts.values()) == {1}
+
+    # The leader, now on the case, acknowledges: the climbing stops.
+    await sim["leader"].tap("case:ack:1")
+    await sim.advance(60)
+    after = [k for k, kind in await sent(sim) if kind == "escalation"]
+    assert after == escalations
+
+
+async def test_acknowledged_in_time_never_escalates(sim: Simulator) -> None:
+    await report(sim, EMERGENCY_REPORT)
+    await sim.advance(5)
+    await sim["officer"].tap("case:ack:1")
+    await sim.advance(20)
+    kinds = [kind for _, kind in await sent(sim)]
+    assert "escalation" not in kinds
+    assert "reminder" not in kinds
+
+
+async def test_standard_case_deadline_counts_working_hours(sim: Simulator) -> None:
+    steps = [s for s in EMERGENCY_REPORT]
+    steps[1] = ("choice", "danger:no")
+    steps[2] = ("choice", "type:other")
+    # Friday 16:00 local: 2 working hours run to Monday 08:30 (Friday closes at 17:00).
+    from datetime import datetime
+
+    from bot.clock import LOCAL_TZ
+
+    sim.engine.clock.set(datetime(2026, 11, 27, 16, 0, tzinfo=LOCAL_TZ))
+    await report(sim, steps)
+    async with sim.engine.sessions() as s:
+        case = await repo.case_by_code(s, "VT-2026-0001")
+        assert case is not None and case.urgency == "STANDARD"
+        ack = await repo.deadline(s, case.id, "acknowledge")
+    assert ack is not None
+    assert ack.due_at == datetime(2026, 11, 30, 8, 30, tzinfo=LOCAL_TZ)
