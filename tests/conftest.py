@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -59,10 +60,12 @@ class Phone:
         self.http, self.base, self.key = http, base, key
         self.seen = 0
         self.counter = 0
+        # Message ids must stay unique across Phone objects (a restarted test reconnects).
+        self.prefix = uuid.uuid4().hex[:8]
 
     async def send(self, **body: Any) -> dict[str, Any]:
         self.counter += 1
-        body.setdefault("id", f"{self.key}-{self.counter}")
+        body.setdefault("id", f"{self.prefix}-{self.counter}")
         async with self.http.post(f"{self.base}/api/phones/{self.key}/send", json=body) as r:
             assert r.status == 200, await r.text()
             return await r.json()

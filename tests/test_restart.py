@@ -34,12 +34,15 @@ class BotProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, clock_at: str) -> None:
+    def spawn(self, clock_at: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "SAFECHILD_DB": str(self.db), "SAFECHILD_PORT": str(self.port),
                "SAFECHILD_FAKE_CLOCK": clock_at}
         env.pop("DATABASE_URL", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    async def start(self, clock_at: str) -> None:
+        self.proc = self.spawn(clock_at)
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
                 if self.proc.poll() is not None:
