@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,16 +17,28 @@ from bot.app import Engine, build_engine
 from bot.clock import LOCAL_TZ, FakeClock
 from bot.config import DEMO_CONFIG, load_commune
 from bot.handlers.web import WebChannel, make_app
+from tests import pg
 
 # A Monday morning in Vietnam, so working-hour deadlines are easy to reason about.
 START = datetime(2026, 11, 23, 9, 0, tzinfo=LOCAL_TZ)
 
 
-def database_urls() -> list[str]:
-    urls = ["sqlite"]
-    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        urls.append(os.environ["DATABASE_URL"])
-    return urls
+def backends() -> list[str]:
+    """SQLite always; PostgreSQL too unless SAFECHILD_TEST_PG=0 (a real server on loopback)."""
+    wanted = os.environ.get("SAFECHILD_TEST_PG", "1") != "0"
+    return ["sqlite", "postgresql"] if wanted else ["sqlite"]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pg.PostgresServer | None]:
+    if not pg.available():
+        if os.environ.get("CI"):
+            raise RuntimeError("PostgreSQL binaries missing: scripts/test_setup.sh installs them")
+        yield None
+        return
+    server = pg.PostgresServer()
+    yield server
+    server.close()
 
 
 @pytest.fixture
@@ -34,15 +46,14 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
-@pytest.fixture(params=database_urls())
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+@pytest.fixture(params=backends())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'safechild.db'}"
-        return
-    from tests.support.pg_fresh import fresh_database
-
-    async with fresh_database(request.param) as url:
-        yield url
+        return f"sqlite+aiosqlite:///{tmp_path / 'safechild.db'}"
+    server = request.getfixturevalue("pg_server")
+    if server is None:
+        pytest.skip("PostgreSQL is not installed here")
+    return str(server.create_database())
 
 
 @pytest.fixture

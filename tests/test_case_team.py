@@ -1,0 +1,86 @@
+"""Officer actions beyond acknowledging: ask the reporter, hand over, progress, language."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from storage import repo
+from tests.conftest import Simulator, choice_ids
+from tests.test_story import REPORT_STEPS, walk_report
+
+
+async def test_question_is_relayed_and_anonymous_reporter_stays_anonymous(
+        sim: Simulator) -> None:
+    code = await walk_report(sim, "citizen", REPORT_STEPS)
+    officer, citizen = sim["officer"], sim["citizen"]
+    await officer.tap("case:ask:1")
+    assert (await officer.last())["ids"] == ["ask.prompt"]
+    await officer.text("Bé học lớp mấy, trường nào?")
+    assert (await officer.last())["ids"] == ["case.question_sent"]
+    question = await citizen.last()
+    assert "Bé học lớp mấy" in question["text"] and code in question["text"]
+    assert choice_ids(question) == ["case:reply:1"]
+    await citizen.tap("case:reply:1")
+    await citizen.text("Lớp 7, trường THCS Vĩnh Thủy")
+    assert (await citizen.last())["ids"] == ["reporter.answer_sent"]
+    # Nobody has taken the case yet, so the whole team hears the answer.
+    relayed = await officer.last()
+    assert "Lớp 7" in relayed["text"]
+    assert "Chị Lan" not in relayed["text"]
+    # Someone else cannot answer in the reporter's place.
+    await sim["collaborator"].tap("case:reply:1")
+    assert (await sim["collaborator"].last())["ids"] == ["case.not_allowed"]
+
+
+async def test_hand_over_moves_the_case_and_alerts_the_new_holder(sim: Simulator) -> None:
+    await walk_report(sim, "citizen", REPORT_STEPS)
+    officer = sim["officer"]
+    await officer.tap("case:ack:1")
+    await officer.tap("case:handover:1")
+    prompt = await officer.last()
+    async with sim.engine.sessions() as s:
+        colleague = await repo.person_by_key(s, sim.engine.directory.commune_id, "officer2")
+        assert colleague is not None
+    assert f"person:{colleague.id}" in choice_ids(prompt)
+    await officer.tap(f"person:{colleague.id}")
+    assert (await officer.last())["ids"] == ["case.handed_over"]
+    handed = await sim["officer2"].last()
+    assert handed["ids"][0] == "case.handed_to_you"
+    assert "case:assess:1" in choice_ids(handed)
+    async with sim.engine.sessions() as s:
+        case = await repo.case_by_id(s, 1)
+        assert case is not None and case.assignee_id == colleague.id
+    # The new holder can act on it now.
+    await sim["officer2"].tap("case:progress:1")
+    await sim["officer2"].tap("milestone:plan_drafted")
+    assert (await sim["officer2"].last())["ids"] == ["case.progress_saved"]
+    async with sim.engine.sessions() as s:
+        plan = await repo.deadline(s, 1, "plan_drafted")
+        approval = await repo.deadline(s, 1, "plan_approved")
+    assert plan is not None and plan.met_at is not None
+    assert approval is not None and approval.met_at is None
+
+
+async def test_english_speaker_gets_english(sim: Simulator) -> None:
+    phone = sim["citizen"]
+    await phone.text("/lang")
+    await phone.tap("lang:en")
+    changed = await phone.last()
+    await phone.tap("menu:help")
+    await phone.tap("help:hotlines")
+    hotlines = next(m for m in await phone.inbox() if m["ids"] == ["help.hotlines"])
+    assert "111" in hotlines["text"] and hotlines["phones"] == ["111", "113", "115"]
+    await phone.text("/lang")
+    await phone.tap("lang:vi")
+    back = await phone.last()
+    assert changed["text"] != back["text"]
+
+
+async def test_a_draft_older_than_a_day_is_dropped(sim: Simulator) -> None:
+    phone = sim["citizen"]
+    await phone.tap("menu:report")
+    await phone.tap("danger:no")
+    sim.engine.clock.advance(timedelta(hours=25))  # type: ignore[attr-defined]
+    await phone.text("/start")
+    msgs = await phone.inbox()
+    assert msgs[-1]["ids"] == ["welcome", "menu.prompt"]
