@@ -35,7 +35,10 @@ def database_url(environ: dict[str, str] | os._Environ[str]) -> str:
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # SQLite has one writer; a few connections let reads and the next BEGIN overlap
+        # (measured in bench/engine.py: p50 176 ms with 5 against 392 ms with 1).
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=5,
+                                     max_overflow=0, pool_timeout=120)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -105,16 +105,28 @@ async def add_person(s: AsyncSession, **fields: Any) -> Person:
 # ---- inbound deduplication and conversations ----------------------------------------------
 
 
-async def remember_inbound(s: AsyncSession, key: str, now: datetime) -> bool:
-    """Record an inbound key; False if it was processed before (a redelivery)."""
-    if await s.get(InboundKey, key) is not None:
-        return False
-    try:
-        async with s.begin_nested():
-            s.add(InboundKey(key=key, received_at=now))
-    except IntegrityError:
-        return False
-    return True
+async def remember_inbound(s: AsyncSession, key: str, now: datetime) -> None:
+    """Record an inbound key as the transaction's first write; raises IntegrityError if it
+    was processed before (a redelivery), which must roll the whole transaction back."""
+    s.add(InboundKey(key=key, received_at=now))
+    await s.flush()
+
+
+async def identity_and_person(s: AsyncSession, channel: str,
+                              external_id: str) -> tuple[Identity, Person] | None:
+    row = (await s.execute(
+        select(Identity, Person).join(Person, Person.id == Identity.person_id)
+        .where(Identity.channel == channel, Identity.external_id == external_id))).first()
+    return (row[0], row[1]) if row else None
+
+
+async def identities_for(s: AsyncSession, person_ids: Sequence[int]) -> dict[int, list[Identity]]:
+    found: dict[int, list[Identity]] = {pid: [] for pid in person_ids}
+    if person_ids:
+        for ident in await s.scalars(select(Identity).where(Identity.person_id.in_(person_ids))
+                                     .order_by(Identity.id)):
+            found[ident.person_id].append(ident)
+    return found
 
 
 async def conversation(s: AsyncSession, person_id: int) -> Conversation | None:

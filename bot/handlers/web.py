@@ -111,7 +111,9 @@ async def send(request: web.Request) -> web.Response:
             return web.json_response({"error": "unknown phone"}, status=404)
         s.add(SimMessage(address=key, direction="in", payload={
             "kind": inp.kind, "text": inp.text or (f"/{inp.command}" if inp.command else ""),
-            "choice": inp.choice, "latitude": inp.latitude, "longitude": inp.longitude,
+            # The tapped button's label, for the phone's own bubble (display only).
+            "choice": inp.choice, "label": str(body.get("label", ""))[:100],
+            "latitude": inp.latitude, "longitude": inp.longitude,
             "phone": inp.phone, "file_ref": inp.file_ref}, created_at=engine.clock.now()))
     msg_id = body.get("id")
     event = InboundEvent("web", key, inp, key=f"web:{key}:{msg_id}" if msg_id else None)

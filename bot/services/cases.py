@@ -74,22 +74,29 @@ class CaseService:
         await self.escalation.arm_new_case(s, case)
         people = await repo.people_of(s, self.directory.commune_id)
         team = first_recipients(cfg, people, types, urgency)
-        reply = alerts.team_alert(case, await self._details(s, case), 1)
+        # A new case has no attachments other than these, and the deadlines just armed.
+        details = alerts.case_details(case, self.directory.village_names.get(village_id or 0),
+                                      await repo.deadlines(s, case.id),
+                                      len(data.get("photos", ())) + bool(data.get("voice_ref")))
+        reply = alerts.team_alert(case, details, 1)
+        collaborators = [p for p in village_collaborators(people, village_id)
+                         if p.id != reporter.id and p not in team
+                         and cfg.tell_village_collaborator]
+        identities = await repo.identities_for(s, [p.id for p in (*team, *collaborators)])
         for person in team:
             s.add(CaseRecipient(case_id=case.id, person_id=person.id, level=1, access="team",
                                 alerted_at=now))
             await enqueue(s, person, reply, now, kind="alert", case_id=case.id,
-                          dedupe_key=f"alert:{case.id}:p{person.id}")
+                          dedupe_key=f"alert:{case.id}:p{person.id}", fresh_key=True,
+                          identities=identities[person.id])
         await repo.audit(s, case.id, None, "alerted", now, recipients=[p.id for p in team])
-        if cfg.tell_village_collaborator and village_id is not None:
-            for person in village_collaborators(people, village_id):
-                if person.id == reporter.id or person in team:
-                    continue
-                s.add(CaseRecipient(case_id=case.id, person_id=person.id, level=1,
-                                    access="village", alerted_at=now))
-                await enqueue(s, person, alerts.village_notice(
-                    case, self.directory.village_names[village_id]), now, kind="notice",
-                    case_id=case.id, dedupe_key=f"village:{case.id}:p{person.id}")
+        for person in collaborators:
+            s.add(CaseRecipient(case_id=case.id, person_id=person.id, level=1,
+                                access="village", alerted_at=now))
+            await enqueue(s, person, alerts.village_notice(
+                case, self.directory.village_names[village_id or 0]), now, kind="notice",
+                case_id=case.id, dedupe_key=f"village:{case.id}:p{person.id}", fresh_key=True,
+                identities=identities[person.id])
         return case
 
     async def _details(self, s: AsyncSession, case: Case) -> tuple[Text, ...]:

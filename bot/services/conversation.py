@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import i18n
@@ -29,6 +30,7 @@ from storage.models import Case, Person
 
 log = logging.getLogger(__name__)
 DRAFT_TTL = timedelta(hours=24)
+SEEN_REFRESH = timedelta(minutes=10)
 CASE_FLOWS = {"ask": "ask", "handover": "handover", "assess": "assess", "progress": "progress",
               "close": "close"}
 
@@ -45,6 +47,10 @@ class InboundEvent:
 
 class _LostRace(Exception):
     """Another worker changed this conversation first; the event is handled again."""
+
+
+class _Duplicate(Exception):
+    """The event's key was processed before: a channel's redelivery."""
 
 
 class ConversationService:
@@ -71,6 +77,10 @@ class ConversationService:
                         break
                     except _LostRace:
                         continue
+                    except _Duplicate:
+                        log.info("duplicate inbound %s ignored", event.key)
+                        handled = False
+                        break
                 else:
                     raise RuntimeError("conversation kept changing under us")
         finally:
@@ -82,9 +92,11 @@ class ConversationService:
 
     async def _handle(self, s: AsyncSession, event: InboundEvent) -> bool:
         now = self.clock.now()
-        if event.key and not await repo.remember_inbound(s, event.key, now):
-            log.info("duplicate inbound %s ignored", event.key)
-            return False
+        if event.key:
+            try:
+                await repo.remember_inbound(s, event.key, now)
+            except IntegrityError as exc:
+                raise _Duplicate from exc
         person = await self._person(s, event, now)
         conv = await repo.conversation(s, person.id)
         state = engine.State.from_json(conv.state if conv else None)
@@ -96,7 +108,7 @@ class ConversationService:
             new_state, effects = await self._case_button(s, person, state, ctx, inp, now)
         else:
             new_state, effects = engine.step(FLOWS, state, inp, ctx)
-        await self._apply(s, person, event.channel, effects, now)
+        await self._apply(s, person, event.channel, event.sender, effects, now)
         if new_state != state or conv is None:
             saved = await repo.save_conversation(s, person.id, new_state.to_json(),
                                                  conv.version if conv else None, now)
@@ -107,19 +119,22 @@ class ConversationService:
         return True
 
     async def _person(self, s: AsyncSession, event: InboundEvent, now: datetime) -> Person:
-        ident = await repo.identity(s, event.channel, event.sender)
-        if ident is None:
+        found = await repo.identity_and_person(s, event.channel, event.sender)
+        if found is None:
             person = await repo.add_person(s, commune_id=self.directory.commune_id, key=None,
                                            role="citizen", name="", language="vi",
                                            created_at=now)
             await repo.bind_identity(s, person.id, event.channel, event.sender)
-            ident = await repo.identity(s, event.channel, event.sender)
-        assert ident is not None
-        ident.last_seen_at = now
-        ident.unreachable_at = None
-        found = await repo.person(s, ident.person_id)
-        assert found is not None
-        return found
+            found = await repo.identity_and_person(s, event.channel, event.sender)
+            assert found is not None
+        ident, person = found
+        # Writing to someone makes that channel theirs again; refreshed coarsely so a chat
+        # does not rewrite the identity row on every message.
+        if ident.last_seen_at is None or now - ident.last_seen_at > SEEN_REFRESH:
+            ident.last_seen_at = now
+        if ident.unreachable_at is not None:
+            ident.unreachable_at = None
+        return person
 
     async def _context(self, s: AsyncSession, person: Person) -> engine.Context:
         cfg = self.directory.config
@@ -166,7 +181,7 @@ class ConversationService:
                                 {"case_id": case.id, "code": case.code}, current=state)
         return state, [say("error.stale_button")]
 
-    async def _apply(self, s: AsyncSession, person: Person, channel: str,
+    async def _apply(self, s: AsyncSession, person: Person, channel: str, sender: str,
                      effects: list[Effect], now: datetime) -> None:
         for effect in effects:
             if isinstance(effect, SetLanguage):
@@ -176,7 +191,7 @@ class ConversationService:
             replies = [effect] if isinstance(effect, Reply) else await self._submit(
                 s, person, channel, effect, now)
             for reply in replies:
-                await enqueue(s, person, reply, now, channel=channel)
+                await enqueue(s, person, reply, now, to=(channel, sender))
 
     async def _submit(self, s: AsyncSession, person: Person, channel: str, effect: Submit,
                       now: datetime) -> list[Reply]:

@@ -47,12 +47,7 @@ class Escalation:
             dl.started_at, dl.due_at, dl.met_at = start, due, None
             dl.version += 1
             await s.flush()
-        span = due - start
-        for seq, fraction in enumerate(self.directory.config.reminders_at):
-            s.add(Timer(deadline_id=dl.id, kind=f"remind{dl.version}", seq=seq,
-                        fire_at=start + span * fraction, deadline_version=dl.version))
-        s.add(Timer(deadline_id=dl.id, kind=f"escalate{dl.version}", seq=0, fire_at=due,
-                    deadline_version=dl.version))
+        s.add_all(self._timers(dl))
         await s.flush()
         return dl
 
@@ -65,8 +60,24 @@ class Escalation:
         return True
 
     async def arm_new_case(self, s: AsyncSession, case: Case) -> None:
-        for step in OPEN_STEPS:
-            await self.arm(s, case, step, case.created_at)
+        """All first deadlines of a new case, written in two batched statements."""
+        start = case.created_at
+        deadlines = [CaseDeadline(case_id=case.id, step=step, started_at=start,
+                                  due_at=self.due(step, case.urgency, start), version=1)
+                     for step in OPEN_STEPS]
+        s.add_all(deadlines)
+        await s.flush()
+        s.add_all([timer for dl in deadlines for timer in self._timers(dl)])
+        await s.flush()
+
+    def _timers(self, dl: CaseDeadline) -> list[Timer]:
+        span = dl.due_at - dl.started_at
+        timers = [Timer(deadline_id=dl.id, kind=f"remind{dl.version}", seq=seq,
+                        fire_at=dl.started_at + span * fraction, deadline_version=dl.version)
+                  for seq, fraction in enumerate(self.directory.config.reminders_at)]
+        timers.append(Timer(deadline_id=dl.id, kind=f"escalate{dl.version}", seq=0,
+                            fire_at=dl.due_at, deadline_version=dl.version))
+        return timers
 
     async def fire(self, s: AsyncSession, timer: Timer, now: datetime) -> None:
         """Carry out one due timer inside the caller's transaction."""

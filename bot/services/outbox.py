@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.flows.vocabulary import Reply
 from storage import repo
-from storage.models import Outbox, Person
+from storage.models import Identity, Outbox, Person
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
@@ -60,29 +60,36 @@ class Channel(Protocol):
         ...
 
 
+def preferred(identities: Sequence[Identity]) -> Identity | None:
+    """The channel a person last used, among those that still reach them."""
+    reachable = [i for i in identities if i.unreachable_at is None]
+    reachable.sort(key=lambda i: (i.last_seen_at is None,
+                                  -(i.last_seen_at.timestamp() if i.last_seen_at else 0),
+                                  CHANNEL_PREFERENCE.index(i.channel)
+                                  if i.channel in CHANNEL_PREFERENCE else 99))
+    return reachable[0] if reachable else None
+
+
 async def enqueue(s: AsyncSession, person: Person, reply: Reply, now: datetime, *,
                   kind: str = "reply", case_id: int | None = None,
-                  dedupe_key: str | None = None, channel: str | None = None,
+                  dedupe_key: str | None = None, fresh_key: bool = False,
+                  to: tuple[str, str] | None = None,
+                  identities: Sequence[Identity] | None = None,
                   meta: Mapping[str, Any] | None = None) -> Outbox | None:
-    """Queue `reply` for `person` on `channel` (or their preferred reachable one)."""
-    if dedupe_key and await repo.outbox_exists(s, dedupe_key):
+    """Queue `reply` for `person`: at `to` (channel, address) when answering them where they
+    wrote, else on their preferred reachable channel. `fresh_key` says the dedupe key
+    cannot exist yet (it names a row created in this transaction), sparing the lookup."""
+    if dedupe_key and not fresh_key and await repo.outbox_exists(s, dedupe_key):
         return None
-    identities = await repo.identities_of(s, person.id)
-    target = None
-    if channel:
-        target = next((i for i in identities if i.channel == channel), None)
-    if target is None:
-        reachable = [i for i in identities if i.unreachable_at is None]
-        reachable.sort(key=lambda i: (i.last_seen_at is None,
-                                      -(i.last_seen_at.timestamp() if i.last_seen_at else 0),
-                                      CHANNEL_PREFERENCE.index(i.channel)
-                                      if i.channel in CHANNEL_PREFERENCE else 99))
-        target = reachable[0] if reachable else None
-    if target is None:
-        log.warning("no reachable channel person=%s kind=%s", person.id, kind)
-        return None
-    row = Outbox(person_id=person.id, case_id=case_id, channel=target.channel,
-                 address=target.external_id, kind=kind,
+    if to is None:
+        if identities is None:
+            identities = await repo.identities_of(s, person.id)
+        target = preferred(identities)
+        if target is None:
+            log.warning("no reachable channel person=%s kind=%s", person.id, kind)
+            return None
+        to = (target.channel, target.external_id)
+    row = Outbox(person_id=person.id, case_id=case_id, channel=to[0], address=to[1], kind=kind,
                  payload={"reply": reply.to_json(), "language": person.language,
                           "meta": dict(meta or {})},
                  dedupe_key=dedupe_key, status="pending", attempts=0, next_attempt_at=now,
