@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import logging
 import resource
-import statistics
 import sys
 import tempfile
 import time
