@@ -50,7 +50,7 @@ async def reporter(engine: Engine, sender: str, latencies: list[float]) -> None:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def run(reports: int, concurrency: int) -> int:
@@ -93,7 +93,8 @@ async def run(reports: int, concurrency: int) -> int:
     print(f"  confirm->outbox p50 ms    {percentile(latencies, 0.5) * 1000:8.1f}")
     print(f"  confirm->outbox p95 ms    {percentile(latencies, 0.95) * 1000:8.1f}")
     print(f"  outbox drain rows/s       {(rows or 0) / drain:8.1f} ({rows} rows)")
-    print(f"  peak RSS MiB              {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:8.1f}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  peak RSS MiB              {rss:8.1f}")
     print(f"  cases {cases}, alert rows {alerts}: {'OK' if ok else 'MISSING ROWS'}")
     return 0 if ok else 1
 
