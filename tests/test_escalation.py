@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from bot.app import Engine
+from bot.flows.vocabulary import Input
+from bot.services.conversation import InboundEvent
 from storage import repo
 from storage.models import Outbox, Person
 from tests.conftest import Simulator
@@ -109,3 +114,20 @@ async def test_standard_case_deadline_counts_working_hours(sim: Simulator) -> No
         ack = await repo.deadline(s, case.id, "acknowledge")
     assert ack is not None
     assert ack.due_at == datetime(2026, 11, 30, 8, 30, tzinfo=LOCAL_TZ)
+
+
+async def test_background_sweeper_wakes_when_time_moves(engine: Engine) -> None:
+    """No explicit sweep: the running workers notice the clock and fire the due timer."""
+    await engine.start_workers()
+    for n, (kind, value) in enumerate(EMERGENCY_REPORT):
+        inp = Input("text", text=value) if kind == "text" else Input("choice", choice=value)
+        await engine.conversations.handle(InboundEvent("web", "citizen", inp, key=f"bg{n}"))
+    engine.clock.advance(timedelta(minutes=16))  # type: ignore[attr-defined]
+    for _ in range(200):
+        async with engine.sessions() as s:
+            pending = await s.scalar(select(func.count()).select_from(Outbox).where(
+                Outbox.kind == "escalation", Outbox.status == "sent"))
+        if pending == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert pending == 3
