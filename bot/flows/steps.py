@@ -20,6 +20,18 @@ def nav(state: State) -> tuple[Choice, ...]:
     return (BACK, CANCEL) if state.history else (CANCEL,)
 
 
+def question(prompt: str, options: Options, params: ParamsFn | None,
+             request: RequestKind | None) -> Callable[[State, Context], Reply]:
+    """The prompt of a step: its text, its options and the navigation buttons."""
+
+    def ask(state: State, ctx: Context) -> Reply:
+        extra = params(state, ctx) if params else {}
+        return Reply((Text(prompt, extra),), options_of(options, state, ctx) + nav(state),
+                     request)
+
+    return ask
+
+
 def choose(
     step_id: str,
     prompt: str,
@@ -31,11 +43,7 @@ def choose(
     request: RequestKind | None = None,
 ) -> Step:
     """A question answered by one of `options`; `other` may accept non-button input."""
-
-    def ask(state: State, ctx: Context) -> Reply:
-        extra = params(state, ctx) if params else {}
-        return Reply((Text(prompt, extra),), options_of(options, state, ctx) + nav(state),
-                     request)
+    ask = question(prompt, options, params, request)
 
     def handle(inp: Input, state: State, ctx: Context) -> Outcome:
         picked = pick(inp, options_of(options, state, ctx), ctx)
@@ -73,11 +81,7 @@ def ask_text(
     request: RequestKind | None = None,
 ) -> Step:
     """A question answered in words (or media); `options` such as skip stay available."""
-
-    def ask(state: State, ctx: Context) -> Reply:
-        extra = params(state, ctx) if params else {}
-        return Reply((Text(prompt, extra),), options_of(options, state, ctx) + nav(state),
-                     request)
+    ask = question(prompt, options, params, request)
 
     def handle(inp: Input, state: State, ctx: Context) -> Outcome:
         if inp.kind == "choice" and inp.choice not in {

@@ -16,6 +16,7 @@ from bot.services import alerts
 from bot.services.directory import Directory
 from bot.services.outbox import enqueue
 from bot.services.routing import level_recipients
+from bot.services.sweeping import sweep_forever
 from bot.worktime import WorkCalendar
 from storage import repo
 from storage.models import Case, CaseDeadline, CaseRecipient, Timer
@@ -180,21 +181,10 @@ class TimerSweeper:
             self.on_sent()
         return fired
 
+    async def next_due(self) -> datetime | None:
+        async with self.sessions() as s:
+            return await repo.next_timer_at(s)
+
     async def run(self, stop: asyncio.Event, idle: float = 30.0) -> None:
-        while not stop.is_set():
-            try:
-                while await self.fire_due():
-                    pass
-                async with self.sessions() as s:
-                    due = await repo.next_timer_at(s)
-            except Exception:
-                log.exception("timer sweep failed")
-                due = None
-            wait = idle
-            if due is not None:
-                wait = max(0.2, min(idle, (due - self.clock.now()).total_seconds()))
-            self.wake.clear()
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=wait)
-            except TimeoutError:
-                pass
+        await sweep_forever(stop, self.wake, self.clock, self.fire_due, self.next_due, idle,
+                            "timer")

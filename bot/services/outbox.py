@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.flows.vocabulary import Reply
+from bot.services.sweeping import sweep_forever
 from storage import repo
 from storage.models import Identity, Outbox, Person
 
@@ -166,21 +167,5 @@ class OutboxWorker:
 
     async def run(self, stop: asyncio.Event, idle: float = 5.0) -> None:
         """Deliver until `stop`; wakes on `wake`, at the next due time, or every `idle` s."""
-        while not stop.is_set():
-            try:
-                while await self.deliver_due():
-                    pass
-                due = await self.next_due()
-            except Exception:  # a database hiccup must not stop delivery for good
-                log.exception("outbox sweep failed")
-                due = None
-            wait = idle
-            if due is not None:
-                # Rows leased by another process are due but not ours: do not spin on them.
-                wait = max(0.2, min(idle, (due - self.clock.now()).total_seconds()))
-            self.wake.clear()
-            if wait > 0:
-                try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
+        await sweep_forever(stop, self.wake, self.clock, self.deliver_due, self.next_due,
+                            idle, "outbox")
