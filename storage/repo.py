@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,7 +149,7 @@ async def save_conversation(s: AsyncSession, person_id: int, state: dict[str, An
         .values(state=state, version=seen_version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return cast("CursorResult[Any]", result).rowcount == 1
 
 
 # ---- cases -------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ async def claim_case(s: AsyncSession, case_id: int, person_id: int, now: datetim
                 version=Case.version + 1)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return cast("CursorResult[Any]", result).rowcount == 1
 
 
 async def recipients(s: AsyncSession, case_id: int) -> Sequence[CaseRecipient]:
@@ -256,7 +256,7 @@ async def lease_timer(s: AsyncSession, timer_id: int, owner: str, now: datetime,
         .values(lease_owner=owner, lease_until=now + lease)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return cast("CursorResult[Any]", result).rowcount == 1
 
 
 async def leased_timer(s: AsyncSession, timer_id: int, owner: str) -> Timer | None:

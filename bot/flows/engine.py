@@ -183,7 +183,8 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
     if inp.kind == "choice" and inp.choice == "back":
         return _back(book, state, ctx)
     flow = book[state.flow]
-    current = flow.steps[state.step]
+    here = state.step or flow.first
+    current = flow.steps[here]
     outcome = current.handle(inp, state, ctx)
     if isinstance(outcome, Retry):
         return state, [Reply((outcome.reason,)), current.prompt(state, ctx)]
@@ -194,7 +195,7 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
         if after.parked:
             effects.append(_offer_resume())
         return after, effects
-    history = (*state.history, state.step) if outcome.remember else state.history
+    history = (*state.history, here) if outcome.remember else state.history
     new_state = replace(state, step=outcome.next, data=data, history=history)
     effects.append(flow.steps[outcome.next].prompt(new_state, ctx))
     return new_state, effects

@@ -197,8 +197,8 @@ class ConversationService:
                       now: datetime) -> list[Reply]:
         data: dict[str, Any] = dict(effect.data)
         if effect.action == "report":
-            case = await self.cases.open_case(s, person, channel, data, now)
-            return [self.cases.confirmation(case)]
+            opened = await self.cases.open_case(s, person, channel, data, now)
+            return [self.cases.confirmation(opened)]
         if effect.action == "status":
             return await self.cases.status(s, data["code"], person, now)
         case = await repo.case_by_id(s, int(data.get("case_id", 0)))

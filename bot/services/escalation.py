@@ -19,7 +19,7 @@ from bot.services.routing import level_recipients
 from bot.services.sweeping import sweep_forever
 from bot.worktime import WorkCalendar
 from storage import repo
-from storage.models import Case, CaseDeadline, CaseRecipient, Timer
+from storage.models import Case, CaseDeadline, CaseRecipient, Person, Timer
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=120)
@@ -105,11 +105,11 @@ class Escalation:
         await repo.audit(s, case.id, None, "reminder_sent", now, step=dl.step,
                          recipients=[p.id for p in targets])
 
-    async def _current_team(self, s: AsyncSession, case: Case) -> list:
+    async def _current_team(self, s: AsyncSession, case: Case) -> list[Person]:
         if case.assignee_id is not None:
             person = await repo.person(s, case.assignee_id)
             return [person] if person else []
-        team = []
+        team: list[Person] = []
         for r in await repo.recipients(s, case.id):
             if r.access == "team" and r.level == case.escalation_level:
                 person = await repo.person(s, r.person_id)
