@@ -12,16 +12,34 @@ from aiohttp import web
 
 from bot.app import build_engine, make_clock
 from bot.config import Settings, load_commune
+from bot.handlers.telegram import TelegramChannel, TelegramPoller, make_bot
 from bot.handlers.web import WebChannel, make_app
+from bot.services.outbox import Channel
 
 log = logging.getLogger("safechild")
 
 
 async def serve(settings: Settings) -> None:
     clock = make_clock(settings)
+    channels: dict[str, Channel] = {"web": WebChannel(clock)}
+    token = settings.environ.get("TELEGRAM_BOT_TOKEN", "")
+    bot = None
+    if token:
+        bot = make_bot(token,
+                       settings.environ.get("TELEGRAM_API_BASE_URL",
+                                            "https://api.telegram.org/bot"),
+                       settings.environ.get("TELEGRAM_FILE_BASE_URL",
+                                            "https://api.telegram.org/file/bot"))
+        await bot.initialize()
+        channels["telegram"] = TelegramChannel(bot)
     engine = await build_engine(settings.database_url, load_commune(settings.config_path),
-                                clock, {"web": WebChannel(clock)})
+                                clock, channels)
     await engine.start_workers()
+    if bot is not None:
+        # Polling; the webhook mode of the Telegram issue is not built yet.
+        poller = TelegramPoller(bot, engine.conversations)
+        engine.tasks.append(asyncio.create_task(poller.run(engine.stop)))
+        log.info("telegram polling started")
     runner = web.AppRunner(make_app(engine), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -36,6 +54,8 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     await runner.cleanup()
     await engine.close()
+    if bot is not None:
+        await bot.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:

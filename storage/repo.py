@@ -102,6 +102,13 @@ async def add_person(s: AsyncSession, **fields: Any) -> Person:
     return p
 
 
+async def mark_unreachable(s: AsyncSession, channel: str, external_id: str,
+                           now: datetime) -> None:
+    await s.execute(update(Identity).where(Identity.channel == channel,
+                                           Identity.external_id == external_id)
+                    .values(unreachable_at=now).execution_options(synchronize_session=False))
+
+
 # ---- inbound deduplication and conversations ----------------------------------------------
 
 

@@ -17,7 +17,7 @@ from bot.services import alerts
 ID_RE = re.compile(r"^[a-z_]+(\.[A-Za-z0-9_\-]+)+$")
 # File names and the prefixes `_opts` builds ids from are not ids themselves.
 NOT_IDS = {"simulator.html", "demo_commune.toml", "report.contact", "report.count",
-           "report.danger"}
+           "report.danger", "telegram.share_"}
 
 
 def literal_ids() -> set[str]:
@@ -40,6 +40,7 @@ def family_ids() -> set[str]:
     ids |= {f"help.{t}" for t in help.TOPICS} | {f"help.{t}.button" for t in help.TOPICS}
     ids |= {f"status.{s}" for s in ("received", "handling", "closed")}
     ids |= {f"case.button.{a}" for a in (*alerts.ACTIONS, "reply")}
+    ids |= {f"telegram.share_{r}" for r in ("location", "contact")}
     for options in (case_team.RISKS, case_team.SETTINGS, case_team.OUTCOMES,
                     case_team.MILESTONES, report.AGES, report.SEX, report.COUNTS,
                     report.CONTACT, report.DANGER):

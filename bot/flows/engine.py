@@ -174,6 +174,7 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
     """Advance the conversation by one input."""
     if inp.kind == "command":
         return _on_command(book, state, inp, ctx)
+    inp = _typed_navigation(inp, ctx)
     if inp.kind == "choice" and inp.choice == "cancel":
         return _cancel(state, ctx)
     if inp.kind == "choice" and inp.choice in MENU_FLOWS:
@@ -214,6 +215,16 @@ def _on_command(book: FlowBook, state: State, inp: Input,
         return start(book, COMMAND_FLOWS[cmd], ctx, current=state)
     reprompt = prompt_of(book, state, ctx) if not state.idle else main_menu(ctx)
     return state, [Reply((Text("error.unknown_command", {"command": cmd[:32]}),)), reprompt]
+
+
+def _typed_navigation(inp: Input, ctx: Context) -> Input:
+    """A typed (or reply-keyboard) "Back" or "Cancel" works like the button."""
+    if inp.kind == "text" and ctx.translate is not None:
+        typed = inp.text.strip().casefold()
+        for nav in (BACK, CANCEL):
+            if ctx.translate(nav.label).strip().casefold() == typed:
+                return Input("choice", choice=nav.id)
+    return inp
 
 
 def _idle(state: State, inp: Input, ctx: Context) -> tuple[State, list[Effect]]:

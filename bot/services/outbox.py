@@ -33,11 +33,13 @@ class DeliveryError(Exception):
     """A send failed; `retry_after` (seconds) when the channel said when to come back."""
 
     def __init__(self, reason: str, retry_after: float | None = None,
-                 permanent: bool = False) -> None:
+                 permanent: bool = False, unreachable: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.permanent = permanent
+        # The person cannot be reached on this channel any more (e.g. blocked the bot).
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ class OutboxWorker:
             except DeliveryError as exc:
                 row.last_error = exc.reason[:200]
                 row.lease_owner, row.lease_until = None, None
+                if exc.unreachable:
+                    await repo.mark_unreachable(s, row.channel, row.address, now)
                 if exc.permanent or row.attempts >= MAX_ATTEMPTS:
                     row.status = "failed"
                     log.warning("outbox %s failed for good: %s", row.id, exc.reason[:80])

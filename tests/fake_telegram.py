@@ -1,0 +1,298 @@
+"""A fake Telegram Bot API server on 127.0.0.1, as strict as the real one where it matters.
+
+It speaks the subset SafeChild uses, validates requests (text length, callback data bytes,
+keyboard shapes, known chats), enforces rate limits with 429 and retry_after, can be told to
+fail (5xx, 403 for a chat), and plays users who write, share locations and press buttons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+TOKEN = "123456:TEST-token"
+BOT_USER = {"id": 999, "is_bot": True, "first_name": "SafeChild", "username": "safechild_bot"}
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code, self.description, self.retry_after = code, description, retry_after
+
+
+@dataclass
+class Sent:
+    chat_id: int
+    message_id: int
+    text: str
+    reply_markup: dict[str, Any] | None
+    edits: list[str] = field(default_factory=list)
+
+    @property
+    def callback_data(self) -> list[str]:
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        return [b["callback_data"] for row in rows for b in row if "callback_data" in b]
+
+
+class FakeTelegram:
+    def __init__(self, per_second: int = 30, per_chat_burst: int = 5,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        # The rate limiter's time source: tests share their fake clock with it.
+        self.now = now
+        self.users: dict[int, dict[str, Any]] = {}
+        self.updates: list[dict[str, Any]] = []
+        self.new_update = asyncio.Event()
+        self.update_ids = itertools.count(1)
+        self.message_ids = itertools.count(1000)
+        self.sent: list[Sent] = []
+        self.by_id: dict[tuple[int, int], Sent] = {}
+        self.answered: list[str] = []
+        self.calls: list[str] = []
+        self.blocked: set[int] = set()
+        self.fail_next: deque[int] = deque()
+        self.per_second = per_second
+        self.per_chat_burst = per_chat_burst
+        self._window: deque[float] = deque()
+        self._chat_window: dict[int, deque[float]] = defaultdict(deque)
+        self.rejected_429 = 0
+        self.confirmed_offset = 0
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ---- server ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != TOKEN:
+            return web.json_response({"ok": False, "error_code": 401,
+                                      "description": "Unauthorized"}, status=401)
+        method = request.match_info["method"]
+        params = await self._params(request)
+        self.calls.append(method)
+        try:
+            if self.fail_next and method not in ("getUpdates", "getMe"):
+                status = self.fail_next.popleft()
+                raise ApiError(status, "Internal Server Error" if status >= 500 else "Error")
+            handler = getattr(self, f"api_{method}", None)
+            if handler is None:
+                raise ApiError(404, "Not Found: method not found")
+            result = await handler(params)
+        except ApiError as exc:
+            body: dict[str, Any] = {"ok": False, "error_code": exc.code,
+                                    "description": exc.description}
+            if exc.retry_after is not None:
+                body["parameters"] = {"retry_after": exc.retry_after}
+            return web.json_response(body, status=exc.code)
+        return web.json_response({"ok": True, "result": result})
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            return dict(await request.json())
+        raw = dict(await request.post()) if request.can_read_body else {}
+        raw.update(request.query)
+        params: dict[str, Any] = {}
+        for key, value in raw.items():
+            text = str(value)
+            try:
+                params[key] = json.loads(text)
+            except ValueError:
+                params[key] = text
+        return params
+
+    # ---- rate limits and validation -------------------------------------------------------
+
+    def _rate(self, chat_id: int) -> None:
+        now = self.now()
+        for window, limit in ((self._window, self.per_second),
+                              (self._chat_window[chat_id], self.per_chat_burst)):
+            while window and now - window[0] > 1.0:
+                window.popleft()
+            if len(window) >= limit:
+                self.rejected_429 += 1
+                raise ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
+        self._window.append(now)
+        self._chat_window[chat_id].append(now)
+
+    def _chat(self, params: dict[str, Any]) -> int:
+        try:
+            chat_id = int(params["chat_id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ApiError(400, "Bad Request: chat_id is empty") from exc
+        if chat_id not in self.users:
+            raise ApiError(400, "Bad Request: chat not found")
+        if chat_id in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        return chat_id
+
+    @staticmethod
+    def _text(params: dict[str, Any]) -> str:
+        text = str(params.get("text", ""))
+        if not text.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        if len(text) > 4096:
+            raise ApiError(400, "Bad Request: message is too long")
+        return text
+
+    @staticmethod
+    def _markup(raw: Any) -> dict[str, Any] | None:
+        if raw in (None, ""):
+            return None
+        if not isinstance(raw, dict):
+            raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+        if "inline_keyboard" in raw:
+            rows = raw["inline_keyboard"]
+            if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+                raise ApiError(400, "Bad Request: field \"inline_keyboard\" must be an Array")
+            for row in rows:
+                if len(row) > 8:
+                    raise ApiError(400, "Bad Request: too many buttons in a row")
+                for button in row:
+                    data = button.get("callback_data")
+                    if not button.get("text"):
+                        raise ApiError(400, "Bad Request: text buttons are unallowed")
+                    if data is not None and not 1 <= len(str(data).encode()) <= 64:
+                        raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+                    if data is None and "url" not in button:
+                        raise ApiError(400, "Bad Request: can't find field \"callback_data\"")
+        elif "keyboard" in raw:
+            if not all(isinstance(r, list) for r in raw["keyboard"]):
+                raise ApiError(400, "Bad Request: field \"keyboard\" must be an Array")
+        elif not raw.get("remove_keyboard"):
+            raise ApiError(400, "Bad Request: unsupported reply markup")
+        return raw
+
+    # ---- Bot API methods ------------------------------------------------------------------
+
+    async def api_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return BOT_USER
+
+    async def api_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        if offset:
+            self.confirmed_offset = max(self.confirmed_offset, offset)
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        timeout = float(params.get("timeout") or 0)
+        if not self.updates and timeout:
+            self.new_update.clear()
+            try:
+                await asyncio.wait_for(self.new_update.wait(), timeout)
+            except TimeoutError:
+                pass
+        limit = int(params.get("limit") or 100)
+        return self.updates[:limit]
+
+    async def api_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = self._chat(params)
+        text = self._text(params)
+        markup = self._markup(params.get("reply_markup"))
+        self._rate(chat_id)
+        sent = Sent(chat_id, next(self.message_ids), text, markup)
+        self.sent.append(sent)
+        self.by_id[(chat_id, sent.message_id)] = sent
+        return self._message(sent)
+
+    async def api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = self._chat(params)
+        sent = self.by_id.get((chat_id, int(params.get("message_id", 0))))
+        if sent is None:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        text = self._text(params)
+        sent.edits.append(text)
+        sent.text = text
+        sent.reply_markup = self._markup(params.get("reply_markup"))
+        return self._message(sent)
+
+    async def api_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        if len(str(params.get("text", ""))) > 200:
+            raise ApiError(400, "Bad Request: text is too long")
+        self.answered.append(str(params["callback_query_id"]))
+        return True
+
+    def _message(self, sent: Sent) -> dict[str, Any]:
+        msg: dict[str, Any] = {"message_id": sent.message_id, "date": int(time.time()),
+                               "chat": {"id": sent.chat_id, "type": "private"},
+                               "from": BOT_USER, "text": sent.text}
+        if sent.reply_markup and "inline_keyboard" in sent.reply_markup:
+            msg["reply_markup"] = sent.reply_markup
+        return msg
+
+    # ---- users ----------------------------------------------------------------------------
+
+    def add_user(self, user_id: int, first_name: str = "User") -> None:
+        self.users[user_id] = {"id": user_id, "is_bot": False, "first_name": first_name}
+
+    def _push(self, update: dict[str, Any]) -> int:
+        update["update_id"] = next(self.update_ids)
+        self.updates.append(update)
+        self.new_update.set()
+        return int(update["update_id"])
+
+    def _user_message(self, user_id: int, **content: Any) -> int:
+        msg = {"message_id": next(self.message_ids), "date": int(time.time()),
+               "chat": {"id": user_id, "type": "private"}, "from": self.users[user_id],
+               **content}
+        return self._push({"message": msg})
+
+    def user_text(self, user_id: int, text: str) -> int:
+        extra: dict[str, Any] = {}
+        if text.startswith("/"):
+            extra["entities"] = [{"type": "bot_command", "offset": 0,
+                                  "length": len(text.split()[0])}]
+        return self._user_message(user_id, text=text, **extra)
+
+    def user_location(self, user_id: int, latitude: float, longitude: float) -> int:
+        return self._user_message(user_id, location={"latitude": latitude,
+                                                     "longitude": longitude})
+
+    def user_contact(self, user_id: int, phone: str) -> int:
+        return self._user_message(user_id, contact={"phone_number": phone, "first_name": "X",
+                                                    "user_id": user_id})
+
+    def user_photo(self, user_id: int, file_id: str) -> int:
+        return self._user_message(user_id, photo=[{"file_id": file_id, "file_unique_id": file_id,
+                                                   "width": 90, "height": 90}])
+
+    def press(self, user_id: int, data: str, message: Sent | None = None) -> int:
+        """Press a button of `message` (default: the newest message to the user that has it).
+        Like Telegram, only a button that exists can be pressed: forging needs `forge`."""
+        if message is None:
+            message = next((m for m in reversed(self.sent)
+                            if m.chat_id == user_id and data in m.callback_data), None)
+        if message is None or data not in message.callback_data:
+            raise AssertionError(f"user {user_id} has no button {data!r}")
+        return self.forge(user_id, data, message)
+
+    def forge(self, user_id: int, data: str, message: Sent) -> int:
+        query = {"id": f"cq{next(self.update_ids)}", "from": self.users[user_id],
+                 "chat_instance": "ci", "data": data, "message": self._message(message)}
+        return self._push({"callback_query": query})
+
+    def inbox(self, user_id: int) -> list[Sent]:
+        return [m for m in self.sent if m.chat_id == user_id]
