@@ -321,6 +321,17 @@ async def outbox_exists(s: AsyncSession, dedupe_key: str) -> bool:
     return await s.scalar(select(Outbox.id).where(Outbox.dedupe_key == dedupe_key)) is not None
 
 
+async def outbox_row(s: AsyncSession, outbox_id: int) -> Outbox | None:
+    return await s.get(Outbox, outbox_id, populate_existing=True)
+
+
+async def case_alert_rows(s: AsyncSession, case_id: int) -> Sequence[Outbox]:
+    """The alerts (first and escalated) of a case that still show action buttons."""
+    return (await s.scalars(select(Outbox).where(
+        Outbox.case_id == case_id, Outbox.kind.in_(("alert", "escalation")),
+        Outbox.status.in_(("pending", "sent"))).order_by(Outbox.id))).all()
+
+
 async def outbox_for_case(s: AsyncSession, case_id: int) -> Sequence[Outbox]:
     return (await s.scalars(select(Outbox).where(Outbox.case_id == case_id)
                             .order_by(Outbox.id))).all()

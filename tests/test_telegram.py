@@ -99,6 +99,15 @@ async def test_story_over_telegram(world: TelegramWorld) -> None:
     await w.press(POLICE, "case:ack:1")
     assert "VT-2026-0001" in w.last(POLICE).text
     assert "Anh Tuấn" in w.last(OFFICER).text
+    # Every copy of the alert now says who took it and has lost its acknowledge button.
+    for alert in (officer_alert, police_alert):
+        assert len(alert.edits) == 1 and "case:ack:1" not in alert.callback_data
+        assert "case:assess:1" in alert.callback_data
+        assert "Anh Tuấn" in alert.text and "cổng trường" in alert.text
+    # A late press on the officer's (stale) copy changes nothing.
+    w.fake.forge(OFFICER, "case:ack:1", officer_alert)
+    await w.pump()
+    assert "Anh Tuấn" in w.last(OFFICER).text
 
     await w.press(OFFICER, "case:assess:1")
     for data in ("risk:high",):

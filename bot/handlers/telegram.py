@@ -115,6 +115,12 @@ class TelegramChannel:
     async def deliver(self, session: AsyncSession, delivery: Delivery) -> str | None:
         text, markup = render(delivery.reply, delivery.language)
         try:
+            if delivery.kind == "edit":
+                ref = str(delivery.meta["message_ref"])
+                inline = markup if isinstance(markup, InlineKeyboardMarkup) else None
+                await self.bot.edit_message_text(text, chat_id=int(delivery.address),
+                                                 message_id=int(ref), reply_markup=inline)
+                return ref
             message = await self.bot.send_message(int(delivery.address), text,
                                                   reply_markup=markup)
         except RetryAfter as exc:
@@ -124,6 +130,8 @@ class TelegramChannel:
         except Forbidden as exc:
             raise DeliveryError("403 blocked", permanent=True, unreachable=True) from exc
         except BadRequest as exc:
+            if "not modified" in exc.message:
+                return str(delivery.meta.get("message_ref", ""))
             raise DeliveryError(f"400 {exc.message[:80]}", permanent=True) from exc
         except (NetworkError, TelegramError) as exc:  # timeouts and 5xx: retry with backoff
             raise DeliveryError(type(exc).__name__) from exc

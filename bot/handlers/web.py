@@ -55,6 +55,12 @@ class WebChannel:
         self.clock = clock
 
     async def deliver(self, session: AsyncSession, delivery: Delivery) -> str | None:
+        if delivery.kind == "edit":
+            ref = str(delivery.meta["message_ref"])
+            original = await session.get(SimMessage, int(ref))
+            if original is not None:
+                original.payload = {**rendered(delivery), "edited": True}
+            return ref
         msg = SimMessage(address=delivery.address, direction="out", payload=rendered(delivery),
                          created_at=self.clock.now())
         session.add(msg)

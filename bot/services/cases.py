@@ -15,7 +15,7 @@ from bot.flows.vocabulary import Choice, Reply, Text
 from bot.services import alerts
 from bot.services.directory import Directory
 from bot.services.escalation import Escalation
-from bot.services.outbox import enqueue
+from bot.services.outbox import enqueue, enqueue_edit
 from bot.services.routing import (
     first_recipients,
     is_police_case,
@@ -137,6 +137,7 @@ class CaseService:
         await repo.audit(s, case.id, actor.id, "acknowledged", now)
         notice = say("case.taken_by", code=case.code, name=actor.name)
         await self._tell_team(s, case, notice, now, f"ack:{case.id}", skip=actor.id)
+        await self._retire_alerts(s, case, actor, now)
         await self._tell_reporter(s, case, say("reporter.being_handled", code=case.code), now,
                                   f"ack-reporter:{case.id}")
         return [Reply((Text("case.you_took", {"code": case.code}),),
@@ -244,6 +245,16 @@ class CaseService:
             return [say("status.not_found", code=code)]
         await repo.audit(s, case.id, viewer.id, "status_viewed", now)
         return [say(f"status.{alerts.coarse_status(case)}", code=case.code)]
+
+    async def _retire_alerts(self, s: AsyncSession, case: Case, actor: Person,
+                             now: datetime) -> None:
+        """Every copy of the alert now says who took the case and loses "Tiếp nhận"; the
+        follow-up buttons stay, because the officer still assesses a case the police took."""
+        details = await self._details(s, case)
+        for row in await repo.case_alert_rows(s, case.id):
+            edited = Reply((Text("case.taken_by", {"code": case.code, "name": actor.name}),
+                            *details), alerts.action_choices(case.id, alerts.FOLLOW_UP))
+            await enqueue_edit(s, row, edited, now, row.payload.get("language", "vi"))
 
     # ---- telling people --------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from storage.models import Identity, Outbox, Person
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 12
+EDIT_WAIT = timedelta(seconds=2)
 CHANNEL_PREFERENCE = ("telegram", "zalo", "web")
 
 
@@ -101,6 +102,19 @@ async def enqueue(s: AsyncSession, person: Person, reply: Reply, now: datetime, 
     return row
 
 
+async def enqueue_edit(s: AsyncSession, original: Outbox, reply: Reply, now: datetime,
+                       language: str) -> None:
+    """Change a message already queued or sent (e.g. an alert someone has taken)."""
+    if await repo.outbox_exists(s, f"edit:{original.id}"):
+        return
+    s.add(Outbox(person_id=original.person_id, case_id=original.case_id,
+                 channel=original.channel, address=original.address, kind="edit",
+                 payload={"reply": reply.to_json(), "language": language,
+                          "meta": {"edit_of": original.id}},
+                 dedupe_key=f"edit:{original.id}", status="pending", attempts=0,
+                 next_attempt_at=now, created_at=now))
+
+
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(2 ** attempts, 300))
 
@@ -140,10 +154,21 @@ class OutboxWorker:
             row = rows[0]
             channel = self.channels[row.channel]
             payload = row.payload
-            delivery = Delivery(row.id, row.address, payload.get("language", "vi"),
-                                Reply.from_json(payload["reply"]), row.kind,
-                                payload.get("meta", {}))
+            meta = dict(payload.get("meta", {}))
             now = self.clock.now()
+            if "edit_of" in meta:
+                # An edit needs the channel's reference of the message it changes.
+                original = await repo.outbox_row(s, int(meta["edit_of"]))
+                row.lease_owner, row.lease_until = None, None
+                if original is None or original.status == "failed":
+                    row.status = "skipped"
+                    return 0
+                if original.status != "sent" or not original.external_ref:
+                    row.next_attempt_at = now + EDIT_WAIT
+                    return 0
+                meta["message_ref"] = original.external_ref
+            delivery = Delivery(row.id, row.address, payload.get("language", "vi"),
+                                Reply.from_json(payload["reply"]), row.kind, meta)
             row.attempts += 1
             try:
                 row.external_ref = await channel.deliver(s, delivery)
