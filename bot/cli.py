@@ -12,7 +12,13 @@ from aiohttp import web
 
 from bot.app import build_engine, make_clock
 from bot.config import Settings, load_commune
-from bot.handlers.telegram import TelegramChannel, TelegramPoller, make_bot
+from bot.handlers.telegram import (
+    TelegramChannel,
+    TelegramPoller,
+    TelegramWebhook,
+    make_bot,
+    webhook_secret,
+)
 from bot.handlers.web import WebChannel, make_app
 from bot.services.outbox import Channel
 
@@ -35,15 +41,23 @@ async def serve(settings: Settings) -> None:
     engine = await build_engine(settings.database_url, load_commune(settings.config_path),
                                 clock, channels)
     await engine.start_workers()
-    if bot is not None:
-        # Polling; the webhook mode of the Telegram issue is not built yet.
+    routes: list[web.RouteDef] = []
+    webhook_url = settings.environ.get("TELEGRAM_WEBHOOK_URL", "")
+    if bot is not None and webhook_url:
+        hook = TelegramWebhook(bot, engine.conversations, webhook_secret(
+            token, settings.environ.get("TELEGRAM_WEBHOOK_SECRET")))
+        routes.append(web.post("/telegram/webhook", hook.handle))
+    elif bot is not None:
         poller = TelegramPoller(bot, engine.conversations)
         engine.tasks.append(asyncio.create_task(poller.run(engine.stop)))
         log.info("telegram polling started")
-    runner = web.AppRunner(make_app(engine), access_log=None)
+    runner = web.AppRunner(make_app(engine, routes), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    if bot is not None and webhook_url:
+        await hook.register(webhook_url)
+        log.info("telegram webhook registered")
     log.info("web simulator on http://%s:%s", settings.host, settings.port)
     print(f"SafeChild web simulator: http://{settings.host}:{settings.port}", flush=True)
     stop = asyncio.Event()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 TOKEN = "123456:TEST-token"
@@ -64,6 +65,7 @@ class FakeTelegram:
         self._chat_window: dict[int, deque[float]] = defaultdict(deque)
         self.rejected_429 = 0
         self.confirmed_offset = 0
+        self.webhook: tuple[str, str] | None = None
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -191,7 +193,31 @@ class FakeTelegram:
         return BOT_USER
 
     async def api_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = None
         return True
+
+    async def api_setWebhook(self, params: dict[str, Any]) -> bool:
+        secret = str(params.get("secret_token", ""))
+        if (secret and not all(c.isalnum() or c in "_-" for c in secret)) or len(secret) > 256:
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        self.webhook = (str(params["url"]), secret)
+        return True
+
+    async def post_webhook(self, update_id: int | None = None, secret: str | None = None,
+                           body: dict[str, Any] | None = None) -> int:
+        """Deliver a pending update (or `body`) to the webhook as Telegram does; returns
+        the HTTP status. `secret` overrides the registered one (to test refusals)."""
+        assert self.webhook is not None, "no webhook set"
+        url, registered = self.webhook
+        if body is None:
+            body = next(u for u in self.updates if update_id in (None, u["update_id"]))
+        headers = {} if secret == "" else {
+            "X-Telegram-Bot-Api-Secret-Token": registered if secret is None else secret}
+        async with aiohttp.ClientSession() as http, http.post(url, json=body,
+                                                               headers=headers) as resp:
+            if resp.status == 200 and body in self.updates:
+                self.updates.remove(body)
+            return resp.status
 
     async def api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)

@@ -179,3 +179,37 @@ async def test_forged_callback_changes_nothing(world: TelegramWorld) -> None:
     assert "không hiểu" in w.last(CITIZEN).text or "chọn" in w.last(CITIZEN).text
     async with w.engine.sessions() as s:
         assert await repo.case_by_id(s, 1) is None
+
+
+async def test_webhook_checks_the_secret_and_stores_before_answering(
+        world: TelegramWorld) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+    from sqlalchemy import func, select
+
+    from bot.handlers.telegram import TelegramWebhook, webhook_secret
+    from bot.handlers.web import make_app
+    from storage.models import InboundKey
+
+    w = world
+    hook = TelegramWebhook(w.poller.bot, w.engine.conversations, webhook_secret(TOKEN, None))
+    server = TestServer(make_app(w.engine, [web.post("/telegram/webhook", hook.handle)]),
+                        host="127.0.0.1")
+    await server.start_server()
+    try:
+        await hook.register(str(server.make_url("/telegram/webhook")))
+        update_id = w.fake.user_text(CITIZEN, "/start")
+        assert await w.fake.post_webhook(update_id, secret="wrong-secret") == 403
+        assert await w.fake.post_webhook(update_id, secret="") == 403
+        async with w.engine.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(InboundKey)) == 0
+        duplicate = dict(w.fake.updates[-1])
+        assert await w.fake.post_webhook(update_id) == 200
+        # Telegram retries the same update (say our 200 was lost): handled once.
+        assert await w.fake.post_webhook(body=duplicate) == 200
+        await w.pump()
+        assert len(w.fake.inbox(CITIZEN)) == 1
+        async with w.engine.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(InboundKey)) == 1
+    finally:
+        await server.close()

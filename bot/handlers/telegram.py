@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     Bot,
@@ -181,3 +184,42 @@ class TelegramPoller:
                 # unconfirmed and comes back.
                 log.exception("update handling failed")
                 await asyncio.sleep(1)
+
+
+def webhook_secret(token: str, configured: str | None) -> str:
+    """The secret Telegram echoes in X-Telegram-Bot-Api-Secret-Token. Derived from the token
+    when not configured, so every process behind one URL agrees without sharing state."""
+    if configured:
+        return configured
+    return hashlib.sha256(f"safechild-webhook:{token}".encode()).hexdigest()[:48]
+
+
+class TelegramWebhook:
+    """POST /telegram/webhook: the 200 goes back only after the update is committed."""
+
+    def __init__(self, bot: Bot, conversations: ConversationService, secret: str) -> None:
+        self.bot = bot
+        self.conversations = conversations
+        self.secret = secret
+
+    async def handle(self, request: web.Request) -> web.Response:
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            return web.Response(status=403)
+        try:
+            update = Update.de_json(await request.json(), self.bot)
+        except (ValueError, KeyError, TypeError):
+            # Malformed: telling Telegram to retry would not help.
+            return web.Response(status=200)
+        parsed = to_event(update) if update is not None else None
+        if parsed is not None:
+            event, query_id = parsed
+            await self.conversations.handle(event)
+            if query_id is not None:
+                with contextlib.suppress(TelegramError):
+                    await self.bot.answer_callback_query(query_id)
+        return web.Response(status=200)
+
+    async def register(self, url: str) -> None:
+        await self.bot.set_webhook(url, secret_token=self.secret,
+                                   allowed_updates=list(ALLOWED_UPDATES))

@@ -158,8 +158,10 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def make_app(engine: Engine) -> web.Application:
+def make_app(engine: Engine, extra_routes: list[web.RouteDef] | None = None
+             ) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
+    app.add_routes(extra_routes or [])
     app[ENGINE_KEY] = engine
     app.router.add_get("/", index)
     app.router.add_get("/healthz", health)
