@@ -81,6 +81,8 @@ class FakeTelegram:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        # Release long polls still waiting, or shutting down would wait for their timeout.
+        self.new_update.set()
         if self.runner:
             await self.runner.cleanup()
 
@@ -96,7 +98,8 @@ class FakeTelegram:
         params = await self._params(request)
         self.calls.append(method)
         try:
-            if self.fail_next and method not in ("getUpdates", "getMe"):
+            if self.fail_next and method not in ("getUpdates", "getMe", "deleteWebhook",
+                                                 "setWebhook"):
                 status = self.fail_next.popleft()
                 raise ApiError(status, "Internal Server Error" if status >= 500 else "Error")
             handler = getattr(self, f"api_{method}", None)

@@ -26,8 +26,8 @@ def free_port() -> int:
 
 
 class BotProcess:
-    def __init__(self, db: Path, port: int) -> None:
-        self.db, self.port = db, port
+    def __init__(self, db: Path, port: int, env: dict[str, str] | None = None) -> None:
+        self.db, self.port, self.env = db, port, env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -36,7 +36,7 @@ class BotProcess:
 
     def spawn(self, clock_at: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "SAFECHILD_DB": str(self.db), "SAFECHILD_PORT": str(self.port),
-               "SAFECHILD_FAKE_CLOCK": clock_at}
+               "SAFECHILD_FAKE_CLOCK": clock_at, **self.env}
         env.pop("DATABASE_URL", None)
         return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -168,9 +168,12 @@ class TelegramPoller:
         return len(updates)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.bot.delete_webhook()
+        webhook_cleared = False
         while not stop.is_set():
             try:
+                if not webhook_cleared:
+                    # getUpdates refuses to work while a webhook is set.
+                    webhook_cleared = await self.bot.delete_webhook()
                 await self.poll_once()
             except RetryAfter as exc:
                 retry = exc.retry_after

@@ -1,0 +1,80 @@
+"""SIGKILL the real bot process while alerts wait in the outbox; after restart they reach
+Telegram, none twice."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+from tests.conftest import START
+from tests.fake_telegram import TOKEN, FakeTelegram, Sent
+from tests.test_escalation import EMERGENCY_REPORT
+from tests.test_restart import BotProcess, free_port
+
+CITIZEN, OFFICER, POLICE = 6001, 6002, 6003
+
+
+def config_with_telegram(tmp: Path) -> Path:
+    from bot.config import DEMO_CONFIG
+
+    text = DEMO_CONFIG.read_text(encoding="utf-8")
+    for key, user in (("officer", OFFICER), ("police", POLICE)):
+        text = text.replace(f'key = "{key}"\n', f'key = "{key}"\ntelegram_id = {user}\n', 1)
+    path = tmp / "commune.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def pending_alerts(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("select count(*) from outbox where kind = 'alert' "
+                           "and status = 'pending'").fetchone()
+    return int(row[0])
+
+
+async def until(check: object, seconds: float = 20) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def test_alerts_queued_at_sigkill_arrive_once_after_restart(tmp_path: Path) -> None:
+    fake = FakeTelegram(per_chat_burst=100)
+    await fake.start()
+    for user in (CITIZEN, OFFICER, POLICE):
+        fake.add_user(user)
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": fake.base_url,
+           "SAFECHILD_CONFIG": str(config_with_telegram(tmp_path))}
+    proc = BotProcess(tmp_path / "bot.db", free_port(), env)
+    try:
+        # Telegram is down for sending: every answer and alert stays in the outbox.
+        fake.fail_next.extend([502] * 10_000)
+        await proc.start(START.isoformat())
+        # Nothing reached the citizen, so their presses are on a message we never saw
+        # arrive; the bot only reads the button data, as with any press.
+        shown = Sent(CITIZEN, 1, "…", None)
+        for kind, value in EMERGENCY_REPORT:
+            if kind == "text":
+                fake.user_text(CITIZEN, value)
+            else:
+                fake.forge(CITIZEN, value, shown)
+        await until(lambda: pending_alerts(proc.db) == 2)
+        proc.kill()
+
+        fake.fail_next.clear()
+        # Five minutes later: failed sends are due for their retry, no reminder is due yet.
+        await proc.start((START + timedelta(minutes=5)).isoformat())
+        await until(lambda: all(
+            any("VT-2026-0001" in m.text for m in fake.inbox(u)) for u in (OFFICER, POLICE)))
+        await asyncio.sleep(0.5)  # give a duplicate the chance to show up
+        for user in (OFFICER, POLICE):
+            alerts = [m for m in fake.inbox(user) if "case:ack:1" in m.callback_data]
+            assert len(alerts) == 1
+        assert pending_alerts(proc.db) == 0
+    finally:
+        proc.stop()
+        await fake.stop()
