@@ -19,6 +19,7 @@ from bot.services.escalation import Escalation, TimerSweeper
 from bot.services.outbox import Channel, OutboxWorker
 from bot.worktime import WorkCalendar
 from storage.db import make_engine, migrate, sessionmaker
+from storage.models import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,12 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
     cases = CaseService(directory, escalation)
     outbox = OutboxWorker(sessions, clock, channels)
     sweeper = TimerSweeper(sessions, clock, escalation, on_sent=outbox.wake.set)
+
+    async def reroute(s: AsyncSession, row: Outbox, now: datetime) -> None:
+        await escalation.reroute(s, row, now, channels.keys())
+        sweeper.wake.set()
+
+    outbox.on_unreachable = reroute
     conversations = ConversationService(sessions, clock, directory, cases,
                                         on_queued=outbox.wake.set)
     return Engine(db, sessions, clock, directory, cases, conversations, sweeper, outbox)

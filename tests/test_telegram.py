@@ -30,7 +30,7 @@ class TelegramWorld:
         self.clock.advance(timedelta(seconds=2))
         while self.fake.updates and await self.poller.poll_once():
             pass
-        while await self.engine.outbox.deliver_due():
+        while await self.engine.outbox.deliver_due() or await self.engine.sweeper.fire_due():
             pass
 
     async def say(self, user: int, text: str) -> None:
@@ -213,3 +213,28 @@ async def test_webhook_checks_the_secret_and_stores_before_answering(
             assert await s.scalar(select(func.count()).select_from(InboundKey)) == 1
     finally:
         await server.close()
+
+
+async def test_blocked_officer_hands_the_alert_up_the_chain_at_once(
+        world: TelegramWorld) -> None:
+    w = world
+    w.fake.blocked.add(OFFICER)
+    await w.say(CITIZEN, "/start")
+    for data in ("menu:report", "danger:no", "type:violence", "types:done"):
+        await w.press(CITIZEN, data)
+    await w.say(CITIZEN, "Thôn Tây")
+    for data in ("age:6-10", "sex:boy", "skip", "count:1"):
+        await w.press(CITIZEN, data)
+    await w.say(CITIZEN, "Bố đánh bé bằng roi, bé chạy sang nhà hàng xóm.")
+    for data in ("photos:done", "contact:anonymous", "confirm"):
+        await w.press(CITIZEN, data)
+    assert w.fake.inbox(OFFICER) == []
+    assert "case:ack:1" in w.last(POLICE).callback_data
+    # No deadline has passed, yet level 2 already has it: the on-duty officer is unreachable.
+    for user in (OFFICER2, CHIEF):
+        assert "case:ack:1" in w.last(user).callback_data
+    async with w.engine.sessions() as s:
+        case = await repo.case_by_id(s, 1)
+        ident = await repo.identity(s, "telegram", str(OFFICER))
+    assert case is not None and case.escalation_level == 2
+    assert ident is not None and ident.unreachable_at is not None

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.flows.vocabulary import Reply
 from bot.services import alerts
 from bot.services.directory import Directory
 from bot.services.outbox import enqueue
@@ -19,7 +20,7 @@ from bot.services.routing import level_recipients
 from bot.services.sweeping import sweep_forever
 from bot.worktime import WorkCalendar
 from storage import repo
-from storage.models import Case, CaseDeadline, CaseRecipient, Person, Timer
+from storage.models import Case, CaseDeadline, CaseRecipient, Outbox, Person, Timer
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=120)
@@ -93,7 +94,27 @@ class Escalation:
             if now < dl.due_at:  # a reminder after its deadline (e.g. after downtime) is noise
                 await self._remind(s, case, dl, timer, now)
         else:
-            await self._escalate(s, case, dl, timer, now)
+            await self._escalate(s, case, dl, timer, now,
+                                 rearm=not timer.kind.startswith("unreachable"))
+
+    async def reroute(self, s: AsyncSession, row: Outbox, now: datetime,
+                      served: Collection[str]) -> None:
+        """An alert could not reach its person on that channel: try their other channels
+        (those this deployment serves), and with none left, climb one level at once
+        instead of waiting for the deadline."""
+        person = await repo.person(s, row.person_id)
+        others = [i for i in await repo.identities_of(s, row.person_id)
+                  if i.unreachable_at is None and i.channel in served
+                  and (i.channel, i.external_id) != (row.channel, row.address)]
+        if person is not None and others:
+            await enqueue(s, person, Reply.from_json(row.payload["reply"]), now, kind=row.kind,
+                          case_id=row.case_id, dedupe_key=f"reroute:{row.id}",
+                          identities=others)
+            return
+        dl = await repo.deadline(s, row.case_id, "acknowledge") if row.case_id else None
+        if dl is not None and dl.met_at is None:
+            s.add(Timer(deadline_id=dl.id, kind=f"unreachable{dl.version}", seq=row.id,
+                        fire_at=now, deadline_version=dl.version))
 
     async def _remind(self, s: AsyncSession, case: Case, dl: CaseDeadline, timer: Timer,
                       now: datetime) -> None:
@@ -118,7 +139,7 @@ class Escalation:
         return team
 
     async def _escalate(self, s: AsyncSession, case: Case, dl: CaseDeadline, timer: Timer,
-                        now: datetime) -> None:
+                        now: datetime, rearm: bool = True) -> None:
         top = len(self.directory.config.levels)
         level = min(case.escalation_level + 1, top)
         case.escalation_level = level
@@ -140,6 +161,8 @@ class Escalation:
                           dedupe_key=f"t{timer.id}:p{person.id}")
         await repo.audit(s, case.id, None, "escalated", now, step=dl.step, level=level,
                          recipients=[p.id for p in targets])
+        if not rearm:
+            return
         # Keep climbing each period until someone acts; a period missed while the bot was
         # down counts once, not once per missed period.
         period = dl.due_at - dl.started_at

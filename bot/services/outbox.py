@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -124,7 +124,10 @@ class OutboxWorker:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock,
                  channels: Mapping[str, Channel], owner: str | None = None,
-                 batch: int = 50) -> None:
+                 batch: int = 50,
+                 on_unreachable: Callable[[AsyncSession, Outbox, datetime],
+                                          Awaitable[None]] | None = None) -> None:
+        self.on_unreachable = on_unreachable
         self.sessions = sessions
         self.clock = clock
         self.channels = dict(channels)
@@ -177,6 +180,8 @@ class OutboxWorker:
                 row.lease_owner, row.lease_until = None, None
                 if exc.unreachable:
                     await repo.mark_unreachable(s, row.channel, row.address, now)
+                    if self.on_unreachable is not None and row.kind in ("alert", "escalation"):
+                        await self.on_unreachable(s, row, now)
                 if exc.permanent or row.attempts >= MAX_ATTEMPTS:
                     row.status = "failed"
                     log.warning("outbox %s failed for good: %s", row.id, exc.reason[:80])
