@@ -40,6 +40,8 @@ async def serve(settings: Settings) -> None:
         channels["telegram"] = TelegramChannel(bot)
     engine = await build_engine(settings.database_url, load_commune(settings.config_path),
                                 clock, channels)
+    if bot is not None:
+        engine.conversations.invites.links["telegram"] = f"https://t.me/{bot.username}?start="
     await engine.start_workers()
     routes: list[web.RouteDef] = []
     webhook_url = settings.environ.get("TELEGRAM_WEBHOOK_URL", "")

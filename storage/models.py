@@ -259,3 +259,18 @@ class SimMessage(Base):
     direction: Mapped[str] = mapped_column(String(8))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+
+
+class Invite(Base):
+    """A single-use invitation that binds a channel account to a role (and village)."""
+
+    __tablename__ = "invites"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"))
+    role: Mapped[str] = mapped_column(String(16))
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"))
+    created_by: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    used_at: Mapped[datetime | None]

@@ -30,6 +30,7 @@ from bot.flows.book import FLOWS
 from bot.flows.engine import Context, State
 from bot.flows.vocabulary import Reply, Text
 from bot.services import alerts
+from bot.services.invites import INVITABLE_ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ("vi", "en")
@@ -80,6 +81,7 @@ def families() -> dict[str, frozenset[str]]:
         "setting.*": labels(case_team.SETTINGS),
         "outcome.*": labels(case_team.OUTCOMES),
         "milestone.*": labels(case_team.MILESTONES),
+        "role.*": {f"role.{r}" for r in INVITABLE_ROLES},
         # telegram.render asks for a location or a contact with a reply-keyboard button.
         "telegram.share_*": {"telegram.share_location", "telegram.share_contact"},
     }

@@ -16,7 +16,9 @@ from storage import repo
 from tests.fake_telegram import TOKEN, FakeTelegram, Sent
 
 CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF = 5001, 5002, 5003, 5004, 5005
-IDS = {"officer": OFFICER, "police": POLICE, "officer2": OFFICER2, "police_chief": CHIEF}
+ADMIN, NEWCOMER, LATECOMER = 5006, 5007, 5008
+IDS = {"officer": OFFICER, "police": POLICE, "officer2": OFFICER2, "police_chief": CHIEF,
+       "admin": ADMIN}
 
 
 class TelegramWorld:
@@ -49,7 +51,7 @@ class TelegramWorld:
 async def world(db_url: str, clock: FakeClock) -> AsyncIterator[TelegramWorld]:
     fake = FakeTelegram(now=lambda: clock.now().timestamp())
     await fake.start()
-    for user in (CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF):
+    for user in (CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF, ADMIN, NEWCOMER, LATECOMER):
         fake.add_user(user)
     raw = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
     for person in raw["people"]:
@@ -60,6 +62,7 @@ async def world(db_url: str, clock: FakeClock) -> AsyncIterator[TelegramWorld]:
     engine = await build_engine(db_url, parse_commune(raw), clock,
                                 {"telegram": TelegramChannel(bot)})
     poller = TelegramPoller(bot, engine.conversations, long_poll=0)
+    engine.conversations.invites.links["telegram"] = f"https://t.me/{bot.username}?start="
     yield TelegramWorld(fake, engine, poller, clock)
     await engine.close()
     await bot.shutdown()
@@ -238,3 +241,41 @@ async def test_blocked_officer_hands_the_alert_up_the_chain_at_once(
         ident = await repo.identity(s, "telegram", str(OFFICER))
     assert case is not None and case.escalation_level == 2
     assert ident is not None and ident.unreachable_at is not None
+
+
+async def test_invite_link_binds_a_collaborator_who_reports_with_village_prefilled(
+        world: TelegramWorld) -> None:
+    w = world
+    await w.say(CITIZEN, "/invite collaborator Thôn Tây")
+    assert "chỉ" in w.last(CITIZEN).text.casefold()  # only an admin may invite
+    await w.say(ADMIN, "/invite collaborator Thôn Tây")
+    text = w.last(ADMIN).text
+    link = next(word for word in text.split() if word.startswith("https://t.me/"))
+    assert link.startswith("https://t.me/safechild_bot?start=")
+    code = link.split("start=", 1)[1]
+    assert 1 <= len(code) <= 64
+
+    await w.say(NEWCOMER, f"/start {code}")
+    async with w.engine.sessions() as s:
+        ident = await repo.identity(s, "telegram", str(NEWCOMER))
+        assert ident is not None
+        person = await repo.person(s, ident.person_id)
+    assert person is not None and person.role == "collaborator"
+    assert person.village_id == w.engine.directory.village_ids["tay"]
+
+    # Single use: the same link does nothing for someone else.
+    await w.say(LATECOMER, f"/start {code}")
+    assert "không dùng được" in w.fake.inbox(LATECOMER)[0].text
+
+    # The new collaborator reports: after the case types, the bot skips the village.
+    for data in ("menu:report", "danger:no", "type:child_marriage", "types:done"):
+        await w.press(NEWCOMER, data)
+    assert "age:11-15" in w.last(NEWCOMER).callback_data
+    for data in ("age:16-17", "sex:girl", "skip", "count:1"):
+        await w.press(NEWCOMER, data)
+    await w.say(NEWCOMER, "Gia đình định cho em lấy chồng tháng sau.")
+    for data in ("photos:done", "contact:anonymous", "confirm"):
+        await w.press(NEWCOMER, data)
+    async with w.engine.sessions() as s:
+        case = await repo.case_by_id(s, 1)
+    assert case is not None and case.village_id == w.engine.directory.village_ids["tay"]

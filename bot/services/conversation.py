@@ -24,6 +24,7 @@ from bot.flows.book import FLOWS
 from bot.flows.vocabulary import Effect, Input, Reply, SetLanguage, Submit, Text
 from bot.services.cases import STAFF, CaseService, say
 from bot.services.directory import Directory
+from bot.services.invites import Invites
 from bot.services.outbox import enqueue
 from storage import repo
 from storage.models import Case, Person
@@ -62,6 +63,7 @@ class ConversationService:
         self.directory = directory
         self.cases = cases
         self.on_queued = on_queued
+        self.invites = Invites(directory)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def handle(self, event: InboundEvent) -> bool:
@@ -102,12 +104,21 @@ class ConversationService:
         state = engine.State.from_json(conv.state if conv else None)
         if conv is not None and now - conv.updated_at > DRAFT_TTL:
             state = engine.State()
-        ctx = await self._context(s, person)
         inp = event.input
-        if inp.kind == "choice" and inp.choice.startswith("case:"):
+        lead: list[Effect] = []
+        if inp.kind == "command" and inp.command == "start" and inp.args.strip():
+            # A deep link: /start <invite code>.
+            lead.append(await self.invites.redeem(s, person, inp.args, now))
+        ctx = await self._context(s, person)
+        effects: list[Effect]
+        if inp.kind == "command" and inp.command == "invite":
+            new_state, effects = state, [await self.invites.create(s, person, inp.args,
+                                                                  event.channel, now)]
+        elif inp.kind == "choice" and inp.choice.startswith("case:"):
             new_state, effects = await self._case_button(s, person, state, ctx, inp, now)
         else:
             new_state, effects = engine.step(FLOWS, state, inp, ctx)
+        effects = [*lead, *effects]
         await self._apply(s, person, event.channel, event.sender, effects, now)
         if new_state != state or conv is None:
             saved = await repo.save_conversation(s, person.id, new_state.to_json(),
