@@ -107,6 +107,19 @@ def render(reply: Reply, language: str) -> tuple[str, InlineKeyboardMarkup | Rep
     return text, InlineKeyboardMarkup(rows)
 
 
+async def on_update(bot: Bot, conversations: ConversationService, update: Update) -> None:
+    """Hand one update to the engine (which commits it), then answer its button press."""
+    parsed = to_event(update)
+    if parsed is None:
+        return
+    event, query_id = parsed
+    await conversations.handle(event)
+    if query_id is not None:
+        # Stops the button's spinner; a failure here loses nothing.
+        with contextlib.suppress(TelegramError):
+            await bot.answer_callback_query(query_id)
+
+
 class TelegramChannel:
     """Sends outbox rows through the Bot API and maps its errors onto retry decisions."""
 
@@ -155,14 +168,7 @@ class TelegramPoller:
         updates = await self.bot.get_updates(offset=self.offset, timeout=self.long_poll,
                                              allowed_updates=ALLOWED_UPDATES)
         for update in updates:
-            parsed = to_event(update)
-            if parsed is not None:
-                event, query_id = parsed
-                await self.conversations.handle(event)
-                if query_id is not None:
-                    # Stops the button's spinner; a failure here loses nothing.
-                    with contextlib.suppress(TelegramError):
-                        await self.bot.answer_callback_query(query_id)
+            await on_update(self.bot, self.conversations, update)
             # Only now may Telegram forget it: the next getUpdates carries this offset.
             self.offset = update.update_id + 1
         return len(updates)
@@ -214,13 +220,8 @@ class TelegramWebhook:
         except (ValueError, KeyError, TypeError):
             # Malformed: telling Telegram to retry would not help.
             return web.Response(status=200)
-        parsed = to_event(update) if update is not None else None
-        if parsed is not None:
-            event, query_id = parsed
-            await self.conversations.handle(event)
-            if query_id is not None:
-                with contextlib.suppress(TelegramError):
-                    await self.bot.answer_callback_query(query_id)
+        if update is not None:
+            await on_update(self.bot, self.conversations, update)
         return web.Response(status=200)
 
     async def register(self, url: str) -> None:
