@@ -19,7 +19,12 @@ from pathlib import Path
 from bot.app import build_engine
 from bot.clock import SystemClock
 from bot.config import DEMO_CONFIG, load_commune
-from bot.handlers.telegram import TelegramChannel, TelegramPoller, make_bot
+from bot.handlers.telegram import (
+    TelegramAdapter,
+    TelegramChannel,
+    TelegramPoller,
+    make_application,
+)
 from tests.fake_telegram import TOKEN, FakeTelegram, Sent
 
 STEPS = [("text", "/start"), ("choice", "menu:report"), ("choice", "danger:no"),
@@ -39,12 +44,13 @@ async def run(reporters: int) -> None:
     fake.add_user(1)  # the officer
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_commune(DEMO_CONFIG)
-        bot = make_bot(TOKEN, base_url=fake.base_url)
-        await bot.initialize()
+        application = make_application(TOKEN, base_url=fake.base_url)
+        await application.initialize()
         clock = SystemClock()
         engine = await build_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'b.db'}", cfg, clock,
-                                    {"telegram": TelegramChannel(bot)})
-        poller = TelegramPoller(bot, engine.conversations, long_poll=0)
+                                    {"telegram": TelegramChannel(application.bot)})
+        poller = TelegramPoller(TelegramAdapter(application, engine.conversations),
+                                long_poll=0)
         shown = Sent(0, 1, "", None)
         for kind, value in STEPS:
             for i in range(reporters):
@@ -59,7 +65,7 @@ async def run(reporters: int) -> None:
             pass
         inbound = time.perf_counter() - started
         await engine.close()
-        await bot.shutdown()
+        await application.shutdown()
     await fake.stop()
     print("SafeChild Telegram adapter benchmark (fake Bot API on loopback, SQLite)")
     print(f"  updates handled           {total} from {reporters} reporters")

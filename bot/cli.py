@@ -13,10 +13,11 @@ from aiohttp import web
 from bot.app import build_engine, make_clock
 from bot.config import Settings, load_commune
 from bot.handlers.telegram import (
+    TelegramAdapter,
     TelegramChannel,
     TelegramPoller,
     TelegramWebhook,
-    make_bot,
+    make_application,
     webhook_secret,
 )
 from bot.handlers.web import WebChannel, make_app
@@ -29,35 +30,36 @@ async def serve(settings: Settings) -> None:
     clock = make_clock(settings)
     channels: dict[str, Channel] = {"web": WebChannel(clock)}
     token = settings.environ.get("TELEGRAM_BOT_TOKEN", "")
-    bot = None
+    application = None
     if token:
-        bot = make_bot(token,
-                       settings.environ.get("TELEGRAM_API_BASE_URL",
-                                            "https://api.telegram.org/bot"),
-                       settings.environ.get("TELEGRAM_FILE_BASE_URL",
-                                            "https://api.telegram.org/file/bot"))
-        await bot.initialize()
-        channels["telegram"] = TelegramChannel(bot)
+        application = make_application(
+            token, settings.environ.get("TELEGRAM_API_BASE_URL", "https://api.telegram.org/bot"),
+            settings.environ.get("TELEGRAM_FILE_BASE_URL", "https://api.telegram.org/file/bot"))
+        await application.initialize()
+        channels["telegram"] = TelegramChannel(application.bot)
     engine = await build_engine(settings.database_url, load_commune(settings.config_path),
                                 clock, channels)
-    if bot is not None:
-        engine.conversations.invites.links["telegram"] = f"https://t.me/{bot.username}?start="
+    adapter = None
+    if application is not None:
+        adapter = TelegramAdapter(application, engine.conversations)
+        engine.conversations.invites.links["telegram"] = (
+            f"https://t.me/{application.bot.username}?start=")
     await engine.start_workers()
     routes: list[web.RouteDef] = []
     webhook_url = settings.environ.get("TELEGRAM_WEBHOOK_URL", "")
-    if bot is not None and webhook_url:
-        hook = TelegramWebhook(bot, engine.conversations, webhook_secret(
+    if adapter is not None and webhook_url:
+        hook = TelegramWebhook(adapter, webhook_secret(
             token, settings.environ.get("TELEGRAM_WEBHOOK_SECRET")))
         routes.append(web.post("/telegram/webhook", hook.handle))
-    elif bot is not None:
-        poller = TelegramPoller(bot, engine.conversations)
+    elif adapter is not None:
+        poller = TelegramPoller(adapter)
         engine.tasks.append(asyncio.create_task(poller.run(engine.stop)))
         log.info("telegram polling started")
     runner = web.AppRunner(make_app(engine, routes), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
-    if bot is not None and webhook_url:
+    if adapter is not None and webhook_url:
         await hook.register(webhook_url)
         log.info("telegram webhook registered")
     log.info("web simulator on http://%s:%s", settings.host, settings.port)
@@ -70,8 +72,8 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     await runner.cleanup()
     await engine.close()
-    if bot is not None:
-        await bot.shutdown()
+    if application is not None:
+        await application.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -79,6 +79,8 @@ class CommuneConfig:
     deadlines: Mapping[str, Mapping[str, Duration]]
     levels: tuple[tuple[str, ...], ...]
     reminders_at: tuple[float, ...] = field(default=(0.5, 0.9))
+    # A Telegram group of the commune's officers and police that gets every new alert.
+    telegram_alert_group: str | None = None
 
 
 def load_commune(path: Path) -> CommuneConfig:
@@ -129,7 +131,21 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         tell_village_collaborator=bool(routing.get("tell_village_collaborator", True)),
         deadlines=deadlines, levels=levels,
         reminders_at=tuple(esc.get("reminders_at", (0.5, 0.9))),
+        telegram_alert_group=_group_id(c.get("telegram_alert_group")),
     )
+
+
+def _group_id(raw: Any) -> str | None:
+    if raw in (None, "", 0):
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"telegram_alert_group: not a chat id: {raw!r}") from exc
+    if value >= 0:
+        # Group and supergroup chat ids are negative; a positive one is a private chat.
+        raise ConfigError("telegram_alert_group: a group chat id is negative")
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -312,6 +312,18 @@ async def leased_outbox(s: AsyncSession, ids: Sequence[int], owner: str) -> Sequ
         .order_by(Outbox.id).execution_options(populate_existing=True))).all()
 
 
+async def release_outbox(s: AsyncSession, ids: Sequence[int], owner: str,
+                         next_attempt_at: datetime) -> None:
+    """Give back rows claimed but not attempted, due again no earlier than `next_attempt_at`."""
+    await s.execute(
+        update(Outbox)
+        .where(Outbox.id.in_(ids), Outbox.lease_owner == owner, Outbox.status == "pending")
+        .values(lease_owner=None, lease_until=None, next_attempt_at=next_attempt_at,
+                attempts=Outbox.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def next_outbox_at(s: AsyncSession, channels: Sequence[str]) -> datetime | None:
     return await s.scalar(select(func.min(Outbox.next_attempt_at)).where(
         Outbox.status == "pending", Outbox.channel.in_(channels)))

@@ -36,6 +36,8 @@ class Sent:
     text: str
     reply_markup: dict[str, Any] | None
     edits: list[str] = field(default_factory=list)
+    # For sendPhoto / sendDocument: ("photo" | "document", file_id); `text` is the caption.
+    media: tuple[str, str] | None = None
 
     @property
     def callback_data(self) -> list[str]:
@@ -45,6 +47,7 @@ class Sent:
 
 class FakeTelegram:
     def __init__(self, per_second: int = 30, per_chat_burst: int = 5,
+                 per_group_minute: int = 20,
                  now: Callable[[], float] = time.monotonic) -> None:
         # The rate limiter's time source: tests share their fake clock with it.
         self.now = now
@@ -56,6 +59,7 @@ class FakeTelegram:
         self.sent: list[Sent] = []
         self.by_id: dict[tuple[int, int], Sent] = {}
         self.answered: list[str] = []
+        self.notices: list[str] = []
         self.calls: list[str] = []
         self.blocked: set[int] = set()
         self.fail_next: deque[int] = deque()
@@ -63,9 +67,19 @@ class FakeTelegram:
         self.per_chat_burst = per_chat_burst
         self._window: deque[float] = deque()
         self._chat_window: dict[int, deque[float]] = defaultdict(deque)
+        self.per_group_minute = per_group_minute
+        self._group_window: dict[int, deque[float]] = defaultdict(deque)
+        self.groups: dict[int, set[int]] = {}
+        # Requests that hang without being carried out, as a dead connection would: the
+        # client times out and nothing was done.
+        self.hang_next = 0
+        self.hang_seconds = 30.0
+        self.files: dict[str, bytes] = {}
+        self.file_ids = itertools.count(1)
         self.rejected_429 = 0
         self.confirmed_offset = 0
         self.webhook: tuple[str, str] | None = None
+        self.webhook_methods: list[str] = []
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -74,6 +88,7 @@ class FakeTelegram:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -96,6 +111,16 @@ class FakeTelegram:
                                       "description": "Unauthorized"}, status=401)
         method = request.match_info["method"]
         params = await self._params(request)
+        if self.hang_next and method not in ("getUpdates", "getMe", "deleteWebhook",
+                                             "setWebhook"):
+            self.hang_next -= 1
+            self.calls.append(f"{method}:hung")
+            await asyncio.sleep(self.hang_seconds)
+            return web.json_response({"ok": False, "error_code": 504,
+                                      "description": "Gateway Timeout"}, status=504)
+        return await self._call(method, params)
+
+    async def _call(self, method: str, params: dict[str, Any]) -> web.Response:
         self.calls.append(method)
         try:
             if self.fail_next and method not in ("getUpdates", "getMe", "deleteWebhook",
@@ -121,6 +146,9 @@ class FakeTelegram:
         raw.update(request.query)
         params: dict[str, Any] = {}
         for key, value in raw.items():
+            if isinstance(value, web.FileField):
+                params[key] = value  # an upload, read by the method
+                continue
             text = str(value)
             try:
                 params[key] = json.loads(text)
@@ -132,22 +160,26 @@ class FakeTelegram:
 
     def _rate(self, chat_id: int) -> None:
         now = self.now()
-        for window, limit in ((self._window, self.per_second),
-                              (self._chat_window[chat_id], self.per_chat_burst)):
-            while window and now - window[0] > 1.0:
+        windows = [(self._window, self.per_second, 1.0, 1),
+                   (self._chat_window[chat_id], self.per_chat_burst, 1.0, 1)]
+        if chat_id < 0:
+            windows.append((self._group_window[chat_id], self.per_group_minute, 60.0, 0))
+        for window, limit, span, _ in windows:
+            while window and now - window[0] > span:
                 window.popleft()
             if len(window) >= limit:
                 self.rejected_429 += 1
-                raise ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
-        self._window.append(now)
-        self._chat_window[chat_id].append(now)
+                wait = max(1, int(span - (now - window[0])) + 1)
+                raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+        for window, *_ in windows:
+            window.append(now)
 
     def _chat(self, params: dict[str, Any]) -> int:
         try:
             chat_id = int(params["chat_id"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ApiError(400, "Bad Request: chat_id is empty") from exc
-        if chat_id not in self.users:
+        if chat_id not in self.users and chat_id not in self.groups:
             raise ApiError(400, "Bad Request: chat not found")
         if chat_id in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
@@ -166,6 +198,13 @@ class FakeTelegram:
     def _markup(raw: Any) -> dict[str, Any] | None:
         if raw in (None, ""):
             return None
+        if isinstance(raw, str):
+            # JSON bodies may carry the markup as a JSON-serialised string, as forms do.
+            try:
+                raw = json.loads(raw)
+            except ValueError as exc:
+                raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON "
+                                    "object") from exc
         if not isinstance(raw, dict):
             raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
         if "inline_keyboard" in raw:
@@ -220,6 +259,11 @@ class FakeTelegram:
                                                                headers=headers) as resp:
             if resp.status == 200 and body in self.updates:
                 self.updates.remove(body)
+            if resp.status == 200 and resp.content_type == "application/json":
+                # The Bot API carries out a method given in the webhook's answer.
+                params = dict(await resp.json())
+                self.webhook_methods.append(str(params.get("method")))
+                await self._call(str(params.pop("method")), params)
             return resp.status
 
     async def api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -262,12 +306,71 @@ class FakeTelegram:
         if len(str(params.get("text", ""))) > 200:
             raise ApiError(400, "Bad Request: text is too long")
         self.answered.append(str(params["callback_query_id"]))
+        if params.get("text"):
+            self.notices.append(str(params["text"]))
         return True
 
+    async def api_editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = self._chat(params)
+        sent = self.by_id.get((chat_id, int(params.get("message_id", 0))))
+        if sent is None:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        sent.reply_markup = self._markup(params.get("reply_markup"))
+        return self._message(sent)
+
+    async def _media(self, params: dict[str, Any], kind: str) -> dict[str, Any]:
+        chat_id = self._chat(params)
+        caption = str(params.get("caption", ""))
+        if len(caption) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        raw = params.get(kind)
+        if isinstance(raw, web.FileField):
+            file_id = f"{kind}-{next(self.file_ids)}"
+            self.files[file_id] = raw.file.read()
+        elif isinstance(raw, str) and raw in self.files:
+            file_id = raw
+        else:
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        markup = self._markup(params.get("reply_markup"))
+        self._rate(chat_id)
+        sent = Sent(chat_id, next(self.message_ids), caption, markup, media=(kind, file_id))
+        self.sent.append(sent)
+        self.by_id[(chat_id, sent.message_id)] = sent
+        return self._message(sent)
+
+    async def api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._media(params, "photo")
+
+    async def api_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._media(params, "document")
+
+    async def api_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params.get("file_id", ""))
+        if file_id not in self.files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        return {"file_id": file_id, "file_unique_id": file_id,
+                "file_size": len(self.files[file_id]), "file_path": f"files/{file_id}"}
+
+    async def _download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["path"].removeprefix("files/")
+        if request.match_info["token"] != TOKEN or file_id not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[file_id])
+
     def _message(self, sent: Sent) -> dict[str, Any]:
+        chat_type = "supergroup" if sent.chat_id < 0 else "private"
         msg: dict[str, Any] = {"message_id": sent.message_id, "date": int(time.time()),
-                               "chat": {"id": sent.chat_id, "type": "private"},
-                               "from": BOT_USER, "text": sent.text}
+                               "chat": {"id": sent.chat_id, "type": chat_type},
+                               "from": BOT_USER}
+        if sent.media is not None:
+            kind, file_id = sent.media
+            msg[kind] = ([{"file_id": file_id, "file_unique_id": file_id, "width": 90,
+                           "height": 90}] if kind == "photo"
+                         else {"file_id": file_id, "file_unique_id": file_id})
+            if sent.text:
+                msg["caption"] = sent.text
+        else:
+            msg["text"] = sent.text
         if sent.reply_markup and "inline_keyboard" in sent.reply_markup:
             msg["reply_markup"] = sent.reply_markup
         return msg
@@ -276,6 +379,10 @@ class FakeTelegram:
 
     def add_user(self, user_id: int, first_name: str = "User") -> None:
         self.users[user_id] = {"id": user_id, "is_bot": False, "first_name": first_name}
+
+    def add_group(self, chat_id: int, members: set[int]) -> None:
+        assert chat_id < 0, "group chat ids are negative"
+        self.groups[chat_id] = set(members)
 
     def _push(self, update: dict[str, Any]) -> int:
         update["update_id"] = next(self.update_ids)
@@ -304,7 +411,8 @@ class FakeTelegram:
         return self._user_message(user_id, contact={"phone_number": phone, "first_name": "X",
                                                     "user_id": user_id})
 
-    def user_photo(self, user_id: int, file_id: str) -> int:
+    def user_photo(self, user_id: int, file_id: str, content: bytes = b"\x89PNG fake") -> int:
+        self.files[file_id] = content
         return self._user_message(user_id, photo=[{"file_id": file_id, "file_unique_id": file_id,
                                                    "width": 90, "height": 90}])
 
@@ -316,6 +424,15 @@ class FakeTelegram:
                             if m.chat_id == user_id and data in m.callback_data), None)
         if message is None or data not in message.callback_data:
             raise AssertionError(f"user {user_id} has no button {data!r}")
+        return self.forge(user_id, data, message)
+
+    def press_in_group(self, user_id: int, data: str, group: int) -> int:
+        """A member of `group` presses a button of the newest group message that has it."""
+        assert user_id in self.groups[group], "only members see the group's messages"
+        message = next((m for m in reversed(self.sent)
+                        if m.chat_id == group and data in m.callback_data), None)
+        if message is None:
+            raise AssertionError(f"group {group} has no button {data!r}")
         return self.forge(user_id, data, message)
 
     def forge(self, user_id: int, data: str, message: Sent) -> int:

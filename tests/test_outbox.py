@@ -32,7 +32,7 @@ class FlakyChannel:
         self.sent: list[int] = []
         self.calls = 0
 
-    async def deliver(self, session: AsyncSession, delivery: Delivery) -> str | None:
+    async def deliver(self, session: AsyncSession | None, delivery: Delivery) -> str | None:
         self.calls += 1
         if self.calls <= self.failures:
             raise DeliveryError("429 too many requests", retry_after=self.retry_after)

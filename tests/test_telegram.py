@@ -11,7 +11,12 @@ import pytest
 from bot.app import Engine, build_engine
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, parse_commune
-from bot.handlers.telegram import TelegramChannel, TelegramPoller, make_bot
+from bot.handlers.telegram import (
+    TelegramAdapter,
+    TelegramChannel,
+    TelegramPoller,
+    make_application,
+)
 from storage import repo
 from tests.fake_telegram import TOKEN, FakeTelegram, Sent
 
@@ -57,15 +62,16 @@ async def world(db_url: str, clock: FakeClock) -> AsyncIterator[TelegramWorld]:
     for person in raw["people"]:
         if person["key"] in IDS:
             person["telegram_id"] = IDS[person["key"]]
-    bot = make_bot(TOKEN, base_url=fake.base_url)
-    await bot.initialize()
+    application = make_application(TOKEN, base_url=fake.base_url, read_timeout=2.0)
+    await application.initialize()
     engine = await build_engine(db_url, parse_commune(raw), clock,
-                                {"telegram": TelegramChannel(bot)})
-    poller = TelegramPoller(bot, engine.conversations, long_poll=0)
-    engine.conversations.invites.links["telegram"] = f"https://t.me/{bot.username}?start="
+                                {"telegram": TelegramChannel(application.bot)})
+    poller = TelegramPoller(TelegramAdapter(application, engine.conversations), long_poll=0)
+    engine.conversations.invites.links["telegram"] = (
+        f"https://t.me/{application.bot.username}?start=")
     yield TelegramWorld(fake, engine, poller, clock)
     await engine.close()
-    await bot.shutdown()
+    await application.shutdown()
     await fake.stop()
 
 
@@ -195,7 +201,7 @@ async def test_webhook_checks_the_secret_and_stores_before_answering(
     from storage.models import InboundKey
 
     w = world
-    hook = TelegramWebhook(w.poller.bot, w.engine.conversations, webhook_secret(TOKEN, None))
+    hook = TelegramWebhook(w.poller.adapter, webhook_secret(TOKEN, None))
     server = TestServer(make_app(w.engine, [web.post("/telegram/webhook", hook.handle)]),
                         host="127.0.0.1")
     await server.start_server()

@@ -67,6 +67,18 @@ def team_alert(case: Case, details: tuple[Text, ...], level: int, step: str | No
     return Reply((lead, *details), action_choices(case.id, actions))
 
 
+def group_alert(case: Case, village_name: str | None) -> Reply:
+    """The copy for the commune's alert group: enough to act on, without the child's name,
+    the description or the reporter, which stay with the people the case is routed to."""
+    return Reply((Text("alert.group", {
+        "code": case.code,
+        "urgency": Text(f"urgency.{case.urgency}"),
+        "types": [Text(f"case_type.{t}") for t in case.types.split(",") if t],
+        "place": place_of(case, village_name),
+        "age": Text(f"age.{case.age_band}"),
+    }),), action_choices(case.id, ("ack",)))
+
+
 def village_notice(case: Case, village_name: str) -> Reply:
     return Reply((Text("alert.village_notice", {"code": case.code, "village": village_name}),))
 

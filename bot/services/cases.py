@@ -90,6 +90,14 @@ class CaseService:
                           dedupe_key=f"alert:{case.id}:p{person.id}", fresh_key=True,
                           identities=identities[person.id])
         await repo.audit(s, case.id, None, "alerted", now, recipients=[p.id for p in team])
+        group_id = self.directory.group_person_id
+        group = await repo.person(s, group_id) if group_id else None
+        if group is not None and self.directory.config.telegram_alert_group:
+            await enqueue(s, group, alerts.group_alert(
+                case, self.directory.village_names.get(village_id or 0)), now, kind="alert",
+                case_id=case.id, dedupe_key=f"alert:{case.id}:group", fresh_key=True,
+                to=("telegram", self.directory.config.telegram_alert_group),
+                meta={"group": True})
         for person in collaborators:
             s.add(CaseRecipient(case_id=case.id, person_id=person.id, level=1,
                                 access="village", alerted_at=now))
@@ -252,8 +260,13 @@ class CaseService:
         follow-up buttons stay, because the officer still assesses a case the police took."""
         details = await self._details(s, case)
         for row in await repo.case_alert_rows(s, case.id):
-            edited = Reply((Text("case.taken_by", {"code": case.code, "name": actor.name}),
-                            *details), alerts.action_choices(case.id, alerts.FOLLOW_UP))
+            taken = Text("case.taken_by", {"code": case.code, "name": actor.name})
+            if row.payload.get("meta", {}).get("group"):
+                # The group copy loses every button: follow-up happens in private chats.
+                edited = Reply((taken,))
+            else:
+                edited = Reply((taken, *details),
+                               alerts.action_choices(case.id, alerts.FOLLOW_UP))
             await enqueue_edit(s, row, edited, now, row.payload.get("language", "vi"))
 
     # ---- telling people --------------------------------------------------------------------

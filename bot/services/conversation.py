@@ -27,11 +27,12 @@ from bot.services.directory import Directory
 from bot.services.invites import Invites
 from bot.services.outbox import enqueue
 from storage import repo
-from storage.models import Case, Person
+from storage.models import Case, CaseRecipient, Person
 
 log = logging.getLogger(__name__)
 DRAFT_TTL = timedelta(hours=24)
 SEEN_REFRESH = timedelta(minutes=10)
+GROUP_ROLES = frozenset({"officer", "police"})
 CASE_FLOWS = {"ask": "ask", "handover": "handover", "assess": "assess", "progress": "progress",
               "close": "close"}
 
@@ -44,6 +45,20 @@ class InboundEvent:
     sender: str
     input: Input
     key: str | None = None
+    # The group chat a button was pressed in, when not a private chat.
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What became of an event; truthy when it was processed (not a redelivery)."""
+
+    processed: bool
+    # A short answer shown on the pressed button itself (where the channel has one).
+    notice: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.processed
 
 
 class _LostRace(Exception):
@@ -66,8 +81,8 @@ class ConversationService:
         self.invites = Invites(directory)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    async def handle(self, event: InboundEvent) -> bool:
-        """Process one event; False if it was a redelivery and changed nothing."""
+    async def handle(self, event: InboundEvent) -> Handled:
+        """Process one event; falsy if it was a redelivery and changed nothing."""
         lock_key = (event.channel, event.sender)
         lock = self._locks.setdefault(lock_key, asyncio.Lock())
         try:
@@ -81,7 +96,7 @@ class ConversationService:
                         continue
                     except _Duplicate:
                         log.info("duplicate inbound %s ignored", event.key)
-                        handled = False
+                        handled = Handled(False)
                         break
                 else:
                     raise RuntimeError("conversation kept changing under us")
@@ -92,7 +107,7 @@ class ConversationService:
             self.on_queued()
         return handled
 
-    async def _handle(self, s: AsyncSession, event: InboundEvent) -> bool:
+    async def _handle(self, s: AsyncSession, event: InboundEvent) -> Handled:
         now = self.clock.now()
         if event.key:
             try:
@@ -111,7 +126,12 @@ class ConversationService:
             lead.append(await self.invites.redeem(s, person, inp.args, now))
         ctx = await self._context(s, person)
         effects: list[Effect]
-        if inp.kind == "command" and inp.command == "invite":
+        notice: Text | None = None
+        if event.group is not None:
+            # Only an alert's button can be pressed in a group; nothing else happens there.
+            new_state = state
+            effects, notice = await self._group_button(s, person, event.group, inp, now)
+        elif inp.kind == "command" and inp.command == "invite":
             new_state, effects = state, [await self.invites.create(s, person, inp.args,
                                                                   event.channel, now)]
         elif inp.kind == "choice" and inp.choice.startswith("case:"):
@@ -127,7 +147,7 @@ class ConversationService:
                 raise _LostRace
         log.info("inbound channel=%s person=%s kind=%s flow=%s step=%s", event.channel,
                  person.id, inp.kind, new_state.flow, new_state.step)
-        return True
+        return Handled(True, i18n.render(notice, person.language) if notice else None)
 
     async def _person(self, s: AsyncSession, event: InboundEvent, now: datetime) -> Person:
         found = await repo.identity_and_person(s, event.channel, event.sender)
@@ -191,6 +211,30 @@ class ConversationService:
             return engine.start(FLOWS, CASE_FLOWS[action], ctx,
                                 {"case_id": case.id, "code": case.code}, current=state)
         return state, [say("error.stale_button")]
+
+    async def _group_button(self, s: AsyncSession, person: Person, group: str, inp: Input,
+                            now: datetime) -> tuple[list[Effect], Text]:
+        """A press in the alert group: only officers and police known to us may take a
+        case there; everyone else gets a polite word on the button and nothing changes."""
+        _, action, raw_id = [*inp.choice.split(":"), "", ""][:3]
+        case = await repo.case_by_id(s, int(raw_id)) if raw_id.isdigit() else None
+        if (group != self.directory.config.telegram_alert_group or action != "ack"
+                or case is None or case.commune_id != self.directory.commune_id):
+            return [], Text("error.stale_button")
+        if person.role not in GROUP_ROLES:
+            await repo.audit(s, case.id, person.id, "refused", now, button="group-ack")
+            return [], Text("group.not_allowed")
+        if await repo.recipient(s, case.id, person.id) is None:
+            # Taking a case from the group puts the officer on its team.
+            s.add(CaseRecipient(case_id=case.id, person_id=person.id,
+                                level=case.escalation_level, access="team", alerted_at=now))
+            await s.flush()
+        await repo.audit(s, case.id, person.id, "viewed", now, button="group-ack")
+        effects: list[Effect] = list(await self.cases.acknowledge(s, case, person, now))
+        fresh = await repo.case_by_id(s, case.id)
+        taken = fresh is not None and fresh.assignee_id == person.id
+        return effects, Text("group.you_took" if taken else "group.already_taken",
+                             {"code": case.code})
 
     async def _apply(self, s: AsyncSession, person: Person, channel: str, sender: str,
                      effects: list[Effect], now: datetime) -> None:

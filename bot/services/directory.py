@@ -11,6 +11,8 @@ from bot.config import CommuneConfig
 from storage import repo
 from storage.models import Person
 
+GROUP_KEY = "_telegram_alert_group"
+
 
 @dataclass
 class Directory:
@@ -20,6 +22,8 @@ class Directory:
     commune_id: int
     village_ids: dict[str, int]
     village_names: dict[int, str]
+    # The Telegram alert group as a pseudo-person, so its alerts go through the outbox.
+    group_person_id: int | None = None
 
     def village_key(self, village_id: int | None) -> str | None:
         for key, vid in self.village_ids.items():
@@ -51,9 +55,18 @@ async def sync_commune(s: AsyncSession, cfg: CommuneConfig, now_: datetime) -> D
             await repo.bind_identity(s, person.id, "telegram", pc.telegram_id)
         if pc.zalo_id:
             await repo.bind_identity(s, person.id, "zalo", pc.zalo_id)
+    group_person_id = None
+    if cfg.telegram_alert_group:
+        group = await repo.person_by_key(s, commune.id, GROUP_KEY)
+        if group is None:
+            group = await repo.add_person(s, commune_id=commune.id, key=GROUP_KEY,
+                                          role="group", name=cfg.name, language="vi",
+                                          created_at=now_)
+        await repo.bind_identity(s, group.id, "telegram", cfg.telegram_alert_group)
+        group_person_id = group.id
     await s.flush()
     return Directory(cfg, commune.id, village_ids,
-                     {village_ids[k]: name for k, name in cfg.villages})
+                     {village_ids[k]: name for k, name in cfg.villages}, group_person_id)
 
 
 def matches(person: Person, selector: str) -> bool:

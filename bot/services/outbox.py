@@ -58,9 +58,10 @@ class Delivery:
 class Channel(Protocol):
     name: str
 
-    async def deliver(self, session: AsyncSession, delivery: Delivery) -> str | None:
+    async def deliver(self, session: AsyncSession | None, delivery: Delivery) -> str | None:
         """Send one message; return the channel's message reference. `session` is the
-        delivery's transaction, for channels whose sending is itself a database write."""
+        delivery's transaction for a channel whose sending is itself a database write
+        (one with `transactional = True`); None for outside APIs."""
         ...
 
 
@@ -124,7 +125,7 @@ class OutboxWorker:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock,
                  channels: Mapping[str, Channel], owner: str | None = None,
-                 batch: int = 50,
+                 batch: int = 50, concurrency: int = 16,
                  on_unreachable: Callable[[AsyncSession, Outbox, datetime],
                                           Awaitable[None]] | None = None) -> None:
         self.on_unreachable = on_unreachable
@@ -134,66 +135,138 @@ class OutboxWorker:
         self.owner = owner or f"outbox-{uuid.uuid4().hex[:8]}"
         self.batch = batch
         self.wake = asyncio.Event()
+        # How many chats are sent to at once; the channel's own limiter paces the rest.
+        self.slots = asyncio.Semaphore(concurrency)
 
     async def deliver_due(self) -> int:
-        """One sweep: claim due rows, send them, record the result. Returns rows sent."""
+        """One sweep: claim due rows, send them, record the results. Returns rows sent.
+
+        Rows for a channel that writes in our database (the simulator) are sent inside
+        their own transaction, exactly once. Rows for an outside API are sent with no
+        transaction open, so a slow or rate-limited API never holds the database's write
+        lock; the lease keeps other processes off them meanwhile. Different chats go out
+        concurrently, one chat's rows in order."""
         now = self.clock.now()
         token = f"{self.owner}:{uuid.uuid4().hex[:8]}"
         async with self.sessions.begin() as s:
             ids = await repo.due_outbox_ids(s, now, self.batch, list(self.channels))
             claimed = await repo.lease_outbox(s, ids, token, now, LEASE)
+            outside: dict[tuple[str, str], list[Delivery]] = {}
+            inside: list[int] = []
+            if claimed:
+                for row in await repo.leased_outbox(s, claimed, token):
+                    if getattr(self.channels[row.channel], "transactional", False):
+                        inside.append(row.id)
+                        continue
+                    delivery = await self._prepare(s, row, now)
+                    if delivery is not None:
+                        outside.setdefault((row.channel, row.address), []).append(delivery)
         if not claimed:
             return 0
         sent = 0
-        for outbox_id in claimed:
-            sent += await self._deliver_one(outbox_id, token)
+        for outbox_id in inside:
+            sent += await self._deliver_inside(outbox_id, token)
+        if outside:
+            results = await asyncio.gather(*(self._deliver_chat(channel, rows, token)
+                                             for (channel, _), rows in outside.items()))
+            sent += sum(results)
         return sent
 
-    async def _deliver_one(self, outbox_id: int, token: str) -> int:
+    async def _prepare(self, s: AsyncSession, row: Outbox, now: datetime) -> Delivery | None:
+        """The row as a Delivery, or None when it cannot go yet (its lease is released)."""
+        payload = row.payload
+        meta = dict(payload.get("meta", {}))
+        if "edit_of" in meta:
+            # An edit needs the channel's reference of the message it changes.
+            original = await repo.outbox_row(s, int(meta["edit_of"]))
+            if original is None or original.status == "failed":
+                row.status = "skipped"
+                row.lease_owner, row.lease_until = None, None
+                return None
+            if original.status != "sent" or not original.external_ref:
+                row.next_attempt_at = now + EDIT_WAIT
+                row.lease_owner, row.lease_until = None, None
+                return None
+            meta["message_ref"] = original.external_ref
+        row.attempts += 1
+        return Delivery(row.id, row.address, payload.get("language", "vi"),
+                        Reply.from_json(payload["reply"]), row.kind, meta)
+
+    async def _deliver_inside(self, outbox_id: int, token: str) -> int:
         async with self.sessions.begin() as s:
             rows = await repo.leased_outbox(s, [outbox_id], token)
             if not rows:
                 return 0
             row = rows[0]
-            channel = self.channels[row.channel]
-            payload = row.payload
-            meta = dict(payload.get("meta", {}))
             now = self.clock.now()
-            if "edit_of" in meta:
-                # An edit needs the channel's reference of the message it changes.
-                original = await repo.outbox_row(s, int(meta["edit_of"]))
-                row.lease_owner, row.lease_until = None, None
-                if original is None or original.status == "failed":
-                    row.status = "skipped"
-                    return 0
-                if original.status != "sent" or not original.external_ref:
-                    row.next_attempt_at = now + EDIT_WAIT
-                    return 0
-                meta["message_ref"] = original.external_ref
-            delivery = Delivery(row.id, row.address, payload.get("language", "vi"),
-                                Reply.from_json(payload["reply"]), row.kind, meta)
-            row.attempts += 1
-            try:
-                row.external_ref = await channel.deliver(s, delivery)
-            except DeliveryError as exc:
-                row.last_error = exc.reason[:200]
-                row.lease_owner, row.lease_until = None, None
-                if exc.unreachable:
-                    await repo.mark_unreachable(s, row.channel, row.address, now)
-                    if self.on_unreachable is not None and row.kind in ("alert", "escalation"):
-                        await self.on_unreachable(s, row, now)
-                if exc.permanent or row.attempts >= MAX_ATTEMPTS:
-                    row.status = "failed"
-                    log.warning("outbox %s failed for good: %s", row.id, exc.reason[:80])
-                else:
-                    wait = (timedelta(seconds=exc.retry_after) if exc.retry_after is not None
-                            else backoff(row.attempts))
-                    row.next_attempt_at = now + wait
+            delivery = await self._prepare(s, row, now)
+            if delivery is None:
                 return 0
-            row.status = "sent"
-            row.sent_at = now
-            row.lease_owner, row.lease_until = None, None
+            try:
+                ref = await self.channels[row.channel].deliver(s, delivery)
+            except DeliveryError as exc:
+                await self._failed(s, row, exc, now)
+                return 0
+            self._sent(row, ref, now)
             return 1
+
+    async def _deliver_chat(self, channel_name: str, deliveries: list[Delivery],
+                            token: str) -> int:
+        """One chat's rows, in order; after a failure the rest wait, so none overtakes it."""
+        channel = self.channels[channel_name]
+        sent = 0
+        for n, delivery in enumerate(deliveries):
+            try:
+                async with self.slots:
+                    ref = await channel.deliver(None, delivery)
+            except DeliveryError as exc:
+                await self._record(delivery.outbox_id, token, None, exc,
+                                   [d.outbox_id for d in deliveries[n + 1:]])
+                return sent
+            # Committed at once: the window in which a crash would resend this message is
+            # one small transaction wide (Telegram has no idempotency key to close it).
+            await self._record(delivery.outbox_id, token, ref, None, [])
+            sent += 1
+        return sent
+
+    async def _record(self, outbox_id: int, token: str, ref: str | None,
+                      error: DeliveryError | None, held_back: list[int]) -> None:
+        async with self.sessions.begin() as s:
+            now = self.clock.now()
+            row = await repo.outbox_row(s, outbox_id)
+            if row is not None and row.status == "pending":
+                if row.lease_owner != token:
+                    log.warning("outbox %s: lease expired during the send", outbox_id)
+                if error is None:
+                    self._sent(row, ref, now)
+                else:
+                    await self._failed(s, row, error, now)
+            if held_back:
+                await repo.release_outbox(s, held_back, token,
+                                          row.next_attempt_at if row is not None else now)
+
+    @staticmethod
+    def _sent(row: Outbox, ref: str | None, now: datetime) -> None:
+        row.external_ref = ref
+        row.status = "sent"
+        row.sent_at = now
+        row.lease_owner, row.lease_until = None, None
+
+    async def _failed(self, s: AsyncSession, row: Outbox, exc: DeliveryError,
+                      now: datetime) -> None:
+        row.last_error = exc.reason[:200]
+        row.lease_owner, row.lease_until = None, None
+        if exc.unreachable:
+            await repo.mark_unreachable(s, row.channel, row.address, now)
+            if self.on_unreachable is not None and row.kind in ("alert", "escalation"):
+                await self.on_unreachable(s, row, now)
+        if exc.permanent or row.attempts >= MAX_ATTEMPTS:
+            row.status = "failed"
+            log.warning("outbox %s failed for good: %s", row.id, exc.reason[:80])
+        else:
+            wait = (timedelta(seconds=exc.retry_after) if exc.retry_after is not None
+                    else backoff(row.attempts))
+            row.next_attempt_at = now + wait
 
     async def next_due(self) -> datetime | None:
         async with self.sessions() as s:
