@@ -33,12 +33,14 @@ def database_url(environ: dict[str, str] | os._Environ[str]) -> str:
     return url
 
 
+# hide_parameters: a database error's text would otherwise carry the statement's values
+# (descriptions, names, phone numbers) into the logs.
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         # SQLite has one writer; a few connections let reads and the next BEGIN overlap
         # (measured in bench/engine.py: p50 176 ms with 5 against 392 ms with 1).
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=5,
-                                     max_overflow=0, pool_timeout=120)
+                                     max_overflow=0, pool_timeout=120, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -60,7 +62,8 @@ def make_engine(url: str) -> AsyncEngine:
             dbapi_conn.isolation_level = None
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                               hide_parameters=True)
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

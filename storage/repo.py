@@ -329,6 +329,11 @@ async def next_outbox_at(s: AsyncSession, channels: Sequence[str]) -> datetime |
         Outbox.status == "pending", Outbox.channel.in_(channels)))
 
 
+async def outbox_pending(s: AsyncSession) -> int:
+    return int(await s.scalar(select(func.count()).select_from(Outbox)
+                              .where(Outbox.status == "pending")) or 0)
+
+
 async def outbox_exists(s: AsyncSession, dedupe_key: str) -> bool:
     return await s.scalar(select(Outbox.id).where(Outbox.dedupe_key == dedupe_key)) is not None
 

@@ -8,6 +8,7 @@ fail (5xx, 403 for a chat), and plays users who write, share locations and press
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -20,6 +21,7 @@ import aiohttp
 from aiohttp import web
 
 TOKEN = "123456:TEST-token"
+UNFAILING = frozenset({"getUpdates", "getMe", "deleteWebhook", "setWebhook"})
 BOT_USER = {"id": 999, "is_bot": True, "first_name": "SafeChild", "username": "safechild_bot"}
 
 
@@ -62,7 +64,10 @@ class FakeTelegram:
         self.notices: list[str] = []
         self.calls: list[str] = []
         self.blocked: set[int] = set()
-        self.fail_next: deque[int] = deque()
+        # Faults for the next sending calls, in order: an HTTP status (429 comes with
+        # retry_after 1) or "timeout" (the request hangs and is never carried out).
+        self.fail_next: deque[int | str] = deque()
+        self._release = asyncio.Event()
         self.per_second = per_second
         self.per_chat_burst = per_chat_burst
         self._window: deque[float] = deque()
@@ -70,9 +75,6 @@ class FakeTelegram:
         self.per_group_minute = per_group_minute
         self._group_window: dict[int, deque[float]] = defaultdict(deque)
         self.groups: dict[int, set[int]] = {}
-        # Requests that hang without being carried out, as a dead connection would: the
-        # client times out and nothing was done.
-        self.hang_next = 0
         self.hang_seconds = 30.0
         self.files: dict[str, bytes] = {}
         self.file_ids = itertools.count(1)
@@ -96,8 +98,9 @@ class FakeTelegram:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
-        # Release long polls still waiting, or shutting down would wait for their timeout.
+        # Release long polls and hung requests, or shutting down would wait for them.
         self.new_update.set()
+        self._release.set()
         if self.runner:
             await self.runner.cleanup()
 
@@ -111,11 +114,12 @@ class FakeTelegram:
                                       "description": "Unauthorized"}, status=401)
         method = request.match_info["method"]
         params = await self._params(request)
-        if self.hang_next and method not in ("getUpdates", "getMe", "deleteWebhook",
-                                             "setWebhook"):
-            self.hang_next -= 1
-            self.calls.append(f"{method}:hung")
-            await asyncio.sleep(self.hang_seconds)
+        if self.fail_next and self.fail_next[0] == "timeout" and method not in UNFAILING:
+            # A dead connection: the client gives up waiting and nothing was carried out.
+            self.fail_next.popleft()
+            self.calls.append(f"{method}:timeout")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release.wait(), self.hang_seconds)
             return web.json_response({"ok": False, "error_code": 504,
                                       "description": "Gateway Timeout"}, status=504)
         return await self._call(method, params)
@@ -123,9 +127,11 @@ class FakeTelegram:
     async def _call(self, method: str, params: dict[str, Any]) -> web.Response:
         self.calls.append(method)
         try:
-            if self.fail_next and method not in ("getUpdates", "getMe", "deleteWebhook",
-                                                 "setWebhook"):
-                status = self.fail_next.popleft()
+            if self.fail_next and method not in UNFAILING:
+                status = int(self.fail_next.popleft())
+                if status == 429:
+                    self.rejected_429 += 1
+                    raise ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
                 raise ApiError(status, "Internal Server Error" if status >= 500 else "Error")
             handler = getattr(self, f"api_{method}", None)
             if handler is None:

@@ -22,6 +22,7 @@ from tests.fake_telegram import TOKEN, FakeTelegram, Sent
 
 CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF = 5001, 5002, 5003, 5004, 5005
 ADMIN, NEWCOMER, LATECOMER = 5006, 5007, 5008
+GROUP = -100_777  # the commune's alert group
 IDS = {"officer": OFFICER, "police": POLICE, "officer2": OFFICER2, "police_chief": CHIEF,
        "admin": ADMIN}
 
@@ -51,6 +52,18 @@ class TelegramWorld:
     def last(self, user: int) -> Sent:
         return self.fake.inbox(user)[-1]
 
+    async def report(self, user: int, description: str, *, confirm: bool = True) -> None:
+        """Walk the report flow to the end (or to the last step before confirming)."""
+        await self.say(user, "/start")
+        for data in ("menu:report", "danger:no", "type:violence", "types:done"):
+            await self.press(user, data)
+        await self.say(user, "Thôn Tây")
+        for data in ("age:6-10", "sex:boy", "skip", "count:1"):
+            await self.press(user, data)
+        await self.say(user, description)
+        for data in ("photos:done", "contact:anonymous", *(("confirm",) if confirm else ())):
+            await self.press(user, data)
+
 
 @pytest.fixture
 async def world(db_url: str, clock: FakeClock) -> AsyncIterator[TelegramWorld]:
@@ -58,11 +71,15 @@ async def world(db_url: str, clock: FakeClock) -> AsyncIterator[TelegramWorld]:
     await fake.start()
     for user in (CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF, ADMIN, NEWCOMER, LATECOMER):
         fake.add_user(user)
+    # A villager slipped into the officers' group: a member, yet no officer.
+    fake.add_group(GROUP, {OFFICER, POLICE, OFFICER2, CHIEF, NEWCOMER})
     raw = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
+    raw["commune"]["telegram_alert_group"] = GROUP
     for person in raw["people"]:
         if person["key"] in IDS:
             person["telegram_id"] = IDS[person["key"]]
-    application = make_application(TOKEN, base_url=fake.base_url, read_timeout=2.0)
+    # A short read timeout so the fake's hung requests cost a second, not ten.
+    application = make_application(TOKEN, base_url=fake.base_url, read_timeout=1.0)
     await application.initialize()
     engine = await build_engine(db_url, parse_commune(raw), clock,
                                 {"telegram": TelegramChannel(application.bot)})
@@ -110,9 +127,10 @@ async def test_story_over_telegram(world: TelegramWorld) -> None:
     assert "Anh Tuấn" in w.last(OFFICER).text
     # Every copy of the alert now says who took it and has lost its acknowledge button.
     for alert in (officer_alert, police_alert):
-        assert len(alert.edits) == 1 and "case:ack:1" not in alert.callback_data
-        assert "case:assess:1" in alert.callback_data
+        assert len(alert.edits) == 1 and alert.callback_data == []
         assert "Anh Tuấn" in alert.text and "cổng trường" in alert.text
+    # The officer keeps a way in to the case: the team's notice carries the follow-up.
+    assert "case:assess:1" in w.last(OFFICER).callback_data
     # A late press on the officer's (stale) copy changes nothing.
     w.fake.forge(OFFICER, "case:ack:1", officer_alert)
     await w.pump()
@@ -285,3 +303,114 @@ async def test_invite_link_binds_a_collaborator_who_reports_with_village_prefill
     async with w.engine.sessions() as s:
         case = await repo.case_by_id(s, 1)
     assert case is not None and case.village_id == w.engine.directory.village_ids["tay"]
+
+
+async def test_alerts_arrive_once_through_429s_then_5xx_then_timeouts(
+        world: TelegramWorld, clock: FakeClock) -> None:
+    w = world
+    await w.report(CITIZEN, "Bố đánh bé bằng roi, bé chạy sang nhà hàng xóm.", confirm=False)
+    # Telegram struggles: rate limits for a while, then server errors, then requests that
+    # hang until the client gives up (and are never carried out).
+    w.fake.hang_seconds = 5
+    w.fake.fail_next.extend([429] * 6 + [500, 502, 503, 500] + ["timeout"] * 3)
+    w.fake.press(CITIZEN, "confirm")
+    for _ in range(40):
+        await w.pump()
+        clock.advance(timedelta(seconds=5))
+        async with w.engine.sessions() as s:
+            if not await repo.outbox_pending(s):
+                break
+    assert not w.fake.fail_next, "every fault was served"
+    assert sum(c.endswith(":timeout") for c in w.fake.calls) == 3
+    for chat in (OFFICER, POLICE, GROUP):
+        alerts = [m for m in w.fake.sent if m.chat_id == chat and "case:ack:1" in m.callback_data]
+        assert len(alerts) == 1, chat
+    confirmations = [m for m in w.fake.inbox(CITIZEN) if "VT-2026-0001" in m.text]
+    assert len(confirmations) == 1
+    async with w.engine.sessions() as s:
+        rows = await repo.outbox_for_case(s, 1)
+    assert {r.status for r in rows if r.kind == "alert"} == {"sent"}
+
+
+async def test_alert_group_only_officers_and_police_may_take_a_case(
+        world: TelegramWorld) -> None:
+    w = world
+    await w.report(CITIZEN, "Bé bị bỏ rơi trước cổng trạm y tế, khoảng 2 tuổi.")
+    group_alert = next(m for m in w.fake.sent if m.chat_id == GROUP)
+    assert "VT-2026-0001" in group_alert.text and group_alert.callback_data == ["case:ack:1"]
+    # The group sees enough to act, not the child's details or the reporter.
+    assert "cổng trạm y tế" not in group_alert.text
+
+    # A group member who is no officer presses: a polite word on the button, nothing else.
+    sent_before = len(w.fake.sent)
+    w.fake.press_in_group(NEWCOMER, "case:ack:1", GROUP)
+    await w.pump()
+    assert "chỉ cán bộ" in w.fake.notices[-1]
+    assert len(w.fake.sent) == sent_before and w.fake.inbox(NEWCOMER) == []
+    async with w.engine.sessions() as s:
+        case = await repo.case_by_id(s, 1)
+    assert case is not None and case.assignee_id is None
+
+    # The second officer (not alerted in private: not on duty) takes it from the group.
+    assert w.fake.inbox(OFFICER2) == []
+    w.fake.press_in_group(OFFICER2, "case:ack:1", GROUP)
+    await w.pump()
+    assert "VT-2026-0001" in w.fake.notices[-1]
+    assert "case:assess:1" in w.last(OFFICER2).callback_data  # details go to a private chat
+    async with w.engine.sessions() as s:
+        case = await repo.case_by_id(s, 1)
+        taker = await repo.identity(s, "telegram", str(OFFICER2))
+        events = [e.action for e in await repo.case_events(s, 1)]
+    assert case is not None and taker is not None and case.assignee_id == taker.person_id
+    assert "refused" in events and "acknowledged" in events
+    # The group's copy and the private copies say who took it and lose their buttons.
+    assert group_alert.edits and group_alert.callback_data == []
+    assert "cổng trạm y tế" not in group_alert.text
+    for user in (OFFICER,):
+        first = next(m for m in w.fake.inbox(user) if "cổng trạm y tế" in m.text)
+        assert first.edits and first.callback_data == []
+    # A late press in the group by another officer: told it is taken, nothing changes.
+    w.fake.forge(OFFICER, "case:ack:1", group_alert)
+    await w.pump()
+    assert "đã có người nhận" in w.fake.notices[-1]
+
+
+async def test_group_messages_respect_twenty_a_minute(world: TelegramWorld,
+                                                      clock: FakeClock) -> None:
+    w = world
+    w.fake.per_group_minute = 2
+    for n, user in enumerate((CITIZEN, LATECOMER, ADMIN)):
+        await w.report(user, f"Vụ thứ {n + 1}: trẻ bị đánh ở nhà.")
+    in_group = [m for m in w.fake.sent if m.chat_id == GROUP]
+    assert len(in_group) == 2 and w.fake.rejected_429 >= 1
+    clock.advance(timedelta(seconds=61))
+    await w.pump()
+    in_group = [m for m in w.fake.sent if m.chat_id == GROUP]
+    assert sorted(m.callback_data[0] for m in in_group) == [
+        "case:ack:1", "case:ack:2", "case:ack:3"]
+
+
+async def test_webhook_answers_a_button_press_in_its_response(world: TelegramWorld) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from bot.handlers.telegram import TelegramWebhook, webhook_secret
+    from bot.handlers.web import make_app
+
+    w = world
+    hook = TelegramWebhook(w.poller.adapter, webhook_secret(TOKEN, None))
+    server = TestServer(make_app(w.engine, [web.post("/telegram/webhook", hook.handle)]),
+                        host="127.0.0.1")
+    await server.start_server()
+    try:
+        await hook.register(str(server.make_url("/telegram/webhook")))
+        assert await w.fake.post_webhook(w.fake.user_text(CITIZEN, "/start")) == 200
+        await w.pump()
+        calls_before = w.fake.calls.count("answerCallbackQuery")
+        assert await w.fake.post_webhook(w.fake.press(CITIZEN, "menu:report")) == 200
+        # Answered inside the webhook's response: no extra request from the bot.
+        assert w.fake.webhook_methods == ["answerCallbackQuery"]
+        assert w.fake.calls.count("answerCallbackQuery") == calls_before + 1
+        assert len(w.fake.answered) == 1
+    finally:
+        await server.close()

@@ -143,7 +143,10 @@ class CaseService:
         case = await repo.case_by_id(s, case.id) or case
         await self.escalation.meet(s, case.id, "acknowledge", now)
         await repo.audit(s, case.id, actor.id, "acknowledged", now)
-        notice = say("case.taken_by", code=case.code, name=actor.name)
+        # The rest of the team keeps its way in to the case through this notice (the
+        # officer still assesses a case the police took); the old alert copies go quiet.
+        notice = Reply((Text("case.taken_by", {"code": case.code, "name": actor.name}),),
+                       alerts.action_choices(case.id, alerts.FOLLOW_UP))
         await self._tell_team(s, case, notice, now, f"ack:{case.id}", skip=actor.id)
         await self._retire_alerts(s, case, actor, now)
         await self._tell_reporter(s, case, say("reporter.being_handled", code=case.code), now,
@@ -256,17 +259,15 @@ class CaseService:
 
     async def _retire_alerts(self, s: AsyncSession, case: Case, actor: Person,
                              now: datetime) -> None:
-        """Every copy of the alert now says who took the case and loses "Tiếp nhận"; the
-        follow-up buttons stay, because the officer still assesses a case the police took."""
+        """Every copy of the alert now says who took the case and loses its buttons, so no
+        stale copy invites a second person to act; the group's copy keeps no details."""
         details = await self._details(s, case)
         for row in await repo.case_alert_rows(s, case.id):
             taken = Text("case.taken_by", {"code": case.code, "name": actor.name})
             if row.payload.get("meta", {}).get("group"):
-                # The group copy loses every button: follow-up happens in private chats.
                 edited = Reply((taken,))
             else:
-                edited = Reply((taken, *details),
-                               alerts.action_choices(case.id, alerts.FOLLOW_UP))
+                edited = Reply((taken, *details))
             await enqueue_edit(s, row, edited, now, row.payload.get("language", "vi"))
 
     # ---- telling people --------------------------------------------------------------------
