@@ -347,6 +347,9 @@ class FakeTelegram:
     async def api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self._media(params, "photo")
 
+    async def api_sendVoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._media(params, "voice")
+
     async def api_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self._media(params, "document")
 
@@ -372,7 +375,8 @@ class FakeTelegram:
             kind, file_id = sent.media
             msg[kind] = ([{"file_id": file_id, "file_unique_id": file_id, "width": 90,
                            "height": 90}] if kind == "photo"
-                         else {"file_id": file_id, "file_unique_id": file_id})
+                         else {"file_id": file_id, "file_unique_id": file_id, "duration": 3}
+                         if kind == "voice" else {"file_id": file_id, "file_unique_id": file_id})
             if sent.text:
                 msg["caption"] = sent.text
         else:
@@ -416,6 +420,11 @@ class FakeTelegram:
     def user_contact(self, user_id: int, phone: str) -> int:
         return self._user_message(user_id, contact={"phone_number": phone, "first_name": "X",
                                                     "user_id": user_id})
+
+    def user_voice(self, user_id: int, file_id: str, content: bytes = b"OggS fake") -> int:
+        self.files[file_id] = content
+        return self._user_message(user_id, voice={"file_id": file_id, "file_unique_id": file_id,
+                                                  "duration": 3})
 
     def user_photo(self, user_id: int, file_id: str, content: bytes = b"\x89PNG fake") -> int:
         self.files[file_id] = content

@@ -414,3 +414,27 @@ async def test_webhook_answers_a_button_press_in_its_response(world: TelegramWor
         assert len(w.fake.answered) == 1
     finally:
         await server.close()
+
+
+async def test_reporters_photos_and_voice_reach_the_case_team(world: TelegramWorld) -> None:
+    w = world
+    await w.say(CITIZEN, "/start")
+    for data in ("menu:report", "danger:no", "type:injury", "types:done"):
+        await w.press(CITIZEN, data)
+    await w.say(CITIZEN, "Thôn Nam")
+    for data in ("age:0-5", "sex:girl", "skip", "count:1"):
+        await w.press(CITIZEN, data)
+    w.fake.user_voice(CITIZEN, "voice-abc")  # the description, spoken
+    await w.pump()
+    w.fake.user_photo(CITIZEN, "photo-1")
+    await w.pump()
+    w.fake.user_photo(CITIZEN, "photo-2")
+    await w.pump()
+    for data in ("photos:done", "contact:anonymous", "confirm"):
+        await w.press(CITIZEN, data)
+    for user in (OFFICER,):
+        files = [m.media for m in w.fake.inbox(user) if m.media is not None]
+        assert files == [("photo", "photo-1"), ("photo", "photo-2"), ("voice", "voice-abc")]
+        assert all("VT-2026-0001" in m.text for m in w.fake.inbox(user) if m.media)
+    # The group never sees them; neither does anyone the case was not routed to.
+    assert not [m for m in w.fake.sent if m.media and m.chat_id in (GROUP, OFFICER2, CITIZEN)]

@@ -55,6 +55,20 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Media:
+    """A file a message carries: a channel's own reference (a Telegram file_id, a Zalo
+    URL) is only good on that channel, so `channel` says where it came from."""
+
+    kind: str  # "photo" | "voice" | "document"
+    channel: str
+    ref: str
+    name: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "channel": self.channel, "ref": self.ref, "name": self.name}
+
+
+@dataclass(frozen=True)
 class Reply:
     """One outbound message: texts joined as paragraphs, optional buttons and a request."""
 
@@ -63,14 +77,19 @@ class Reply:
     request: RequestKind | None = None
     # Numbers a channel may render as call buttons (Zalo oa.open.phone); text elsewhere.
     phones: tuple[str, ...] = ()
+    # A file sent with the texts as its caption (one per message: channels send one).
+    media: Media | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        raw: dict[str, Any] = {
             "texts": [t.to_json() for t in self.texts],
             "choices": [{"id": c.id, "label": c.label.to_json()} for c in self.choices],
             "request": self.request,
             "phones": list(self.phones),
         }
+        if self.media is not None:
+            raw["media"] = self.media.to_json()
+        return raw
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Reply:
@@ -81,6 +100,7 @@ class Reply:
             ),
             request=raw.get("request"),
             phones=tuple(raw.get("phones", ())),
+            media=Media(**raw["media"]) if raw.get("media") else None,
         )
 
 

@@ -26,6 +26,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
+    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
@@ -35,7 +36,7 @@ from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 from telegram.warnings import PTBDeprecationWarning
 
 from bot import i18n
-from bot.flows.vocabulary import Input, Reply
+from bot.flows.vocabulary import Input, Media, Reply
 from bot.handlers.telegram_http import AiohttpRequest
 from bot.services.conversation import ConversationService, InboundEvent
 from bot.services.outbox import Delivery, DeliveryError
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 # the number and the timedelta it will become.
 warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
 TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
 CALLBACK_TEXT_LIMIT = 200
 ALLOWED_UPDATES = ("message", "callback_query")
 SHORT_LABEL = 18
@@ -213,8 +215,12 @@ class TelegramChannel:
                 await self.bot.edit_message_text(text, chat_id=int(delivery.address),
                                                  message_id=int(ref), reply_markup=inline)
                 return ref
-            message = await self.bot.send_message(int(delivery.address), text,
-                                                  reply_markup=markup)
+            media = delivery.reply.media
+            if media is not None and media.channel == self.name:
+                message = await self._send_media(int(delivery.address), media, text, markup)
+            else:
+                message = await self.bot.send_message(int(delivery.address), text,
+                                                      reply_markup=markup)
         except RetryAfter as exc:
             raise DeliveryError("429", retry_after=retry_after_seconds(exc)) from exc
         except Forbidden as exc:
@@ -226,6 +232,19 @@ class TelegramChannel:
         except (NetworkError, TelegramError) as exc:  # timeouts and 5xx: retry with backoff
             raise DeliveryError(type(exc).__name__) from exc
         return str(message.message_id)
+
+    async def _send_media(self, chat_id: int, media: Media, text: str,
+                          markup: InlineKeyboardMarkup | ReplyKeyboardMarkup
+                          | ReplyKeyboardRemove | None) -> Message:
+        caption = text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
+        if media.kind == "photo":
+            return await self.bot.send_photo(chat_id, media.ref, caption=caption,
+                                             reply_markup=markup)
+        if media.kind == "voice":
+            return await self.bot.send_voice(chat_id, media.ref, caption=caption,
+                                             reply_markup=markup)
+        return await self.bot.send_document(chat_id, media.ref, caption=caption,
+                                            reply_markup=markup)
 
 
 def _lane(update: Update) -> str:

@@ -42,6 +42,7 @@ def rendered(delivery: Delivery) -> dict[str, Any]:
         "request": reply.request,
         "phones": list(reply.phones),
         "kind": delivery.kind,
+        "media": reply.media.to_json() if reply.media else None,
     }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.flows.vocabulary import Choice, Reply, Text
-from storage.models import Case, CaseDeadline
+from bot.flows.vocabulary import Choice, Media, Reply, Text
+from storage.models import Attachment, Case, CaseDeadline
 
 ALERT_DESCRIPTION_MAX = 1500
 ACTIONS = ("ack", "ask", "handover", "assess", "progress", "close")
@@ -77,6 +77,14 @@ def group_alert(case: Case, village_name: str | None) -> Reply:
         "place": place_of(case, village_name),
         "age": Text(f"age.{case.age_band}"),
     }),), action_choices(case.id, ("ack",)))
+
+
+def media_of(attachments: Sequence[Attachment]) -> tuple[Media, ...]:
+    return tuple(Media(a.kind, a.channel, a.file_ref) for a in attachments)
+
+
+def media_caption(case: Case) -> Reply:
+    return Reply((Text("alert.media_caption", {"code": case.code}),))
 
 
 def village_notice(case: Case, village_name: str) -> Reply:

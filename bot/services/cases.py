@@ -15,7 +15,7 @@ from bot.flows.vocabulary import Choice, Reply, Text
 from bot.services import alerts
 from bot.services.directory import Directory
 from bot.services.escalation import Escalation
-from bot.services.outbox import enqueue, enqueue_edit
+from bot.services.outbox import enqueue, enqueue_edit, enqueue_media
 from bot.services.routing import (
     first_recipients,
     is_police_case,
@@ -63,12 +63,13 @@ class CaseService:
             reporter_anonymous=anonymous, reporter_phone=None if anonymous else data.get("phone"),
             escalation_level=1, created_at=now, version=1,
         ))
-        for ref in data.get("photos", ()):
-            s.add(Attachment(case_id=case.id, kind="photo", channel=channel, file_ref=ref,
-                             created_at=now))
+        files = [Attachment(case_id=case.id, kind="photo", channel=channel, file_ref=ref,
+                            created_at=now) for ref in data.get("photos", ())]
         if data.get("voice_ref"):
-            s.add(Attachment(case_id=case.id, kind="voice", channel=channel,
-                             file_ref=data["voice_ref"], created_at=now))
+            files.append(Attachment(case_id=case.id, kind="voice", channel=channel,
+                                    file_ref=data["voice_ref"], created_at=now))
+        s.add_all(files)
+        media = alerts.media_of(files)
         await repo.audit(s, case.id, reporter.id, "opened", now, urgency=urgency,
                          anonymous=anonymous)
         await self.escalation.arm_new_case(s, case)
@@ -86,9 +87,11 @@ class CaseService:
         for person in team:
             s.add(CaseRecipient(case_id=case.id, person_id=person.id, level=1, access="team",
                                 alerted_at=now))
-            await enqueue(s, person, reply, now, kind="alert", case_id=case.id,
-                          dedupe_key=f"alert:{case.id}:p{person.id}", fresh_key=True,
-                          identities=identities[person.id])
+            row = await enqueue(s, person, reply, now, kind="alert", case_id=case.id,
+                                dedupe_key=f"alert:{case.id}:p{person.id}", fresh_key=True,
+                                identities=identities[person.id])
+            await enqueue_media(s, person, row, media, alerts.media_caption(case), now,
+                                f"alert:{case.id}:p{person.id}")
         await repo.audit(s, case.id, None, "alerted", now, recipients=[p.id for p in team])
         group_id = self.directory.group_person_id
         group = await repo.person(s, group_id) if group_id else None

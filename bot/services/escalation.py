@@ -15,7 +15,7 @@ from bot.clock import Clock
 from bot.flows.vocabulary import Reply
 from bot.services import alerts
 from bot.services.directory import Directory
-from bot.services.outbox import enqueue
+from bot.services.outbox import enqueue, enqueue_media
 from bot.services.routing import level_recipients
 from bot.services.sweeping import sweep_forever
 from bot.worktime import WorkCalendar
@@ -146,9 +146,9 @@ class Escalation:
         case.version += 1
         people = await repo.people_of(s, self.directory.commune_id)
         targets = level_recipients(self.directory.config, people, level, case.police_case)
+        files = await repo.attachments(s, case.id)
         details = alerts.case_details(case, self.directory.village_names.get(case.village_id or 0),
-                                      await repo.deadlines(s, case.id),
-                                      len(await repo.attachments(s, case.id)))
+                                      await repo.deadlines(s, case.id), len(files))
         reply = alerts.team_alert(case, details, level, dl.step)
         for person in targets:
             existing = await repo.recipient(s, case.id, person.id)
@@ -157,8 +157,11 @@ class Escalation:
                                     access="team", alerted_at=now))
             else:
                 existing.level, existing.access = level, "team"
-            await enqueue(s, person, reply, now, kind="escalation", case_id=case.id,
-                          dedupe_key=f"t{timer.id}:p{person.id}")
+            row = await enqueue(s, person, reply, now, kind="escalation", case_id=case.id,
+                                dedupe_key=f"t{timer.id}:p{person.id}")
+            if existing is None:  # someone new to the case sees the files too
+                await enqueue_media(s, person, row, alerts.media_of(files),
+                                    alerts.media_caption(case), now, f"t{timer.id}:p{person.id}")
         await repo.audit(s, case.id, None, "escalated", now, step=dl.step, level=level,
                          recipients=[p.id for p in targets])
         if not rearm:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.flows.vocabulary import Reply
+from bot.flows.vocabulary import Media, Reply
 from bot.services.sweeping import sweep_forever
 from storage import repo
 from storage.models import Identity, Outbox, Person
@@ -114,6 +114,22 @@ async def enqueue_edit(s: AsyncSession, original: Outbox, reply: Reply, now: dat
                           "meta": {"edit_of": original.id}},
                  dedupe_key=f"edit:{original.id}", status="pending", attempts=0,
                  next_attempt_at=now, created_at=now))
+
+
+async def enqueue_media(s: AsyncSession, person: Person, alert: Outbox | None,
+                        media: Sequence[Media], caption: Reply, now: datetime,
+                        dedupe_key: str) -> None:
+    """Follow an alert with the report's photos and voice notes, each its own message, on
+    the alert's chat, when the files came in on that same channel (a Telegram file_id
+    means nothing elsewhere; the alert already says how many files there are)."""
+    if alert is None:
+        return
+    for n, item in enumerate(media):
+        if item.channel != alert.channel:
+            continue
+        await enqueue(s, person, Reply(caption.texts, media=item), now, kind="media",
+                      case_id=alert.case_id, dedupe_key=f"{dedupe_key}:m{n}", fresh_key=True,
+                      to=(alert.channel, alert.address))
 
 
 def backoff(attempts: int) -> timedelta:
