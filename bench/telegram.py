@@ -1,10 +1,21 @@
-"""The real Telegram adapter against the fake Bot API server: inbound updates per second
-and confirm -> alert at the server, with many simultaneous reporters.
+"""The real Telegram adapter against the fake Bot API server on loopback, SQLite.
 
-    .venv/bin/python -m bench.telegram [--reporters 100]
+    .venv/bin/python -m bench.telegram [--part all|inbound|echo|latency|broadcast]
+                                       [--reporters 100] [--chats 2000] [--gap S] [--think S]
 
-The fake server enforces Telegram's 30 messages per second overall, so replies and alerts
-queue in the outbox and drain at that pace; inbound handling is measured on its own.
+- inbound: N reporters' whole report flows (14 updates each) queued at the fake server;
+  our poller, engine and outbox handle them all, every reply delivered. Rate limits off
+  on both sides, so this is our own cost per update.
+- echo: the same number of text updates through a bare python-telegram-bot echo bot
+  (Application + its own Updater, reply_text) against the same fake server: the yardstick.
+- latency: reporters who behave like people (arriving one every 0.6 s, each waiting for the
+  bot's answer and 1 s more before the next tap, about 30 at once), with the AIORateLimiter
+  on and the fake enforcing 30 messages a second;
+  p50/p95 from the fake receiving a report's "confirm" press to the officer's alert
+  reaching the fake.
+- broadcast: one message to each of C chats through the outbox and the rate limiter,
+  with the fake enforcing 30 a second overall; rate, 429s, and a check that every chat got
+  it exactly once.
 """
 
 from __future__ import annotations
@@ -12,19 +23,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
+import statistics
 import tempfile
 import time
+import tomllib
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-from bot.app import build_engine
+from telegram import Update
+from telegram.ext import Application, ContextTypes, MessageHandler, filters
+
+from bot.app import Engine, build_engine
 from bot.clock import SystemClock
-from bot.config import DEMO_CONFIG, load_commune
+from bot.config import DEMO_CONFIG, parse_commune
+from bot.flows.vocabulary import Reply, Text
 from bot.handlers.telegram import (
     TelegramAdapter,
     TelegramChannel,
     TelegramPoller,
     make_application,
 )
+from bot.services.outbox import enqueue
+from storage import repo
 from tests.fake_telegram import TOKEN, FakeTelegram, Sent
 
 STEPS = [("text", "/start"), ("choice", "menu:report"), ("choice", "danger:no"),
@@ -32,50 +55,228 @@ STEPS = [("text", "/start"), ("choice", "menu:report"), ("choice", "danger:no"),
          ("choice", "age:6-10"), ("choice", "sex:girl"), ("choice", "skip"),
          ("choice", "count:1"), ("text", "Cháu bị đánh nhiều lần, hàng xóm nghe tiếng khóc."),
          ("choice", "photos:done"), ("choice", "contact:anonymous"), ("choice", "confirm")]
+OFFICER, POLICE, BASE = 1, 2, 10_000
+UNLIMITED = 10**9
+# Latency part: a reporter starts every ARRIVAL_GAP s and taps THINK s after each answer, so
+# about 30 report at once and the traffic stays near (not over) Telegram's 30 messages/s.
+ARRIVAL_GAP, THINK = 0.6, 1.0
+CODE = re.compile(r"VT-\d{4}-\d{4}")
 
 
-async def run(reporters: int) -> None:
-    logging.basicConfig(level=logging.WARNING)
-    fake = FakeTelegram(per_chat_burst=1000)
+class Bot:
+    """Our whole bot in this process: engine, Application, poller, outbox worker."""
+
+    def __init__(self, fake: FakeTelegram, db: Path, rate_limit: bool) -> None:
+        self.fake, self.db, self.rate_limit = fake, db, rate_limit
+
+    async def __aenter__(self) -> Bot:
+        raw = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
+        for person in raw["people"]:
+            if person["key"] in ("officer", "police"):
+                person["telegram_id"] = OFFICER if person["key"] == "officer" else POLICE
+        self.application = make_application(TOKEN, base_url=self.fake.base_url,
+                                            rate_limit=self.rate_limit)
+        await self.application.initialize()
+        self.engine: Engine = await build_engine(
+            f"sqlite+aiosqlite:///{self.db}", parse_commune(raw), SystemClock(),
+            {"telegram": TelegramChannel(self.application.bot)})
+        self.poller = TelegramPoller(TelegramAdapter(self.application,
+                                                     self.engine.conversations), long_poll=1)
+        await self.engine.start_workers()
+        self.engine.tasks.append(asyncio.create_task(self.poller.run(self.engine.stop)))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.engine.close()
+        await self.application.shutdown()
+
+
+async def until(check: Callable[[], bool], limit: float = 600) -> None:
+    deadline = time.perf_counter() + limit
+    while not check():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("benchmark did not finish")
+        await asyncio.sleep(0.01)
+
+
+def queue_reports(fake: FakeTelegram, reporters: int) -> None:
+    shown = Sent(0, 1, "", None)
+    for kind, value in STEPS:
+        for i in range(reporters):
+            if kind == "text":
+                fake.user_text(BASE + i, value)
+            else:
+                fake.forge(BASE + i, value, shown)
+
+
+async def part_inbound(tmp: Path, reporters: int) -> dict[str, Any]:
+    fake = FakeTelegram(per_second=UNLIMITED, per_chat_burst=UNLIMITED)
     await fake.start()
-    base = 10_000
     for i in range(reporters):
-        fake.add_user(base + i)
-    fake.add_user(1)  # the officer
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_commune(DEMO_CONFIG)
-        application = make_application(TOKEN, base_url=fake.base_url)
-        await application.initialize()
-        clock = SystemClock()
-        engine = await build_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'b.db'}", cfg, clock,
-                                    {"telegram": TelegramChannel(application.bot)})
-        poller = TelegramPoller(TelegramAdapter(application, engine.conversations),
-                                long_poll=0)
-        shown = Sent(0, 1, "", None)
-        for kind, value in STEPS:
-            for i in range(reporters):
-                user = base + i
-                if kind == "text":
-                    fake.user_text(user, value)
-                else:
-                    fake.forge(user, value, shown)
+        fake.add_user(BASE + i)
+    fake.add_user(OFFICER), fake.add_user(POLICE)
+    async with Bot(fake, tmp / "inbound.db", rate_limit=False):
+        queue_reports(fake, reporters)
         total = len(fake.updates)
         started = time.perf_counter()
-        while await poller.poll_once():
-            pass
-        inbound = time.perf_counter() - started
-        await engine.close()
-        await application.shutdown()
+        await until(lambda: sum(1 for m in fake.sent if m.chat_id == OFFICER) >= reporters
+                    and not fake.updates)
+        # Every reporter's last answer (the case code) has reached the fake server too.
+        await until(lambda: sum(1 for m in fake.sent if m.chat_id >= BASE
+                                and "VT-" in m.text) >= reporters)
+        elapsed = time.perf_counter() - started
     await fake.stop()
-    print("SafeChild Telegram adapter benchmark (fake Bot API on loopback, SQLite)")
-    print(f"  updates handled           {total} from {reporters} reporters")
-    print(f"  inbound updates/s         {total / inbound:8.1f}")
+    return {"updates": total, "seconds": elapsed, "per_second": total / elapsed,
+            "messages_out": len(fake.sent)}
+
+
+async def part_echo(updates: int) -> dict[str, Any]:
+    fake = FakeTelegram(per_second=UNLIMITED, per_chat_burst=UNLIMITED)
+    await fake.start()
+    users = 100
+    for i in range(users):
+        fake.add_user(BASE + i)
+
+    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.message is not None and update.message.text is not None
+        await update.message.reply_text(update.message.text)
+
+    application = (Application.builder().token(TOKEN).base_url(fake.base_url)
+                   .concurrent_updates(True).build())
+    application.add_handler(MessageHandler(filters.TEXT, echo))
+    await application.initialize()
+    await application.start()
+    assert application.updater is not None
+    for n in range(updates):
+        fake.user_text(BASE + n % users, f"tin nhắn {n}")
+    started = time.perf_counter()
+    await application.updater.start_polling(timeout=1, poll_interval=0)
+    await until(lambda: len(fake.sent) >= updates)
+    elapsed = time.perf_counter() - started
+    await application.updater.stop()
+    await application.stop()
+    await application.shutdown()
+    await fake.stop()
+    return {"updates": updates, "seconds": elapsed, "per_second": updates / elapsed}
+
+
+async def part_latency(tmp: Path, reporters: int, gap: float = ARRIVAL_GAP,
+                       think: float = THINK) -> dict[str, Any]:
+    fake = FakeTelegram(per_chat_burst=5)  # Telegram's 30 a second overall, enforced
+    await fake.start()
+    for i in range(reporters):
+        fake.add_user(BASE + i)
+    fake.add_user(OFFICER), fake.add_user(POLICE)
+    confirmed: dict[int, float] = {}
+
+    async def person(i: int) -> None:
+        await asyncio.sleep(i * gap)
+        user = BASE + i
+        event = fake.chat_events.setdefault(user, asyncio.Event())
+        for kind, value in STEPS:
+            event.clear()
+            if kind == "text":
+                update_id = fake.user_text(user, value)
+            else:
+                update_id = fake.press(user, value)
+            if value == "confirm":
+                confirmed[i] = fake.pushed_at[update_id]
+            await asyncio.wait_for(event.wait(), 120)
+            await asyncio.sleep(think)  # a person reads and taps
+
+    async with Bot(fake, tmp / "latency.db", rate_limit=True):
+        started = time.perf_counter()
+        await asyncio.gather(*(person(i) for i in range(reporters)))
+        await until(lambda: len(alert_times(fake)) >= reporters)
+        elapsed = time.perf_counter() - started
+    alerts = alert_times(fake)
+    waits = []
+    for i in range(reporters):
+        # The reporter's last answer names the case code, the alert too.
+        code = CODE.search(fake.inbox(BASE + i)[-1].text)
+        assert code is not None, "the reporter got no case code"
+        waits.append((alerts[code.group(0)] - confirmed[i]) * 1000)
+    waits.sort()
+    await fake.stop()
+    return {"reports": len(waits), "seconds": elapsed,
+            "p50_ms": statistics.median(waits),
+            "p95_ms": waits[max(0, int(len(waits) * 0.95) - 1)],
+            "rejected_429": fake.rejected_429}
+
+
+def alert_times(fake: FakeTelegram) -> dict[str, float]:
+    found = {}
+    for m in fake.sent:
+        code = CODE.search(m.text) if m.chat_id == OFFICER and m.callback_data else None
+        if code is not None:
+            found.setdefault(code.group(0), m.at)
+    return found
+
+
+async def part_broadcast(tmp: Path, chats: int) -> dict[str, Any]:
+    fake = FakeTelegram(per_chat_burst=5)  # 30 a second overall, enforced with 429
+    await fake.start()
+    for i in range(chats):
+        fake.add_user(BASE + i)
+    async with Bot(fake, tmp / "broadcast.db", rate_limit=True) as bot:
+        engine = bot.engine
+        now = engine.clock.now()
+        async with engine.sessions.begin() as s:
+            for i in range(chats):
+                person = await repo.add_person(
+                    s, commune_id=engine.directory.commune_id, key=f"ctv-{i}",
+                    role="collaborator", name=f"CTV {i}", language="vi", created_at=now)
+                await repo.bind_identity(s, person.id, "telegram", str(BASE + i))
+        reply = Reply((Text("raw", {"text": "Họp cộng tác viên 8 giờ sáng thứ Hai tại UBND xã."}),))
+        started = time.perf_counter()
+        async with engine.sessions.begin() as s:
+            for person in await repo.people_of(s, engine.directory.commune_id):
+                if person.role == "collaborator" and person.key and person.key.startswith(
+                        "ctv-"):
+                    await enqueue(s, person, reply, now, kind="broadcast",
+                                  to=("telegram", str(BASE + int(person.key[4:]))))
+        engine.poke()
+        await until(lambda: sum(1 for m in fake.sent if m.chat_id >= BASE) >= chats)
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(1.0)  # room for a duplicate to show up
+    per_chat = Counter(m.chat_id for m in fake.sent if m.chat_id >= BASE)
+    await fake.stop()
+    return {"chats": chats, "seconds": elapsed, "per_second": chats / elapsed,
+            "rejected_429": fake.rejected_429, "lost": chats - len(per_chat),
+            "duplicated": sum(1 for n in per_chat.values() if n > 1)}
+
+
+async def run(part: str, reporters: int, chats: int, gap: float, think: float) -> None:
+    logging.basicConfig(level=logging.ERROR)
+    parts: dict[str, Callable[[Path], Awaitable[dict[str, Any]]]] = {
+        "inbound": lambda tmp: part_inbound(tmp, reporters),
+        "echo": lambda tmp: part_echo(reporters * len(STEPS)),
+        "latency": lambda tmp: part_latency(tmp, reporters, gap, think),
+        "broadcast": lambda tmp: part_broadcast(tmp, chats),
+    }
+    print("SafeChild Telegram benchmark (fake Bot API on 127.0.0.1, SQLite WAL)")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for name, fn in parts.items():
+            if part not in ("all", name):
+                continue
+            result = await fn(Path(tmpdir))
+            shown = "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in result.items())
+            print(f"  {name:<10} {shown}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--part", default="all",
+                        choices=("all", "inbound", "echo", "latency", "broadcast"))
     parser.add_argument("--reporters", type=int, default=100)
-    asyncio.run(run(parser.parse_args().reporters))
+    parser.add_argument("--chats", type=int, default=2000)
+    parser.add_argument("--gap", type=float, default=ARRIVAL_GAP,
+                        help="latency: seconds between reporters' arrivals (0: all at once)")
+    parser.add_argument("--think", type=float, default=THINK,
+                        help="latency: seconds a reporter takes before each tap")
+    args = parser.parse_args()
+    asyncio.run(run(args.part, args.reporters, args.chats, args.gap, args.think))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -276,6 +276,14 @@ async def next_timer_at(s: AsyncSession) -> datetime | None:
     return await s.scalar(select(func.min(Timer.fire_at)).where(Timer.done_at.is_(None)))
 
 
+# What a person in danger is waiting on goes first when the channel's rate limit makes
+# messages queue; bulk sends (broadcasts, calendar reminders) yield to conversations.
+URGENT_KINDS = ("alert", "escalation", "handover", "question")
+BULK_KINDS = ("broadcast", "calendar")
+_outbox_priority = case((Outbox.kind.in_(URGENT_KINDS), 0),
+                        (Outbox.kind.in_(BULK_KINDS), 2), else_=1)
+
+
 async def due_outbox_ids(s: AsyncSession, now: datetime, limit: int,
                          channels: Sequence[str]) -> list[int]:
     rows = await s.scalars(
@@ -283,7 +291,7 @@ async def due_outbox_ids(s: AsyncSession, now: datetime, limit: int,
         .where(Outbox.status == "pending", Outbox.next_attempt_at <= now,
                Outbox.channel.in_(channels),
                or_(Outbox.lease_until.is_(None), Outbox.lease_until < now))
-        .order_by(Outbox.id).limit(limit)
+        .order_by(_outbox_priority, Outbox.id).limit(limit)
     )
     return list(rows)
 

@@ -40,6 +40,7 @@ class Sent:
     edits: list[str] = field(default_factory=list)
     # For sendPhoto / sendDocument: ("photo" | "document", file_id); `text` is the caption.
     media: tuple[str, str] | None = None
+    at: float = field(default_factory=time.perf_counter)  # when the server accepted it
 
     @property
     def callback_data(self) -> list[str]:
@@ -61,6 +62,9 @@ class FakeTelegram:
         self.sent: list[Sent] = []
         self.by_id: dict[tuple[int, int], Sent] = {}
         self.answered: list[str] = []
+        # Set when a message reaches the chat: lets a played user wait for the bot's answer.
+        self.chat_events: dict[int, asyncio.Event] = {}
+        self.pushed_at: dict[int, float] = {}
         self.notices: list[str] = []
         self.calls: list[str] = []
         self.blocked: set[int] = set()
@@ -293,9 +297,15 @@ class FakeTelegram:
         markup = self._markup(params.get("reply_markup"))
         self._rate(chat_id)
         sent = Sent(chat_id, next(self.message_ids), text, markup)
-        self.sent.append(sent)
-        self.by_id[(chat_id, sent.message_id)] = sent
+        self._record(sent)
         return self._message(sent)
+
+    def _record(self, sent: Sent) -> None:
+        self.sent.append(sent)
+        self.by_id[(sent.chat_id, sent.message_id)] = sent
+        waiter = self.chat_events.get(sent.chat_id)
+        if waiter is not None:
+            waiter.set()
 
     async def api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = self._chat(params)
@@ -340,8 +350,7 @@ class FakeTelegram:
         markup = self._markup(params.get("reply_markup"))
         self._rate(chat_id)
         sent = Sent(chat_id, next(self.message_ids), caption, markup, media=(kind, file_id))
-        self.sent.append(sent)
-        self.by_id[(chat_id, sent.message_id)] = sent
+        self._record(sent)
         return self._message(sent)
 
     async def api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -396,6 +405,7 @@ class FakeTelegram:
 
     def _push(self, update: dict[str, Any]) -> int:
         update["update_id"] = next(self.update_ids)
+        self.pushed_at[update["update_id"]] = time.perf_counter()
         self.updates.append(update)
         self.new_update.set()
         return int(update["update_id"])

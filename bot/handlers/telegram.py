@@ -70,6 +70,8 @@ def make_application(token: str, base_url: str = "https://api.telegram.org/bot",
         # max_retries=0: a 429 goes back to the outbox, which releases the row and retries
         # after retry_after without holding a lease meanwhile.
         builder = builder.rate_limiter(AIORateLimiter(max_retries=0))
+        # It logs every such 429 as an error with a traceback; the outbox owns the retry.
+        logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
     application: Application = builder.build()
     return application
 
