@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -240,6 +242,8 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(String(200))
     # What the channel answered (e.g. a Telegram message id), for editing the copy later.
     external_ref: Mapped[str | None] = mapped_column(String(64))
+    # The broadcast this row delivers, so its progress can be counted.
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), index=True)
 
 
 class InboundKey(Base):
@@ -274,3 +278,80 @@ class Invite(Base):
     created_at: Mapped[datetime]
     used_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     used_at: Mapped[datetime | None]
+
+
+class CalendarEventRow(Base):
+    """A commune's calendar event: synced from the config file, or added by an admin in chat.
+
+    The fields keep the config file's own spellings (rule "lunar 08-15", roles "officer,
+    collaborator", days_before "7,1,0", at "08:00") so one parser reads both."""
+
+    __tablename__ = "calendar_events"
+    __table_args__ = (UniqueConstraint("commune_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"))
+    key: Mapped[str] = mapped_column(String(64))
+    # Shown as it is for events added in chat; configured events use their catalog title.
+    title: Mapped[str | None] = mapped_column(String(200))
+    rule: Mapped[str] = mapped_column(String(64))
+    roles: Mapped[str] = mapped_column(String(100))
+    days_before: Mapped[str] = mapped_column(String(100))
+    at: Mapped[str] = mapped_column(String(5), default="08:00")
+    covers: Mapped[str | None] = mapped_column(String(4))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    origin: Mapped[str] = mapped_column(String(8), default="config")  # "config" | "chat"
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+
+
+class CalendarReminder(Base):
+    """A calendar reminder that was sent (or superseded by a later one for the same day).
+
+    Written in the transaction that queues its messages; the unique key is what makes it
+    happen once however many processes look at the calendar."""
+
+    __tablename__ = "calendar_reminders"
+    __table_args__ = (UniqueConstraint("commune_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"))
+    key: Mapped[str] = mapped_column(String(128))
+    event_key: Mapped[str] = mapped_column(String(64))
+    event_date: Mapped[date] = mapped_column(Date)
+    days_before: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime]
+    sent_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="sent")  # "sent" | "superseded"
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Broadcast(Base):
+    """An officer's message to every collaborator; its outbox rows carry its id."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"))
+    sender_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    # The sender's progress message, edited as delivery goes on.
+    progress_outbox_id: Mapped[int | None] = mapped_column(Integer)
+    # Delivered + unreachable count last shown in the progress message, and when.
+    reported: Mapped[int] = mapped_column(Integer, default=0)
+    reported_at: Mapped[datetime | None]
+    edits: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+
+class StoredFile(Base):
+    """A file the bot made to send (a statistics workbook, a chart), kept until delivered.
+
+    Holds aggregate figures only, never a case's details."""
+
+    __tablename__ = "stored_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    mime: Mapped[str] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -61,6 +61,26 @@ class Handled:
         return self.processed
 
 
+CommandResult = tuple[engine.State, list[Effect]]
+
+
+class CommandHandler(Protocol):
+    """A command a domain service answers (/report 2026-Q2, /calendar, /broadcast). It
+    decides who may use it; None hands the command back to the flows."""
+
+    async def __call__(self, s: AsyncSession, person: Person, state: engine.State,
+                       ctx: engine.Context, inp: Input, now: datetime
+                       ) -> CommandResult | None: ...
+
+
+class ActionHandler(Protocol):
+    """Carries out a flow's Submit(action, data) for a domain service; returns the replies
+    for the person who submitted it. It checks, again, that the person may do this."""
+
+    async def __call__(self, s: AsyncSession, person: Person, channel: str,
+                       data: dict[str, Any], now: datetime) -> list[Reply]: ...
+
+
 class _LostRace(Exception):
     """Another worker changed this conversation first; the event is handled again."""
 
@@ -80,6 +100,9 @@ class ConversationService:
         self.on_queued = on_queued
         self.invites = Invites(directory)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Filled in by the services at wiring time (bot/app.py).
+        self.commands: dict[str, CommandHandler] = {}
+        self.actions: dict[str, ActionHandler] = {}
 
     async def handle(self, event: InboundEvent) -> Handled:
         """Process one event; falsy if it was a redelivery and changed nothing."""
@@ -137,7 +160,10 @@ class ConversationService:
         elif inp.kind == "choice" and inp.choice.startswith("case:"):
             new_state, effects = await self._case_button(s, person, state, ctx, inp, now)
         else:
-            new_state, effects = engine.step(FLOWS, state, inp, ctx)
+            answered = None
+            if inp.kind == "command" and inp.command in self.commands:
+                answered = await self.commands[inp.command](s, person, state, ctx, inp, now)
+            new_state, effects = answered or engine.step(FLOWS, state, inp, ctx)
         effects = [*lead, *effects]
         await self._apply(s, person, event.channel, event.sender, effects, now)
         if new_state != state or conv is None:
@@ -256,6 +282,8 @@ class ConversationService:
             return [self.cases.confirmation(opened)]
         if effect.action == "status":
             return await self.cases.status(s, data["code"], person, now)
+        if effect.action in self.actions:
+            return await self.actions[effect.action](s, person, channel, data, now)
         case = await repo.case_by_id(s, int(data.get("case_id", 0)))
         if case is None:
             return [say("error.stale_button")]
