@@ -12,11 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, FakeClock, SystemClock
 from bot.config import CommuneConfig, Settings
+from bot.services.calendar_commands import CalendarCommands
+from bot.services.calendar_scheduler import CalendarScheduler
 from bot.services.cases import CaseService
 from bot.services.conversation import ConversationService
 from bot.services.directory import Directory, sync_commune
 from bot.services.escalation import Escalation, TimerSweeper
 from bot.services.outbox import Channel, OutboxWorker
+from bot.services.reminders import Reminders
+from bot.services.reports import period_report
 from bot.worktime import WorkCalendar
 from storage.db import make_engine, migrate, sessionmaker
 from storage.models import Outbox
@@ -38,14 +42,20 @@ class Engine:
     outbox: OutboxWorker
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    reminders: Reminders | None = None
+    calendar: CalendarScheduler | None = None
 
     def poke(self) -> None:
         self.outbox.wake.set()
         self.sweeper.wake.set()
+        if self.calendar is not None:
+            self.calendar.poke()
 
     async def start_workers(self) -> None:
         self.tasks.append(asyncio.create_task(self.sweeper.run(self.stop)))
         self.tasks.append(asyncio.create_task(self.outbox.run(self.stop)))
+        if self.calendar is not None:
+            self.calendar.start()
         if isinstance(self.clock, FakeClock):
             self.tasks.append(asyncio.create_task(self._follow_fake_clock(self.clock)))
 
@@ -57,6 +67,8 @@ class Engine:
 
     async def close(self) -> None:
         self.stop.set()
+        if self.calendar is not None:
+            await self.calendar.stop()
         self.poke()
         for task in self.tasks:
             task.cancel()
@@ -92,4 +104,13 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
     outbox.on_unreachable = reroute
     conversations = ConversationService(sessions, clock, directory, cases,
                                         on_queued=outbox.wake.set)
-    return Engine(db, sessions, clock, directory, cases, conversations, sweeper, outbox)
+    reminders = Reminders(sessions, directory, period_report, on_queued=outbox.wake.set)
+    async with sessions.begin() as s:
+        await reminders.sync(s, clock.now())
+    calendar_scheduler = CalendarScheduler(reminders, clock)
+    calendar_commands = CalendarCommands(directory, reminders.stored_events,
+                                         calendar_scheduler.poke)
+    conversations.commands["calendar"] = calendar_commands.command
+    conversations.actions["calendar_add"] = calendar_commands.add
+    return Engine(db, sessions, clock, directory, cases, conversations, sweeper, outbox,
+                  reminders=reminders, calendar=calendar_scheduler)

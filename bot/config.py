@@ -10,6 +10,8 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
+from bot.services.calendar_rules import DEFAULT_CALENDAR_PATH, CalendarEvent, parse_calendar
+
 DEMO_CONFIG = Path(__file__).parent / "demo_commune.toml"
 ROLES = ("citizen", "collaborator", "officer", "police", "leader", "admin")
 URGENCIES = ("EMERGENCY", "URGENT", "STANDARD")
@@ -81,6 +83,10 @@ class CommuneConfig:
     reminders_at: tuple[float, ...] = field(default=(0.5, 0.9))
     # A Telegram group of the commune's officers and police that gets every new alert.
     telegram_alert_group: str | None = None
+    # Reminder calendar: the default events (unless dropped) merged with the commune's own.
+    calendar: tuple[CalendarEvent, ...] = ()
+    # Titles written in the commune file; events without one use `calendar.event.<key>`.
+    calendar_titles: Mapping[str, str] = field(default_factory=dict)
 
 
 def load_commune(path: Path) -> CommuneConfig:
@@ -132,7 +138,61 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         deadlines=deadlines, levels=levels,
         reminders_at=tuple(esc.get("reminders_at", (0.5, 0.9))),
         telegram_alert_group=_group_id(c.get("telegram_alert_group")),
+        **_calendar(raw.get("calendar", {})),
     )
+
+
+MAX_TITLE = 200
+
+
+def _default_calendar_tables() -> list[dict[str, Any]]:
+    with DEFAULT_CALENDAR_PATH.open("rb") as fh:
+        return list(tomllib.load(fh).get("event", []))
+
+
+def _calendar(raw: Any) -> dict[str, Any]:
+    """The commune's calendar: every default event unless `defaults = false`; each
+    `[[calendar.event]]` overrides the default with its key field by field (also when the
+    defaults are dropped, so a commune can pick some), or adds an event, which then needs a
+    `title`: only default events have one in the catalogs."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("calendar: expected a table ([calendar])")
+    unknown = sorted(set(raw) - {"defaults", "event"})
+    if unknown:
+        raise ConfigError(f"calendar: unknown field(s) {', '.join(unknown)}")
+    use_defaults = raw.get("defaults", True)
+    if not isinstance(use_defaults, bool):
+        raise ConfigError("calendar: 'defaults' must be true or false")
+    own = raw.get("event", [])
+    if not isinstance(own, list):
+        raise ConfigError("calendar: 'event' must be an array of tables ([[calendar.event]])")
+    defaults = {t["key"]: t for t in _default_calendar_tables()}
+    tables: dict[str, dict[str, Any]] = dict(defaults) if use_defaults else {}
+    titles: dict[str, str] = {}
+    seen: set[str] = set()
+    for index, table in enumerate(own):
+        if not isinstance(table, Mapping) or not isinstance(table.get("key"), str):
+            raise ConfigError(f"calendar event #{index + 1}: needs a string 'key'")
+        key = table["key"]
+        fields = {k: v for k, v in table.items() if k != "title"}
+        title = table.get("title")
+        if title is not None:
+            if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
+                raise ConfigError(f"calendar event {key!r}: 'title' must be a text of 1.."
+                                  f"{MAX_TITLE} characters")
+            titles[key] = title.strip()
+        elif key not in defaults:
+            raise ConfigError(f"calendar event {key!r}: a new event needs a 'title'")
+        if key in seen:
+            raise ConfigError(f"calendar event {key!r}: duplicate key")
+        seen.add(key)
+        # A default's key brings its fields, so a commune can move one date and keep the rest.
+        tables[key] = {**defaults.get(key, {}), **fields}
+    try:
+        events = parse_calendar(list(tables.values()))
+    except ValueError as exc:
+        raise ConfigError(f"calendar {exc}") from None
+    return {"calendar": tuple(events), "calendar_titles": titles}
 
 
 def _group_id(raw: Any) -> str | None:

@@ -30,6 +30,7 @@ from bot.flows.book import FLOWS
 from bot.flows.engine import Context, State
 from bot.flows.vocabulary import Reply, Text
 from bot.services import alerts
+from bot.services.calendar_rules import load_default_calendar
 from bot.services.invites import INVITABLE_ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +85,8 @@ def families() -> dict[str, frozenset[str]]:
         "role.*": {f"role.{r}" for r in INVITABLE_ROLES},
         # telegram.render asks for a location or a contact with a reply-keyboard button.
         "telegram.share_*": {"telegram.share_location", "telegram.share_contact"},
+        # reminders.title_of: every default calendar event has a catalog title.
+        "calendar.event.*": {f"calendar.event.{e.key}" for e in load_default_calendar()},
     }
     return {shape: frozenset(ids) for shape, ids in table.items()}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.flows.calendar_admin import CALENDAR_ADD
 from bot.flows.case_team import ANSWER, ASK, ASSESS, CLOSE, HANDOVER, PROGRESS
 from bot.flows.engine import FlowBook
 from bot.flows.help import HELP
@@ -9,4 +10,4 @@ from bot.flows.report import REPORT
 from bot.flows.status import LANGUAGE, STATUS
 
 FLOWS = FlowBook([REPORT, HELP, STATUS, LANGUAGE, ASSESS, CLOSE, ASK, ANSWER, HANDOVER,
-                  PROGRESS])
+                  PROGRESS, CALENDAR_ADD])

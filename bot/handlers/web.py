@@ -152,6 +152,8 @@ async def clock(request: web.Request) -> web.Response:
     engine.clock.advance(timedelta(minutes=float(body.get("minutes", 0))))
     while await engine.sweeper.fire_due():
         pass
+    if engine.reminders is not None:
+        await engine.reminders.send_due(engine.clock.now())
     while await engine.outbox.deliver_due():
         pass
     return web.json_response({"now": engine.clock.now().isoformat()})

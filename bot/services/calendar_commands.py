@@ -1,0 +1,157 @@
+"""The /calendar command and the `calendar_add` action (domain service).
+
+Officers and leaders may read the calendar; only admins change it. The role comes from the
+database on every command, never from a button. Every change wakes the scheduler once the
+transaction has committed, so it sees the change at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import LOCAL_TZ
+from bot.flows import engine
+from bot.flows.book import FLOWS
+from bot.flows.calendar_admin import MAX_TITLE, WHO, parse_at, parse_days, rule_words
+from bot.flows.vocabulary import Effect, Input, Reply, Text
+from bot.services.calendar_rules import (
+    CalendarEvent,
+    DueReminder,
+    occurrences,
+    parse_calendar,
+    parse_rule,
+    reminders_between,
+    still_useful,
+)
+from bot.services.directory import Directory
+from bot.services.reminders import StoredEvent, day_text, event_fields, title_of
+from storage import calendar_repo
+from storage.models import Person
+
+READERS: Final[frozenset[str]] = frozenset({"officer", "leader", "admin"})
+ADMINS: Final[frozenset[str]] = frozenset({"admin"})
+# How far ahead the list looks for an event's next date (a yearly event is within a year).
+NEXT_WITHIN: Final[timedelta] = timedelta(days=400)
+WHO_TEXTS: Final[dict[str, Text]] = {
+    "collaborator": Text("calendar.who.collaborator"), "officer": Text("calendar.who.officer"),
+    "police": Text("calendar.who.police"), "leader": Text("calendar.who.leader"),
+    "admin": Text("calendar.who.admin"),
+}
+
+CommandResult = tuple[engine.State, list[Effect]]
+
+
+def say(msgid: str, **params: Any) -> Reply:
+    return Reply((Text(msgid, params),))
+
+
+def next_date(event: CalendarEvent, today: date) -> date | None:
+    found = occurrences(event.rule, today, today + NEXT_WITHIN)
+    return found[0] if found else None
+
+
+def list_line(stored: StoredEvent, today: date) -> Text:
+    event = stored.event
+    upcoming = next_date(event, today)
+    return Text("calendar.list.line_paused" if event.paused else "calendar.list.line", {
+        "title": stored.title, "rule": rule_words(event.rule),
+        "at": f"{event.hour:02d}:{event.minute:02d}",
+        "who": [WHO_TEXTS[r] for r in event.roles],
+        "next": day_text(upcoming) if upcoming else "-", "key": event.key})
+
+
+def first_reminder(event: CalendarEvent, now: datetime) -> DueReminder | None:
+    """The first reminder that will go out: one due now or later, or one already due
+    today that is still useful (the scheduler sends that at once)."""
+    lookback = timedelta(days=max(event.days_before) + 1)
+    found = [r for r in reminders_between([event], now - lookback, now + NEXT_WITHIN)
+             if still_useful(r, now)]
+    return found[0] if found else None
+
+
+class CalendarCommands:
+    def __init__(self, directory: Directory,
+                 stored_events: Callable[[AsyncSession], Awaitable[list[StoredEvent]]],
+                 poke: Callable[[], None],
+                 new_key: Callable[[], str] = lambda: f"chat_{secrets.token_hex(4)}") -> None:
+        self.directory = directory
+        self.stored_events = stored_events
+        self.poke = poke
+        self.new_key = new_key
+
+    async def command(self, s: AsyncSession, person: Person, state: engine.State,
+                      ctx: engine.Context, inp: Input, now: datetime) -> CommandResult | None:
+        """/calendar, /calendar pause|resume <key>, /calendar add."""
+        words = inp.args.split()
+        verb = words[0].casefold() if words else ""
+        if verb == "":
+            if person.role not in READERS:
+                return state, [say("calendar.list_not_allowed")]
+            return state, [await self._listing(s, person.role, now)]
+        if verb not in ("pause", "resume", "add"):
+            return state, [say("calendar.usage")]
+        if person.role not in ADMINS:
+            return state, [say("calendar.change_not_allowed")]
+        if verb == "add":
+            return engine.start(FLOWS, "calendar_add", ctx, current=state)
+        if len(words) != 2:
+            return state, [say("calendar.usage")]
+        return state, [await self._pause(s, person, words[1], verb == "pause", now)]
+
+    async def _listing(self, s: AsyncSession, role: str, now: datetime) -> Reply:
+        events = await self.stored_events(s)
+        today = now.astimezone(LOCAL_TZ).date()
+        head = Text("calendar.list.head", {"commune": self.directory.config.name})
+        if not events:
+            return Reply((head, Text("calendar.list.empty")))
+        lines = tuple(list_line(e, today) for e in events)
+        hint = (Text("calendar.list.admin_hint"),) if role in ADMINS else ()
+        return Reply((head, *lines, *hint))
+
+    async def _pause(self, s: AsyncSession, person: Person, key: str, pause: bool,
+                     now: datetime) -> Reply:
+        row = await calendar_repo.event_by_key(s, self.directory.commune_id, key[:64])
+        if row is None:
+            return say("calendar.unknown_key", key=key[:64])
+        title = title_of(row.key, row.title)
+        if row.paused != pause:
+            row.paused, row.updated_at, row.updated_by = pause, now, person.id
+            calendar_repo.after_commit(s, self.poke)
+        if pause:
+            return say("calendar.paused", title=title)
+        return say("calendar.resumed", title=title)
+
+    async def add(self, s: AsyncSession, person: Person, channel: str, data: dict[str, Any],
+                  now: datetime) -> list[Reply]:
+        """Store an event an admin composed in the calendar_add flow."""
+        if person.role not in ADMINS:
+            return [say("calendar.change_not_allowed")]
+        title = " ".join(str(data.get("title", "")).split())[:MAX_TITLE]
+        days = parse_days(",".join(str(d) for d in data.get("days_before", ())))
+        at = parse_at(str(data.get("at", "")))
+        roles = list(data.get("roles", ()))
+        try:
+            rule = parse_rule(str(data.get("rule", "")))
+            if not title or days is None or at is None or tuple(roles) not in WHO.values():
+                raise ValueError("incomplete event")
+            key = self.new_key()
+            event = parse_calendar([{"key": key, "rule": str(rule), "roles": roles,
+                                     "days_before": list(days), "at": at}])[0]
+        except ValueError:
+            return [say("calendar.add.failed")]
+        first = first_reminder(event, now)
+        if first is None:
+            return [say("calendar.add.in_past")]
+        await calendar_repo.add_event(s, commune_id=self.directory.commune_id, key=key,
+                                      title=title, paused=False, origin="chat",
+                                      updated_at=now, updated_by=person.id,
+                                      **event_fields(event))
+        calendar_repo.after_commit(s, self.poke)
+        return [say("calendar.added", title=title, key=key,
+                    first=day_text(max(first.due_at, now).astimezone(LOCAL_TZ).date()),
+                    at=f"{event.hour:02d}:{event.minute:02d}")]

@@ -1,0 +1,263 @@
+"""Calendar reminders (domain service): the commune's events in the database, and each due
+reminder sent exactly once.
+
+The database decides what was sent: a reminder is recorded in `calendar_reminders` in the
+transaction that queues its messages, and the row's unique key stops a second process (or a
+restart) from sending it again. Whoever calls `send_due` (the scheduler, the simulator's
+clock) only decides when to look.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Final, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import LOCAL_TZ
+from bot.flows.vocabulary import Reply, Text
+from bot.services.calendar_rules import (
+    CalendarEvent,
+    DueReminder,
+    next_reminder_after,
+    parse_calendar,
+    reminders_between,
+    still_useful,
+)
+from bot.services.directory import Directory
+from bot.services.outbox import enqueue
+from bot.services.periods import Period, covering
+from storage import calendar_repo, repo
+from storage.models import CalendarEventRow, CalendarReminder
+
+log = logging.getLogger(__name__)
+# Report-deadline reminders carry the period's numbers to the officers who write the report.
+STATS_ROLES: Final[frozenset[str]] = frozenset({"officer"})
+# reminders_between's end is exclusive; a reminder due exactly now is due.
+_JUST_AFTER: Final[timedelta] = timedelta(microseconds=1)
+
+
+class StatsReport(Protocol):
+    """bot.services.reports.period_report: a period's statistics as replies to send."""
+
+    async def __call__(self, s: AsyncSession, directory: Directory, period: Period,
+                       language: str, now: datetime) -> list[Reply]: ...
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the database holds it, with the title people see."""
+
+    event: CalendarEvent
+    title: Text
+    origin: str
+
+
+def event_fields(event: CalendarEvent) -> dict[str, Any]:
+    """An event's columns, in the config file's own spellings."""
+    return {"rule": str(event.rule), "roles": ",".join(event.roles),
+            "days_before": ",".join(str(d) for d in event.days_before),
+            "at": f"{event.hour:02d}:{event.minute:02d}", "covers": event.covers}
+
+
+def event_of(row: CalendarEventRow) -> CalendarEvent:
+    """The row read back through the config parser; ValueError if it no longer parses."""
+    return parse_calendar([{
+        "key": row.key, "rule": row.rule, "roles": [r for r in row.roles.split(",") if r],
+        "days_before": [int(d) for d in row.days_before.split(",") if d.strip()],
+        "at": row.at, "covers": row.covers, "paused": row.paused}])[0]
+
+
+def title_of(key: str, title: str | None) -> Text:
+    """A title typed in chat or in the commune file as it is; else the catalog's title."""
+    if title:
+        return Text("raw", {"text": title})
+    return Text(f"calendar.event.{key}")
+
+
+def day_text(day: date) -> str:
+    """15/06/2026: the date as officers write it."""
+    return day.strftime("%d/%m/%Y")
+
+
+def reminder_text(title: Text, event_date: date, days_left: int) -> Text:
+    when = day_text(event_date)
+    if days_left <= 0:
+        return Text("calendar.reminder.today", {"title": title, "date": when})
+    if days_left == 1:
+        return Text("calendar.reminder.tomorrow", {"title": title, "date": when})
+    return Text("calendar.reminder.days", {"title": title, "date": when, "days": days_left})
+
+
+def report_period(event: CalendarEvent, event_date: date) -> Period | None:
+    """The period a report deadline covers: of the deadline's year; "M" is the month
+    before the deadline's month."""
+    if event.covers is None:
+        return None
+    if event.covers == "M":
+        year, month = ((event_date.year - 1, 12) if event_date.month == 1
+                       else (event_date.year, event_date.month - 1))
+        return covering("M", year, month)
+    return covering(event.covers, event_date.year)
+
+
+class Reminders:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], directory: Directory,
+                 period_report: StatsReport | None = None,
+                 on_queued: Callable[[], None] | None = None) -> None:
+        self.sessions = sessions
+        self.directory = directory
+        self.period_report = period_report
+        self.on_queued = on_queued
+
+    @property
+    def commune_id(self) -> int:
+        return self.directory.commune_id
+
+    async def sync(self, s: AsyncSession, now: datetime) -> None:
+        """Write the config file's calendar into the database. A pause set in chat stays;
+        events gone from the file go; events added in chat stay."""
+        cfg = self.directory.config
+        for event in cfg.calendar:
+            fields = {**event_fields(event), "title": cfg.calendar_titles.get(event.key)}
+            row = await calendar_repo.event_by_key(s, self.commune_id, event.key)
+            if row is None:
+                await calendar_repo.add_event(s, commune_id=self.commune_id, key=event.key,
+                                              paused=event.paused, origin="config",
+                                              updated_at=now, **fields)
+                continue
+            changed = row.origin != "config" or any(getattr(row, k) != v
+                                                   for k, v in fields.items())
+            for k, v in fields.items():
+                setattr(row, k, v)
+            row.origin = "config"
+            if event.paused and not row.paused:
+                # Paused in the file: the file wins at every start.
+                row.paused, changed = True, True
+            if changed:
+                row.updated_at, row.updated_by = now, None
+        removed = await calendar_repo.delete_config_events_except(
+            s, self.commune_id, [e.key for e in cfg.calendar])
+        log.info("calendar synced: %d configured events, %d removed", len(cfg.calendar),
+                 removed)
+
+    async def stored_events(self, s: AsyncSession) -> list[StoredEvent]:
+        found = []
+        for row in await calendar_repo.events_of(s, self.commune_id):
+            try:
+                event = event_of(row)
+            except ValueError:
+                # Only a hand-edited row can get here; one bad event must not stop the rest.
+                log.warning("calendar event %s does not parse; skipped", row.id)
+                continue
+            found.append(StoredEvent(event, title_of(row.key, row.title), row.origin))
+        return found
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """When the next reminder falls due (paused events excluded)."""
+        async with self.sessions() as s:
+            events = [e.event for e in await self.stored_events(s)]
+        upcoming = next_reminder_after(events, now)
+        return upcoming.due_at if upcoming else None
+
+    async def send_due(self, now: datetime) -> int:
+        """Send every reminder due up to `now` that is not recorded yet and still useful;
+        returns how many were sent. Of one event day's reminders overdue together only the
+        latest goes out; the older ones are recorded as superseded."""
+        async with self.sessions() as s:
+            stored = {e.event.key: e for e in await self.stored_events(s)}
+            if not stored:
+                return 0
+            lookback = timedelta(days=max(max(e.event.days_before)
+                                          for e in stored.values()) + 1)
+            due = [r for r in reminders_between([e.event for e in stored.values()],
+                                                now - lookback, now + _JUST_AFTER)
+                   if still_useful(r, now)]
+            recorded = await calendar_repo.recorded_keys(s, self.commune_id,
+                                                         [r.key for r in due])
+        groups: dict[tuple[str, date], list[DueReminder]] = {}
+        for reminder in due:
+            groups.setdefault((reminder.event.key, reminder.event_date), []).append(reminder)
+        sent = 0
+        for group in sorted(groups.values(), key=lambda g: max(r.due_at for r in g)):
+            latest = max(group, key=lambda r: r.due_at)
+            todo = [r for r in group if r.key not in recorded]
+            if not todo:
+                continue
+            try:
+                async with self.sessions.begin() as s:
+                    for reminder in todo:
+                        if reminder is not latest:
+                            await self._record(s, reminder, now, "superseded")
+                    if latest in todo:
+                        row = await self._record(s, latest, now, "sent")
+                        row.recipients = await self._send(s, latest, stored[latest.event.key],
+                                                          now)
+            except IntegrityError:
+                # Another process recorded it first, so it sends it; nothing to do here.
+                log.info("calendar reminder %s already recorded elsewhere", latest.key)
+                continue
+            if latest in todo:
+                sent += 1
+                log.info("calendar reminder %s sent", latest.key)
+        if sent and self.on_queued:
+            self.on_queued()
+        return sent
+
+    async def _record(self, s: AsyncSession, reminder: DueReminder, now: datetime,
+                      status: str) -> CalendarReminder:
+        return await calendar_repo.record_reminder(
+            s, commune_id=self.commune_id, key=reminder.key, event_key=reminder.event.key,
+            event_date=reminder.event_date, days_before=reminder.days_before,
+            due_at=reminder.due_at, sent_at=now, status=status)
+
+    async def _send(self, s: AsyncSession, reminder: DueReminder, stored: StoredEvent,
+                    now: datetime) -> int:
+        """Queue the reminder for everyone in the event's roles, each in their language on
+        their channel; officers of a report deadline also get the period's numbers."""
+        event = reminder.event
+        people = await calendar_repo.people_with_roles(s, self.commune_id, event.roles)
+        identities = await repo.identities_for(s, [p.id for p in people])
+        days_left = (reminder.event_date - now.astimezone(LOCAL_TZ).date()).days
+        text = reminder_text(stored.title, reminder.event_date, days_left)
+        period = report_period(event, reminder.event_date)
+        numbers: dict[str, list[Reply]] = {}
+        reached = 0
+        for person in people:
+            with_numbers = period is not None and person.role in STATS_ROLES
+            stats: Sequence[Reply] = ()
+            if with_numbers and period is not None:
+                if person.language not in numbers:
+                    numbers[person.language] = await self._numbers(s, period,
+                                                                   person.language, now)
+                stats = numbers[person.language]
+            texts = (text, Text("calendar.reminder.numbers_follow")) if stats else (text,)
+            key = f"cal:{self.commune_id}:{reminder.key}:{person.id}"
+            row = await enqueue(s, person, Reply(texts), now, kind="calendar", dedupe_key=key,
+                                fresh_key=True, identities=identities.get(person.id, []))
+            if row is None:
+                continue
+            reached += 1
+            for n, reply in enumerate(stats):
+                await enqueue(s, person, reply, now, kind="calendar",
+                              dedupe_key=f"{key}:s{n}", fresh_key=True,
+                              to=(row.channel, row.address))
+        return reached
+
+    async def _numbers(self, s: AsyncSession, period: Period, language: str,
+                       now: datetime) -> list[Reply]:
+        """The period's statistics; without them (none wired, or they failed) the
+        reminder still goes out."""
+        if self.period_report is None:
+            return []
+        try:
+            async with s.begin_nested():
+                return list(await self.period_report(s, self.directory, period, language,
+                                                     now))
+        except Exception:
+            log.exception("statistics for %s failed; reminder sent without them", period)
+            return []

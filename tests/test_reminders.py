@@ -1,0 +1,537 @@
+"""Calendar reminders on a real database: a simulated year with a moved clock, restarts,
+report deadlines carrying their numbers, the APScheduler job, and the calendar config."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar as stdlib_calendar
+import dataclasses
+import tomllib
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import holidays
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import Engine, build_engine
+from bot.clock import LOCAL_TZ, FakeClock
+from bot.config import DEMO_CONFIG, CommuneConfig, ConfigError, load_commune, parse_commune
+from bot.handlers.web import WebChannel
+from bot.services.calendar_rules import occurrences
+from bot.services.reminders import Reminders
+from storage import calendar_repo, repo
+from storage.models import CalendarEventRow, CalendarReminder, Outbox, Person, SimMessage
+
+YEAR_START = datetime(2026, 1, 1, 0, 0, tzinfo=LOCAL_TZ)
+YEAR_END = datetime(2027, 1, 1, 0, 0, tzinfo=LOCAL_TZ)
+OFFICERS = frozenset({"officer", "officer2"})
+COLLABORATORS = frozenset({"collaborator"})
+BOTH = OFFICERS | COLLABORATORS
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(YEAR_START)
+
+
+def first_mondays(year: int) -> list[date]:
+    """From the standard library, not from the calendar rules under test."""
+    found = []
+    for month in range(1, 13):
+        week = stdlib_calendar.monthcalendar(year, month)
+        day = week[0][0] or week[1][0]
+        found.append(date(year, month, day))
+    return found
+
+
+def expected_2026() -> dict[str, tuple[datetime, frozenset[str], str | None]]:
+    """Every default reminder of 2026, written out by hand from default_calendar.toml:
+    reminder key -> (local due time, who gets it, period of the numbers it carries)."""
+    table: dict[str, tuple[datetime, frozenset[str], str | None]] = {}
+
+    def add(event: str, day: date, before: int, hour: int, minute: int, who: frozenset[str],
+            period: str | None = None) -> None:
+        due = datetime(day.year, day.month, day.day, hour, minute, tzinfo=LOCAL_TZ) \
+            - timedelta(days=before)
+        table[f"{event}:{day.isoformat()}:{before}"] = (due, who, period)
+
+    add("action_month_prepare", date(2026, 5, 5), 0, 8, 0, OFFICERS)
+    for before in (7, 0):
+        add("action_month_launch", date(2026, 6, 1), before, 8, 0, BOTH)
+    add("action_month_report", date(2026, 7, 1), 0, 8, 0, OFFICERS, "2026-06")
+    # Tết Trung thu 2026 is 25 September (published calendars; checked below as well).
+    for before in (14, 3):
+        add("mid_autumn", date(2026, 9, 25), before, 9, 0, BOTH)
+    for before in (7, 1):
+        add("school_opening", date(2026, 9, 5), before, 8, 0, BOTH)
+    for key, day, period in (("report_q1", date(2026, 3, 20), "2026-Q1"),
+                             ("report_h1", date(2026, 6, 15), "2026-H1"),
+                             ("report_9m", date(2026, 9, 15), "2026-9M"),
+                             ("report_year", date(2026, 12, 10), "2026")):
+        for before in (7, 1, 0):
+            add(key, day, before, 8, 0, OFFICERS, period)
+    for monday in first_mondays(2026):
+        for before in (1, 0):
+            add("collaborators_meeting", monday, before, 7, 30, BOTH)
+    for month in (3, 6, 9, 12):
+        for before in (7, 0):
+            add("special_circumstances_list", date(2026, month, 25), before, 8, 0,
+                COLLABORATORS)
+    return table
+
+
+def rem(engine: Engine) -> Reminders:
+    assert engine.reminders is not None
+    return engine.reminders
+
+
+@dataclass
+class Sent:
+    """One reminder as the outbox holds it."""
+
+    key: str
+    people: dict[str, datetime]  # person key -> when it was queued
+    texts: dict[str, list[dict[str, Any]]]  # person key -> the reminder's texts
+    files: dict[str, list[str]]  # person key -> names of the files that followed it
+
+
+async def sent_reminders(engine: Engine) -> dict[str, Sent]:
+    """Calendar outbox rows grouped by reminder key (read back from their dedupe keys)."""
+    found: dict[str, Sent] = {}
+    async with engine.sessions() as s:
+        rows = (await s.execute(select(Outbox, Person.key).join(Person, Person.id ==
+                                                                Outbox.person_id)
+                                .where(Outbox.kind == "calendar").order_by(Outbox.id))).all()
+    for row, person_key in rows:
+        assert row.dedupe_key is not None
+        _, _, event, day, before, _pid, *extra = row.dedupe_key.split(":")
+        key = f"{event}:{day}:{before}"
+        sent = found.setdefault(key, Sent(key, {}, {}, {}))
+        reply = row.payload["reply"]
+        if extra:
+            media = reply.get("media")
+            if media:
+                sent.files.setdefault(person_key, []).append(media["name"])
+            continue
+        assert person_key not in sent.people, f"{key} queued twice for {person_key}"
+        sent.people[person_key] = row.created_at
+        sent.texts[person_key] = reply["texts"]
+    return found
+
+
+async def deliver(engine: Engine) -> None:
+    while await engine.outbox.deliver_due():
+        pass
+
+
+async def drive(engine: Engine, clock: FakeClock, until: datetime,
+                offsets: tuple[timedelta, ...] = (timedelta(0), timedelta(minutes=1),
+                                                  timedelta(minutes=25))) -> int:
+    """Move the clock to each next due time (exactly, or a little past it) and send; a
+    minute before each due time nothing may go out. Returns the number of steps."""
+    steps = 0
+    while True:
+        upcoming = await rem(engine).next_due(clock.now())
+        if upcoming is None or upcoming >= until:
+            break
+        clock.set(upcoming - timedelta(minutes=1))
+        assert await rem(engine).send_due(clock.now()) == 0
+        clock.set(upcoming + offsets[steps % len(offsets)])
+        assert await rem(engine).send_due(clock.now()) >= 1
+        await deliver(engine)
+        steps += 1
+    clock.set(until)
+    assert await rem(engine).send_due(clock.now()) == 0
+    return steps
+
+
+def check_against_table(sent: dict[str, Sent], expected: dict[str, Any]) -> None:
+    for key, (due, who, period) in expected.items():
+        got = sent[key]
+        assert set(got.people) == who, key
+        days_before = int(key.rsplit(":", 1)[1])
+        for person, queued in got.people.items():
+            local = queued.astimezone(LOCAL_TZ)
+            # On the right local date and hour (the drive arrives up to 25 minutes late).
+            assert (local.date(), local.hour) == (due.date(), due.hour), (key, local)
+            first = got.texts[person][0]
+            if days_before == 0:
+                assert first["id"] == "calendar.reminder.today"
+            elif days_before == 1:
+                assert first["id"] == "calendar.reminder.tomorrow"
+            else:
+                assert first["id"] == "calendar.reminder.days"
+                assert first["params"]["days"] == days_before
+            assert first["params"]["date"] == date.fromisoformat(
+                key.split(":")[1]).strftime("%d/%m/%Y")
+            assert first["params"]["title"]["$text"]["id"] == f"calendar.event.{key.split(':')[0]}"
+        if period is None:
+            assert got.files == {}, key
+        else:
+            # The numbers go to the officers only, with the workbook of the right period.
+            assert set(got.files) == who & OFFICERS, key
+            for names in got.files.values():
+                assert f"safechild-vinh-thuy-{period}.xlsx" in names, (key, names)
+
+
+async def test_a_simulated_year_sends_every_default_reminder_once(engine: Engine,
+                                                                  clock: FakeClock) -> None:
+    expected = expected_2026()
+    assert len(expected) == 52
+    steps = await drive(engine, clock, YEAR_END)
+    sent = await sent_reminders(engine)
+    assert set(sent) == set(expected), set(sent) ^ set(expected)
+    check_against_table(sent, expected)
+    assert steps <= len(expected)
+    async with engine.sessions() as s:
+        recorded = (await calendar_repo.reminders_of(s, engine.directory.commune_id))
+        statuses = Counter(r.status for r in recorded)
+        unsent = await s.scalar(select(func.count()).select_from(Outbox)
+                                .where(Outbox.status != "sent"))
+        # Delivered for real: the simulator's officer phone shows every reminder it got.
+        shown = await s.scalar(select(func.count()).select_from(SimMessage).where(
+            SimMessage.address == "officer", SimMessage.direction == "out"))
+    assert statuses == {"sent": 52}
+    assert unsent == 0
+    officer_rows = sum(1 for got in sent.values() if "officer" in got.people) + sum(
+        len(got.files.get("officer", ())) + 1 for got in sent.values() if got.files)
+    # Each report reminder is followed by its table, workbook and chart.
+    assert shown == officer_rows
+
+
+async def test_mid_autumn_lands_on_the_published_dates(engine: Engine) -> None:
+    async with engine.sessions() as s:
+        events = {e.event.key: e.event for e in
+                  await rem(engine).stored_events(s)}
+    days = occurrences(events["mid_autumn"].rule, date(2025, 1, 1), date(2027, 12, 31))
+    # Published Vietnamese calendars (lịch vạn niên) ...
+    assert days == [date(2025, 10, 6), date(2026, 9, 25), date(2027, 9, 15)]
+    # ... and a second library: China keeps the same lunar day, the same dates these years.
+    for day in days:
+        china = holidays.country_holidays("CN", years=day.year, language="en_US")
+        assert [d for d, name in china.items() if "Mid-Autumn" in name] == [day]
+
+
+async def wait_for(predicate: Any, limit: float = 10.0) -> None:
+    """Wait (in real time) for background work: the scheduler runs as its own task."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def new_engine(db_url: str, clock: FakeClock, config: CommuneConfig | None = None
+                     ) -> Engine:
+    return await build_engine(db_url, config or load_commune(DEMO_CONFIG), clock,
+                              {"web": WebChannel(clock)})
+
+
+async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) -> None:
+    expected = expected_2026()
+    first = await new_engine(db_url, clock)
+    # Up to just after the school-opening reminder a week ahead (29 August 08:00).
+    await drive(first, clock, datetime(2026, 8, 29, 8, 30, tzinfo=LOCAL_TZ))
+    before = await sent_reminders(first)
+    assert "school_opening:2026-09-05:7" in before
+    await first.close()
+
+    # A restart at once: the start-up look repeats nothing it sent a minute ago.
+    second = await new_engine(db_url, clock)
+    await second.start_workers()
+    scheduler = second.calendar
+    assert scheduler is not None
+    await wait_for(lambda: _done(scheduler.runs >= 1))
+    assert await sent_reminders(second) == before
+    await second.close()
+
+    # Down from 29 August 08:30 to 14 September 12:00. Missed meanwhile: school opening's
+    # 1-day reminder (its day, 5 September, passed), the collaborators' meeting of
+    # 7 September and its eve (passed), the 9-month report's 7-day and 1-day reminders
+    # (the deadline, 15 September 08:00, is still ahead) and Mid-Autumn's 14-day reminder
+    # (festival 25 September, ahead).
+    clock.set(datetime(2026, 9, 14, 12, 0, tzinfo=LOCAL_TZ))
+    third = await new_engine(db_url, clock)
+    await third.start_workers()
+    scheduler = third.calendar
+    assert scheduler is not None
+    await wait_for(lambda: _done(scheduler.runs >= 1))
+    await scheduler.stop()  # the rest of the year is driven by hand, below
+    at_start = await sent_reminders(third)
+    new = {k: v for k, v in at_start.items() if k not in before}
+    assert set(new) == {"report_9m:2026-09-15:1", "mid_autumn:2026-09-25:14"}
+    for got in new.values():
+        assert {t.astimezone(LOCAL_TZ) for t in got.people.values()} == {clock.now()}
+    # Computed at send time: the festival is 11 days away now, not 14.
+    assert new["mid_autumn:2026-09-25:14"].texts["collaborator"][0]["params"]["days"] == 11
+    assert new["report_9m:2026-09-15:1"].files  # the numbers came along
+    async with third.sessions() as s:
+        statuses = {r.key: r.status for r in
+                    await calendar_repo.reminders_of(s, third.directory.commune_id)}
+    assert statuses["report_9m:2026-09-15:7"] == "superseded"
+    for lost in ("school_opening:2026-09-05:1", "collaborators_meeting:2026-09-07:1",
+                 "collaborators_meeting:2026-09-07:0"):
+        assert lost not in statuses
+
+    await drive(third, clock, YEAR_END)
+    sent = await sent_reminders(third)
+    lost = {"school_opening:2026-09-05:1", "collaborators_meeting:2026-09-07:1",
+            "collaborators_meeting:2026-09-07:0", "report_9m:2026-09-15:7"}
+    assert set(sent) == set(expected) - lost
+    late = {"report_9m:2026-09-15:1", "mid_autumn:2026-09-25:14"}
+    check_against_table(sent, {k: v for k, v in expected.items() if k not in lost | late})
+    await third.close()
+
+
+async def _done(value: bool) -> bool:
+    return value
+
+
+async def test_the_scheduler_sends_when_the_clock_moves(db_url: str) -> None:
+    clock = FakeClock(datetime(2026, 3, 12, 12, 0, tzinfo=LOCAL_TZ))
+    engine = await new_engine(db_url, clock)
+    try:
+        await engine.start_workers()
+        scheduler = engine.calendar
+        assert scheduler is not None
+        await wait_for(lambda: _done(scheduler.runs >= 1))
+        assert await officer_messages(engine) == []
+        # The Q1 report's 7-day reminder is due 13 March 08:00; nobody calls send_due.
+        clock.set(datetime(2026, 3, 13, 8, 0, tzinfo=LOCAL_TZ))
+
+        async def arrived() -> bool:
+            return len(await officer_messages(engine)) >= 4
+
+        await wait_for(arrived)
+        shown = await officer_messages(engine)
+        assert shown[0]["ids"][0] == "calendar.reminder.days"
+        assert [m["media"]["kind"] for m in shown[1:] if m["media"]] == ["document", "photo"]
+    finally:
+        await engine.close()
+
+
+class ShiftedClock:
+    """Real time, shifted: the scheduler must wake by itself when a reminder falls due."""
+
+    def __init__(self, shift: timedelta) -> None:
+        self.shift = shift
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.shift
+
+
+async def test_the_scheduler_wakes_at_the_due_time_by_itself(db_url: str) -> None:
+    due = datetime(2026, 3, 13, 8, 0, tzinfo=LOCAL_TZ)
+    clock = ShiftedClock(due - datetime.now(UTC) - timedelta(seconds=1))
+    engine = await build_engine(db_url, load_commune(DEMO_CONFIG), clock,
+                                {"web": WebChannel(clock)})
+    try:
+        await engine.start_workers()
+
+        async def arrived() -> bool:
+            return bool(await officer_messages(engine))
+
+        assert not await arrived()
+        await wait_for(arrived)
+        assert clock.now() >= due
+    finally:
+        await engine.close()
+
+
+async def officer_messages(engine: Engine) -> list[dict[str, Any]]:
+    async with engine.sessions() as s:
+        rows = (await s.scalars(select(SimMessage).where(
+            SimMessage.address == "officer", SimMessage.direction == "out")
+            .order_by(SimMessage.id))).all()
+    return [r.payload for r in rows]
+
+
+def demo_raw() -> dict[str, Any]:
+    with DEMO_CONFIG.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+async def test_report_numbers_go_to_officers_only(db_url: str) -> None:
+    # This commune also reminds its collaborators of the 6-month report.
+    raw = demo_raw()
+    raw["calendar"] = {"event": [{"key": "report_h1", "roles": ["officer", "collaborator"]}]}
+    clock = FakeClock(datetime(2026, 6, 15, 8, 0, tzinfo=LOCAL_TZ))
+    engine = await new_engine(db_url, clock, parse_commune(raw))
+    try:
+        assert await rem(engine).send_due(clock.now()) == 1
+        await deliver(engine)
+        sent = await sent_reminders(engine)
+        got = sent["report_h1:2026-06-15:0"]
+        assert set(got.people) == BOTH
+        assert set(got.files) == OFFICERS
+        for person in OFFICERS:
+            assert [t["id"] for t in got.texts[person]] == [
+                "calendar.reminder.today", "calendar.reminder.numbers_follow"]
+            assert got.files[person] == ["safechild-vinh-thuy-2026-H1.xlsx",
+                                         "safechild-vinh-thuy-2026-H1.png"]
+        assert [t["id"] for t in got.texts["collaborator"]] == ["calendar.reminder.today"]
+        async with engine.sessions() as s:
+            row = (await s.scalars(select(CalendarReminder))).one()
+        assert (row.status, row.recipients) == ("sent", 3)
+    finally:
+        await engine.close()
+
+
+async def test_two_processes_send_a_reminder_once(db_url: str) -> None:
+    clock = FakeClock(datetime(2026, 6, 1, 8, 0, tzinfo=LOCAL_TZ))
+    one = await new_engine(db_url, clock)
+    two = await new_engine(db_url, clock)
+    try:
+        results = await asyncio.gather(rem(one).send_due(clock.now()),
+                                       rem(two).send_due(clock.now()))
+        # 1 June 2026 08:00: the Action Month launch (and the 07:30 meeting, still useful).
+        assert sum(results) == 2
+        sent = await sent_reminders(one)
+        assert set(sent) == {"action_month_launch:2026-06-01:0",
+                             "collaborators_meeting:2026-06-01:0"}
+        assert all(set(s.people) == BOTH for s in sent.values())
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_nothing_is_sent_to_citizens_the_group_or_the_unreachable(db_url: str) -> None:
+    raw = demo_raw()
+    raw["commune"]["telegram_alert_group"] = -100123
+    raw["calendar"] = {"defaults": False, "event": [{
+        "key": "everyone", "title": "Họp toàn xã", "rule": "yearly 06-01",
+        "roles": ["collaborator", "officer", "police", "leader", "admin"]}]}
+    clock = FakeClock(datetime(2026, 6, 1, 8, 0, tzinfo=LOCAL_TZ))
+    engine = await new_engine(db_url, clock, parse_commune(raw))
+    try:
+        async with engine.sessions.begin() as s:
+            officer2 = (await s.scalars(select(Person).where(Person.key == "officer2"))).one()
+            for ident in await repo.identities_of(s, officer2.id):
+                ident.unreachable_at = clock.now()
+        assert await rem(engine).send_due(clock.now()) == 1
+        sent = await sent_reminders(engine)
+        got = sent["everyone:2026-06-01:0"]
+        assert set(got.people) == {"collaborator", "officer", "police", "police_chief",
+                                   "leader", "chairman", "province", "admin"}
+        assert got.texts["admin"][0]["params"]["title"] == {
+            "$text": {"id": "raw", "params": {"text": "Họp toàn xã"}}}
+        async with engine.sessions() as s:
+            row = (await s.scalars(select(CalendarReminder))).one()
+        assert row.recipients == 8
+    finally:
+        await engine.close()
+
+
+# --- the calendar in the config file and in the database ---------------------------------
+
+
+def test_the_demo_commune_has_the_default_calendar() -> None:
+    cfg = load_commune(DEMO_CONFIG)
+    assert [e.key for e in cfg.calendar] == [
+        "action_month_prepare", "action_month_launch", "action_month_report", "mid_autumn",
+        "school_opening", "report_q1", "report_h1", "report_9m", "report_year",
+        "collaborators_meeting", "special_circumstances_list"]
+    assert cfg.calendar_titles == {}
+
+
+def test_a_commune_overrides_adds_and_drops_events() -> None:
+    raw = demo_raw()
+    raw["calendar"] = {"event": [
+        # Seed 001: the annual report is due by 10 November.
+        {"key": "report_year", "rule": "yearly 11-10"},
+        {"key": "girls_day", "title": "Ngày Quốc tế trẻ em gái", "rule": "yearly 10-11",
+         "roles": ["officer", "collaborator"], "days_before": [3]},
+    ]}
+    cfg = parse_commune(raw)
+    events = {e.key: e for e in cfg.calendar}
+    assert len(events) == 12
+    assert str(events["report_year"].rule) == "yearly 11-10"
+    # The rest of the default stays.
+    assert (events["report_year"].days_before, events["report_year"].covers) == ((7, 1, 0), "Y")
+    assert events["girls_day"].days_before == (3,)
+    assert cfg.calendar_titles == {"girls_day": "Ngày Quốc tế trẻ em gái"}
+
+    raw["calendar"] = {"defaults": False, "event": [{"key": "report_h1"}]}
+    cfg = parse_commune(raw)
+    assert [(e.key, str(e.rule)) for e in cfg.calendar] == [("report_h1", "yearly 06-15")]
+    raw["calendar"] = {"defaults": False}
+    assert parse_commune(raw).calendar == ()
+
+
+@pytest.mark.parametrize(("calendar", "message"), [
+    ({"event": [{"key": "x", "rule": "yearly 10-11", "roles": ["officer"]}]},
+     "'x': a new event needs a 'title'"),
+    ({"event": [{"key": "report_q1", "rule": "yearly 02-30"}]}, "'report_q1'"),
+    ({"event": [{"key": "report_q1", "roles": ["citizen"]}]}, "unknown role"),
+    ({"event": [{"key": "report_q1", "days_before": [1, 1]}]}, "repeats"),
+    ({"event": [{"key": "report_q1", "at": "25:00"}]}, "'report_q1'"),
+    ({"event": [{"key": "report_q1"}, {"key": "report_q1"}]}, "duplicate"),
+    ({"event": [{"key": "report_q1", "day_before": [1]}]}, "unknown field"),
+    ({"defaults": "no"}, "'defaults' must be true or false"),
+    ({"events": []}, "unknown field"),
+    ({"event": [{"rule": "yearly 01-01"}]}, "needs a string 'key'"),
+])
+def test_calendar_mistakes_name_the_event(calendar: dict[str, Any], message: str) -> None:
+    raw = demo_raw()
+    raw["calendar"] = calendar
+    with pytest.raises(ConfigError, match=message):
+        parse_commune(raw)
+
+
+async def test_sync_keeps_chat_pauses_and_chat_events(db_url: str, clock: FakeClock) -> None:
+    engine = await new_engine(db_url, clock)
+    async with engine.sessions.begin() as s:
+        row = await calendar_repo.event_by_key(s, engine.directory.commune_id, "report_q1")
+        assert row is not None and row.origin == "config" and not row.paused
+        row.paused = True
+        await calendar_repo.add_event(s, commune_id=engine.directory.commune_id,
+                                      key="chat_1", title="Họp", rule="monthly 15",
+                                      roles="officer", days_before="0", at="08:00",
+                                      origin="chat", updated_at=clock.now())
+    await engine.close()
+
+    # The file changes: the Q1 report moves, the meeting goes, an event comes.
+    raw = demo_raw()
+    raw["calendar"] = {"event": [
+        {"key": "report_q1", "rule": "yearly 03-25"},
+        {"key": "girls_day", "title": "Ngày Quốc tế trẻ em gái", "rule": "yearly 10-11",
+         "roles": ["officer"]}]}
+    cfg = parse_commune(raw)
+    cfg = dataclasses.replace(cfg, calendar=tuple(
+        e for e in cfg.calendar if e.key != "collaborators_meeting"))
+    engine = await new_engine(db_url, clock, cfg)
+    try:
+        async with engine.sessions() as s:
+            rows = {r.key: r for r in (await s.scalars(select(CalendarEventRow))).all()}
+        assert rows["report_q1"].paused and rows["report_q1"].rule == "yearly 03-25"
+        assert "collaborators_meeting" not in rows
+        assert rows["chat_1"].origin == "chat"
+        assert rows["girls_day"].title == "Ngày Quốc tế trẻ em gái"
+        assert len(rows) == 12
+        # A paused event is silent: 20 March 2026 passes without the Q1 report.
+        clock.set(datetime(2026, 3, 25, 8, 0, tzinfo=LOCAL_TZ))
+        assert await rem(engine).send_due(clock.now()) == 1  # special list
+        assert "report_q1:2026-03-25:0" not in await sent_reminders(engine)
+    finally:
+        await engine.close()
+
+
+async def test_only_the_latest_overdue_reminder_per_day_goes_out(engine: Engine,
+                                                                 clock: FakeClock) -> None:
+    # Never run before 19 March 10:00: the Q1 report's 7-day and 1-day reminders are both
+    # overdue; only the 1-day one goes out.
+    clock.set(datetime(2026, 3, 19, 10, 0, tzinfo=LOCAL_TZ))
+    assert await rem(engine).send_due(clock.now()) == 2  # + special list (18th)
+    sent = await sent_reminders(engine)
+    assert set(sent) == {"report_q1:2026-03-20:1", "special_circumstances_list:2026-03-25:7"}
+    assert sent["report_q1:2026-03-20:1"].texts["officer"][0]["id"] == \
+        "calendar.reminder.tomorrow"
+    async with engine.sessions() as s:
+        by_status: dict[str, set[str]] = defaultdict(set)
+        for r in await calendar_repo.reminders_of(s, engine.directory.commune_id):
+            by_status[r.status].add(r.key)
+    assert by_status["superseded"] == {"report_q1:2026-03-20:7"}
+    # Running again changes nothing.
+    assert await rem(engine).send_due(clock.now()) == 0
