@@ -3,6 +3,7 @@ and who may do what. The clock is moved through the simulator too."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -220,6 +221,28 @@ async def test_cancel_leaves_the_calendar_unchanged(sim: Simulator) -> None:
     assert "flow.cancelled" in (await sim["admin"].last())["ids"]
     assert await chat_events(sim.engine) == []
     assert sim.engine.clock.now() == START
+
+
+async def test_a_change_wakes_the_running_scheduler(sim: Simulator) -> None:
+    await add_event(sim, "once 2026-11-23", who="who:collaborator", days="0", at="08:00")
+    await sim.engine.start_workers()
+    scheduler = sim.engine.calendar
+    assert scheduler is not None
+    deadline = asyncio.get_running_loop().time() + 10
+    while scheduler.runs < 1:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    # Nothing is due for days, so the scheduler sleeps for its 10-minute re-check; the new
+    # event's reminder for today (08:00, already past but still useful) must not wait.
+    # (The outbox worker now runs too, so replies are awaited rather than read at once.)
+    await sim["admin"].tap("calendar:save")
+    collaborator = sim["collaborator"]
+    got: list[dict[str, Any]] = []
+    while not got:
+        assert asyncio.get_running_loop().time() < deadline, "the reminder did not come"
+        await asyncio.sleep(0.02)
+        got = calendar_messages(await collaborator.inbox())
+    assert got[0]["text"] == "📅 Nhắc việc: Họp giao ban quý IV\nHôm nay, 23/11/2026."
 
 
 async def chat_events(engine: Engine) -> list[str]:

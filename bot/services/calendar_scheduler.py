@@ -23,6 +23,8 @@ from bot.clock import Clock
 from bot.services.reminders import Reminders
 
 log = logging.getLogger(__name__)
+# APScheduler logs every run at INFO; a wake-up every few minutes is not news.
+logging.getLogger("apscheduler").setLevel(logging.WARNING)
 JOB_ID: Final[str] = "calendar"
 RECHECK: Final[timedelta] = timedelta(minutes=10)
 
