@@ -535,3 +535,23 @@ async def test_only_the_latest_overdue_reminder_per_day_goes_out(engine: Engine,
     assert by_status["superseded"] == {"report_q1:2026-03-20:7"}
     # Running again changes nothing.
     assert await rem(engine).send_due(clock.now()) == 0
+
+
+async def test_failing_numbers_do_not_stop_the_reminder(engine: Engine, clock: FakeClock) -> None:
+    async def broken(s: Any, directory: Any, period: Any, language: str,
+                     now: datetime) -> list[Any]:
+        # Writes, then fails: the write must be undone, the reminder still sent.
+        s.add(SimMessage(address="nobody", direction="out", payload={}, created_at=now))
+        await s.flush()
+        raise RuntimeError("chart library broke")
+
+    rem(engine).period_report = broken
+    clock.set(datetime(2026, 3, 20, 8, 0, tzinfo=LOCAL_TZ))
+    assert await rem(engine).send_due(clock.now()) == 2  # + the special list's 7-day one
+    sent = await sent_reminders(engine)
+    got = sent["report_q1:2026-03-20:0"]
+    assert set(got.people) == OFFICERS and got.files == {}
+    assert [t["id"] for t in got.texts["officer"]] == ["calendar.reminder.today"]
+    async with engine.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(SimMessage)
+                              .where(SimMessage.address == "nobody")) == 0
