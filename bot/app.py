@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, FakeClock, SystemClock
 from bot.config import CommuneConfig, Settings
+from bot.services.broadcasts import Broadcasts, BroadcastTracker
 from bot.services.calendar_commands import CalendarCommands
 from bot.services.calendar_scheduler import CalendarScheduler
 from bot.services.cases import CaseService
@@ -44,18 +45,23 @@ class Engine:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reminders: Reminders | None = None
     calendar: CalendarScheduler | None = None
+    broadcasts: BroadcastTracker | None = None
 
     def poke(self) -> None:
         self.outbox.wake.set()
         self.sweeper.wake.set()
         if self.calendar is not None:
             self.calendar.poke()
+        if self.broadcasts is not None:
+            self.broadcasts.wake.set()
 
     async def start_workers(self) -> None:
         self.tasks.append(asyncio.create_task(self.sweeper.run(self.stop)))
         self.tasks.append(asyncio.create_task(self.outbox.run(self.stop)))
         if self.calendar is not None:
             self.calendar.start()
+        if self.broadcasts is not None:
+            self.tasks.append(asyncio.create_task(self.broadcasts.run(self.stop)))
         if isinstance(self.clock, FakeClock):
             self.tasks.append(asyncio.create_task(self._follow_fake_clock(self.clock)))
 
@@ -112,5 +118,9 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
                                          calendar_scheduler.poke)
     conversations.commands["calendar"] = calendar_commands.command
     conversations.actions["calendar_add"] = calendar_commands.add
+    broadcasts = Broadcasts(directory)
+    conversations.commands["broadcast"] = broadcasts.on_command
+    conversations.actions["broadcast"] = broadcasts.on_submit
+    tracker = BroadcastTracker(sessions, clock, on_queued=outbox.wake.set)
     return Engine(db, sessions, clock, directory, cases, conversations, sweeper, outbox,
-                  reminders=reminders, calendar=calendar_scheduler)
+                  reminders=reminders, calendar=calendar_scheduler, broadcasts=tracker)

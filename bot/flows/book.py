@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.flows.broadcast import BROADCAST
 from bot.flows.calendar_admin import CALENDAR_ADD
 from bot.flows.case_team import ANSWER, ASK, ASSESS, CLOSE, HANDOVER, PROGRESS
 from bot.flows.engine import FlowBook
@@ -10,4 +11,4 @@ from bot.flows.report import REPORT
 from bot.flows.status import LANGUAGE, STATUS
 
 FLOWS = FlowBook([REPORT, HELP, STATUS, LANGUAGE, ASSESS, CLOSE, ASK, ANSWER, HANDOVER,
-                  PROGRESS, CALENDAR_ADD])
+                  PROGRESS, CALENDAR_ADD, BROADCAST])

@@ -80,7 +80,8 @@ async def enqueue(s: AsyncSession, person: Person, reply: Reply, now: datetime, 
                   dedupe_key: str | None = None, fresh_key: bool = False,
                   to: tuple[str, str] | None = None,
                   identities: Sequence[Identity] | None = None,
-                  meta: Mapping[str, Any] | None = None) -> Outbox | None:
+                  meta: Mapping[str, Any] | None = None,
+                  broadcast_id: int | None = None) -> Outbox | None:
     """Queue `reply` for `person`: at `to` (channel, address) when answering them where they
     wrote, else on their preferred reachable channel. `fresh_key` says the dedupe key
     cannot exist yet (it names a row created in this transaction), sparing the lookup."""
@@ -98,22 +99,29 @@ async def enqueue(s: AsyncSession, person: Person, reply: Reply, now: datetime, 
                  payload={"reply": reply.to_json(), "language": person.language,
                           "meta": dict(meta or {})},
                  dedupe_key=dedupe_key, status="pending", attempts=0, next_attempt_at=now,
-                 created_at=now)
+                 created_at=now, broadcast_id=broadcast_id)
     s.add(row)
     return row
 
 
 async def enqueue_edit(s: AsyncSession, original: Outbox, reply: Reply, now: datetime,
-                       language: str) -> None:
-    """Change a message already queued or sent (e.g. an alert someone has taken)."""
-    if await repo.outbox_exists(s, f"edit:{original.id}"):
-        return
-    s.add(Outbox(person_id=original.person_id, case_id=original.case_id,
+                       language: str, seq: int | None = None) -> Outbox | None:
+    """Change a message already queued or sent (e.g. an alert someone has taken). Once per
+    message; a message edited again and again (a progress count) numbers its edits `seq`."""
+    key = f"edit:{original.id}" if seq is None else f"edit:{original.id}:{seq}"
+    if await repo.outbox_exists(s, key):
+        return None
+    row = Outbox(person_id=original.person_id, case_id=original.case_id,
                  channel=original.channel, address=original.address, kind="edit",
-                 payload={"reply": reply.to_json(), "language": language,
-                          "meta": {"edit_of": original.id}},
-                 dedupe_key=f"edit:{original.id}", status="pending", attempts=0,
-                 next_attempt_at=now, created_at=now))
+                 payload=edit_payload(original, reply, language),
+                 dedupe_key=key, status="pending", attempts=0,
+                 next_attempt_at=now, created_at=now)
+    s.add(row)
+    return row
+
+
+def edit_payload(original: Outbox, reply: Reply, language: str) -> dict[str, Any]:
+    return {"reply": reply.to_json(), "language": language, "meta": {"edit_of": original.id}}
 
 
 async def enqueue_media(s: AsyncSession, person: Person, alert: Outbox | None,
