@@ -355,3 +355,5 @@ class StoredFile(Base):
     mime: Mapped[str] = mapped_column(String(100))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
+    # The secret part of the file's download link in the web simulator.
+    token: Mapped[str] = mapped_column(String(32), default="", server_default="")

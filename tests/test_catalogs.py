@@ -29,7 +29,7 @@ from bot.flows import case_team, help, report
 from bot.flows.book import FLOWS
 from bot.flows.engine import Context, State
 from bot.flows.vocabulary import Reply, Text
-from bot.services import alerts
+from bot.services import alerts, reports
 from bot.services.calendar_rules import load_default_calendar
 from bot.services.invites import INVITABLE_ROLES
 
@@ -87,6 +87,8 @@ def families() -> dict[str, frozenset[str]]:
         "telegram.share_*": {"telegram.share_location", "telegram.share_contact"},
         # reminders.title_of: every default calendar event has a catalog title.
         "calendar.event.*": {f"calendar.event.{e.key}" for e in load_default_calendar()},
+        # reports.label_text: statistics labels without a catalog entry elsewhere.
+        "stats.*": {f"stats.{k}" for k in reports.OWN_LABEL_KEYS},
     }
     return {shape: frozenset(ids) for shape, ids in table.items()}
 

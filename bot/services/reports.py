@@ -1,0 +1,219 @@
+"""Period statistics for officers, from the database (domain service).
+
+`period_report` builds what one reader gets for a period: a short table as a chat message,
+then the XLSX workbook and the PNG chart as stored files the channels send (the outbox loads
+them; a channel that cannot carry files still delivers the caption). Officers ask for any
+period with `/report 2026-Q2`; report-deadline reminders call `period_report` too.
+
+Numbers are formatted here, in the reader's language (Babel: "1,5" giờ in Vietnamese,
+"1.5" hours in English); the texts around them are rendered at the channel as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Final
+
+from babel.dates import format_date
+from babel.numbers import format_decimal
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import i18n
+from bot.clock import LOCAL_TZ
+from bot.flows import engine
+from bot.flows.vocabulary import Effect, Input, Media, Reply, Text
+from bot.services.directory import Directory
+from bot.services.periods import Period, parse_period
+from bot.services.statistics import (
+    AGE_BANDS,
+    BREAKDOWNS,
+    FORMS,
+    OPEN,
+    OUTCOMES,
+    SEXES,
+    STATUSES,
+    URGENCIES,
+    CaseFacts,
+    PeriodStats,
+    compute,
+)
+from bot.services.stats_files import LABEL_KEYS, Labels, hours, to_png, to_xlsx
+from storage import files_repo, stats_repo
+from storage.models import Person
+from storage.stats_repo import CaseFactRow
+
+log = logging.getLogger(__name__)
+
+# Who may see a commune's statistics; anyone else's /report starts the case-report flow.
+REPORT_ROLES: Final[frozenset[str]] = frozenset({"officer", "leader", "admin"})
+XLSX_MIME: Final[str] = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PNG_MIME: Final[str] = "image/png"
+NO_VALUE: Final[str] = "—"
+
+# Values each label prefix of stats_files knows; anything else is shown as it is stored.
+_KNOWN_VALUES: Final[dict[str, tuple[str, ...]]] = {
+    "form": FORMS, "sex": SEXES, "age": AGE_BANDS, "urgency": URGENCIES, "status": STATUSES,
+    "outcome": (*OUTCOMES, OPEN),
+}
+_VALUE_PREFIX: Final[dict[str, str]] = {
+    "form": "form", "sex": "sex", "age_band": "age", "urgency": "urgency", "status": "status",
+    "outcome": "outcome",
+}
+
+
+def label_text(key: str) -> Text:
+    """The catalog text for a stats_files label key ("form.violence", "sheet.village").
+
+    Values the bot already names elsewhere reuse those texts (a form is a case type); the
+    rest live under "stats."."""
+    kind, _, value = key.partition(".")
+    known = _KNOWN_VALUES.get(kind)
+    if known is not None and value not in known:
+        return Text("raw", {"text": value})
+    if kind == "form":
+        return Text(f"case_type.{value}")
+    if kind == "sex":
+        return Text(f"sex.{value}")
+    if kind == "age":
+        return Text(f"age.{value}")
+    if kind == "urgency":
+        return Text(f"urgency.{value}")
+    if kind == "outcome" and value != OPEN:
+        return Text(f"outcome.{value}")
+    return Text(f"stats.{key}")
+
+
+# The label keys that have their own "stats." entries in the catalogs.
+OWN_LABEL_KEYS: Final[tuple[str, ...]] = tuple(
+    key for key in LABEL_KEYS if label_text(key).id.startswith("stats."))
+
+
+def value_text(breakdown: str, value: str) -> Text:
+    if breakdown == "village":
+        return Text("raw", {"text": value}) if value else label_text("village.unknown")
+    return label_text(f"{_VALUE_PREFIX[breakdown]}.{value}")
+
+
+def file_labels(language: str) -> Labels:
+    """stats_files' labels from the catalogs; an unknown key raises KeyError (shown as is)."""
+    def label(key: str) -> str:
+        text = label_text(key)
+        if text.id != "raw" and text.id not in i18n.catalog(language) and (
+                text.id not in i18n.catalog(i18n.DEFAULT_LOCALE)):
+            raise KeyError(key)
+        return i18n.render(text, language)
+    return label
+
+
+def number(value: float, language: str) -> str:
+    return format_decimal(value, format="#,##0.#", locale=language)
+
+
+def hours_text(minutes: float | None, language: str) -> str:
+    """Minutes as hours with one decimal, as the workbook rounds them ("1,5" in Vietnamese)."""
+    value = hours(minutes)
+    return NO_VALUE if value is None else number(value, language)
+
+
+def to_facts(row: CaseFactRow) -> CaseFacts:
+    """The officer's confirmed form when recorded, else the first type the reporter chose."""
+    form = row.confirmed_form or next((t for t in row.types.split(",") if t), "other")
+    return CaseFacts(
+        code=row.code, form=form, sex=row.sex, age_band=row.age_band,
+        village=row.village or "", urgency=row.urgency, status=row.status,
+        outcome=row.outcome, created_at=row.created_at, acknowledged_at=row.acknowledged_at,
+        assessed_at=row.assessed_at, escalated=row.escalation_level > 1)
+
+
+async def period_stats(s: AsyncSession, commune_id: int, period: Period) -> PeriodStats:
+    start, end = period.bounds()
+    rows = await stats_repo.case_facts(s, commune_id, start, end)
+    return compute(period, map(to_facts, rows))
+
+
+def chat_table(stats: PeriodStats, commune: str, language: str, now: datetime) -> Reply:
+    """A phone-sized table: a few short paragraphs, one per breakdown, zero rows left out."""
+    period = stats.period
+
+    def n(value: float) -> str:
+        return number(value, language)
+
+    texts: list[Text] = [Text("stats.chat.title", {
+        "commune": commune, "period": period.label,
+        "start": format_date(period.start_local, "dd/MM/yyyy", locale=language),
+        "end": format_date(period.end_local - timedelta(days=1), "dd/MM/yyyy",
+                           locale=language)})]
+    if now < period.bounds()[1]:
+        texts.append(Text("stats.chat.so_far", {"now": now}))
+    if stats.total == 0:
+        texts.append(Text("stats.chat.no_cases"))
+        return Reply(tuple(texts))
+    texts.append(Text("stats.chat.summary", {
+        "total": n(stats.total), "acknowledged": n(stats.acknowledged),
+        "assessed": n(stats.assessed), "within_12h": n(stats.assessed_within_12h),
+        "escalated": n(stats.escalated)}))
+    texts.append(Text("stats.chat.times", {
+        "ack_median": hours_text(stats.ack_median_min, language),
+        "ack_p90": hours_text(stats.ack_p90_min, language),
+        "assess_median": hours_text(stats.assess_median_min, language),
+        "assess_p90": hours_text(stats.assess_p90_min, language)}))
+    for name in BREAKDOWNS:
+        items = [Text("stats.chat.item", {"label": value_text(name, key), "count": n(count)})
+                 for key, count in stats.breakdown(name) if count]
+        texts.append(Text("stats.chat.breakdown", {"title": label_text(f"sheet.{name}"),
+                                                   "items": items}))
+    return Reply(tuple(texts))
+
+
+def _render_files(stats: PeriodStats, language: str, title: str) -> tuple[bytes, bytes]:
+    labels = file_labels(language)
+    return to_xlsx(stats, labels, title), to_png(stats, labels, title)
+
+
+async def period_report(s: AsyncSession, directory: Directory, period: Period, language: str,
+                        now: datetime) -> list[Reply]:
+    """The period's statistics as replies ready to enqueue for one reader: a short table
+    message, the XLSX workbook as a document, the PNG chart as a photo."""
+    stats = await period_stats(s, directory.commune_id, period)
+    commune = directory.config.name
+    title = i18n.t("stats.file.title", language, commune=commune)
+    # Drawing the chart takes a few hundred milliseconds: off the event loop.
+    xlsx, png = await asyncio.to_thread(_render_files, stats, language, title)
+    base = f"safechild-{directory.config.key}-{period.label}"
+    book = await files_repo.add_file(s, f"{base}.xlsx", XLSX_MIME, xlsx, now)
+    chart = await files_repo.add_file(s, f"{base}.png", PNG_MIME, png, now)
+    log.info("period report commune=%s period=%s cases=%s files=%s,%s", directory.commune_id,
+             period.label, stats.total, book.id, chart.id)
+    return [
+        chat_table(stats, commune, language, now),
+        Reply((Text("stats.file.workbook", {"period": period.label}),),
+              media=Media("document", "stored", str(book.id), book.name)),
+        Reply((Text("stats.file.chart", {"period": period.label}),),
+              media=Media("photo", "stored", str(chart.id), chart.name)),
+    ]
+
+
+class Reports:
+    """The /report command: a period's statistics for the commune's staff."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+
+    async def command(self, s: AsyncSession, person: Person, state: engine.State,
+                      ctx: engine.Context, inp: Input, now: datetime
+                      ) -> tuple[engine.State, list[Effect]] | None:
+        """/report <period>; None (the case-report flow) without a period or for others."""
+        if (person.role not in REPORT_ROLES or person.commune_id != self.directory.commune_id
+                or not inp.args.strip()):
+            return None
+        try:
+            period = parse_period(inp.args)
+        except ValueError:
+            return state, [Reply((Text("stats.usage"),))]
+        if period.start_local > now.astimezone(LOCAL_TZ).date():
+            return state, [Reply((Text("stats.future", {"period": period.label}),))]
+        log.info("report asked person=%s period=%s", person.id, period.label)
+        return state, list(await period_report(s, self.directory, period, person.language,
+                                               now))
