@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +32,7 @@ from storage.db import make_engine, sessionmaker
 from storage.models import Broadcast, Identity, Outbox
 from tests.conftest import Simulator, choice_ids
 from tests.fake_telegram import TOKEN, FakeTelegram, Sent
+from tests.test_browser import browser  # noqa: F401  (a fixture)
 
 WARNING = "Mùa hè sắp đến: nhắc các gia đình trông trẻ khi đi bơi, không để trẻ tắm sông một mình."
 COUNT = re.compile(r"(\d+)/(\d+)")
@@ -203,6 +205,17 @@ async def test_sending_rechecks_the_role(sim: Simulator) -> None:
     await officer.tap("broadcast:send")
     assert (await officer.last())["ids"] == ["broadcast.not_allowed"]
     assert await broadcasts(sim.engine) == [] and await copies(sim.engine) == 0
+
+
+async def test_moving_the_demo_clock_shows_the_summary(sim: Simulator) -> None:
+    officer = sim["officer"]
+    await officer.text(f"/broadcast {WARNING}")
+    await officer.inbox()
+    await officer.tap("broadcast:send")
+    assert [m["ids"] for m in await officer.inbox()] == [["broadcast.progress"]]
+    await sim.advance(minutes=1)
+    assert [m["ids"] for m in await officer.inbox()] == [["broadcast.summary"]]
+    assert "broadcast.progress_done" in (await officer.inbox(all_=True))[-2]["ids"]
 
 
 async def test_nobody_to_send_to(sim: Simulator) -> None:
@@ -459,3 +472,31 @@ async def test_people_with_no_channel_alone_finish_at_once(sim: Simulator) -> No
            if m["ids"][0] in ("broadcast.progress_done", "broadcast.summary")]
     assert _ids(log) == [["broadcast.progress_done"], ["broadcast.summary"]]
     assert "Đã nhận: 0" in log[1]["text"] and "Không gửi được: 3" in log[1]["text"]
+
+
+# ---- the simulator page -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_simulator_page_redraws_the_edited_progress_message(
+        sim: Simulator, browser: Browser) -> None:  # noqa: F811 (the fixture imported above)
+    page = await browser.new_page()
+    await page.goto(sim.base + "/?phones=officer,collaborator")
+    officer = page.locator("#phone-officer")
+    await officer.wait_for(timeout=10_000)
+    box = officer.locator("input[name=text]")
+    await box.fill(f"/broadcast {WARNING}")
+    await box.press("Enter")
+    send = officer.locator("button[data-choice='broadcast:send']").last
+    await send.wait_for(timeout=10_000)
+    await send.click()
+    await page.locator("#phone-collaborator .msg.out", has_text=WARNING).wait_for(
+        timeout=10_000)
+    await officer.locator(".msg.out", has_text="Đang gửi").wait_for(timeout=10_000)
+    # The tracker's turn (moving the demo clock does the same): the progress message is
+    # edited to its final count, and the page shows the edit in place, not as a new message.
+    await settle(sim.engine)
+    await officer.locator(".msg.out", has_text="Đã gửi xong").wait_for(timeout=10_000)
+    await officer.locator(".msg.out", has_text="Đã nhận: 1").wait_for(timeout=10_000)
+    assert await officer.locator(".msg.out", has_text="Đang gửi").count() == 0
+    assert await officer.locator(".msg.out", has_text="cộng tác viên: 1/1").count() == 1

@@ -62,9 +62,9 @@ async def test_report_from_citizen_phone_acknowledged_from_officer_phone(
     await officer.locator(".msg.out", has_text="bầm tím").wait_for(timeout=10_000)
     await tap(page, "officer", "case:ack:1")
     await officer.locator("button[data-choice='case:assess:1']").last.wait_for(timeout=10_000)
-    # The police phone is told who took the case.
+    # The police phone is told who took the case (and its copy of the alert now says so).
     police = page.locator("#phone-police")
-    await police.locator(".msg.out", has_text="Anh Hòa").wait_for(timeout=10_000)
+    await police.locator(".msg.out", has_text="Anh Hòa").first.wait_for(timeout=10_000)
 
     async with sim.engine.sessions() as s:
         case = await repo.case_by_code(s, "VT-2026-0001")
