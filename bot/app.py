@@ -21,7 +21,7 @@ from bot.services.directory import Directory, sync_commune
 from bot.services.escalation import Escalation, TimerSweeper
 from bot.services.outbox import Channel, OutboxWorker
 from bot.services.reminders import Reminders
-from bot.services.reports import period_report
+from bot.services.reports import Reports, period_report
 from bot.worktime import WorkCalendar
 from storage.db import make_engine, migrate, sessionmaker
 from storage.models import Outbox
@@ -117,6 +117,8 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
     calendar_commands = CalendarCommands(directory, reminders.stored_events,
                                          calendar_scheduler.poke)
     conversations.commands["calendar"] = calendar_commands.command
+    # /report <period> for staff; without a period (or from anyone else) a case report.
+    conversations.commands["report"] = Reports(directory).command
     conversations.actions["calendar_add"] = calendar_commands.add
     broadcasts = Broadcasts(directory)
     conversations.commands["broadcast"] = broadcasts.on_command

@@ -81,6 +81,8 @@ class FakeTelegram:
         self.groups: dict[int, set[int]] = {}
         self.hang_seconds = 30.0
         self.files: dict[str, bytes] = {}
+        # The file name an upload came with, by the file_id given to it.
+        self.file_names: dict[str, str] = {}
         self.file_ids = itertools.count(1)
         self.rejected_429 = 0
         self.confirmed_offset = 0
@@ -343,6 +345,7 @@ class FakeTelegram:
         if isinstance(raw, web.FileField):
             file_id = f"{kind}-{next(self.file_ids)}"
             self.files[file_id] = raw.file.read()
+            self.file_names[file_id] = raw.filename
         elif isinstance(raw, str) and raw in self.files:
             file_id = raw
         else:

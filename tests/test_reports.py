@@ -8,13 +8,14 @@ from typing import Any
 
 import matplotlib.image
 from openpyxl import load_workbook
+from sqlalchemy import func, select
 
 from bot import i18n
 from bot.app import Engine
 from bot.clock import LOCAL_TZ
 from bot.flows.vocabulary import Reply, Text
 from bot.services.periods import Period
-from bot.services.reports import period_report, period_stats
+from bot.services.reports import XLSX_MIME, period_report, period_stats
 from storage import files_repo
 from storage.models import Case, Commune, StoredFile
 from tests.conftest import Simulator
@@ -226,4 +227,78 @@ async def test_a_period_without_cases(engine: Engine) -> None:
     check_png((await stored(engine, chart)).content)
 
 
-__all__ = ["Simulator"]
+
+async def download(sim: Simulator, url: str) -> tuple[int, str, bytes]:
+    async with sim.http.get(f"{sim.base}{url}") as r:
+        return r.status, r.headers.get("Content-Type", ""), await r.read()
+
+
+async def test_report_command_over_the_simulator(sim: Simulator) -> None:
+    await add_cases(sim.engine)
+    officer = sim["officer"]
+    await officer.text("/report 2026-Q4")
+    table, workbook, chart = await officer.inbox()
+    assert table["ids"][0] == "stats.chat.title" and table["media"] is None
+    assert "Tổng số vụ: 6" in table["text"] and "Bạo lực (2)" in table["text"]
+    assert workbook["ids"] == ["stats.file.workbook"] and "2026-Q4" in workbook["text"]
+    assert workbook["media"]["kind"] == "document"
+    assert workbook["media"]["name"] == "safechild-vinh-thuy-2026-Q4.xlsx"
+    status, mime, content = await download(sim, workbook["media"]["url"])
+    assert status == 200 and mime == XLSX_MIME
+    check_workbook(content)
+    assert chart["ids"] == ["stats.file.chart"] and chart["media"]["kind"] == "photo"
+    status, mime, content = await download(sim, chart["media"]["url"])
+    assert status == 200 and mime == "image/png"
+    check_png(content)
+
+    # The link only works whole: a changed token, or another file's id, finds nothing.
+    url = workbook["media"]["url"]
+    file_id, token = url.rsplit("/", 2)[1:]
+    other_id = chart["media"]["url"].rsplit("/", 2)[1]
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    for bad in (f"/api/files/{file_id}/{flipped}", f"/api/files/{other_id}/{token}",
+                f"/api/files/{file_id}/", f"/api/files/x{file_id}/{token}",
+                f"/api/files/99999/{token}"):
+        assert (await download(sim, bad))[0] == 404, bad
+
+
+async def test_report_command_asks_kindly_for_a_good_period(sim: Simulator) -> None:
+    officer = sim["officer"]
+    for bad in ("/report abc", "/report 2026-13", "/report 2026-Q5", "/report Q2 2026"):
+        await officer.text(bad)
+        answer = await officer.last()
+        assert answer["ids"] == ["stats.usage"], bad
+        for example in ("2026-Q2", "2026-06", "2026-H1", "2026-9M", "/report 2026 "):
+            assert example in answer["text"]
+    # The clock says 23 November 2026: next year has no figures yet.
+    await officer.text("/report 2027-Q1")
+    assert (await officer.last())["ids"] == ["stats.future"]
+    # The current month has, so far (none yet: an empty table, and both files).
+    await officer.text("/report 2026-11")
+    table, workbook, chart = await officer.inbox()
+    assert [t for t in table["ids"]] == ["stats.chat.title", "stats.chat.so_far",
+                                          "stats.chat.no_cases"]
+    assert workbook["media"]["url"] and chart["media"]["url"]
+
+
+async def test_report_without_a_period_or_from_others_starts_a_case_report(
+        sim: Simulator) -> None:
+    await add_cases(sim.engine)
+    for key, text in (("citizen", "/report 2026-Q4"), ("collaborator", "/report 2026-Q4"),
+                      ("police", "/report 2026-Q4"), ("police_chief", "/report"),
+                      ("officer", "/report")):
+        phone = sim[key]
+        await phone.text(text)
+        messages = await phone.inbox()
+        assert [m["ids"] for m in messages] == [["report.danger.prompt"]], (key, text)
+        assert all(m["media"] is None for m in messages)
+    async with sim.engine.sessions() as s:
+        files = (await s.execute(select(func.count()).select_from(StoredFile))).scalar_one()
+    assert files == 0
+
+
+async def test_leader_and_admin_get_figures_too(sim: Simulator) -> None:
+    for key in ("leader", "admin"):
+        await sim[key].text("/report 2026")
+        assert [m["ids"][0] for m in await sim[key].inbox()] == [
+            "stats.chat.title", "stats.file.workbook", "stats.file.chart"]

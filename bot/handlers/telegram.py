@@ -25,6 +25,7 @@ from telegram import (
     Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
@@ -39,7 +40,7 @@ from bot import i18n
 from bot.flows.vocabulary import Input, Media, Reply
 from bot.handlers.telegram_http import AiohttpRequest
 from bot.services.conversation import ConversationService, InboundEvent
-from bot.services.outbox import Delivery, DeliveryError
+from bot.services.outbox import Delivery, DeliveryError, FileToSend
 
 log = logging.getLogger(__name__)
 # python-telegram-bot reads RetryAfter.retry_after itself when rate limiting; we handle both
@@ -220,6 +221,9 @@ class TelegramChannel:
             media = delivery.reply.media
             if media is not None and media.channel == self.name:
                 message = await self._send_media(int(delivery.address), media, text, markup)
+            elif media is not None and delivery.file is not None:
+                message = await self._upload(int(delivery.address), media.kind, delivery.file,
+                                             text, markup)
             else:
                 message = await self.bot.send_message(int(delivery.address), text,
                                                       reply_markup=markup)
@@ -246,6 +250,19 @@ class TelegramChannel:
             return await self.bot.send_voice(chat_id, media.ref, caption=caption,
                                              reply_markup=markup)
         return await self.bot.send_document(chat_id, media.ref, caption=caption,
+                                            reply_markup=markup)
+
+
+    async def _upload(self, chat_id: int, kind: str, file: FileToSend, text: str,
+                      markup: InlineKeyboardMarkup | ReplyKeyboardMarkup
+                      | ReplyKeyboardRemove | None) -> Message:
+        """A file the bot made (statistics workbook, chart): uploaded, the texts as caption."""
+        caption = text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
+        upload = InputFile(file.content, filename=file.name)
+        if kind == "photo":
+            return await self.bot.send_photo(chat_id, upload, caption=caption,
+                                             reply_markup=markup)
+        return await self.bot.send_document(chat_id, upload, caption=caption,
                                             reply_markup=markup)
 
 

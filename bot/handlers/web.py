@@ -6,10 +6,12 @@ Outbound: the `web` channel renders outbox rows into the simulator's chat log.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,8 +21,8 @@ from bot.app import Engine
 from bot.clock import FakeClock
 from bot.flows.vocabulary import Input
 from bot.services.conversation import InboundEvent
-from bot.services.outbox import Delivery
-from storage import repo
+from bot.services.outbox import Delivery, FileToSend
+from storage import files_repo, repo
 from storage.models import SimMessage
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,23 @@ def rendered(delivery: Delivery) -> dict[str, Any]:
         "request": reply.request,
         "phones": list(reply.phones),
         "kind": delivery.kind,
-        "media": reply.media.to_json() if reply.media else None,
+        "media": shown_media(delivery),
     }
+
+
+def file_url(file: FileToSend) -> str:
+    """A stored file's download link: unguessable, since the token is random per file."""
+    return f"/api/files/{file.id}/{file.token}"
+
+
+def shown_media(delivery: Delivery) -> dict[str, str] | None:
+    media = delivery.reply.media
+    if media is None:
+        return None
+    shown = media.to_json()
+    if delivery.file is not None and delivery.file.token:
+        shown["url"] = file_url(delivery.file)
+    return shown
 
 
 class WebChannel:
@@ -163,6 +180,23 @@ async def clock(request: web.Request) -> web.Response:
     return web.json_response({"now": engine.clock.now().isoformat()})
 
 
+async def stored_file(request: web.Request) -> web.Response:
+    """GET /api/files/{id}/{token}: a file the bot made, for whoever holds its link."""
+    engine = request.app[ENGINE_KEY]
+    raw_id, token = request.match_info["id"], request.match_info["token"]
+    row = None
+    if raw_id.isdigit() and len(raw_id) < 19:
+        async with engine.sessions() as s:
+            row = await files_repo.stored_file(s, int(raw_id))
+    if row is None or not row.token or not hmac.compare_digest(row.token.encode(),
+                                                               token.encode()):
+        return web.json_response({"error": "not found"}, status=404)
+    disposition = "inline" if row.mime.startswith("image/") else "attachment"
+    return web.Response(body=row.content, content_type=row.mime, headers={
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(row.name)}",
+        "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -178,4 +212,5 @@ def make_app(engine: Engine, extra_routes: list[web.RouteDef] | None = None
     app.router.add_post("/api/phones/{key}/send", send)
     app.router.add_get("/api/phones/{key}/messages", messages)
     app.router.add_post("/api/clock", clock)
+    app.router.add_get("/api/files/{id}/{token}", stored_file)
     return app

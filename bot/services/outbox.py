@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.flows.vocabulary import Media, Reply
 from bot.services.sweeping import sweep_forever
-from storage import repo
+from storage import files_repo, repo
 from storage.models import Identity, Outbox, Person
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 12
 EDIT_WAIT = timedelta(seconds=2)
 CHANNEL_PREFERENCE = ("telegram", "zalo", "web")
+# Media.channel of a file the bot made itself, kept in stored_files (any channel may send it).
+STORED = "stored"
 
 
 class DeliveryError(Exception):
@@ -44,6 +46,18 @@ class DeliveryError(Exception):
 
 
 @dataclass(frozen=True)
+class FileToSend:
+    """A file the bot made (a Media with channel "stored"), loaded for the channel."""
+
+    id: int
+    name: str
+    mime: str
+    content: bytes
+    # The secret part of its download link (the web simulator shows a link, not bytes).
+    token: str
+
+
+@dataclass(frozen=True)
 class Delivery:
     """What a channel needs to send one message (already addressed, not yet rendered)."""
 
@@ -53,6 +67,8 @@ class Delivery:
     reply: Reply
     kind: str
     meta: Mapping[str, Any]
+    # The stored file the reply's media names; None when there is none (or it is gone).
+    file: FileToSend | None = None
 
 
 class Channel(Protocol):
@@ -140,6 +156,15 @@ async def enqueue_media(s: AsyncSession, person: Person, alert: Outbox | None,
                       to=(alert.channel, alert.address))
 
 
+async def _stored_file(s: AsyncSession, media: Media | None) -> FileToSend | None:
+    if media is None or media.channel != STORED or not media.ref.isdigit():
+        return None
+    row = await files_repo.stored_file(s, int(media.ref))
+    if row is None:
+        return None
+    return FileToSend(row.id, row.name, row.mime, row.content, row.token)
+
+
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(2 ** attempts, 300))
 
@@ -213,8 +238,9 @@ class OutboxWorker:
                 return None
             meta["message_ref"] = original.external_ref
         row.attempts += 1
-        return Delivery(row.id, row.address, payload.get("language", "vi"),
-                        Reply.from_json(payload["reply"]), row.kind, meta)
+        reply = Reply.from_json(payload["reply"])
+        return Delivery(row.id, row.address, payload.get("language", "vi"), reply, row.kind,
+                        meta, await _stored_file(s, reply.media))
 
     async def _deliver_inside(self, outbox_id: int, token: str) -> int:
         async with self.sessions.begin() as s:
