@@ -19,6 +19,7 @@ from typing import Final
 from babel.dates import format_date
 from babel.numbers import format_decimal
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot import i18n
 from bot.clock import LOCAL_TZ
@@ -128,9 +129,14 @@ def to_facts(row: CaseFactRow) -> CaseFacts:
 
 
 async def period_stats(s: AsyncSession, commune_id: int, period: Period) -> PeriodStats:
+    """Counted while the rows stream in (in the session's sync context), never all held."""
     start, end = period.bounds()
-    rows = await stats_repo.case_facts(s, commune_id, start, end)
-    return compute(period, map(to_facts, rows))
+
+    def count(sync: Session) -> PeriodStats:
+        return compute(period, map(to_facts, stats_repo.case_facts(sync, commune_id, start,
+                                                                   end)))
+
+    return await s.run_sync(count)
 
 
 def chat_table(stats: PeriodStats, commune: str, language: str, now: datetime) -> Reply:

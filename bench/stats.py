@@ -1,0 +1,139 @@
+"""Time and memory of period statistics on a large SQLite database.
+
+    .venv/bin/python -m bench.stats [--cases 100000] [--runs 3]
+
+Writes N cases spread over 2026 (varied forms, sexes, ages, villages, urgencies, statuses,
+outcomes, times) into a fresh SQLite file, then measures, for the year and for one quarter:
+- the statistics alone (`reports.period_stats`: one query, rows to facts, one counting pass),
+- the whole `reports.period_report` a reminder or /report runs (statistics, chat table,
+  XLSX, PNG, both files stored),
+best of `--runs`, and the peak Python memory of each (tracemalloc, a separate run since it
+slows everything down) plus the process's peak RSS. Exits non-zero if the counts are wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import random
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+
+from bot.clock import LOCAL_TZ
+from bot.config import DEMO_CONFIG, load_commune
+from bot.services.directory import Directory, sync_commune
+from bot.services.periods import Period
+from bot.services.reports import period_report, period_stats
+from bot.services.statistics import AGE_BANDS, FORMS, OUTCOMES, SEXES, URGENCIES
+from storage.db import make_engine, migrate, sessionmaker
+from storage.models import Case
+
+YEAR = Period("year", 2026)
+QUARTER = Period("quarter", 2026, 2)
+BATCH = 5_000
+
+
+def fake_cases(n: int, commune_id: int, villages: list[int | None],
+               seed: int = 7) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    start, _ = YEAR.bounds()
+    seconds = 365 * 24 * 3600
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        created = start + timedelta(seconds=rng.randrange(seconds))
+        status = rng.choice(("new", "acknowledged", "assessed", "closed"))
+        ack = created + timedelta(minutes=rng.expovariate(1 / 90)) if status != "new" else None
+        assessed = (created + timedelta(minutes=rng.expovariate(1 / 600))
+                    if status in ("assessed", "closed") else None)
+        types = ",".join(rng.sample(FORMS, rng.randint(1, 2)))
+        rows.append(dict(
+            commune_id=commune_id, code=f"B-{i:07d}", types=types,
+            confirmed_form=rng.choice(FORMS) if assessed and rng.random() < 0.7 else None,
+            sex=rng.choice(SEXES), age_band=rng.choice(AGE_BANDS),
+            village_id=rng.choice(villages), urgency=rng.choice(URGENCIES), status=status,
+            outcome=rng.choice(OUTCOMES) if status == "closed" else None, created_at=created,
+            acknowledged_at=ack, assessed_at=assessed,
+            escalation_level=1 if rng.random() < 0.8 else 2, danger="unsure",
+            police_case=False, child_count=1, reporter_anonymous=True, version=1))
+    return rows
+
+
+async def best_of(runs: int, work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(runs):
+        gc.collect()
+        began = time.perf_counter()
+        result = await work()
+        best = min(best, time.perf_counter() - began)
+    return best, result
+
+
+async def peak_memory(work: Callable[[], Awaitable[Any]]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        await work()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+async def main(cases: int, runs: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = make_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'stats.db'}")
+        await migrate(db)
+        sessions = sessionmaker(db)
+        now = datetime(2027, 1, 5, 9, 0, tzinfo=LOCAL_TZ).astimezone(UTC)
+        async with sessions.begin() as s:
+            directory: Directory = await sync_commune(s, load_commune(DEMO_CONFIG), now)
+        villages: list[int | None] = [*directory.village_ids.values(), None]
+        began = time.perf_counter()
+        rows = fake_cases(cases, directory.commune_id, villages)
+        for offset in range(0, len(rows), BATCH):
+            async with sessions.begin() as s:
+                await s.execute(insert(Case), rows[offset:offset + BATCH])
+        del rows
+        print(f"wrote {cases:,} cases in {time.perf_counter() - began:.1f} s")
+
+        async def stats_of(period: Period) -> Any:
+            async with sessions() as s:
+                return await period_stats(s, directory.commune_id, period)
+
+        async def report_of(period: Period) -> Any:
+            async with sessions.begin() as s:
+                return await period_report(s, directory, period, "vi", now)
+
+        failed = False
+        for period in (YEAR, QUARTER):
+            seconds, stats = await best_of(runs, lambda p=period: stats_of(p))
+            report_seconds, _ = await best_of(runs, lambda p=period: report_of(p))
+            stats_mib = await peak_memory(lambda p=period: stats_of(p))
+            report_mib = await peak_memory(lambda p=period: report_of(p))
+            print(f"{period.label:>8}: {stats.total:>7,} cases | statistics {seconds:.2f} s, "
+                  f"peak {stats_mib:.0f} MiB | whole report (table+XLSX+PNG) "
+                  f"{report_seconds:.2f} s, peak {report_mib:.0f} MiB")
+            if period == YEAR and stats.total != cases:
+                print(f"FAIL: the year counted {stats.total} cases, not {cases}")
+                failed = True
+        await db.dispose()
+    # ru_maxrss is in KiB on Linux.
+    print(f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.cases, args.runs)))
