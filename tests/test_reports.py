@@ -264,7 +264,8 @@ async def test_report_command_over_the_simulator(sim: Simulator) -> None:
 
 async def test_report_command_asks_kindly_for_a_good_period(sim: Simulator) -> None:
     officer = sim["officer"]
-    for bad in ("/report abc", "/report 2026-13", "/report 2026-Q5", "/report Q2 2026"):
+    for bad in ("/report abc", "/report 2026-13", "/report 2026-Q5", "/report Q2 2026",
+                "/report 0001", "/report 0000", "/report " + "9" * 5000):
         await officer.text(bad)
         answer = await officer.last()
         assert answer["ids"] == ["stats.usage"], bad

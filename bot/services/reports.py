@@ -216,7 +216,9 @@ class Reports:
             return None
         try:
             period = parse_period(inp.args)
-        except ValueError:
+            # Year 1's local midnight falls before the first UTC instant: no such period.
+            period.bounds()
+        except (ValueError, OverflowError):
             return state, [Reply((Text("stats.usage"),))]
         if period.start_local > now.astimezone(LOCAL_TZ).date():
             return state, [Reply((Text("stats.future", {"period": period.label}),))]
