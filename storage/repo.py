@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, case, func, or_, select, update
+from sqlalchemy import CursorResult, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,18 +112,33 @@ async def mark_unreachable(s: AsyncSession, channel: str, external_id: str,
 # ---- inbound deduplication and conversations ----------------------------------------------
 
 
+# The inbound path runs these for every update: built once, so a message costs only the
+# parameters (building a statement's expression tree takes longer than running it on SQLite).
+_REMEMBER_INBOUND = insert(InboundKey).values(key=bindparam("key"),
+                                              received_at=bindparam("received_at"))
+_IDENTITY_AND_PERSON = (
+    select(Identity, Person).join(Person, Person.id == Identity.person_id)
+    .where(Identity.channel == bindparam("channel"),
+           Identity.external_id == bindparam("external_id")))
+_SAVE_CONVERSATION = (
+    update(Conversation)
+    .where(Conversation.person_id == bindparam("pid"),
+           Conversation.version == bindparam("seen"))
+    .values(state=bindparam("state"), version=bindparam("version"),
+            updated_at=bindparam("updated_at"))
+    .execution_options(synchronize_session=False))
+
+
 async def remember_inbound(s: AsyncSession, key: str, now: datetime) -> None:
     """Record an inbound key as the transaction's first write; raises IntegrityError if it
     was processed before (a redelivery), which must roll the whole transaction back."""
-    s.add(InboundKey(key=key, received_at=now))
-    await s.flush()
+    await s.execute(_REMEMBER_INBOUND, {"key": key, "received_at": now})
 
 
 async def identity_and_person(s: AsyncSession, channel: str,
                               external_id: str) -> tuple[Identity, Person] | None:
-    row = (await s.execute(
-        select(Identity, Person).join(Person, Person.id == Identity.person_id)
-        .where(Identity.channel == channel, Identity.external_id == external_id))).first()
+    row = (await s.execute(_IDENTITY_AND_PERSON,
+                           {"channel": channel, "external_id": external_id})).first()
     return (row[0], row[1]) if row else None
 
 
@@ -150,12 +165,9 @@ async def save_conversation(s: AsyncSession, person_id: int, state: dict[str, An
         except IntegrityError:
             return False
         return True
-    result = await s.execute(
-        update(Conversation)
-        .where(Conversation.person_id == person_id, Conversation.version == seen_version)
-        .values(state=state, version=seen_version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    result = await s.execute(_SAVE_CONVERSATION, {
+        "pid": person_id, "seen": seen_version, "state": state, "version": seen_version + 1,
+        "updated_at": now})
     return cast("CursorResult[Any]", result).rowcount == 1
 
 
@@ -348,6 +360,12 @@ async def outbox_exists(s: AsyncSession, dedupe_key: str) -> bool:
 
 async def outbox_row(s: AsyncSession, outbox_id: int) -> Outbox | None:
     return await s.get(Outbox, outbox_id, populate_existing=True)
+
+
+async def outbox_rows(s: AsyncSession, ids: Sequence[int]) -> dict[int, Outbox]:
+    rows = await s.scalars(select(Outbox).where(Outbox.id.in_(ids))
+                           .execution_options(populate_existing=True))
+    return {row.id: row for row in rows}
 
 
 async def case_alert_rows(s: AsyncSession, case_id: int) -> Sequence[Outbox]:

@@ -147,3 +147,37 @@ async def test_two_workers_share_the_outbox_without_sending_twice(
         assert await count(eng, Outbox, Outbox.status == "sent") == total
     finally:
         await eng.close()
+
+
+async def test_results_finishing_together_are_committed_together(
+        db_url: str, clock: FakeClock) -> None:
+    """Sends to many chats that finish at once share a commit (group commit); each row is
+    still recorded as sent with its own message reference, or kept for a retry."""
+    channel = FlakyChannel(failures=3, retry_after=30)
+    eng = await build_engine(db_url, load_commune(DEMO_CONFIG), clock, {"web": channel})
+    try:
+        for i in range(8):
+            await report(eng, sender=f"reporter-{i}")
+        total = await count(eng, Outbox)
+        assert total > 30
+        commits = Counter[str]()
+        event.listen(eng.db.sync_engine, "commit", lambda conn: commits.update(["commit"]))
+        while await eng.outbox.deliver_due():
+            pass
+        # One claim per batch plus far fewer result commits than messages.
+        assert commits["commit"] < total / 2
+        async with eng.sessions() as s:
+            rows = (await s.scalars(select(Outbox))).all()
+        sent = [r for r in rows if r.status == "sent"]
+        assert {r.external_ref for r in sent} == {str(r.id) for r in sent}
+        # The three refused ones, and their chats' later rows held back behind them.
+        waiting = [r for r in rows if r.status == "pending"]
+        assert len(sent) + len(waiting) == total and len(waiting) >= 3
+        assert all(r.lease_owner is None for r in waiting)
+        clock.advance(timedelta(seconds=31))
+        while await eng.outbox.deliver_due():
+            pass
+        assert await count(eng, Outbox, Outbox.status == "sent") == total
+        assert sorted(channel.sent) == sorted(r.id for r in rows)
+    finally:
+        await eng.close()
