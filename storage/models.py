@@ -357,3 +357,40 @@ class StoredFile(Base):
     created_at: Mapped[datetime]
     # The secret part of the file's download link in the web simulator.
     token: Mapped[str] = mapped_column(String(32), default="", server_default="")
+
+
+class ZaloToken(Base):
+    """The Zalo OA's access/refresh token pair. Exactly one row is "active"; a refresh writes
+    the new pair and marks the old one "used" in one transaction (the refresh token is single
+    use, so losing the new pair would lose the OA's authorisation)."""
+
+    __tablename__ = "zalo_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    oa_id: Mapped[str] = mapped_column(String(64), index=True)
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|used|failed
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    # The process refreshing this pair right now, so two never spend the refresh token.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+
+class InboundQueue(Base):
+    """Webhook events stored before the channel gets its 200, handled afterwards by a leased
+    worker (Zalo wants an answer within 2 seconds). The unique key drops Zalo's retries."""
+
+    __tablename__ = "inbound_queue"
+    __table_args__ = (Index("ix_inbound_queue_due", "processed_at", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))
