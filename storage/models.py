@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -365,6 +366,10 @@ class ZaloToken(Base):
     use, so losing the new pair would lose the OA's authorisation)."""
 
     __tablename__ = "zalo_tokens"
+    # At most one active pair per OA, whoever seeds or refreshes (migration 0007).
+    __table_args__ = (Index("uq_zalo_tokens_active", "oa_id", unique=True,
+                            sqlite_where=text("status = 'active'"),
+                            postgresql_where=text("status = 'active'")),)
     id: Mapped[int] = mapped_column(primary_key=True)
     oa_id: Mapped[str] = mapped_column(String(64), index=True)
     access_token: Mapped[str] = mapped_column(Text)
