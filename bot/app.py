@@ -19,6 +19,7 @@ from bot.services.cases import CaseService
 from bot.services.conversation import ConversationService
 from bot.services.directory import Directory, sync_commune
 from bot.services.escalation import Escalation, TimerSweeper
+from bot.services.inbound_queue import InboundWorker
 from bot.services.outbox import Channel, OutboxWorker
 from bot.services.reminders import Reminders
 from bot.services.reports import Reports, period_report
@@ -46,9 +47,13 @@ class Engine:
     reminders: Reminders | None = None
     calendar: CalendarScheduler | None = None
     broadcasts: BroadcastTracker | None = None
+    # Webhook events stored before their 200, handled afterwards (Zalo).
+    inbound: InboundWorker | None = None
 
     def poke(self) -> None:
         self.outbox.wake.set()
+        if self.inbound is not None:
+            self.inbound.wake.set()
         self.sweeper.wake.set()
         if self.calendar is not None:
             self.calendar.poke()
@@ -62,6 +67,8 @@ class Engine:
             self.calendar.start()
         if self.broadcasts is not None:
             self.tasks.append(asyncio.create_task(self.broadcasts.run(self.stop)))
+        if self.inbound is not None:
+            self.tasks.append(asyncio.create_task(self.inbound.run(self.stop)))
         if isinstance(self.clock, FakeClock):
             self.tasks.append(asyncio.create_task(self._follow_fake_clock(self.clock)))
 
@@ -125,4 +132,5 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
     conversations.actions["broadcast"] = broadcasts.on_submit
     tracker = BroadcastTracker(sessions, clock, on_queued=outbox.wake.set)
     return Engine(db, sessions, clock, directory, cases, conversations, sweeper, outbox,
-                  reminders=reminders, calendar=calendar_scheduler, broadcasts=tracker)
+                  reminders=reminders, calendar=calendar_scheduler, broadcasts=tracker,
+                  inbound=InboundWorker(sessions, clock))

@@ -388,10 +388,13 @@ class InboundQueue(Base):
     worker (Zalo wants an answer within 2 seconds). The unique key drops Zalo's retries."""
 
     __tablename__ = "inbound_queue"
-    __table_args__ = (Index("ix_inbound_queue_due", "processed_at", "id"),)
+    __table_args__ = (Index("ix_inbound_queue_due", "processed_at", "id"),
+                      Index("ix_inbound_queue_sender", "sender", "processed_at", "id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     key: Mapped[str] = mapped_column(String(128), unique=True)
+    # Whose event it is: one sender's events are handled one at a time, in order (0008).
+    sender: Mapped[str] = mapped_column(String(64), default="", server_default="")
     payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]

@@ -1,0 +1,377 @@
+"""The Zalo webhook over real HTTP on loopback: signature, age, store-then-200, duplicates,
+order, crash recovery, and what each kind of event becomes. Outbound messages are read from
+the outbox rows here (the Zalo channel's own tests send them through the fake OA API)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import func, select
+
+from bot.app import Engine, build_engine
+from bot.clock import FakeClock
+from bot.config import DEMO_CONFIG, load_commune
+from bot.handlers.web import WebChannel, make_app
+from bot.handlers.zalo import (
+    WebhookSettings,
+    ZaloAdapter,
+    ZaloWebhook,
+    event_key,
+    text_input,
+    to_events,
+)
+from bot.services.inbound_queue import InboundWorker
+from storage import inbound_repo, repo
+from storage.models import Case, InboundKey, InboundQueue, Outbox
+from tests.zalo_users import ZaloUsers
+
+APP_ID, OA_ID, SECRET = "3608465249409039", "3886132808788086", "oa-secret-key-for-tests"
+CITIZEN, OTHER = "2468458835291979", "2468458835291980"
+REPORT = ("#menu:report", "#danger:no", "#type:violence", "#types:done", "Thôn Tây",
+          "#age:6-10", "#sex:boy", "#skip", "#count:1",
+          "Bố đánh bé bằng roi, bé chạy sang nhà hàng xóm.", "#photos:done",
+          "#contact:anonymous")
+
+
+@dataclass
+class Hooked:
+    engine: Engine
+    users: ZaloUsers
+    clock: FakeClock
+    server: TestServer
+
+    async def handle(self) -> int:
+        """Run the inbound worker until the queue is empty (the 200s went out before)."""
+        total = 0
+        assert self.engine.inbound is not None
+        while n := await self.engine.inbound.handle_due():
+            total += n
+        return total
+
+    async def say(self, user: str, *texts: str) -> None:
+        for text in texts:
+            assert await self.users.send_text(user, text) == 200
+            self.clock.advance(timedelta(seconds=2))
+            await self.handle()
+
+    async def replies(self, user: str) -> list[dict[str, Any]]:
+        """What was queued for a Zalo user, oldest first (the Reply JSON of each row)."""
+        async with self.engine.sessions() as s:
+            rows = (await s.scalars(select(Outbox).where(Outbox.channel == "zalo",
+                                                         Outbox.address == user)
+                                    .order_by(Outbox.id))).all()
+        return [r.payload["reply"] for r in rows]
+
+    async def counts(self) -> tuple[int, int, int]:
+        async with self.engine.sessions() as s:
+            return (int(await s.scalar(select(func.count()).select_from(InboundQueue)) or 0),
+                    int(await s.scalar(select(func.count()).select_from(InboundKey)) or 0),
+                    int(await s.scalar(select(func.count()).select_from(Outbox)) or 0))
+
+
+def ids_of(reply: dict[str, Any]) -> list[str]:
+    return [t["id"] for t in reply["texts"]]
+
+
+def choices_of(reply: dict[str, Any]) -> list[str]:
+    return [c["id"] for c in reply["choices"]]
+
+
+async def start_hook(engine: Engine, clock: FakeClock,
+                     settings: WebhookSettings | None = None) -> tuple[TestServer, ZaloUsers]:
+    assert engine.inbound is not None
+    adapter = ZaloAdapter(engine.conversations, engine.sessions, clock)
+    engine.inbound.handlers["zalo"] = adapter.on_event
+    hook = ZaloWebhook(settings or WebhookSettings(APP_ID, SECRET), engine.sessions, clock,
+                       on_stored=engine.inbound.wake.set)
+    server = TestServer(make_app(engine, [web.post("/zalo/webhook", hook.handle)]),
+                        host="127.0.0.1")
+    await server.start_server()
+    users = ZaloUsers(APP_ID, OA_ID, SECRET, lambda: int(clock.now().timestamp() * 1000))
+    users.webhook_url = str(server.make_url("/zalo/webhook"))
+    return server, users
+
+
+@pytest.fixture
+async def hooked(engine: Engine, clock: FakeClock) -> AsyncIterator[Hooked]:
+    server, users = await start_hook(engine, clock)
+    yield Hooked(engine, users, clock, server)
+    await users.close()
+    await server.close()
+
+
+async def test_refused_events_store_nothing(hooked: Hooked) -> None:
+    h, users = hooked, hooked.users
+    event = users.text_event(CITIZEN, "/start")
+    assert await users.post(event, key="not-the-oa-secret") == 401
+    assert await users.post(event, header=False) == 401
+    assert await users.post(event, tamper=lambda b: b.replace(b"/start", b"/help!")) == 401
+    # A recorded event replayed long after (its timestamp is signed, so it cannot be moved).
+    old = users.message_event("user_send_text", CITIZEN, {"text": "/start"},
+                              at_ms=int((h.clock.now() - timedelta(hours=3)).timestamp() * 1000))
+    assert await users.post(old) == 401
+    ahead = users.message_event("user_send_text", CITIZEN, {"text": "/start"},
+                                at_ms=int((h.clock.now() + timedelta(hours=1)).timestamp() * 1000))
+    assert await users.post(ahead) == 401
+    # Signed for another Zalo app, or not JSON at all.
+    assert await users.post({**event, "app_id": "999"}) == 401
+    assert await users.post_raw(event, b"{not json", {"X-ZEvent-Signature": "mac=00"}) == 401
+    assert await h.handle() == 0
+    assert await h.counts() == (0, 0, 0)
+    # The genuine event goes through.
+    assert await users.post(event) == 200
+    assert await h.handle() == 1
+    queued, keys, sent = await h.counts()
+    assert (queued, keys) == (1, 1) and sent == 1
+
+
+async def test_the_200_comes_before_the_handling(hooked: Hooked) -> None:
+    h = hooked
+    assert await h.users.send_text(CITIZEN, "/start") == 200
+    # Answered: stored, nothing handled, nothing said yet.
+    async with h.engine.sessions() as s:
+        row = await inbound_repo.event_by_key(s, event_key(h.users.posted[-1].event))
+    assert row is not None and row.processed_at is None and row.sender == CITIZEN
+    assert await h.counts() == (1, 0, 0)
+    assert await h.handle() == 1
+    assert await h.handle() == 0
+    replies = await h.replies(CITIZEN)
+    assert [ids_of(r) for r in replies] == [["welcome", "menu.prompt"]]
+    assert "menu:report" in choices_of(replies[0])
+    async with h.engine.sessions() as s:
+        row = await inbound_repo.event_by_key(s, event_key(h.users.posted[-1].event))
+    assert row is not None and row.processed_at is not None and row.attempts == 1
+
+
+async def test_worker_started_by_the_engine_handles_what_the_webhook_stored(
+        hooked: Hooked) -> None:
+    h = hooked
+    await h.engine.start_workers()
+    assert await h.users.send_text(CITIZEN, "/start") == 200
+    for _ in range(200):
+        if await h.replies(CITIZEN):
+            break
+        await asyncio.sleep(0.01)
+    assert [ids_of(r) for r in await h.replies(CITIZEN)] == [["welcome", "menu.prompt"]]
+
+
+async def test_zalo_retry_schedule_makes_one_report_step(hooked: Hooked) -> None:
+    h = hooked
+    await h.say(CITIZEN, "/start", *REPORT)
+    before = len(await h.replies(CITIZEN))
+    assert await h.users.press(CITIZEN, "#confirm") == 200
+    await h.handle()
+    # Zalo did not see our answer and delivers the same event again, five times, on its
+    # schedule; every time it gets its 200 and nothing happens again.
+    for wait in (timedelta(seconds=30), timedelta(minutes=5), timedelta(minutes=15),
+                 timedelta(minutes=30), timedelta(hours=1)):
+        h.clock.advance(wait)
+        assert await h.users.redeliver(-1) == 200
+        await h.handle()
+    replies = (await h.replies(CITIZEN))[before:]
+    assert len(replies) == 1 and "report.received" in ids_of(replies[0])
+    async with h.engine.sessions() as s:
+        cases = (await s.scalars(select(Case))).all()
+        conv = await repo.conversation(s, cases[0].reporter_id)
+        queued = await s.scalar(select(func.count()).select_from(InboundQueue))
+    assert len(cases) == 1 and conv is not None and conv.state["flow"] is None
+    assert queued == len(REPORT) + 2  # /start, the report, one confirm: retries stored nothing
+
+
+async def test_a_retried_description_moves_the_report_one_step(hooked: Hooked) -> None:
+    h = hooked
+    await h.say(CITIZEN, "/start", *REPORT[:9])
+    assert await h.users.send_text(CITIZEN, REPORT[9]) == 200
+    for wait in (timedelta(seconds=30), timedelta(minutes=5)):
+        h.clock.advance(wait)
+        assert await h.users.redeliver(-1) == 200
+    await h.handle()
+    replies = await h.replies(CITIZEN)
+    assert [ids_of(r) for r in replies].count(["report.photos.prompt"]) == 1
+    assert ids_of(replies[-1]) == ["report.photos.prompt"]
+
+
+async def test_one_persons_events_are_handled_in_order_by_two_processes(
+        hooked: Hooked, db_url: str) -> None:
+    h = hooked
+    # Stored in a burst, before any worker runs: the whole report, then someone else.
+    for text in ("/start", *REPORT, "#confirm"):
+        assert await h.users.send_text(CITIZEN, text) == 200
+    assert await h.users.send_text(OTHER, "/help") == 200
+    # A second process on the same database, with its own engine and worker; both take
+    # small batches, so each would get some of the citizen's events if it could.
+    other = await build_engine(db_url, load_commune(DEMO_CONFIG), h.clock,
+                               {"web": WebChannel(h.clock)})
+    try:
+        assert other.inbound is not None and h.engine.inbound is not None
+        other.inbound.handlers["zalo"] = ZaloAdapter(other.conversations, other.sessions,
+                                                     h.clock).on_event
+        h.engine.inbound.batch = other.inbound.batch = 3
+
+        async def drain(worker: InboundWorker) -> None:
+            for _ in range(100):
+                await worker.handle_due()
+                async with h.engine.sessions() as s:
+                    if not await inbound_repo.unhandled_count(s):
+                        return
+                await asyncio.sleep(0)
+
+        await asyncio.gather(drain(h.engine.inbound), drain(other.inbound))
+    finally:
+        await other.close()
+    replies = await h.replies(CITIZEN)
+    assert "report.received" in ids_of(replies[-1])
+    assert not any("error.use_buttons" in ids_of(r) or "error.stale_button" in ids_of(r)
+                   for r in replies)
+    assert [ids_of(r) for r in await h.replies(OTHER)] == [["help.prompt"]]
+    async with h.engine.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Case)) == 1
+
+
+async def test_a_crash_after_storing_loses_nothing(db_url: str, clock: FakeClock) -> None:
+    engine = await build_engine(db_url, load_commune(DEMO_CONFIG), clock,
+                                {"web": WebChannel(clock)})
+    server, users = await start_hook(engine, clock)
+    assert await users.send_text(CITIZEN, "/start") == 200
+    await users.close()
+    await server.close()
+    await engine.close()  # the process dies before the worker got to the event
+
+    engine = await build_engine(db_url, load_commune(DEMO_CONFIG), clock,
+                                {"web": WebChannel(clock)})
+    try:
+        server, users = await start_hook(engine, clock)
+        assert engine.inbound is not None
+        assert await engine.inbound.handle_due() == 1
+        assert await engine.inbound.handle_due() == 0
+        async with engine.sessions() as s:
+            rows = (await s.scalars(select(Outbox).where(Outbox.address == CITIZEN))).all()
+        assert [r.payload["reply"]["texts"][0]["id"] for r in rows] == ["welcome"]
+        await users.close()
+        await server.close()
+    finally:
+        await engine.close()
+
+
+async def test_a_crash_between_handling_and_marking_handles_once(hooked: Hooked) -> None:
+    h = hooked
+    assert await h.users.send_text(CITIZEN, "/start") == 200
+    assert h.engine.inbound is not None
+    # The handler ran and committed, then the process died before marking the event: the
+    # lease runs out and another process takes the event again.
+    worker = h.engine.inbound
+    async with h.engine.sessions.begin() as s:
+        rows = await inbound_repo.lease_due(s, h.clock.now(), ["zalo"], "dead-process",
+                                            timedelta(seconds=60), 10)
+        payload = dict(rows[0].payload)
+    await worker.handlers["zalo"](payload)
+    assert await worker.handle_due() == 0  # still leased by the dead process
+    h.clock.advance(timedelta(seconds=61))
+    assert await worker.handle_due() == 1
+    assert [ids_of(r) for r in await h.replies(CITIZEN)] == [["welcome", "menu.prompt"]]
+
+
+async def test_an_event_that_keeps_failing_is_set_aside_and_frees_the_line(
+        hooked: Hooked) -> None:
+    h = hooked
+    assert h.engine.inbound is not None
+    handler = h.engine.inbound.handlers["zalo"]
+    poison = {"n": 0}
+
+    async def flaky(event: dict[str, Any]) -> None:
+        if event["message"].get("text") == "boom":
+            poison["n"] += 1
+            raise RuntimeError("a bug")
+        await handler(event)
+
+    h.engine.inbound.handlers["zalo"] = flaky
+    await h.users.send_text(CITIZEN, "boom")
+    await h.users.send_text(CITIZEN, "/start")
+    for _ in range(8):
+        await h.handle()
+        h.clock.advance(timedelta(minutes=15))
+    assert poison["n"] == 5
+    # The message behind it was held back until then, and then handled.
+    assert [ids_of(r) for r in await h.replies(CITIZEN)] == [["welcome", "menu.prompt"]]
+    async with h.engine.sessions() as s:
+        row = await inbound_repo.event_by_key(s, event_key(h.users.posted[0].event))
+    assert row is not None and row.processed_at is not None
+    assert row.last_error == "RuntimeError"
+
+
+async def test_every_kind_of_event(hooked: Hooked) -> None:
+    h, users = hooked, hooked.users
+    assert await users.follow(CITIZEN) == 200
+    await h.handle()
+    assert ids_of((await h.replies(CITIZEN))[-1]) == ["welcome", "menu.prompt"]
+    assert await users.click_chat_now(OTHER) == 200
+    await h.handle()
+    assert ids_of((await h.replies(OTHER))[-1]) == ["welcome", "menu.prompt"]
+
+    await h.say(CITIZEN, *REPORT[:4])
+    assert await users.share_location(CITIZEN, 19.81, 105.77) == 200
+    await h.handle()
+    assert ids_of((await h.replies(CITIZEN))[-1]) == ["report.age.prompt"]
+    await h.say(CITIZEN, *REPORT[5:9], REPORT[9])
+    assert await users.send_image(CITIZEN, "https://photo-zaloapp.zadn.vn/a.jpg",
+                                  "https://photo-zaloapp.zadn.vn/b.jpg") == 200
+    await h.handle()
+    # A sticker is not an answer: a kind word and the same question again.
+    assert await users.post(users.sticker_event(CITIZEN)) == 200
+    await h.handle()
+    last_two = (await h.replies(CITIZEN))[-2:]
+    assert ids_of(last_two[0]) == ["report.photos.hint"]
+    assert ids_of(last_two[1]) == ["report.photos.prompt"]
+    async with h.engine.sessions() as s:
+        ident = await repo.identity(s, "zalo", CITIZEN)
+        assert ident is not None
+        conv = await repo.conversation(s, ident.person_id)
+    assert conv is not None
+    assert conv.state["data"]["latitude"] == 19.81
+    assert conv.state["data"]["photos"] == ["https://photo-zaloapp.zadn.vn/a.jpg",
+                                            "https://photo-zaloapp.zadn.vn/b.jpg"]
+
+    # A delivery receipt is kept and set aside, without a word to anyone.
+    sent_before = (await h.counts())[2]
+    assert await users.post(users.receipt_event(CITIZEN)) == 200
+    await h.handle()
+    assert (await h.counts())[2] == sent_before
+
+    # Leaving the OA makes the person unreachable on Zalo; writing again undoes it.
+    assert await users.unfollow(CITIZEN) == 200
+    await h.handle()
+    async with h.engine.sessions() as s:
+        ident = await repo.identity(s, "zalo", CITIZEN)
+    assert ident is not None and ident.unreachable_at is not None
+    await h.say(CITIZEN, "/help")
+    async with h.engine.sessions() as s:
+        ident = await repo.identity(s, "zalo", CITIZEN)
+    assert ident is not None and ident.unreachable_at is None
+
+
+def test_button_payloads_and_typed_text_are_told_apart() -> None:
+    assert text_input("#case:ack:12").choice == "case:ack:12"
+    assert text_input("#confirm").kind == "choice"
+    # Typed words stay words, even when they look like a choice id.
+    assert text_input("confirm").kind == "text"
+    assert text_input("lan").text == "lan"
+    assert text_input("# hello there").kind == "text"
+    assert text_input("#").kind == "text"
+    assert (text_input("/Status VT-1").command, text_input("/Status VT-1").args) == (
+        "status", "VT-1")
+    assert to_events({"event_name": "user_send_text", "message": {"text": "x"}}) is None
+    assert to_events({"event_name": "oa_send_text", "sender": {"id": OA_ID},
+                      "message": {"msg_id": "1", "text": "x"}}) is None
+    bad = to_events({"event_name": "user_send_location", "sender": {"id": CITIZEN},
+                     "message": {"msg_id": "2", "attachments": [
+                         {"payload": {"coordinates": {"latitude": "north"}}}]}})
+    assert isinstance(bad, list) and bad[0].input.kind == "other"
+    assert len(event_key({"event_name": "follow", "follower": {"id": "9" * 200},
+                          "timestamp": "1"})) <= 128
