@@ -30,7 +30,7 @@ from bot.handlers.zalo import (
 from bot.services.inbound_queue import InboundWorker
 from storage import inbound_repo, repo
 from storage.models import Case, InboundKey, InboundQueue, Outbox
-from tests.zalo_users import ZaloUsers
+from tests.fake_zalo import FakeZalo, ZaloUsers
 
 APP_ID, OA_ID, SECRET = "3608465249409039", "3886132808788086", "oa-secret-key-for-tests"
 CITIZEN, OTHER = "2468458835291979", "2468458835291980"
@@ -94,7 +94,7 @@ async def start_hook(engine: Engine, clock: FakeClock,
     server = TestServer(make_app(engine, [web.post("/zalo/webhook", hook.handle)]),
                         host="127.0.0.1")
     await server.start_server()
-    users = ZaloUsers(APP_ID, OA_ID, SECRET, lambda: int(clock.now().timestamp() * 1000))
+    users = FakeZalo(APP_ID, OA_ID, SECRET, now=clock.now).users
     users.webhook_url = str(server.make_url("/zalo/webhook"))
     return server, users
 
