@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# aiosqlite logs every statement with its parameters at DEBUG (report texts, names,
+# phone numbers, Zalo tokens), past hide_parameters: never let it.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 DEFAULT_SQLITE = "var/safechild.db"
 
 

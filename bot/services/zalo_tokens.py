@@ -185,12 +185,13 @@ class ZaloTokens:
     # ---- background: refresh before expiry, recover what can be recovered ----------------
 
     async def start(self) -> None:
-        """At start: seed from the environment when the database has no pair, and try once
-        more a refresh token that was refused before (see LOST_RETRY)."""
-        async with self._lock:
-            try:
-                await self._load()
-            except TokensLost:
+        """At start: seed from the environment when the database has no pair (and refresh
+        it into an access token), or try once more a refresh token that was refused before
+        (see LOST_RETRY). May raise RefreshUnavailable or TokensBusy (tried again later)."""
+        try:
+            await self.access_token()
+        except TokensLost:
+            async with self._lock:
                 await self._retry_lost()
 
     async def run(self, stop: asyncio.Event, idle: float = 600.0) -> None:

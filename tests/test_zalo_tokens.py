@@ -1,0 +1,440 @@
+"""The Zalo OA's token pair in the database, against the fake Zalo OAuth endpoint over HTTP:
+refreshed once when it expires mid-conversation, spent exactly once by two processes,
+kept across a process killed at each point of a refresh (and, where Zalo makes it
+impossible, the loss reported to the admins on another channel), never logged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import Engine
+from bot.clock import FakeClock
+from bot.handlers.zalo_api import ZaloApi, ZaloAuthError, ZaloSettings, ZaloUnavailable
+from storage import repo, zalo_repo
+from storage.db import make_engine, sessionmaker
+from storage.models import Identity, Outbox, ZaloToken
+from tests.fake_zalo import OAUTH_INVALID_APP, OAUTH_INVALID_REFRESH, FakeZalo
+
+ROOT = Path(__file__).resolve().parent.parent
+USER = "8812000000000000001"
+ADMIN_TELEGRAM = "5550001"
+
+
+@pytest.fixture
+async def fake(clock: FakeClock) -> AsyncIterator[FakeZalo]:
+    server = FakeZalo(now=clock.now)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class Apis:
+    """ZaloApi clients made by a test ("processes"), closed at the end."""
+
+    def __init__(self, engine: Engine, fake: FakeZalo, clock: FakeClock) -> None:
+        self.engine, self.fake, self.clock = engine, fake, clock
+        self.made: list[ZaloApi] = []
+
+    def make(self, refresh_token: str,
+             sessions: async_sessionmaker[AsyncSession] | None = None,
+             **changes: Any) -> ZaloApi:
+        env = self.fake.env(refresh_token)
+        settings = ZaloSettings.from_env(env)
+        assert settings is not None
+        fields = {**settings.__dict__, "timeout": 0.5, **changes}
+        api = ZaloApi(ZaloSettings(**fields), sessions or self.engine.sessions, self.clock,
+                      commune_id=self.engine.directory.commune_id)
+        self.made.append(api)
+        return api
+
+
+@pytest.fixture
+async def apis(engine: Engine, fake: FakeZalo, clock: FakeClock) -> AsyncIterator[Apis]:
+    made = Apis(engine, fake, clock)
+    yield made
+    for api in made.made:
+        await api.close()
+
+
+async def token_rows(engine: Engine) -> list[ZaloToken]:
+    async with engine.sessions() as s:
+        return list(await s.scalars(select(ZaloToken).order_by(ZaloToken.id)))
+
+
+async def admin_alerts(engine: Engine) -> list[Outbox]:
+    async with engine.sessions() as s:
+        return list(await s.scalars(select(Outbox).where(Outbox.kind == "admin")
+                                    .order_by(Outbox.id)))
+
+
+async def give_admin_telegram_and_zalo(engine: Engine) -> None:
+    """The admin uses Zalo most (last seen there), and Telegram too."""
+    async with engine.sessions.begin() as s:
+        admin = await repo.person_by_key(s, engine.directory.commune_id, "admin")
+        assert admin is not None
+        await repo.bind_identity(s, admin.id, "telegram", ADMIN_TELEGRAM)
+        await repo.bind_identity(s, admin.id, "zalo", "7700000000000000009")
+        await s.execute(update(Identity).where(Identity.person_id == admin.id,
+                                               Identity.channel == "zalo")
+                        .values(last_seen_at=engine.clock.now()))
+
+
+def sends(fake: FakeZalo) -> int:
+    return sum(1 for c in fake.calls if c.startswith("message/cs"))
+
+
+async def test_a_refresh_stores_the_new_pair_and_marks_the_old_used(
+        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock) -> None:
+    _, first_refresh = fake.authorise()
+    api = apis.make(first_refresh)
+    await api.send_text(USER, "Xin chào")
+    seeded, active = await token_rows(engine)
+    assert (seeded.status, seeded.refresh_token, seeded.used_at) == ("used", first_refresh,
+                                                                     clock.now())
+    assert seeded.lease_owner is None
+    assert active.status == "active"
+    # expires_in came as the string "90000": 25 hours on the clock.
+    assert active.expires_at == clock.now() + timedelta(hours=25)
+    assert active.refresh_token in fake.refresh_tokens and first_refresh in fake.spent
+    assert fake.refresh_outcomes() == ["ok"]
+    assert [m.text for m in fake.sent] == ["Xin chào"]
+
+
+@pytest.mark.parametrize("expiry", ["on_our_clock", "early_at_zalo"])
+async def test_expiry_mid_conversation_refreshes_once(apis: Apis, fake: FakeZalo,
+                                                      engine: Engine, clock: FakeClock,
+                                                      expiry: str) -> None:
+    _, refresh = fake.authorise()
+    api = apis.make(refresh)
+    await api.send_text(USER, "Bạn muốn báo tin gì?")
+    if expiry == "on_our_clock":
+        clock.advance(timedelta(hours=25, minutes=1))  # expired at Zalo and in our row
+    else:
+        fake.expire_access_tokens()  # Zalo says -216 while our row thinks it still valid
+    await asyncio.gather(*(api.send_text(USER, f"tiếp {n}") for n in range(3)))
+    assert fake.refresh_outcomes() == ["ok", "ok"]  # one for the seed, one now
+    assert sorted(m.text for m in fake.sent) == ["Bạn muốn báo tin gì?", "tiếp 0", "tiếp 1",
+                                                 "tiếp 2"]
+    # A -216 costs one refused call per send that met it, and no more.
+    refused = sends(fake) - len(fake.sent)
+    if expiry == "on_our_clock":
+        assert refused == 0  # refreshed before sending
+    else:
+        assert 1 <= refused <= 3
+    assert [r.status for r in await token_rows(engine)] == ["used", "used", "active"]
+
+
+async def test_two_processes_needing_a_refresh_spend_the_refresh_token_once(
+        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock, db_url: str) -> None:
+    _, refresh = fake.authorise()
+    other_db = make_engine(db_url)
+    try:
+        first = apis.make(refresh)
+        second = apis.make(refresh, sessions=sessionmaker(other_db))
+        await first.send_text(USER, "một")
+        await second.send_text(USER, "hai")  # uses the stored pair, spends nothing
+        assert fake.refresh_outcomes() == ["ok"]
+        clock.advance(timedelta(hours=25, minutes=1))
+        fake.oauth_delay = 0.3  # a slow Zalo: the second process arrives mid-refresh
+        await asyncio.gather(*(api.send_text(USER, f"{name} {n}")
+                               for n in range(3)
+                               for name, api in (("A", first), ("B", second))))
+    finally:
+        await other_db.dispose()
+    assert fake.refresh_outcomes() == ["ok", "ok"]
+    assert first.tokens.refreshes + second.tokens.refreshes == 2
+    assert len(fake.sent) == 8
+    assert [r.status for r in await token_rows(engine)] == ["used", "used", "active"]
+
+
+async def test_seeding_from_the_environment_happens_once(apis: Apis, fake: FakeZalo,
+                                                         engine: Engine, db_url: str) -> None:
+    _, refresh = fake.authorise()
+    other_db = make_engine(db_url)
+    try:
+        first = apis.make(refresh)
+        second = apis.make(refresh, sessions=sessionmaker(other_db))
+        one, two = await asyncio.gather(first.tokens.access_token(),
+                                        second.tokens.access_token())
+    finally:
+        await other_db.dispose()
+    assert one.token == two.token and one.row_id == two.row_id
+    assert fake.refresh_outcomes() == ["ok"]
+    # A restart with the same (now spent) environment token does not use it again.
+    restarted = apis.make(refresh)
+    await restarted.send_text(USER, "sau khi khởi động lại")
+    assert fake.refresh_outcomes() == ["ok"]
+    assert [r.status for r in await token_rows(engine)] == ["used", "active"]
+
+
+async def test_a_refresh_token_used_twice_is_refused_as_zalo_would(fake: FakeZalo) -> None:
+    _, refresh = fake.authorise()
+    form = {"refresh_token": refresh, "app_id": fake.app_id, "grant_type": "refresh_token"}
+    async with aiohttp.ClientSession() as http:
+        url = f"{fake.base_url}/v4/oa/access_token"
+        async with http.post(url, data=form, headers={"secret_key": fake.app_secret}) as r:
+            first = await r.json()
+        async with http.post(url, data=form, headers={"secret_key": fake.app_secret}) as r:
+            assert r.status == 200
+            second = await r.json()
+    assert first["expires_in"] == "90000" and first["refresh_token"] != refresh
+    assert second["error"] == OAUTH_INVALID_REFRESH and second["error_name"]
+    assert "access_token" not in second
+    assert fake.refresh_outcomes() == ["ok", "refused"]
+
+
+async def test_a_refused_refresh_alerts_the_admins_elsewhere_once(
+        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock) -> None:
+    await give_admin_telegram_and_zalo(engine)
+    _, refresh = fake.authorise()
+    api = apis.make(refresh)
+    await api.send_text(USER, "một")
+    stored = (await token_rows(engine))[-1]
+    # The stored refresh token gets spent behind our back (a copied database elsewhere).
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{fake.base_url}/v4/oa/access_token", headers={"secret_key": fake.app_secret},
+            data={"refresh_token": stored.refresh_token, "app_id": fake.app_id,
+                  "grant_type": "refresh_token"}) as r:
+        assert "access_token" in await r.json()
+    clock.advance(timedelta(hours=25))
+    with pytest.raises(ZaloAuthError) as lost:
+        await api.send_text(USER, "hai")
+    assert lost.value.outside_window and lost.value.permanent
+    assert lost.value.code == OAUTH_INVALID_REFRESH
+    assert (await token_rows(engine))[-1].status == "failed"
+    (alert,) = await admin_alerts(engine)
+    # On Telegram, though the admin was last seen on Zalo: Zalo is what broke.
+    assert (alert.channel, alert.address) == ("telegram", ADMIN_TELEGRAM)
+    text = alert.payload["reply"]["texts"][0]
+    assert text == {"id": "zalo.token_lost", "params": {"code": OAUTH_INVALID_REFRESH}}
+    # Later sends fail at once, without spending anything or alerting again.
+    attempts = len(fake.refreshes)
+    with pytest.raises(ZaloAuthError):
+        await api.send_text(USER, "ba")
+    await api.tokens.sweep()
+    assert len(fake.refreshes) == attempts and len(await admin_alerts(engine)) == 1
+    # The OA manager authorises the app again and restarts with the new refresh token.
+    _, renewed = fake.authorise()
+    restarted = apis.make(renewed)
+    await restarted.send_text(USER, "ba")
+    assert [m.text for m in fake.sent] == ["một", "ba"]
+    assert [r.status for r in await token_rows(engine)] == ["used", "failed", "used",
+                                                            "active"]
+
+
+async def test_a_refusal_that_was_not_for_good_is_undone_at_the_next_start(
+        apis: Apis, fake: FakeZalo, engine: Engine) -> None:
+    """A wrong app secret makes Zalo refuse without spending the refresh token; once the
+    configuration is right, the start tries the refused token again."""
+    _, refresh = fake.authorise()
+    wrong = apis.make(refresh, app_secret="not-the-secret")
+    with pytest.raises(ZaloAuthError) as lost:
+        await wrong.send_text(USER, "một")
+    assert lost.value.code == OAUTH_INVALID_APP
+    assert len(await admin_alerts(engine)) == 1  # the admin's simulator phone
+    right = apis.make(refresh)
+    await right.start()
+    await right.send_text(USER, "một")
+    assert fake.refresh_outcomes() == ["ok"]
+    assert [r.status for r in await token_rows(engine)] == ["used", "active"]
+    assert len(await admin_alerts(engine)) == 1
+
+
+async def test_the_background_refresher_refreshes_before_expiry(
+        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock) -> None:
+    _, refresh = fake.authorise()
+    api = apis.make(refresh)
+    await api.start()
+    assert fake.refresh_outcomes() == ["ok"]
+    clock.advance(timedelta(hours=23))
+    api.tokens.wake.set()
+    await asyncio.sleep(0.3)
+    assert fake.refresh_outcomes() == ["ok"]  # not due yet
+    clock.advance(timedelta(hours=1, minutes=1))  # an hour before expiry
+    api.tokens.wake.set()
+    await wait_for(lambda: fake.refresh_outcomes() == ["ok", "ok"])
+    sent_before = sends(fake)
+    await api.send_text(USER, "không cần làm mới")
+    assert sends(fake) == sent_before + 1 and fake.refresh_outcomes() == ["ok", "ok"]
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def test_an_answer_lost_in_transit_cannot_be_recovered_and_is_reported(
+        apis: Apis, fake: FakeZalo, engine: Engine) -> None:
+    """Zalo spends the refresh token but its answer never arrives: nothing can bring the
+    new pair back. We retry (it might not have reached Zalo), are refused, and say so."""
+    _, refresh = fake.authorise()
+    api = apis.make(refresh)
+    fake.hang_seconds = 2.0
+    fake.oauth_fail_next.append("lost")
+    with pytest.raises(ZaloUnavailable):
+        await api.send_text(USER, "một")
+    (row,) = await token_rows(engine)
+    assert (row.status, row.lease_owner) == ("active", None)  # released for a retry
+    with pytest.raises(ZaloAuthError):
+        await api.send_text(USER, "một")
+    assert fake.refresh_outcomes() == ["lost", "refused"]
+    assert len(await admin_alerts(engine)) == 1
+
+
+async def test_a_database_failure_after_the_refresh_keeps_the_pair(
+        apis: Apis, fake: FakeZalo, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, refresh = fake.authorise()
+    api = apis.make(refresh)
+    real_insert = zalo_repo.insert_active
+    failures = []
+
+    async def flaky_insert(s: AsyncSession, oa_id: str, access: str, refresh_token: str,
+                           *args: Any) -> ZaloToken:
+        if refresh_token != refresh and not failures:
+            failures.append(1)
+            raise OperationalError("INSERT", {}, Exception("database went away"))
+        return await real_insert(s, oa_id, access, refresh_token, *args)
+
+    monkeypatch.setattr(zalo_repo, "insert_active", flaky_insert)
+    await api.send_text(USER, "một")  # sent with the new pair, held in memory
+    assert failures and [r.status for r in await token_rows(engine)] == ["active"]
+    await api.send_text(USER, "hai")  # the next call stores it
+    rows = await token_rows(engine)
+    assert [r.status for r in rows] == ["used", "active"]
+    assert rows[1].refresh_token in fake.refresh_tokens
+    assert fake.refresh_outcomes() == ["ok"] and len(fake.sent) == 2
+
+
+CHILD = """
+import asyncio, json, os, sys
+from datetime import datetime
+from bot.clock import FakeClock
+from bot.handlers.zalo_api import ZaloApi, ZaloSettings
+from storage.db import make_engine, sessionmaker
+
+async def main() -> None:
+    url, now, point, user = sys.argv[1:5]
+    settings = ZaloSettings.from_env(json.loads(os.environ["ZALO_ENV"]))
+    api = ZaloApi(settings, sessionmaker(make_engine(url)),
+                  FakeClock(datetime.fromisoformat(now)))
+    spend = api.tokens.refresher
+
+    async def refresher(refresh_token):
+        if point == "before_call":
+            print("POINT", flush=True)
+            await asyncio.Event().wait()
+        pair = await spend(refresh_token)
+        if point == "after_answer":
+            print("POINT", flush=True)
+            await asyncio.Event().wait()
+        return pair
+
+    api.tokens.refresher = refresher
+    await api.send_text(user, "from the child")
+    print("POINT", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def kill_child_at(point: str, db_url: str, fake: FakeZalo, refresh: str,
+                        clock: FakeClock, tmp_path: Path) -> None:
+    """Run a refreshing process and SIGKILL it at `point` of its first refresh."""
+    script = tmp_path / "zalo_child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "ZALO_ENV": json.dumps(fake.env(refresh)), "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), db_url, clock.now().isoformat(), point, USER, cwd=ROOT,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if line.strip() != b"POINT":
+            raise AssertionError((await proc.stderr.read()).decode()[-2000:])
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+
+
+@pytest.mark.parametrize("point", ["before_call", "after_commit"])
+async def test_a_process_killed_during_a_refresh_loses_nothing_that_can_be_saved(
+        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock, db_url: str,
+        tmp_path: Path, point: str) -> None:
+    _, refresh = fake.authorise()
+    await kill_child_at(point, db_url, fake, refresh, clock, tmp_path)
+    if point == "before_call":
+        # Its claim is still on the row; it runs out, and the token was never spent.
+        (row,) = await token_rows(engine)
+        assert row.status == "active" and row.lease_owner is not None
+        assert fake.refresh_outcomes() == []
+        clock.advance(timedelta(seconds=31))
+    restarted = apis.make(refresh)
+    await restarted.send_text(USER, "sau khi khởi động lại")
+    assert fake.refresh_outcomes() == ["ok"]  # spent once, by whoever reached Zalo
+    assert [r.status for r in await token_rows(engine)] == ["used", "active"]
+    assert await admin_alerts(engine) == []
+    assert fake.sent[-1].text == "sau khi khởi động lại"
+
+
+async def test_a_process_killed_between_zalo_answer_and_commit_reports_the_loss(
+        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock, db_url: str,
+        tmp_path: Path) -> None:
+    """The one window nothing can close: Zalo spent the refresh token and the new pair died
+    with the process. The next process is refused and the admins are told; a new
+    authorisation brings Zalo back."""
+    _, refresh = fake.authorise()
+    await kill_child_at("after_answer", db_url, fake, refresh, clock, tmp_path)
+    assert fake.refresh_outcomes() == ["ok"]
+    clock.advance(timedelta(seconds=31))
+    restarted = apis.make(refresh)
+    with pytest.raises(ZaloAuthError):
+        await restarted.send_text(USER, "một")
+    assert fake.refresh_outcomes() == ["ok", "refused"]
+    assert len(await admin_alerts(engine)) == 1
+    _, renewed = fake.authorise()
+    await apis.make(renewed).send_text(USER, "một")
+    assert [m.text for m in fake.sent] == ["một"]
+
+
+async def test_no_token_is_ever_logged(apis: Apis, fake: FakeZalo, engine: Engine,
+                                       clock: FakeClock,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    _, refresh = fake.authorise()
+    api = apis.make(refresh)
+    await api.send_text(USER, "một")
+    fake.expire_access_tokens()
+    await api.send_text(USER, "hai")  # -216, refresh, retry
+    fake.oauth_fail_next.append("timeout")
+    fake.hang_seconds = 1.0
+    clock.advance(timedelta(hours=25))
+    with pytest.raises(ZaloUnavailable):
+        await api.send_text(USER, "ba")
+    fake.refresh_tokens.clear()  # Zalo forgets every refresh token: refused
+    with pytest.raises(ZaloAuthError) as lost:
+        await api.send_text(USER, "ba")
+    assert "refreshed into row" in caplog.text and "refresh refused" in caplog.text
+    for token in fake.issued:
+        assert token not in caplog.text
+        assert token not in str(lost.value) and token not in repr(api.tokens._current)
+    for alert in await admin_alerts(engine):
+        assert all(token not in json.dumps(alert.payload) for token in fake.issued)
