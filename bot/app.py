@@ -111,7 +111,9 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
     sweeper = TimerSweeper(sessions, clock, escalation, on_sent=outbox.wake.set)
 
     async def reroute(s: AsyncSession, row: Outbox, now: datetime) -> None:
-        await escalation.reroute(s, row, now, channels.keys())
+        # The worker's own table: a channel attached after the build (Zalo's client needs
+        # the engine's database) counts as served too.
+        await escalation.reroute(s, row, now, outbox.channels.keys())
         sweeper.wake.set()
 
     outbox.on_unreachable = reroute

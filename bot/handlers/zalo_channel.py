@@ -1,0 +1,148 @@
+"""Zalo Official Account, outbound (channel adapter): the `zalo` outbox channel.
+
+Each outbox row is rendered (bot/handlers/zalo_render.py) into one or more Zalo messages and
+sent through the OA API client; Zalo's answers become the outbox's retry decisions. A person
+outside Zalo's messaging window (or who left the OA) is unreachable here: the outbox marks
+them so, and an alert is rerouted at once to their other channel, or up the chain.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import Engine
+from bot.flows.vocabulary import Reply
+from bot.handlers.web import file_url
+from bot.handlers.zalo import CHANNEL, WebhookSettings, ZaloAdapter, ZaloWebhook
+from bot.handlers.zalo_api import ZaloApi, ZaloButton, ZaloError, ZaloSettings, ZaloUnavailable
+from bot.handlers.zalo_render import ZaloMessage, render
+from bot.services.outbox import Delivery, DeliveryError
+
+log = logging.getLogger(__name__)
+# Zalo cannot change a message it has sent. Of the edits SafeChild makes, only an alert
+# someone has taken matters enough for a new message (so nobody else goes out to the
+# family); a broadcast's running count, say, is skipped.
+EDITS_WORTH_A_MESSAGE = frozenset({"case.taken_by"})
+RATE_LIMIT_WAIT = 60.0
+WEBHOOK_PATH = "/zalo/webhook"
+
+
+class OaApi(Protocol):
+    """The part of bot.handlers.zalo_api.ZaloApi the channel uses."""
+
+    max_buttons: int
+
+    async def send_text(self, user_id: str, text: str) -> str: ...
+
+    async def send_buttons(self, user_id: str, text: str,
+                           buttons: list[ZaloButton]) -> str: ...
+
+    async def send_image(self, user_id: str, image_url: str, text: str = "") -> str: ...
+
+
+class ZaloChannel:
+    """Sends outbox rows as Zalo messages and maps Zalo's errors onto retry decisions."""
+
+    name = CHANNEL
+
+    def __init__(self, api: OaApi, public_url: str = "") -> None:
+        self.api = api
+        # The web server's public address: files the bot made are linked from there.
+        self.public_url = public_url.rstrip("/")
+        # A row rendered as several messages that failed part-way: the parts already sent,
+        # so the outbox's retry sends only the rest (kept in memory: a restart may repeat
+        # a part, never lose one).
+        self._sent_parts: dict[int, list[str]] = {}
+
+    def messages(self, delivery: Delivery) -> list[ZaloMessage]:
+        reply = delivery.reply
+        if delivery.kind == "edit":
+            if not reply.texts or reply.texts[0].id not in EDITS_WORTH_A_MESSAGE:
+                return []
+            reply = Reply(reply.texts[:1])
+        link = None
+        if delivery.file is not None and delivery.file.token and self.public_url:
+            link = self.public_url + file_url(delivery.file)
+        return render(reply, delivery.language, max_buttons=self.api.max_buttons,
+                      file_url=link)
+
+    async def deliver(self, session: AsyncSession | None, delivery: Delivery) -> str | None:
+        messages = self.messages(delivery)
+        if not messages:
+            # An edit Zalo cannot show: the original message stands.
+            return str(delivery.meta.get("message_ref", "")) or None
+        done = self._sent_parts.pop(delivery.outbox_id, [])
+        try:
+            for message in messages[len(done):]:
+                done.append(await self._send(delivery.address, message))
+        except ZaloError as exc:
+            error = _delivery_error(exc)
+            if done and not error.permanent:
+                self._sent_parts[delivery.outbox_id] = done
+            raise error from exc
+        except ZaloUnavailable as exc:
+            if done:
+                self._sent_parts[delivery.outbox_id] = done
+            raise DeliveryError(f"zalo unavailable: {str(exc)[:60]}") from exc
+        except ValueError as exc:
+            # The client refused it before sending (a limit): retrying cannot help.
+            raise DeliveryError(f"zalo refused locally: {str(exc)[:80]}",
+                                permanent=True) from exc
+        return done[0]
+
+    async def _send(self, user_id: str, message: ZaloMessage) -> str:
+        if message.image_url:
+            return await self.api.send_image(user_id, message.image_url, message.text)
+        if message.buttons:
+            return await self.api.send_buttons(user_id, message.text, list(message.buttons))
+        return await self.api.send_text(user_id, message.text)
+
+
+def _delivery_error(exc: ZaloError) -> DeliveryError:
+    if exc.outside_window:
+        return DeliveryError(f"zalo {exc.code}: cannot be messaged now", permanent=True,
+                             unreachable=True)
+    if exc.rate_limited:
+        return DeliveryError(f"zalo {exc.code}: rate limited",
+                             retry_after=exc.retry_after or RATE_LIMIT_WAIT)
+    return DeliveryError(f"zalo {exc.code}", permanent=exc.permanent)
+
+
+@dataclass
+class ZaloConnection:
+    """Zalo attached to an engine: the client, the outbox channel, the webhook route."""
+
+    api: ZaloApi
+    channel: ZaloChannel
+    webhook: ZaloWebhook
+    adapter: ZaloAdapter
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(WEBHOOK_PATH, self.webhook.handle)]
+
+    async def close(self) -> None:
+        await self.api.close()
+
+
+def connect_zalo(engine: Engine, settings: ZaloSettings, webhook: WebhookSettings, *,
+                 public_url: str = "", http: aiohttp.ClientSession | None = None
+                 ) -> ZaloConnection:
+    """Serve Zalo in this engine: sending through the outbox, receiving through the webhook
+    and the inbound worker. The client keeps its tokens in the engine's database, so it is
+    made after the engine; `api.start()` (seeding, refreshing) is the caller's to await."""
+    api = ZaloApi(settings, engine.sessions, engine.clock, http=http,
+                  commune_id=engine.directory.commune_id)
+    channel = ZaloChannel(api, public_url)
+    engine.outbox.channels[CHANNEL] = channel
+    adapter = ZaloAdapter(engine.conversations, engine.sessions, engine.clock)
+    assert engine.inbound is not None, "the engine has no inbound worker"
+    engine.inbound.handlers[CHANNEL] = adapter.on_event
+    hook = ZaloWebhook(webhook, engine.sessions, engine.clock,
+                       on_stored=engine.inbound.wake.set)
+    return ZaloConnection(api, channel, hook, adapter)
