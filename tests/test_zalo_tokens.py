@@ -52,13 +52,13 @@ class Apis:
 
     def make(self, refresh_token: str,
              sessions: async_sessionmaker[AsyncSession] | None = None,
-             **changes: Any) -> ZaloApi:
+             on_queued: Callable[[], None] | None = None, **changes: Any) -> ZaloApi:
         env = self.fake.env(refresh_token)
         settings = ZaloSettings.from_env(env)
         assert settings is not None
         fields = {**settings.__dict__, "timeout": 0.5, **changes}
         api = ZaloApi(ZaloSettings(**fields), sessions or self.engine.sessions, self.clock,
-                      commune_id=self.engine.directory.commune_id)
+                      commune_id=self.engine.directory.commune_id, on_queued=on_queued)
         self.made.append(api)
         return api
 
@@ -202,7 +202,8 @@ async def test_a_refused_refresh_alerts_the_admins_elsewhere_once(
         apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock) -> None:
     await give_admin_telegram_and_zalo(engine)
     _, refresh = fake.authorise()
-    api = apis.make(refresh)
+    woken: list[int] = []
+    api = apis.make(refresh, on_queued=lambda: woken.append(1))
     await api.send_text(USER, "một")
     stored = (await token_rows(engine))[-1]
     # The stored refresh token gets spent behind our back (a copied database elsewhere).
@@ -218,6 +219,7 @@ async def test_a_refused_refresh_alerts_the_admins_elsewhere_once(
     assert lost.value.code == OAUTH_INVALID_REFRESH
     assert (await token_rows(engine))[-1].status == "failed"
     (alert,) = await admin_alerts(engine)
+    assert woken == [1]  # the outbox was told at once
     # On Telegram, though the admin was last seen on Zalo: Zalo is what broke.
     assert (alert.channel, alert.address) == ("telegram", ADMIN_TELEGRAM)
     text = alert.payload["reply"]["texts"][0]
@@ -438,3 +440,15 @@ async def test_no_token_is_ever_logged(apis: Apis, fake: FakeZalo, engine: Engin
         assert token not in str(lost.value) and token not in repr(api.tokens._current)
     for alert in await admin_alerts(engine):
         assert all(token not in json.dumps(alert.payload) for token in fake.issued)
+
+
+async def test_without_any_token_sends_fail_kindly_and_it_is_said_once(
+        apis: Apis, fake: FakeZalo, engine: Engine,
+        caplog: pytest.LogCaptureFixture) -> None:
+    api = apis.make("")
+    for _ in range(2):
+        with pytest.raises(ZaloAuthError) as lost:
+            await api.send_text(USER, "một")
+        assert lost.value.outside_window
+    assert caplog.text.count("no ZALO_REFRESH_TOKEN") == 1
+    assert fake.calls == [] and await token_rows(engine) == []

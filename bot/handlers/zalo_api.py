@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.services.zalo_tokens import (
+    LEASE,
     AccessToken,
     RefreshRefused,
     RefreshUnavailable,
@@ -197,7 +198,8 @@ class ZaloApi:
     def __init__(self, settings: ZaloSettings, sessions: async_sessionmaker[AsyncSession],
                  clock: Clock, *, http: aiohttp.ClientSession | None = None,
                  commune_id: int | None = None, owner: str | None = None,
-                 tokens: ZaloTokens | None = None) -> None:
+                 tokens: ZaloTokens | None = None,
+                 on_queued: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.max_buttons = settings.max_buttons
@@ -207,7 +209,11 @@ class ZaloApi:
         self.tokens = tokens or ZaloTokens(
             sessions, clock, settings.oa_id, self._refresh_tokens,
             initial_refresh_token=settings.refresh_token,
-            initial_access_token=settings.access_token, commune_id=commune_id, owner=owner)
+            initial_access_token=settings.access_token, commune_id=commune_id, owner=owner,
+            # The claim must outlast the OAuth call, or a second process could spend the
+            # same refresh token while the first still waits for Zalo's answer.
+            lease=max(LEASE, timedelta(seconds=2 * settings.timeout + 5)),
+            on_queued=on_queued)
         # After a rate-limit answer, calls wait until then instead of hammering Zalo.
         self._blocked_until: datetime | None = None
         self._refresher: asyncio.Task[None] | None = None

@@ -51,6 +51,8 @@ RETRY_MAX = timedelta(minutes=10)
 # caused by a wrong app secret, since corrected, or by a fault at Zalo is then undone.
 LOST_RETRY = timedelta(hours=1)
 ALERT_KIND = "admin"
+# How often a pair the database refused is offered to it again.
+UNSAVED_RETRY = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class ZaloTokens:
         self._retry_at: datetime | None = None
         self._retry_wait = RETRY_FIRST
         self._lost_tried_at: datetime | None = None
+        self._warned_empty = False
 
     # ---- what the client calls ------------------------------------------------------------
 
@@ -228,7 +231,7 @@ class ZaloTokens:
 
     async def next_due(self) -> datetime | None:
         if self._unsaved is not None:
-            return self.clock.now()
+            return self.clock.now() + UNSAVED_RETRY
         async with self.sessions() as s:
             row = await zalo_repo.active_token(s, self.oa_id)
         if row is None:
@@ -253,6 +256,10 @@ class ZaloTokens:
             row = await zalo_repo.active_token(s, self.oa_id)
             if row is not None:
                 return self._remember(row)
+            nothing_stored = await zalo_repo.latest_token(s, self.oa_id) is None
+        if nothing_stored and not self._warned_empty:
+            self._warned_empty = True
+            log.error("no Zalo token stored and no ZALO_REFRESH_TOKEN to seed one")
         self._current = None
         raise TokensLost(None)
 
