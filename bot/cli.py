@@ -21,6 +21,9 @@ from bot.handlers.telegram import (
     webhook_secret,
 )
 from bot.handlers.web import WebChannel, make_app
+from bot.handlers.zalo import WebhookSettings
+from bot.handlers.zalo_api import ZaloSettings
+from bot.handlers.zalo_channel import connect_zalo
 from bot.services.outbox import Channel
 
 log = logging.getLogger("safechild")
@@ -37,15 +40,23 @@ async def serve(settings: Settings) -> None:
             settings.environ.get("TELEGRAM_FILE_BASE_URL", "https://api.telegram.org/file/bot"))
         await application.initialize()
         channels["telegram"] = TelegramChannel(application.bot)
+    zalo_settings = ZaloSettings.from_env(settings.environ)
     engine = await build_engine(settings.database_url, load_commune(settings.config_path),
                                 clock, channels)
+    zalo = None
+    if zalo_settings is not None:
+        # After the engine: the client keeps the OA's tokens in its database.
+        zalo = connect_zalo(engine, zalo_settings,
+                            WebhookSettings.from_env(settings.environ),
+                            public_url=settings.environ.get("SAFECHILD_PUBLIC_URL", ""))
+        await zalo.api.start()
     adapter = None
     if application is not None:
         adapter = TelegramAdapter(application, engine.conversations)
         engine.conversations.invites.links["telegram"] = (
             f"https://t.me/{application.bot.username}?start=")
     await engine.start_workers()
-    routes: list[web.RouteDef] = []
+    routes: list[web.RouteDef] = zalo.routes() if zalo is not None else []
     webhook_url = settings.environ.get("TELEGRAM_WEBHOOK_URL", "")
     if adapter is not None and webhook_url:
         hook = TelegramWebhook(adapter, webhook_secret(
@@ -62,6 +73,8 @@ async def serve(settings: Settings) -> None:
     if adapter is not None and webhook_url:
         await hook.register(webhook_url)
         log.info("telegram webhook registered")
+    if zalo is not None:
+        log.info("zalo webhook on POST /zalo/webhook")
     log.info("web simulator on http://%s:%s", settings.host, settings.port)
     print(f"SafeChild web simulator: http://{settings.host}:{settings.port}", flush=True)
     stop = asyncio.Event()
@@ -72,6 +85,8 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     await runner.cleanup()
     await engine.close()
+    if zalo is not None:
+        await zalo.close()
     if application is not None:
         await application.shutdown()
 
