@@ -24,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import Engine
 from bot.clock import FakeClock
-from bot.handlers.zalo_api import ZaloApi, ZaloAuthError, ZaloSettings, ZaloUnavailable
+from bot.handlers.zalo_api import (
+    ZaloApi,
+    ZaloAuthError,
+    ZaloError,
+    ZaloSettings,
+    ZaloUnavailable,
+)
 from storage import repo, zalo_repo
 from storage.db import make_engine, sessionmaker
 from storage.models import Identity, Outbox, ZaloToken
@@ -452,3 +458,36 @@ async def test_without_any_token_sends_fail_kindly_and_it_is_said_once(
         assert lost.value.outside_window
     assert caplog.text.count("no ZALO_REFRESH_TOKEN") == 1
     assert fake.calls == [] and await token_rows(engine) == []
+
+
+async def test_while_the_new_pair_is_unsaved_the_spent_token_is_never_used(
+        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database keeps refusing the new pair; meanwhile Zalo rejects an access token
+    and the background sweep comes due: neither may spend the stored (spent) token."""
+    _, refresh = fake.authorise()
+    api = apis.make(refresh)
+    real_insert = zalo_repo.insert_active
+    down = [True]
+
+    async def flaky_insert(s: AsyncSession, oa_id: str, access: str, refresh_token: str,
+                           *args: Any) -> ZaloToken:
+        if refresh_token != refresh and down[0]:
+            raise OperationalError("INSERT", {}, Exception("database went away"))
+        return await real_insert(s, oa_id, access, refresh_token, *args)
+
+    monkeypatch.setattr(zalo_repo, "insert_active", flaky_insert)
+    await api.send_text(USER, "một")
+    fake.expire_access_tokens()
+    with pytest.raises(ZaloError) as rejected:
+        await api.send_text(USER, "hai")
+    assert rejected.value.code == -216
+    clock.advance(timedelta(hours=24, minutes=30))
+    await api.tokens.sweep()
+    assert fake.refresh_outcomes() == ["ok"] and await admin_alerts(engine) == []
+    down[0] = False
+    await api.tokens.sweep()  # stored now; the pair is due, so it is refreshed
+    assert fake.refresh_outcomes() == ["ok", "ok"]
+    assert [r.status for r in await token_rows(engine)] == ["used", "used", "active"]
+    await api.send_text(USER, "hai")
+    assert [m.text for m in fake.sent] == ["một", "hai"]

@@ -160,7 +160,9 @@ class ZaloTokens:
             await self._store_unsaved()
             now = self.clock.now()
             current = self._current
-            if current is not None and now < current.expires_at - self.margin:
+            # While a pair is unsaved, the stored row is older and its refresh token spent.
+            if current is not None and (now < current.expires_at - self.margin
+                                        or self._unsaved is not None):
                 return current
             token = await self._load()
             if now < token.expires_at - self.margin:
@@ -179,6 +181,9 @@ class ZaloTokens:
             await self._store_unsaved()
             current = self._current
             if current is not None and current.row_id != stale.row_id:
+                return current
+            if self._unsaved is not None and current is not None:
+                # The stored row is older than our unsaved pair: its refresh token is spent.
                 return current
             token = await self._load()
             if token.row_id != stale.row_id:
@@ -208,6 +213,8 @@ class ZaloTokens:
             return 0
         async with self._lock:
             await self._store_unsaved()
+            if self._unsaved is not None:
+                return 0  # the stored row is older than the pair in memory: leave it
             try:
                 token = await self._load()
             except TokensLost:
