@@ -14,6 +14,7 @@ from bot.services.calendar_rules import DEFAULT_CALENDAR_PATH, CalendarEvent, pa
 
 DEMO_CONFIG = Path(__file__).parent / "demo_commune.toml"
 ROLES = ("citizen", "collaborator", "officer", "police", "leader", "admin")
+CHANNELS = ("telegram", "zalo", "web")
 URGENCIES = ("EMERGENCY", "URGENT", "STANDARD")
 DEADLINE_STEPS = ("acknowledge", "initial_assessment", "detailed_assessment", "plan_drafted",
                   "plan_approved", "review")
@@ -52,6 +53,8 @@ class PersonConfig:
     language: str = "vi"
     telegram_id: str | None = None
     zalo_id: str | None = None
+    # Where alerts go first when the person can be reached on several channels.
+    prefers: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,12 +108,16 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
             raise ConfigError(f"person {p['key']}: unknown role {p['role']!r}")
         if p.get("village") and p["village"] not in village_keys:
             raise ConfigError(f"person {p['key']}: unknown village {p['village']!r}")
+        if p.get("prefers") and p["prefers"] not in CHANNELS:
+            raise ConfigError(f"person {p['key']}: prefers must be one of "
+                              f"{', '.join(CHANNELS)}, not {p['prefers']!r}")
         people.append(PersonConfig(
             key=p["key"], role=p["role"], name=p.get("name", p["key"]), phone=p.get("phone"),
             village=p.get("village"), on_duty=bool(p.get("on_duty", False)),
             tags=tuple(p.get("tags", ())), language=p.get("language", "vi"),
             telegram_id=str(p["telegram_id"]) if p.get("telegram_id") else None,
             zalo_id=str(p["zalo_id"]) if p.get("zalo_id") else None,
+            prefers=p.get("prefers") or None,
         ))
     routing = raw.get("routing", {})
     rules = tuple(RoutingRule(tuple(r.get("types", ["*"])), tuple(r.get("urgency", ["*"])),

@@ -83,6 +83,8 @@ class Person(Base):
     on_duty: Mapped[bool] = mapped_column(Boolean, default=False)
     tags: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime]
+    # The channel alerts try first (commune file `prefers`); None: the one they last used.
+    preferred_channel: Mapped[str | None] = mapped_column(String(16))
 
 
 class Identity(Base):

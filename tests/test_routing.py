@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import datetime
 
 import pytest
 
 from bot.clock import LOCAL_TZ
-from bot.config import DEMO_CONFIG, Duration, load_commune
+from bot.config import DEMO_CONFIG, ConfigError, Duration, load_commune, parse_commune
 from bot.services.routing import first_recipients, is_police_case, level_recipients, triage
 from bot.worktime import WorkCalendar
 from storage.models import Person
@@ -70,3 +71,12 @@ def test_working_time_skips_nights_weekends_and_holidays() -> None:
     # 3 working days from Friday 28 Aug 2026 10:00 skip the weekend and the National Day
     # holidays (Mon 31 Aug, Tue 1 Sep, Wed 2 Sep): Thu, Fri, Mon -> Mon 7 Sep 10:00.
     assert cal.add(at(2026, 8, 28, 10, 0), Duration.parse("3wd")) == at(2026, 9, 7, 10, 0)
+
+
+def test_prefers_must_name_a_channel() -> None:
+    raw = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
+    raw["people"][2]["prefers"] = "zalo"
+    assert parse_commune(raw).people[2].prefers == "zalo"
+    raw["people"][2]["prefers"] = "viber"
+    with pytest.raises(ConfigError, match="prefers must be one of telegram, zalo, web"):
+        parse_commune(raw)

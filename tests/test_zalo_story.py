@@ -117,7 +117,8 @@ def choices(messages: list[ZaloSent]) -> list[str]:
     return [p[1:] for m in messages for p in m.payloads]
 
 
-async def make_world(db_url: str, clock: FakeClock, officers: str) -> ZaloWorld:
+async def make_world(db_url: str, clock: FakeClock, officers: str,
+                     prefers: dict[str, str] | None = None) -> ZaloWorld:
     """officers: "telegram" (citizen on Zalo, staff on Telegram), "zalo" (everyone on
     Zalo) or "both" (staff have both; Zalo preferred once they have written there)."""
     fake = FakeZalo(now=clock.now)
@@ -128,6 +129,8 @@ async def make_world(db_url: str, clock: FakeClock, officers: str) -> ZaloWorld:
             person["zalo_id"] = ZALO[person["key"]]
         if person["key"] in TELEGRAM and officers in ("telegram", "both"):
             person["telegram_id"] = TELEGRAM[person["key"]]
+        if person["key"] in (prefers or {}):
+            person["prefers"] = (prefers or {})[person["key"]]
     channels: dict[str, Channel] = {}
     tg = application = None
     if officers != "zalo":
@@ -426,3 +429,35 @@ async def test_a_reply_cut_short_sends_only_its_missing_part(on_zalo: ZaloWorld)
     assert len(prompts) == 1
     await w.press(CITIZEN, "cancel")
     assert "menu:report" in choices(w.latest(CITIZEN))
+
+
+async def test_an_officer_who_prefers_zalo_is_alerted_there_first(db_url: str,
+                                                                  clock: FakeClock) -> None:
+    """The commune file says the officer wants alerts on Zalo: they go there even though
+    the officer last wrote on Telegram; the police chief, with no preference, gets them
+    where they last wrote (Zalo). Zalo failing still falls back to Telegram."""
+    w = await make_world(db_url, clock, "both", prefers={"officer": "zalo"})
+    try:
+        officer = ZALO["officer"]
+        await w.say(officer, "/start")
+        await w.say(ZALO["police"], "/start")
+        assert w.tg is not None and w.poller is not None
+        clock.advance(timedelta(minutes=10))
+        w.tg.user_text(TELEGRAM["officer"], "/start")  # the officer's latest word: Telegram
+        w.tg.user_text(TELEGRAM["police"], "/start")
+        await w.pump()
+        await w.report(CITIZEN, "Bố đánh bé bằng roi, bé chạy sang nhà hàng xóm.")
+        assert "case:ack:1" in choices(w.latest(officer))
+        assert not any("case:ack:1" in m.callback_data
+                       for m in w.tg.inbox(TELEGRAM["officer"]))
+        # No preference: where the police officer last wrote (Telegram), not Zalo.
+        assert any("case:ack:1" in m.callback_data
+                   for m in w.tg.inbox(TELEGRAM["police"]))
+        assert "case:ack:1" not in choices(w.latest(ZALO["police"]))
+
+        w.fake.close_window(officer)
+        await w.report(CITIZEN, "Lại có người đánh bé ở nhà bên cạnh, bé khóc cả đêm.")
+        assert "case:ack:2" not in choices(w.latest(officer))
+        assert "case:ack:2" in w.tg_last(TELEGRAM["officer"]).callback_data
+    finally:
+        await close_world(w)

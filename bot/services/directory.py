@@ -42,7 +42,8 @@ async def sync_commune(s: AsyncSession, cfg: CommuneConfig, now_: datetime) -> D
         person = await repo.person_by_key(s, commune.id, pc.key)
         fields = dict(role=pc.role, name=pc.name, phone=pc.phone,
                       village_id=village_ids.get(pc.village) if pc.village else None,
-                      on_duty=pc.on_duty, tags=",".join(pc.tags))
+                      on_duty=pc.on_duty, tags=",".join(pc.tags),
+                      preferred_channel=pc.prefers)
         if person is None:
             person = await repo.add_person(s, commune_id=commune.id, key=pc.key,
                                            language=pc.language, created_at=now_, **fields)

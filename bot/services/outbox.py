@@ -81,10 +81,12 @@ class Channel(Protocol):
         ...
 
 
-def preferred(identities: Sequence[Identity]) -> Identity | None:
-    """The channel a person last used, among those that still reach them."""
+def preferred(identities: Sequence[Identity], first: str | None = None) -> Identity | None:
+    """Among the channels that still reach a person: the one they chose (`first`), else
+    the one they last used."""
     reachable = [i for i in identities if i.unreachable_at is None]
-    reachable.sort(key=lambda i: (i.last_seen_at is None,
+    reachable.sort(key=lambda i: (i.channel != first if first else False,
+                                  i.last_seen_at is None,
                                   -(i.last_seen_at.timestamp() if i.last_seen_at else 0),
                                   CHANNEL_PREFERENCE.index(i.channel)
                                   if i.channel in CHANNEL_PREFERENCE else 99))
@@ -106,7 +108,7 @@ async def enqueue(s: AsyncSession, person: Person, reply: Reply, now: datetime, 
     if to is None:
         if identities is None:
             identities = await repo.identities_of(s, person.id)
-        target = preferred(identities)
+        target = preferred(identities, person.preferred_channel)
         if target is None:
             log.warning("no reachable channel person=%s kind=%s", person.id, kind)
             return None

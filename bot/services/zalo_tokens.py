@@ -429,7 +429,7 @@ class ZaloTokens:
         count = 0
         for admin in await zalo_repo.admins(s, self.commune_id):
             target = preferred([i for i in await repo.identities_of(s, admin.id)
-                                if i.channel != "zalo"])
+                                if i.channel != "zalo"], admin.preferred_channel)
             if target is None:
                 continue
             row = await enqueue(s, admin, reply, now, kind=ALERT_KIND,
