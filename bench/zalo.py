@@ -1,0 +1,265 @@
+"""The real `safechild serve` process on Zalo, against the fake Zalo platform on loopback.
+
+    .venv/bin/python -m bench.zalo [--part all|burst|paced] [--users 200] [--gap S]
+                                   [--think S] [--database-url URL]
+
+The bot runs as its own process (webhook, inbound worker, outbox, OA client, SQLite WAL
+unless --database-url), as in production; this process plays Zalo: it posts signed events
+to the webhook and serves the OA API the bot answers through.
+
+- burst: U people all at once, each posting the 14 events of a whole report back to back
+  (each as soon as the previous one got its 200), with Zalo's rate limit off: the most
+  load the webhook can be given. Reports the time from a POST leaving to its 200 coming
+  back (p50/p95/p99/max), events accepted per second, and events handled per second end to
+  end (until every reporter has their case code and the officer every alert).
+- paced: people who behave like people (one arrives every GAP s, each waits for the bot's
+  answer and THINK s more before the next tap), Zalo's 4000 calls a minute enforced: the
+  200's p50/p95 and the time from an event's POST to the bot's first answer reaching Zalo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.config import DEMO_CONFIG
+from tests.fake_zalo import FakeZalo
+
+STEPS = ("/start", "#menu:report", "#danger:no", "#type:violence", "#types:done", "Thôn Tây",
+         "#age:6-10", "#sex:girl", "#skip", "#count:1",
+         "Cháu bị đánh nhiều lần, hàng xóm nghe tiếng khóc.", "#photos:done",
+         "#contact:anonymous", "#confirm")
+OFFICER, POLICE, BASE = "9100000000000000001", "9100000000000000002", 9200000000000000000
+UNLIMITED = 10**9
+ARRIVAL_GAP, THINK = 0.3, 1.0
+CODE = re.compile(r"VT-\d{4}-\d{4}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def commune_file(tmp: Path) -> Path:
+    raw = DEMO_CONFIG.read_text(encoding="utf-8")
+    for key, user in (("officer", OFFICER), ("police", POLICE)):
+        raw = raw.replace(f'key = "{key}"\n', f'key = "{key}"\nzalo_id = "{user}"\n', 1)
+    tomllib.loads(raw)
+    path = tmp / "commune.toml"
+    path.write_text(raw, encoding="utf-8")
+    return path
+
+
+class BotProcess:
+    """`safechild serve` with the ZALO_* settings pointing at the fake."""
+
+    def __init__(self, fake: FakeZalo, tmp: Path, name: str, database_url: str) -> None:
+        _, refresh = fake.authorise()
+        self.port = free_port()
+        env = {**os.environ, **fake.env(refresh), "SAFECHILD_PORT": str(self.port),
+               "SAFECHILD_DB": str(tmp / f"{name}.db"),
+               "SAFECHILD_CONFIG": str(commune_file(tmp))}
+        env.pop("SAFECHILD_FAKE_CLOCK", None)
+        env.pop("DATABASE_URL", None)
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> BotProcess:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "serve", env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(400):
+                if self.proc.returncode is not None:
+                    raise RuntimeError("the bot did not start")
+                try:
+                    async with http.get(f"{self.base}/healthz") as r:
+                        if r.status == 200:
+                            return self
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError("the bot did not start")
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 20)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def until(check: Callable[[], bool], limit: float = 900) -> None:
+    deadline = time.perf_counter() + limit
+    while not check():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("benchmark did not finish")
+        await asyncio.sleep(0.02)
+
+
+class Inbox:
+    """Messages the fake accepted, per user, counted incrementally (rescanning them all
+    every few milliseconds would cost this process the time it measures)."""
+
+    def __init__(self, fake: FakeZalo) -> None:
+        self.fake, self.seen = fake, 0
+        self.counts: dict[str, int] = {}
+        self.first_at: dict[str, list[float]] = {}
+        self.codes: set[str] = set()
+        self.alerts = 0
+
+    def update(self) -> None:
+        new = self.fake.sent[self.seen:]
+        self.seen += len(new)
+        now = time.perf_counter()
+        for m in new:
+            self.counts[m.user_id] = self.counts.get(m.user_id, 0) + 1
+            self.first_at.setdefault(m.user_id, []).append(now)
+            if m.user_id == OFFICER and "#case:ack" in " ".join(m.payloads):
+                self.alerts += 1
+            elif CODE.search(m.text) and m.user_id not in (OFFICER, POLICE):
+                self.codes.add(m.user_id)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(len(ordered) * p) - 1))]
+
+
+def summary(acks: list[float]) -> dict[str, float]:
+    return {"ack_p50_ms": statistics.median(acks), "ack_p95_ms": percentile(acks, 0.95),
+            "ack_p99_ms": percentile(acks, 0.99), "ack_max_ms": max(acks)}
+
+
+async def post(fake: FakeZalo, user: str, text: str, acks: list[float]) -> None:
+    started = time.perf_counter()
+    status = await fake.users.send_text(user, text)
+    acks.append((time.perf_counter() - started) * 1000)
+    if status != 200:
+        raise RuntimeError(f"webhook answered {status}")
+
+
+async def part_burst(tmp: Path, users: int, database_url: str) -> dict[str, Any]:
+    fake = FakeZalo(per_minute=UNLIMITED)
+    await fake.start()
+    inbox = Inbox(fake)
+    acks: list[float] = []
+    async with BotProcess(fake, tmp, "burst", database_url) as bot:
+        fake.users.webhook_url = f"{bot.base}/zalo/webhook"
+
+        async def person(i: int) -> None:
+            for text in STEPS:
+                await post(fake, str(BASE + i), text, acks)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(person(i) for i in range(users)))
+        posted = time.perf_counter() - started
+
+        def done() -> bool:
+            inbox.update()
+            return len(inbox.codes) >= users and inbox.alerts >= users
+
+        await until(done)
+        elapsed = time.perf_counter() - started
+    await fake.stop()
+    events = users * len(STEPS)
+    return {"events": events, **summary(acks), "accepted_per_s": events / posted,
+            "handled_per_s": events / elapsed, "seconds": elapsed,
+            "messages_out": len(fake.sent)}
+
+
+async def part_paced(tmp: Path, users: int, gap: float, think: float,
+                     database_url: str) -> dict[str, Any]:
+    fake = FakeZalo()  # Zalo's 4000 calls a minute, enforced
+    await fake.start()
+    inbox = Inbox(fake)
+    acks: list[float] = []
+    answers: list[float] = []
+    async with BotProcess(fake, tmp, "paced", database_url) as bot:
+        fake.users.webhook_url = f"{bot.base}/zalo/webhook"
+
+        async def person(i: int) -> None:
+            await asyncio.sleep(i * gap)
+            user = str(BASE + i)
+            for text in STEPS:
+                before = inbox.counts.get(user, 0)
+                sent_at = time.perf_counter()
+                await post(fake, user, text, acks)
+
+                def answered(user: str = user, before: int = before) -> bool:
+                    inbox.update()
+                    return inbox.counts.get(user, 0) > before
+
+                await until(answered, 120)
+                answers.append((inbox.first_at[user][before] - sent_at) * 1000)
+                await asyncio.sleep(think)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(person(i) for i in range(users)))
+        elapsed = time.perf_counter() - started
+    await fake.stop()
+    return {"events": len(acks), **summary(acks),
+            "answer_p50_ms": statistics.median(answers),
+            "answer_p95_ms": percentile(answers, 0.95), "seconds": elapsed,
+            "rate_limited": fake.rejected_rate}
+
+
+async def run(part: str, users: int, gap: float, think: float, database_url: str) -> None:
+    parts: dict[str, Callable[[Path], Awaitable[dict[str, Any]]]] = {
+        "burst": lambda tmp: part_burst(tmp, users, database_url),
+        "paced": lambda tmp: part_paced(tmp, users, gap, think, database_url),
+    }
+    backend = "PostgreSQL" if database_url else "SQLite WAL"
+    print(f"SafeChild Zalo benchmark (safechild serve against the fake Zalo on 127.0.0.1, "
+          f"{backend}, {os.cpu_count()} CPUs)")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for name, fn in parts.items():
+            if part not in ("all", name):
+                continue
+            result = await fn(Path(tmpdir))
+            shown = "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in result.items())
+            print(f"  {name:<6} users={users}  {shown}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--part", default="all", choices=("all", "burst", "paced"))
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--gap", type=float, default=ARRIVAL_GAP,
+                        help="paced: seconds between people's arrivals")
+    parser.add_argument("--think", type=float, default=THINK,
+                        help="paced: seconds a person takes before each tap")
+    parser.add_argument("--database-url", default="",
+                        help="run the bot on this database instead of a fresh SQLite file")
+    args = parser.parse_args()
+    asyncio.run(run(args.part, args.users, args.gap, args.think, args.database_url))
+
+
+if __name__ == "__main__":
+    main()
