@@ -135,4 +135,5 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
     tracker = BroadcastTracker(sessions, clock, on_queued=outbox.wake.set)
     return Engine(db, sessions, clock, directory, cases, conversations, sweeper, outbox,
                   reminders=reminders, calendar=calendar_scheduler, broadcasts=tracker,
-                  inbound=InboundWorker(sessions, clock))
+                  inbound=InboundWorker(sessions, clock,
+                                        concurrency=3 if db.dialect.name == "sqlite" else 12))

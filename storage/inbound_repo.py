@@ -23,17 +23,25 @@ from storage.models import InboundQueue
 RETRY_OWNER = "retry"
 
 
-async def store_event(s: AsyncSession, channel: str, key: str, sender: str,
-                      payload: dict[str, Any], now: datetime) -> bool:
-    """Store one event; False when its key is already there (a channel's retry). The insert
-    never fails on a duplicate, so the caller's transaction stays usable."""
-    values = dict(channel=channel, key=key, sender=sender, payload=payload, received_at=now,
-                  attempts=0)
+async def store_events(s: AsyncSession, channel: str,
+                       events: Sequence[tuple[str, str, dict[str, Any], datetime]]
+                       ) -> list[bool]:
+    """Store (key, sender, payload, received_at) events in one statement, in their order;
+    for each, whether it is new (False: its key was stored before, or earlier in `events`)."""
+    fresh: dict[str, dict[str, Any]] = {}
+    for key, sender, payload, now in events:
+        fresh.setdefault(key, dict(channel=channel, key=key, sender=sender, payload=payload,
+                                   received_at=now, attempts=0))
     dialect = s.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (insert(InboundQueue).values(**values)
-            .on_conflict_do_nothing(index_elements=["key"]).returning(InboundQueue.id))
-    return (await s.execute(stmt)).scalar() is not None
+    stmt = (insert(InboundQueue).values(list(fresh.values()))
+            .on_conflict_do_nothing(index_elements=["key"]).returning(InboundQueue.key))
+    stored = set((await s.scalars(stmt)).all())
+    result = []
+    for key, *_ in events:
+        result.append(key in stored)
+        stored.discard(key)  # a second copy in the same batch is a duplicate
+    return result
 
 
 def _claimable(now: datetime, channels: Sequence[str]) -> Any:

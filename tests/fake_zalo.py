@@ -541,7 +541,8 @@ class ZaloUsers:
                        headers: dict[str, str]) -> int:
         assert self.webhook_url, "set the webhook URL first"
         if self._http is None:
-            self._http = aiohttp.ClientSession()
+            # Zalo posts from many servers: no client-side cap on connections at once.
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         async with self._http.post(self.webhook_url, data=body, headers=headers) as resp:
             await resp.read()
             status = resp.status

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from bot.app import Engine, build_engine
 from bot.clock import FakeClock
@@ -375,3 +377,53 @@ def test_button_payloads_and_typed_text_are_told_apart() -> None:
     assert isinstance(bad, list) and bad[0].input.kind == "other"
     assert len(event_key({"event_name": "follow", "follower": {"id": "9" * 200},
                           "timestamp": "1"})) <= 128
+
+
+async def test_events_arriving_together_share_one_commit_and_duplicates_store_once(
+        hooked: Hooked) -> None:
+    """Many people writing at once: their events are stored in a few transactions, not one
+    each (that keeps the 200 fast); copies of one event among them are stored once."""
+    h, users = hooked, hooked.users
+    people = [str(int(CITIZEN) + 10 + n) for n in range(12)]
+    events = [users.text_event(p, "/start") for p in people]
+    commits: list[object] = []
+
+    def count(conn: object) -> None:
+        commits.append(conn)
+
+    sync_engine = h.engine.db.sync_engine
+    sqlalchemy_event.listen(sync_engine, "commit", count)
+    try:
+        statuses = await asyncio.gather(*(users.post(e) for e in events),
+                                        *(users.post(events[0]) for _ in range(4)))
+    finally:
+        sqlalchemy_event.remove(sync_engine, "commit", count)
+    assert statuses == [200] * 16
+    assert len(commits) <= 5
+    queued, _, _ = await h.counts()
+    assert queued == 12
+    while await h.handle():
+        pass
+    for person in people:
+        assert [ids_of(r) for r in await h.replies(person)] == [["welcome", "menu.prompt"]]
+
+
+async def test_a_database_failure_answers_500_and_zalos_retry_stores_it(
+        hooked: Hooked, monkeypatch: pytest.MonkeyPatch) -> None:
+    h, users = hooked, hooked.users
+    real = inbound_repo.store_events
+    failing = [True]
+
+    async def store_events(*args: Any) -> list[bool]:
+        if failing[0]:
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        return await real(*args)
+
+    monkeypatch.setattr(inbound_repo, "store_events", store_events)
+    assert await users.send_text(CITIZEN, "/start") == 500
+    assert await h.counts() == (0, 0, 0)
+    failing[0] = False
+    h.clock.advance(timedelta(seconds=30))
+    assert await users.redeliver(-1) == 200
+    assert await h.handle() == 1
+    assert [ids_of(r) for r in await h.replies(CITIZEN)] == [["welcome", "menu.prompt"]]

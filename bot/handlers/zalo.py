@@ -14,6 +14,7 @@ taken for a button), and Zalo keeps the payload out of the person's view.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -44,6 +45,8 @@ SIGNATURE_HEADER = "X-ZEvent-Signature"
 DEFAULT_MAX_AGE = timedelta(minutes=150)
 # How far ahead of our clock an event may claim to be (clock drift between Zalo and us).
 MAX_AHEAD = timedelta(minutes=5)
+# Events stored in one statement at most (7 values each, far below SQLite's bound limit).
+MAX_BATCH = 500
 # Events a person causes by writing to us; the rest (delivery and read receipts, what the
 # OA itself sent) are stored and set aside without an answer.
 ANSWERED_EVENTS = frozenset({
@@ -123,6 +126,8 @@ class ZaloWebhook:
         self.sessions = sessions
         self.clock = clock
         self.on_stored = on_stored
+        self._waiting: list[tuple[str, str, dict[str, Any], datetime, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -136,14 +141,40 @@ class ZaloWebhook:
                         str(event.get("event_name"))[:40])
             return web.json_response({"error": "stale event"}, status=401)
         key = event_key(event)
-        async with self.sessions.begin() as s:
-            stored = await inbound_repo.store_event(s, CHANNEL, key, sender_of(event), event,
-                                                    now)
+        stored = await self._store(key, sender_of(event), event, now)
         if stored and self.on_stored is not None:
             self.on_stored()
         if not stored:
             log.info("zalo event %s already stored", key)
         return web.json_response({"error": 0})
+
+    async def _store(self, key: str, sender: str, event: dict[str, Any], now: datetime) -> bool:
+        """Events that arrive while a batch is being written go into the next one: one
+        transaction, one wait for the write lock, however many people write at once. The
+        200 is only sent once the event's own transaction has committed."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((key, sender, event, now, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await done
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            try:
+                async with self.sessions.begin() as s:
+                    stored = await inbound_repo.store_events(
+                        s, CHANNEL, [(key, sender, event, now)
+                                     for key, sender, event, now, _ in batch])
+            except Exception as exc:
+                log.exception("storing %s zalo events failed", len(batch))
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (*_, done), ok in zip(batch, stored, strict=True):
+                if not done.done():
+                    done.set_result(ok)
 
     def _verified(self, header: str, raw: bytes) -> dict[str, Any] | None:
         """The event, if the header carries its valid signature; None otherwise."""

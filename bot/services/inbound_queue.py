@@ -40,11 +40,14 @@ class InboundWorker:
     """Handles stored events of the channels that registered a handler in `handlers`."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock,
-                 owner: str | None = None, batch: int = 64) -> None:
+                 owner: str | None = None, batch: int = 64, concurrency: int = 8) -> None:
         self.sessions = sessions
         self.clock = clock
         self.owner = owner or f"inbound-{uuid.uuid4().hex[:8]}"
         self.batch = batch
+        # Events handled at once: each holds a database connection while it runs, and the
+        # outbox and the timers need some left.
+        self._slots = asyncio.Semaphore(concurrency)
         self.wake = asyncio.Event()
         # Filled in by the channel adapters at wiring time: channel name -> handler.
         self.handlers: dict[str, EventHandler] = {}
@@ -87,7 +90,8 @@ class InboundWorker:
         if attempts > MAX_ATTEMPTS:
             return "crashed while handling"  # it took its process down each time
         try:
-            await self.handlers[channel](payload)
+            async with self._slots:
+                await self.handlers[channel](payload)
         except Exception as exc:
             log.exception("inbound %s (%s) failed", event_id, channel)
             return type(exc).__name__
