@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util.concurrency import await_only, in_greenlet
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # aiosqlite logs every statement with its parameters at DEBUG (report texts, names,
@@ -55,10 +57,39 @@ def make_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        # SQLite's busy handler polls with growing sleeps, so among this process's own
+        # connections a transaction could lose the write lock again and again (a webhook's
+        # 200 once waited 0.8 s behind a stream of short transactions). Our connections
+        # take turns on an asyncio lock first, in arrival order; SQLite's lock then only
+        # arbitrates between processes.
+        turns = asyncio.Lock()
+
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            # Take the write lock at BEGIN so two writers queue instead of failing to upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if in_greenlet():
+                await_only(turns.acquire())
+                conn.info["turn"] = True
+            try:
+                # Take the write lock at BEGIN so two writers queue instead of failing to
+                # upgrade.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _end_turn(conn)
+                raise
+
+        def _end_turn(conn: Connection) -> None:
+            if conn.info.pop("turn", False):
+                turns.release()
+
+        event.listen(engine.sync_engine, "commit", _end_turn)
+        event.listen(engine.sync_engine, "rollback", _end_turn)
+
+        @event.listens_for(engine.sync_engine, "checkin")
+        def _checkin(_dbapi_conn: Any, record: Any) -> None:
+            # A connection given back without COMMIT or ROLLBACK (invalidated after an
+            # error) must not keep the turn.
+            if record.info.pop("turn", False):
+                turns.release()
 
         # pysqlite's own transaction handling must step aside for the explicit BEGIN.
         @event.listens_for(engine.sync_engine, "connect", insert=True)
