@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -105,6 +105,19 @@ async def mark_failed(s: AsyncSession, event_id: int, owner: str, error: str,
         .where(InboundQueue.id == event_id, InboundQueue.lease_owner == owner,
                InboundQueue.processed_at.is_(None))
         .values(**values).execution_options(synchronize_session=False))
+
+
+async def prune(s: AsyncSession, handled_before: datetime, set_aside_before: datetime) -> int:
+    """Delete events handled before `handled_before`, and those set aside after failing
+    (kept longer, to be looked into) before `set_aside_before`. Returns how many."""
+    result = await s.execute(
+        delete(InboundQueue)
+        .where(InboundQueue.processed_at.is_not(None),
+               or_(and_(InboundQueue.last_error.is_(None),
+                        InboundQueue.processed_at < handled_before),
+                   InboundQueue.processed_at < set_aside_before))
+        .execution_options(synchronize_session=False))
+    return cast("CursorResult[Any]", result).rowcount
 
 
 async def next_due_at(s: AsyncSession, channels: Sequence[str]) -> datetime | None:

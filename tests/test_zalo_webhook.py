@@ -427,3 +427,49 @@ async def test_a_database_failure_answers_500_and_zalos_retry_stores_it(
     assert await users.redeliver(-1) == 200
     assert await h.handle() == 1
     assert [ids_of(r) for r in await h.replies(CITIZEN)] == [["welcome", "menu.prompt"]]
+
+
+async def test_handled_events_are_deleted_after_a_day_set_aside_ones_after_thirty(
+        hooked: Hooked) -> None:
+    """A stored event holds what the person wrote: once its work is done it goes."""
+    h = hooked
+    assert h.engine.inbound is not None
+    handler = h.engine.inbound.handlers["zalo"]
+
+    async def flaky(event: dict[str, Any]) -> None:
+        if event["message"].get("text") == "boom":
+            raise RuntimeError("a bug")
+        await handler(event)
+
+    h.engine.inbound.handlers["zalo"] = flaky
+    await h.users.send_text(OTHER, "boom")
+    for _ in range(7):
+        await h.handle()
+        h.clock.advance(timedelta(minutes=15))
+    await h.say(CITIZEN, "/start")
+    set_aside, handled = (event_key(p.event) for p in h.users.posted)
+
+    async def stored() -> set[str]:
+        async with h.engine.sessions() as s:
+            return set((await s.scalars(select(InboundQueue.key))).all())
+
+    h.clock.advance(timedelta(hours=23))
+    await h.handle()
+    assert await stored() == {set_aside, handled}
+    h.clock.advance(timedelta(hours=2))
+    # An event still waiting is never deleted, however the clock moves: Zalo's events are
+    # left unhandled for a while (the worker serves no Zalo), while it keeps sweeping.
+    assert await h.users.send_text(CITIZEN, "/help") == 200
+    waiting = event_key(h.users.posted[-1].event)
+    h.engine.inbound.handlers = {"other": flaky}
+    await h.handle()
+    assert await stored() == {set_aside, waiting}
+    h.clock.advance(timedelta(days=30))
+    await h.handle()
+    assert await stored() == {waiting}
+    # Zalo's retry of a deleted event is refused as a replay, long before it is deleted.
+    assert await h.users.redeliver(1) == 401
+    h.engine.inbound.handlers = {"zalo": flaky}
+    await h.handle()
+    replies = [ids_of(r) for r in await h.replies(CITIZEN)]
+    assert replies.count(["welcome", "menu.prompt"]) == 1 and len(replies) == 2

@@ -28,6 +28,13 @@ LEASE = timedelta(seconds=60)
 # An event that fails this often is a bug, not a fault: it is set aside (kept, with its
 # error) so it cannot hold its sender's later messages back for ever.
 MAX_ATTEMPTS = 5
+# A stored event holds what the person wrote. Once handled it is only needed to drop Zalo's
+# retries, which stop within hours (older events are refused as replays anyway, and the
+# conversation's own inbound keys would still recognise one): keep it a day. Events set
+# aside after failing are kept longer, to be looked into.
+KEEP_HANDLED = timedelta(days=1)
+KEEP_SET_ASIDE = timedelta(days=30)
+PRUNE_EVERY = timedelta(hours=1)
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -48,6 +55,7 @@ class InboundWorker:
         # Events handled at once: each holds a database connection while it runs, and the
         # outbox and the timers need some left.
         self._slots = asyncio.Semaphore(concurrency)
+        self._next_prune: datetime | None = None
         self.wake = asyncio.Event()
         # Filled in by the channel adapters at wiring time: channel name -> handler.
         self.handlers: dict[str, EventHandler] = {}
@@ -55,6 +63,7 @@ class InboundWorker:
     async def handle_due(self) -> int:
         """One sweep: claim the events due (one per sender), handle them concurrently,
         record the results in one transaction. Returns how many were claimed."""
+        await self._prune_if_due()
         token = f"{self.owner}:{uuid.uuid4().hex[:8]}"
         async with self.sessions.begin() as s:
             rows = await inbound_repo.lease_due(s, self.clock.now(), list(self.handlers),
@@ -82,6 +91,17 @@ class InboundWorker:
                                                None if give_up else now + backoff(attempts),
                                                now)
         return len(claimed)
+
+    async def _prune_if_due(self) -> None:
+        """Deleting is idempotent, so each process may do it on its own schedule."""
+        now = self.clock.now()
+        if self._next_prune is not None and now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_EVERY
+        async with self.sessions.begin() as s:
+            removed = await inbound_repo.prune(s, now - KEEP_HANDLED, now - KEEP_SET_ASIDE)
+        if removed:
+            log.info("inbound queue: %s old events deleted", removed)
 
     async def _handle(self, event_id: int, channel: str, payload: dict[str, Any],
                       attempts: int) -> str | None:
