@@ -20,7 +20,7 @@ from bot.services.conversation import ConversationService
 from bot.services.directory import Directory, sync_commune
 from bot.services.escalation import Escalation, TimerSweeper
 from bot.services.inbound_queue import InboundWorker
-from bot.services.outbox import Channel, OutboxWorker
+from bot.services.outbox import SERVED, Channel, OutboxWorker
 from bot.services.reminders import Reminders
 from bot.services.reports import Reports, period_report
 from bot.worktime import WorkCalendar
@@ -108,6 +108,10 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
     escalation = Escalation(directory, calendar)
     cases = CaseService(directory, escalation)
     outbox = OutboxWorker(sessions, clock, channels)
+    # Every session knows the channels this process delivers on (the worker's live table, so
+    # a channel attached later counts), and messages are only queued on those: a row on a
+    # channel nobody serves would wait for ever.
+    sessions.configure(info={SERVED: outbox.channels})
     sweeper = TimerSweeper(sessions, clock, escalation, on_sent=outbox.wake.set)
 
     async def reroute(s: AsyncSession, row: Outbox, now: datetime) -> None:
@@ -117,8 +121,14 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
         sweeper.wake.set()
 
     outbox.on_unreachable = reroute
-    conversations = ConversationService(sessions, clock, directory, cases,
-                                        on_queued=outbox.wake.set)
+
+    def queued() -> None:
+        # A new case may have armed a timer that is due at once (a team member with no
+        # channel): the sweeper looks now rather than at its next idle wake-up.
+        outbox.wake.set()
+        sweeper.wake.set()
+
+    conversations = ConversationService(sessions, clock, directory, cases, on_queued=queued)
     reminders = Reminders(sessions, directory, period_report, on_queued=outbox.wake.set)
     async with sessions.begin() as s:
         await reminders.sync(s, clock.now())

@@ -101,8 +101,10 @@ def make_engine(url: str) -> AsyncEngine:
                                hide_parameters=True)
 
 
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def sessionmaker(engine: AsyncEngine,
+                 info: dict[str, Any] | None = None) -> async_sessionmaker[AsyncSession]:
+    """`info` is given to every session (shallowly copied: a dict inside stays live)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info or {})
 
 
 def _upgrade(connection: Connection) -> None:

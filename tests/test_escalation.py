@@ -131,3 +131,59 @@ async def test_background_sweeper_wakes_when_time_moves(engine: Engine) -> None:
             break
         await asyncio.sleep(0.02)
     assert pending == 3
+
+
+async def give_officer_telegram(sim: Simulator, *, prefers: str | None,
+                                web_unreachable: bool = False) -> None:
+    """The officer also has a Telegram account, which this deployment does not run (the
+    engine delivers on the simulator only), and has just written there."""
+    engine = sim.engine
+    async with engine.sessions.begin() as s:
+        officer = await repo.person_by_key(s, engine.directory.commune_id, "officer")
+        assert officer is not None
+        officer.preferred_channel = prefers
+        await repo.bind_identity(s, officer.id, "telegram", "5005")
+        for ident in await repo.identities_of(s, officer.id):
+            ident.last_seen_at = engine.clock.now() if ident.channel == "telegram" else None
+        if web_unreachable:
+            await repo.mark_unreachable(s, "web", "officer", engine.clock.now())
+
+
+async def channels_of(sim: Simulator, key: str, kind: str) -> list[str]:
+    async with sim.engine.sessions() as s:
+        rows = (await s.execute(
+            select(Outbox.channel).join(Person, Person.id == Outbox.person_id)
+            .where(Person.key == key, Outbox.kind == kind))).all()
+    return [r[0] for r in rows]
+
+
+async def test_alerts_go_only_to_channels_this_deployment_runs(sim: Simulator) -> None:
+    # Preferring Telegram, and last seen there: neither counts while Telegram is not run.
+    await give_officer_telegram(sim, prefers="telegram")
+    await report(sim, EMERGENCY_REPORT)
+    assert await channels_of(sim, "officer", "alert") == ["web"]
+    assert "VT-2026-0001" in (await sim["officer"].last())["text"]
+    # Nobody had to climb the chain.
+    assert [k for k, kind in await sent(sim) if kind == "escalation"] == []
+
+
+async def test_a_team_member_with_no_channel_run_here_sends_the_case_up_at_once(
+        sim: Simulator) -> None:
+    await give_officer_telegram(sim, prefers=None, web_unreachable=True)
+    # The background workers run, so nothing but the new case wakes the timer sweeper.
+    await sim.engine.start_workers()
+    await report(sim, EMERGENCY_REPORT)
+    assert await channels_of(sim, "officer", "alert") == []
+    # No minute has passed, yet level 2 has the case (and no row waits on Telegram).
+    for _ in range(100):
+        if [k for k, kind in await sent(sim) if kind == "escalation"]:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(k for k, kind in await sent(sim) if kind == "escalation") == [
+        "officer2", "police_chief"]
+    async with sim.engine.sessions() as s:
+        case = await repo.case_by_code(s, "VT-2026-0001")
+        assert case is not None and case.escalation_level == 2
+        waiting = await s.scalar(select(func.count()).select_from(Outbox)
+                                 .where(Outbox.channel != "web"))
+    assert waiting == 0

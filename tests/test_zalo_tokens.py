@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import Engine
 from bot.clock import FakeClock
+from bot.handlers.telegram import TelegramChannel, make_application
 from bot.handlers.zalo_api import (
     ZaloApi,
     ZaloAuthError,
@@ -34,6 +35,7 @@ from bot.handlers.zalo_api import (
 from storage import repo, zalo_repo
 from storage.db import make_engine, sessionmaker
 from storage.models import Identity, Outbox, ZaloToken
+from tests.fake_telegram import TOKEN as TG_TOKEN
 from tests.fake_zalo import OAUTH_INVALID_APP, OAUTH_INVALID_REFRESH, FakeZalo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +91,10 @@ async def admin_alerts(engine: Engine) -> list[Outbox]:
 
 
 async def give_admin_telegram_and_zalo(engine: Engine) -> None:
-    """The admin uses Zalo most (last seen there), and Telegram too."""
+    """The admin uses Zalo most (last seen there), and Telegram too, which this deployment
+    runs (its channel is attached; nothing here delivers, so no server is needed)."""
+    engine.outbox.channels["telegram"] = TelegramChannel(
+        make_application(TG_TOKEN, base_url="http://127.0.0.1:9/bot").bot)
     async with engine.sessions.begin() as s:
         admin = await repo.person_by_key(s, engine.directory.commune_id, "admin")
         assert admin is not None

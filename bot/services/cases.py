@@ -4,6 +4,7 @@ be sent in the outbox; every read and change of a case is audited."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,8 @@ from bot.services.routing import (
 )
 from storage import repo
 from storage.models import Attachment, Case, CaseRecipient, Person
+
+log = logging.getLogger(__name__)
 
 STAFF = frozenset({"officer", "police", "leader", "admin"})
 MILESTONE_STEPS = {"detailed_assessment": "detailed_assessment", "plan_drafted": "plan_drafted",
@@ -84,14 +87,22 @@ class CaseService:
                          if p.id != reporter.id and p not in team
                          and cfg.tell_village_collaborator]
         identities = await repo.identities_for(s, [p.id for p in (*team, *collaborators)])
+        unreached = []
         for person in team:
             s.add(CaseRecipient(case_id=case.id, person_id=person.id, level=1, access="team",
                                 alerted_at=now))
             row = await enqueue(s, person, reply, now, kind="alert", case_id=case.id,
                                 dedupe_key=f"alert:{case.id}:p{person.id}", fresh_key=True,
                                 identities=identities[person.id])
+            if row is None:
+                unreached.append(person.id)
             await enqueue_media(s, person, row, media, alerts.media_caption(case), now,
                                 f"alert:{case.id}:p{person.id}")
+        if unreached:
+            log.warning("case %s: %s of the team have no channel; next level now", case.id,
+                        len(unreached))
+            await s.flush()  # the deadlines armed above
+            await self.escalation.climb_at_once(s, case.id, 0, now)
         await repo.audit(s, case.id, None, "alerted", now, recipients=[p.id for p in team])
         group_id = self.directory.group_person_id
         group = await repo.person(s, group_id) if group_id else None

@@ -111,9 +111,16 @@ class Escalation:
                           case_id=row.case_id, dedupe_key=f"reroute:{row.id}",
                           identities=others)
             return
-        dl = await repo.deadline(s, row.case_id, "acknowledge") if row.case_id else None
+        if row.case_id is not None:
+            await self.climb_at_once(s, row.case_id, row.id, now)
+
+    async def climb_at_once(self, s: AsyncSession, case_id: int, seq: int,
+                            now: datetime) -> None:
+        """Someone on the team cannot be reached at all: the next level is alerted now, not
+        at the deadline. `seq` names the cause (the failed row; 0: none at creation)."""
+        dl = await repo.deadline(s, case_id, "acknowledge")
         if dl is not None and dl.met_at is None:
-            s.add(Timer(deadline_id=dl.id, kind=f"unreachable{dl.version}", seq=row.id,
+            s.add(Timer(deadline_id=dl.id, kind=f"unreachable{dl.version}", seq=seq,
                         fire_at=now, deadline_version=dl.version))
 
     async def _remind(self, s: AsyncSession, case: Case, dl: CaseDeadline, timer: Timer,

@@ -28,6 +28,8 @@ LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 12
 EDIT_WAIT = timedelta(seconds=2)
 CHANNEL_PREFERENCE = ("telegram", "zalo", "web")
+# Session.info key: the channels this process delivers on (set by the engine).
+SERVED = "served_channels"
 # Media.channel of a file the bot made itself, kept in stored_files (any channel may send it).
 STORED = "stored"
 
@@ -81,6 +83,15 @@ class Channel(Protocol):
         ...
 
 
+def served_identities(s: AsyncSession, identities: Sequence[Identity]) -> list[Identity]:
+    """The identities on channels this deployment delivers on (all, if the session does not
+    say which: a session made outside an engine)."""
+    served = s.info.get(SERVED)
+    if served is None:
+        return list(identities)
+    return [i for i in identities if i.channel in served]
+
+
 def preferred(identities: Sequence[Identity], first: str | None = None) -> Identity | None:
     """Among the channels that still reach a person: the one they chose (`first`), else
     the one they last used."""
@@ -108,7 +119,7 @@ async def enqueue(s: AsyncSession, person: Person, reply: Reply, now: datetime, 
     if to is None:
         if identities is None:
             identities = await repo.identities_of(s, person.id)
-        target = preferred(identities, person.preferred_channel)
+        target = preferred(served_identities(s, identities), person.preferred_channel)
         if target is None:
             log.warning("no reachable channel person=%s kind=%s", person.id, kind)
             return None
