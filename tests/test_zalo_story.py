@@ -461,3 +461,38 @@ async def test_an_officer_who_prefers_zalo_is_alerted_there_first(db_url: str,
         assert "case:ack:2" in w.tg_last(TELEGRAM["officer"]).callback_data
     finally:
         await close_world(w)
+
+
+async def test_a_broadcast_copy_zalo_cannot_deliver_goes_to_telegram(both: ZaloWorld) -> None:
+    """A collaborator last seen on Zalo, long ago (outside the window), also has Telegram:
+    the broadcast reaches them there, and the summary counts them as reached."""
+    w = both
+    assert w.tg is not None and w.engine.broadcasts is not None
+    collab_zalo, collab_tg = "7001000000000000009", 6009
+    async with w.engine.sessions.begin() as s:
+        person = await repo.person_by_key(s, w.engine.directory.commune_id, "collaborator")
+        assert person is not None
+        await repo.bind_identity(s, person.id, "zalo", collab_zalo)
+        await repo.bind_identity(s, person.id, "telegram", str(collab_tg))
+        for ident in await repo.identities_of(s, person.id):
+            if ident.channel == "zalo":
+                ident.last_seen_at = w.clock.now()
+    w.tg.add_user(collab_tg)
+    w.fake.close_window(collab_zalo)
+    officer = ZALO["officer"]
+    text = "Họp cộng tác viên lúc 8 giờ sáng thứ Hai tại nhà văn hóa xã."
+    await w.say(officer, f"/broadcast {text}")
+    await w.press(officer, "broadcast:send")
+    for _ in range(5):
+        await w.pump()
+        while await w.engine.broadcasts.track_due():
+            await w.pump()
+    assert any(text in m.text for m in w.tg.inbox(collab_tg))
+    assert w.fake.sent_to(collab_zalo) == []
+    async with w.engine.sessions() as s:
+        rows = (await s.scalars(select(Outbox).where(Outbox.kind == "broadcast")
+                                .order_by(Outbox.id))).all()
+    assert [(r.channel, r.status) for r in rows] == [("zalo", "failed"), ("telegram", "sent")]
+    assert rows[0].broadcast_id == rows[1].broadcast_id is not None
+    summary = i18n.t("broadcast.summary", "vi", total=1, sent=1, unreachable=0)
+    assert any(m.text == summary for m in w.fake.sent_to(officer))

@@ -99,8 +99,8 @@ class Escalation:
 
     async def reroute(self, s: AsyncSession, row: Outbox, now: datetime,
                       served: Collection[str]) -> None:
-        """An alert could not reach its person on that channel: try their other channels
-        (those this deployment serves), and with none left, climb one level at once
+        """A message could not reach its person on that channel: try their other channels
+        (those this deployment serves); an alert with none left climbs one level at once
         instead of waiting for the deadline."""
         person = await repo.person(s, row.person_id)
         others = [i for i in await repo.identities_of(s, row.person_id)
@@ -109,9 +109,10 @@ class Escalation:
         if person is not None and others:
             await enqueue(s, person, Reply.from_json(row.payload["reply"]), now, kind=row.kind,
                           case_id=row.case_id, dedupe_key=f"reroute:{row.id}",
-                          identities=others)
+                          identities=others, meta=row.payload.get("meta"),
+                          broadcast_id=row.broadcast_id)
             return
-        if row.case_id is not None:
+        if row.case_id is not None and row.kind in ("alert", "escalation"):
             await self.climb_at_once(s, row.case_id, row.id, now)
 
     async def climb_at_once(self, s: AsyncSession, case_id: int, seq: int,

@@ -28,6 +28,13 @@ LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 12
 EDIT_WAIT = timedelta(seconds=2)
 CHANNEL_PREFERENCE = ("telegram", "zalo", "web")
+# Messages that matter wherever they arrive: when a channel cannot reach the person (blocked,
+# unfollowed, outside Zalo's window), they go to the person's other channel at once. Not
+# conversation replies and their media (the person is writing on that very channel), nor
+# edits and progress counts of messages that stay where they are.
+REROUTED_KINDS = frozenset({"alert", "escalation", "reminder", "handover", "question",
+                            "notice", "team_notice", "reporter_notice", "calendar",
+                            "broadcast", "admin"})
 # Session.info key: the channels this process delivers on (set by the engine).
 SERVED = "served_channels"
 # Media.channel of a file the bot made itself, kept in stored_files (any channel may send it).
@@ -362,7 +369,7 @@ class OutboxWorker:
         row.lease_owner, row.lease_until = None, None
         if exc.unreachable:
             await repo.mark_unreachable(s, row.channel, row.address, now)
-            if self.on_unreachable is not None and row.kind in ("alert", "escalation"):
+            if self.on_unreachable is not None and row.kind in REROUTED_KINDS:
                 await self.on_unreachable(s, row, now)
         if exc.permanent or row.attempts >= MAX_ATTEMPTS:
             row.status = "failed"
