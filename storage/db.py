@@ -25,6 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # phone numbers, Zalo tokens), past hide_parameters: never let it.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
 DEFAULT_SQLITE = "var/safechild.db"
+TURN_TIMEOUT = 60.0
 
 
 def database_url(environ: dict[str, str] | os._Environ[str]) -> str:
@@ -67,7 +68,10 @@ def make_engine(url: str) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
             if in_greenlet():
-                await_only(turns.acquire())
+                # At most the pool's other connections wait ahead: a minute means a task
+                # waits for its own turn (a session opened inside another), which must fail
+                # as SQLite's busy timeout made it fail, not hang.
+                await_only(asyncio.wait_for(turns.acquire(), TURN_TIMEOUT))
                 conn.info["turn"] = True
             try:
                 # Take the write lock at BEGIN so two writers queue instead of failing to

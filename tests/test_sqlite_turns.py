@@ -74,3 +74,18 @@ async def test_many_writers_at_once_all_get_their_turn(
     _, sessions = db
     await asyncio.wait_for(asyncio.gather(*(bump(sessions) for _ in range(50))), 30)
     assert await count(sessions) == 50
+
+
+async def test_a_session_opened_inside_another_fails_instead_of_hanging(
+        db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug that opens a second transaction while holding one waits for its own turn:
+    it must end in an error (as SQLite's busy timeout ended it), not stop every write."""
+    _, sessions = db
+    monkeypatch.setattr("storage.db.TURN_TIMEOUT", 0.2)
+    async with sessions.begin() as outer:
+        await outer.execute(text("UPDATE t SET n = n + 1 WHERE k = 1"))
+        with pytest.raises(TimeoutError):
+            await bump(sessions)
+    await asyncio.wait_for(bump(sessions), 5)
+    assert await count(sessions) == 2
