@@ -28,6 +28,7 @@ from storage.db import make_engine, migrate, sessionmaker
 from storage.models import Outbox
 
 log = logging.getLogger(__name__)
+CLOSE_GRACE = 5.0
 
 
 @dataclass
@@ -83,6 +84,12 @@ class Engine:
         if self.calendar is not None:
             await self.calendar.stop()
         self.poke()
+        if isinstance(self.clock, FakeClock):
+            self.clock.moved.set()  # the clock follower's wait, so it sees the stop too
+        # Each worker ends after its current sweep (cancelled in the middle of a query, a
+        # connection could keep SQLite's write lock); one stuck past the grace is cancelled.
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=CLOSE_GRACE)
         for task in self.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

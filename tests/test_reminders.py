@@ -555,3 +555,59 @@ async def test_failing_numbers_do_not_stop_the_reminder(engine: Engine, clock: F
     async with engine.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(SimMessage)
                               .where(SimMessage.address == "nobody")) == 0
+
+
+async def test_stopping_the_calendar_lets_a_look_in_progress_finish(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """APScheduler cancels running jobs at shutdown: a look cut off in the middle of a query
+    would leave its connection broken (on SQLite, with the write lock taken)."""
+    assert engine.reminders is not None and engine.calendar is not None
+    reminders, scheduler = engine.reminders, engine.calendar
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[int] = []
+    real = reminders.send_due
+
+    async def slow(now: datetime) -> int:
+        started.set()
+        await release.wait()
+        sent = await real(now)
+        finished.append(1)
+        return sent
+
+    monkeypatch.setattr(reminders, "send_due", slow)
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 5)
+    stopping = asyncio.create_task(scheduler.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # it waits for the look
+    release.set()
+    await asyncio.wait_for(stopping, 5)
+    assert finished == [1]
+    # The database is free for the next transaction at once.
+    async with engine.sessions.begin() as s:
+        await asyncio.wait_for(s.scalar(select(func.count()).select_from(Outbox)), 2)
+
+
+async def test_closing_the_engine_lets_each_worker_finish_its_sweep(
+        db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = await new_engine(db_url, clock)
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[int] = []
+    real = engine.outbox.deliver_due
+
+    async def slow() -> int:
+        if not finished:
+            started.set()
+            await release.wait()
+            finished.append(await real())
+        return 0
+
+    monkeypatch.setattr(engine.outbox, "deliver_due", slow)
+    await engine.start_workers()
+    await asyncio.wait_for(started.wait(), 5)
+    closing = asyncio.create_task(engine.close())
+    await asyncio.sleep(0.05)
+    assert not closing.done()
+    release.set()
+    await asyncio.wait_for(closing, 5)
+    assert finished == [0]

@@ -40,6 +40,7 @@ class CalendarScheduler:
         self._lock = asyncio.Lock()
         self._poked = False
         self._stopped = False
+        self._looks: set[asyncio.Task[None]] = set()
         self.runs = 0
 
     def start(self) -> None:
@@ -73,6 +74,15 @@ class CalendarScheduler:
                                misfire_grace_time=None, coalesce=True)
 
     async def _run(self) -> None:
+        # APScheduler cancels running jobs when it shuts down. A look cut off in the middle
+        # of a query leaves its connection broken and, on SQLite, the write lock taken: the
+        # look runs on by itself, and stop() waits for it on the lock.
+        look = asyncio.ensure_future(self._look())
+        self._looks.add(look)
+        look.add_done_callback(self._looks.discard)
+        await asyncio.shield(look)
+
+    async def _look(self) -> None:
         async with self._lock:
             if self._stopped:
                 return
