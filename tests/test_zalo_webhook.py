@@ -399,7 +399,7 @@ async def test_events_arriving_together_share_one_commit_and_duplicates_store_on
     finally:
         sqlalchemy_event.remove(sync_engine, "commit", count)
     assert statuses == [200] * 16
-    assert len(commits) <= 5
+    assert len(commits) <= 8  # one per request would be 16
     queued, _, _ = await h.counts()
     assert queued == 12
     while await h.handle():
