@@ -26,6 +26,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from bench.common import percentile
 from bot.app import Engine, build_engine
 from bot.clock import SystemClock
 from bot.config import DEMO_CONFIG, load_commune
@@ -72,13 +73,6 @@ class Figures:
     outbox_rows: int = 0
     drain: float | None = None
     failures: list[str] = field(default_factory=list)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def walk(engine: Engine, sender: str, figures: Figures) -> None:

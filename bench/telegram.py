@@ -36,6 +36,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
+from bench.common import percentile, until
 from bot.app import Engine, build_engine
 from bot.clock import SystemClock
 from bot.config import DEMO_CONFIG, parse_commune
@@ -89,14 +90,6 @@ class Bot:
     async def __aexit__(self, *exc: object) -> None:
         await self.engine.close()
         await self.application.shutdown()
-
-
-async def until(check: Callable[[], bool], limit: float = 600) -> None:
-    deadline = time.perf_counter() + limit
-    while not check():
-        if time.perf_counter() > deadline:
-            raise TimeoutError("benchmark did not finish")
-        await asyncio.sleep(0.01)
 
 
 class Tally:
@@ -214,7 +207,7 @@ async def part_latency(tmp: Path, reporters: int, gap: float = ARRIVAL_GAP,
     await fake.stop()
     return {"reports": len(waits), "seconds": elapsed,
             "p50_ms": statistics.median(waits),
-            "p95_ms": waits[max(0, int(len(waits) * 0.95) - 1)],
+            "p95_ms": percentile(waits, 0.95),
             "rejected_429": fake.rejected_429}
 
 

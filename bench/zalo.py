@@ -36,8 +36,10 @@ from typing import Any
 
 import aiohttp
 
+from bench.common import percentile, until
 from bot.config import DEMO_CONFIG
 from tests.fake_zalo import FakeZalo
+from tests.test_restart import free_port
 
 STEPS = ("/start", "#menu:report", "#danger:no", "#type:violence", "#types:done", "Thôn Tây",
          "#age:6-10", "#sex:girl", "#skip", "#count:1",
@@ -47,14 +49,6 @@ OFFICER, POLICE, BASE = "9100000000000000001", "9100000000000000002", 9200000000
 UNLIMITED = 10**9
 ARRIVAL_GAP, THINK = 0.3, 1.0
 CODE = re.compile(r"VT-\d{4}-\d{4}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def commune_file(tmp: Path) -> Path:
@@ -114,14 +108,6 @@ class BotProcess:
                 await self.proc.wait()
 
 
-async def until(check: Callable[[], bool], limit: float = 900) -> None:
-    deadline = time.perf_counter() + limit
-    while not check():
-        if time.perf_counter() > deadline:
-            raise TimeoutError("benchmark did not finish")
-        await asyncio.sleep(0.02)
-
-
 class Inbox:
     """Messages the fake accepted, per user, counted incrementally (rescanning them all
     every few milliseconds would cost this process the time it measures)."""
@@ -144,11 +130,6 @@ class Inbox:
                 self.alerts += 1
             elif CODE.search(m.text) and m.user_id not in (OFFICER, POLICE):
                 self.codes.add(m.user_id)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(len(ordered) * p) - 1))]
 
 
 def summary(acks: list[float]) -> dict[str, float]:
@@ -184,7 +165,7 @@ async def part_burst(tmp: Path, users: int, database_url: str) -> dict[str, Any]
             inbox.update()
             return len(inbox.codes) >= users and inbox.alerts >= users
 
-        await until(done)
+        await until(done, 900, 0.02)
         elapsed = time.perf_counter() - started
     await fake.stop()
     events = users * len(STEPS)
@@ -215,7 +196,7 @@ async def part_paced(tmp: Path, users: int, gap: float, think: float,
                     inbox.update()
                     return inbox.counts.get(user, 0) > before
 
-                await until(answered, 120)
+                await until(answered, 120, 0.02)
                 answers.append((inbox.first_at[user][before] - sent_at) * 1000)
                 await asyncio.sleep(think)
 

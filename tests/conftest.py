@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from bot.clock import LOCAL_TZ, FakeClock
 from bot.config import DEMO_CONFIG, load_commune
 from bot.handlers.web import WebChannel, make_app
 from tests import pg
+from tests.fake_zalo import FakeZalo
 
 # A Monday morning in Vietnam, so working-hour deadlines are easy to reason about.
 START = datetime(2026, 11, 23, 9, 0, tzinfo=LOCAL_TZ)
@@ -44,6 +47,31 @@ def pg_server() -> Iterator[pg.PostgresServer | None]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(START)
+
+
+async def eventually(check: Callable[[], object], seconds: float = 10.0) -> None:
+    """Wait in real time for work running elsewhere (a background task, another process)
+    to reach a state; `check` may be plain or async. Time-driven behaviour moves the fake
+    clock instead."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        reached = check()
+        if inspect.isawaitable(reached):
+            reached = await reached
+        if reached:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def fake(clock: FakeClock) -> AsyncIterator[FakeZalo]:
+    """The fake Zalo platform on loopback, on the test's clock."""
+    server = FakeZalo(now=clock.now)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture(params=backends())

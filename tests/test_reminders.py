@@ -24,6 +24,7 @@ from bot.services.calendar_rules import occurrences
 from bot.services.reminders import Reminders
 from storage import calendar_repo, repo
 from storage.models import CalendarEventRow, CalendarReminder, Outbox, Person, SimMessage
+from tests.conftest import eventually
 
 YEAR_START = datetime(2026, 1, 1, 0, 0, tzinfo=LOCAL_TZ)
 YEAR_END = datetime(2027, 1, 1, 0, 0, tzinfo=LOCAL_TZ)
@@ -215,14 +216,6 @@ async def test_mid_autumn_lands_on_the_published_dates(engine: Engine) -> None:
         assert [d for d, name in china.items() if "Mid-Autumn" in name] == [day]
 
 
-async def wait_for(predicate: Any, limit: float = 10.0) -> None:
-    """Wait (in real time) for background work: the scheduler runs as its own task."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 async def new_engine(db_url: str, clock: FakeClock, config: CommuneConfig | None = None
                      ) -> Engine:
     return await build_engine(db_url, config or load_commune(DEMO_CONFIG), clock,
@@ -243,7 +236,7 @@ async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) 
     await second.start_workers()
     scheduler = second.calendar
     assert scheduler is not None
-    await wait_for(lambda: _done(scheduler.runs >= 1))
+    await eventually(lambda: scheduler.runs >= 1)
     assert await sent_reminders(second) == before
     await second.close()
 
@@ -257,7 +250,7 @@ async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) 
     await third.start_workers()
     scheduler = third.calendar
     assert scheduler is not None
-    await wait_for(lambda: _done(scheduler.runs >= 1))
+    await eventually(lambda: scheduler.runs >= 1)
     await scheduler.stop()  # the rest of the year is driven by hand, below
     at_start = await sent_reminders(third)
     new = {k: v for k, v in at_start.items() if k not in before}
@@ -285,10 +278,6 @@ async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) 
     await third.close()
 
 
-async def _done(value: bool) -> bool:
-    return value
-
-
 async def test_the_scheduler_sends_when_the_clock_moves(db_url: str) -> None:
     clock = FakeClock(datetime(2026, 3, 12, 12, 0, tzinfo=LOCAL_TZ))
     engine = await new_engine(db_url, clock)
@@ -296,7 +285,7 @@ async def test_the_scheduler_sends_when_the_clock_moves(db_url: str) -> None:
         await engine.start_workers()
         scheduler = engine.calendar
         assert scheduler is not None
-        await wait_for(lambda: _done(scheduler.runs >= 1))
+        await eventually(lambda: scheduler.runs >= 1)
         assert await officer_messages(engine) == []
         # The Q1 report's 7-day reminder is due 13 March 08:00; nobody calls send_due.
         clock.set(datetime(2026, 3, 13, 8, 0, tzinfo=LOCAL_TZ))
@@ -304,7 +293,7 @@ async def test_the_scheduler_sends_when_the_clock_moves(db_url: str) -> None:
         async def arrived() -> bool:
             return len(await officer_messages(engine)) >= 4
 
-        await wait_for(arrived)
+        await eventually(arrived)
         shown = await officer_messages(engine)
         assert shown[0]["ids"][0] == "calendar.reminder.days"
         assert [m["media"]["kind"] for m in shown[1:] if m["media"]] == ["document", "photo"]
@@ -334,7 +323,7 @@ async def test_the_scheduler_wakes_at_the_due_time_by_itself(db_url: str) -> Non
             return bool(await officer_messages(engine))
 
         assert not await arrived()
-        await wait_for(arrived)
+        await eventually(arrived)
         assert clock.now() >= due
     finally:
         await engine.close()

@@ -8,7 +8,7 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-from tests.conftest import START
+from tests.conftest import START, eventually
 from tests.fake_telegram import TOKEN, FakeTelegram, Sent
 from tests.test_escalation import EMERGENCY_REPORT
 from tests.test_restart import BotProcess, free_port
@@ -34,14 +34,6 @@ def pending_alerts(db: Path) -> int:
     return int(row[0])
 
 
-async def until(check: object, seconds: float = 20) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
 async def test_alerts_queued_at_sigkill_arrive_once_after_restart(tmp_path: Path) -> None:
     fake = FakeTelegram(per_chat_burst=100)
     await fake.start()
@@ -62,13 +54,13 @@ async def test_alerts_queued_at_sigkill_arrive_once_after_restart(tmp_path: Path
                 fake.user_text(CITIZEN, value)
             else:
                 fake.forge(CITIZEN, value, shown)
-        await until(lambda: pending_alerts(proc.db) == 2)
+        await eventually(lambda: pending_alerts(proc.db) == 2)
         proc.kill()
 
         fake.fail_next.clear()
         # Five minutes later: failed sends are due for their retry, no reminder is due yet.
         await proc.start((START + timedelta(minutes=5)).isoformat())
-        await until(lambda: all(
+        await eventually(lambda: all(
             any("VT-2026-0001" in m.text for m in fake.inbox(u)) for u in (OFFICER, POLICE)))
         await asyncio.sleep(0.5)  # give a duplicate the chance to show up
         for user in (OFFICER, POLICE):

@@ -25,14 +25,6 @@ from tests.fake_zalo import FakeZalo
 USER = "8812000000000000001"
 
 
-@pytest.fixture
-async def fake(clock: FakeClock) -> AsyncIterator[FakeZalo]:
-    server = FakeZalo(now=clock.now)
-    await server.start()
-    yield server
-    await server.stop()
-
-
 def settings_for(fake: FakeZalo, refresh_token: str, **changes: object) -> ZaloSettings:
     settings = ZaloSettings.from_env(fake.env(refresh_token))
     assert settings is not None

@@ -13,11 +13,10 @@ import aiohttp
 
 from bot import i18n
 from bot.config import DEMO_CONFIG
-from tests.conftest import START
+from tests.conftest import START, eventually
 from tests.fake_telegram import TOKEN, FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.test_restart import BotProcess, free_port
-from tests.test_telegram_restart import until
 
 CITIZEN = "8801000000000000001"
 OFFICER, POLICE = 6102, 6103
@@ -61,8 +60,8 @@ async def test_three_channels_in_one_process_and_a_sigkill(tmp_path: Path) -> No
         for text in REPORT:
             assert await zalo.users.send_text(CITIZEN, text) == 200
             await asyncio.sleep(0.05)
-        await until(lambda: any("VT-2026-0001" in m.text for m in zalo.sent_to(CITIZEN)))
-        await until(lambda: all(any("case:ack:1" in m.callback_data
+        await eventually(lambda: any("VT-2026-0001" in m.text for m in zalo.sent_to(CITIZEN)))
+        await eventually(lambda: all(any("case:ack:1" in m.callback_data
                                     for m in telegram.inbox(u)) for u in (OFFICER, POLICE)))
         # The simulator runs in the same process.
         async with aiohttp.ClientSession() as http, http.get(f"{proc.base}/api/phones") as r:
@@ -73,13 +72,13 @@ async def test_three_channels_in_one_process_and_a_sigkill(tmp_path: Path) -> No
         # Zalo goes down; the citizen asks for help; the process is killed meanwhile.
         zalo.fail_next.extend([502] * 10_000)
         assert await zalo.users.send_text(CITIZEN, "/help") == 200
-        await until(lambda: pending(proc.db) == 1)
+        await eventually(lambda: pending(proc.db) == 1)
         proc.kill()
         zalo.fail_next.clear()
         # Five minutes later: the failed send is due for its retry.
         await proc.start((START + timedelta(minutes=5)).isoformat())
         prompt = i18n.t("help.prompt", "vi")
-        await until(lambda: any(m.text == prompt for m in zalo.sent_to(CITIZEN)), 30)
+        await eventually(lambda: any(m.text == prompt for m in zalo.sent_to(CITIZEN)), 30)
         await asyncio.sleep(0.5)  # a duplicate would show up now
         assert len([m for m in zalo.sent_to(CITIZEN) if m.text == prompt]) == 1
         assert len([m for m in zalo.sent_to(CITIZEN) if "VT-2026-0001" in m.text]) == 1

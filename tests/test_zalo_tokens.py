@@ -35,20 +35,14 @@ from bot.handlers.zalo_api import (
 from storage import repo, zalo_repo
 from storage.db import make_engine, sessionmaker
 from storage.models import Identity, Outbox, ZaloToken
+from tests.conftest import eventually
 from tests.fake_telegram import TOKEN as TG_TOKEN
 from tests.fake_zalo import OAUTH_INVALID_APP, OAUTH_INVALID_REFRESH, FakeZalo
+from tests.test_zalo_api import sends
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "8812000000000000001"
 ADMIN_TELEGRAM = "5550001"
-
-
-@pytest.fixture
-async def fake(clock: FakeClock) -> AsyncIterator[FakeZalo]:
-    server = FakeZalo(now=clock.now)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 class Apis:
@@ -104,9 +98,6 @@ async def give_admin_telegram_and_zalo(engine: Engine) -> None:
                                                Identity.channel == "zalo")
                         .values(last_seen_at=engine.clock.now()))
 
-
-def sends(fake: FakeZalo) -> int:
-    return sum(1 for c in fake.calls if c.startswith("message/cs"))
 
 
 async def test_a_refresh_stores_the_new_pair_and_marks_the_old_used(
@@ -275,23 +266,15 @@ async def test_the_background_refresher_refreshes_before_expiry(
     await api.start()
     assert fake.refresh_outcomes() == ["ok"]
     clock.advance(timedelta(hours=23))
-    api.tokens.wake.set()
-    await asyncio.sleep(0.3)
+    await api.tokens.sweep()
     assert fake.refresh_outcomes() == ["ok"]  # not due yet
     clock.advance(timedelta(hours=1, minutes=1))  # an hour before expiry
     api.tokens.wake.set()
-    await wait_for(lambda: fake.refresh_outcomes() == ["ok", "ok"])
+    await eventually(lambda: fake.refresh_outcomes() == ["ok", "ok"])
     sent_before = sends(fake)
     await api.send_text(USER, "không cần làm mới")
     assert sends(fake) == sent_before + 1 and fake.refresh_outcomes() == ["ok", "ok"]
 
-
-async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 async def test_an_answer_lost_in_transit_cannot_be_recovered_and_is_reported(
