@@ -122,9 +122,8 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
     sweeper = TimerSweeper(sessions, clock, escalation, on_sent=outbox.wake.set)
 
     async def reroute(s: AsyncSession, row: Outbox, now: datetime) -> None:
-        # The worker's own table: a channel attached after the build (Zalo's client needs
-        # the engine's database) counts as served too.
-        await escalation.reroute(s, row, now, outbox.channels.keys())
+        # Only to channels the session says are served (the worker's live table above).
+        await escalation.reroute(s, row, now)
         sweeper.wake.set()
 
     outbox.on_unreachable = reroute

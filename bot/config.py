@@ -10,10 +10,19 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
-from bot.services.calendar_rules import DEFAULT_CALENDAR_PATH, CalendarEvent, parse_calendar
+from bot.services.calendar_rules import (
+    DEFAULT_CALENDAR_PATH,
+    MAX_TITLE,
+    CalendarEvent,
+    parse_calendar,
+)
 
 DEMO_CONFIG = Path(__file__).parent / "demo_commune.toml"
 ROLES = ("citizen", "collaborator", "officer", "police", "leader", "admin")
+# The commune office (police answer cases, they do not speak for the commune): who may
+# broadcast to the collaborators, see the statistics and read the calendar.
+OFFICE_ROLES: frozenset[str] = frozenset({"officer", "leader", "admin"})
+# Also the order in which a person's equally recent channels are preferred (outbox).
 CHANNELS = ("telegram", "zalo", "web")
 URGENCIES = ("EMERGENCY", "URGENT", "STANDARD")
 DEADLINE_STEPS = ("acknowledge", "initial_assessment", "detailed_assessment", "plan_drafted",
@@ -148,8 +157,6 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         **_calendar(raw.get("calendar", {})),
     )
 
-
-MAX_TITLE = 200
 
 
 def _default_calendar_tables() -> list[dict[str, Any]]:

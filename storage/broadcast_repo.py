@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.calendar_repo import people_with_roles, with_roles
 from storage.models import Broadcast, Outbox, Person
 
 COLLABORATOR = "collaborator"
@@ -18,14 +19,12 @@ COLLABORATOR = "collaborator"
 
 async def collaborators(s: AsyncSession, commune_id: int) -> Sequence[Person]:
     """Every collaborator of the commune, configured or joined through an invite."""
-    return (await s.scalars(select(Person).where(Person.commune_id == commune_id,
-                                                 Person.role == COLLABORATOR)
-                            .order_by(Person.id))).all()
+    return await people_with_roles(s, commune_id, (COLLABORATOR,))
 
 
 async def count_collaborators(s: AsyncSession, commune_id: int) -> int:
     return int(await s.scalar(select(func.count()).select_from(Person).where(
-        Person.commune_id == commune_id, Person.role == COLLABORATOR)) or 0)
+        *with_roles(commune_id, (COLLABORATOR,)))) or 0)
 
 
 async def add_broadcast(s: AsyncSession, commune_id: int, sender_id: int, total: int,
@@ -73,21 +72,12 @@ async def leased_broadcast(s: AsyncSession, broadcast_id: int, owner: str) -> Br
                           .execution_options(populate_existing=True))
 
 
-async def broadcast(s: AsyncSession, broadcast_id: int) -> Broadcast | None:
-    return await s.get(Broadcast, broadcast_id, populate_existing=True)
-
-
 async def delivery_counts(s: AsyncSession, broadcast_id: int) -> dict[str, int]:
     """The broadcast's copies to collaborators by outbox status (pending, sent, failed)."""
     rows = await s.execute(select(Outbox.status, func.count()).where(
         Outbox.broadcast_id == broadcast_id, Outbox.kind == "broadcast")
         .group_by(Outbox.status))
     return {str(status): int(n) for status, n in rows.all()}
-
-
-async def outbox_by_key(s: AsyncSession, dedupe_key: str) -> Outbox | None:
-    return await s.scalar(select(Outbox).where(Outbox.dedupe_key == dedupe_key)
-                          .execution_options(populate_existing=True))
 
 
 async def rewrite_waiting(s: AsyncSession, outbox_id: int, payload: dict[str, Any],

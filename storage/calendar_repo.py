@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import ColumnElement, delete, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CalendarEventRow, CalendarReminder, Person
@@ -46,11 +46,15 @@ async def delete_config_events_except(s: AsyncSession, commune_id: int,
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def with_roles(commune_id: int, roles: Collection[str]) -> tuple[ColumnElement[bool], ...]:
+    """The filter for everyone of the commune in these roles."""
+    return Person.commune_id == commune_id, Person.role.in_(list(roles))
+
+
 async def people_with_roles(s: AsyncSession, commune_id: int,
                             roles: Collection[str]) -> Sequence[Person]:
     """Everyone of the commune in these roles, configured or invited (no config key)."""
-    rows = await s.scalars(select(Person).where(Person.commune_id == commune_id,
-                                                Person.role.in_(list(roles)))
+    rows = await s.scalars(select(Person).where(*with_roles(commune_id, roles))
                            .order_by(Person.id))
     return rows.all()
 

@@ -358,6 +358,11 @@ async def outbox_exists(s: AsyncSession, dedupe_key: str) -> bool:
     return await s.scalar(select(Outbox.id).where(Outbox.dedupe_key == dedupe_key)) is not None
 
 
+async def outbox_by_key(s: AsyncSession, dedupe_key: str) -> Outbox | None:
+    return await s.scalar(select(Outbox).where(Outbox.dedupe_key == dedupe_key)
+                          .execution_options(populate_existing=True))
+
+
 async def outbox_row(s: AsyncSession, outbox_id: int) -> Outbox | None:
     return await s.get(Outbox, outbox_id, populate_existing=True)
 

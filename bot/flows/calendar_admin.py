@@ -15,6 +15,7 @@ from bot.flows.steps import ask_text, choose, meaningful
 from bot.flows.vocabulary import Choice, Input, Submit, Text
 from bot.services.calendar_rules import (
     MAX_DAYS_BEFORE,
+    MAX_TITLE,
     LunarRule,
     MonthlyDayRule,
     MonthlyWeekdayRule,
@@ -22,10 +23,10 @@ from bot.services.calendar_rules import (
     QuarterlyRule,
     Rule,
     YearlyRule,
+    day_text,
     parse_rule,
 )
 
-MAX_TITLE: Final[int] = 200
 # More lead days than this is a nag, not a reminder.
 MAX_LEADS: Final[int] = 5
 DEFAULT_AT: Final[str] = "08:00"
@@ -75,7 +76,7 @@ def rule_words(rule: Rule) -> Text:
         return Text("calendar.rule.monthly_weekday", {"weekday": WEEKDAY_TEXTS[rule.weekday],
                                                       "ordinal": ORDINAL_TEXTS[rule.nth]})
     assert isinstance(rule, OnceRule)
-    return Text("calendar.rule.once", {"date": rule.day.strftime("%d/%m/%Y")})
+    return Text("calendar.rule.once", {"date": day_text(rule.day)})
 
 
 def parse_days(text: str) -> tuple[int, ...] | None:

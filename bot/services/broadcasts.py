@@ -20,10 +20,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.config import OFFICE_ROLES
 from bot.flows import engine
 from bot.flows.book import FLOWS
 from bot.flows.broadcast import text_problem
-from bot.flows.vocabulary import Effect, Input, Reply, Text
+from bot.flows.vocabulary import Effect, Input, Reply, Text, say
 from bot.services.directory import Directory
 from bot.services.outbox import edit_payload, enqueue, enqueue_edit
 from bot.services.sweeping import sweep_forever
@@ -31,16 +32,10 @@ from storage import broadcast_repo, repo
 from storage.models import Broadcast, Outbox, Person
 
 log = logging.getLogger(__name__)
-# Police answer cases; speaking for the commune to its collaborators is the officers' job.
-BROADCASTERS = frozenset({"officer", "leader", "admin"})
 LEASE = timedelta(seconds=60)
 # The progress message changes at most this often (plus once at the end): a chat app that
 # rewrites a message many times a second only flickers, and edits cost rate limit too.
 EDIT_EVERY = timedelta(seconds=3)
-
-
-def say(msgid: str, **params: Any) -> Reply:
-    return Reply((Text(msgid, params),))
 
 
 def progress_reply(done: int, total: int, finished: bool) -> Reply:
@@ -59,7 +54,7 @@ class Broadcasts:
                          ctx: engine.Context, inp: Input, now: datetime
                          ) -> tuple[engine.State, list[Effect]] | None:
         """Start the flow for someone who may broadcast, with the number it will reach."""
-        if person.role not in BROADCASTERS:
+        if person.role not in OFFICE_ROLES:
             return state, [say("broadcast.not_allowed")]
         count = await broadcast_repo.count_collaborators(s, self.directory.commune_id)
         if count == 0:
@@ -79,7 +74,7 @@ class Broadcasts:
     async def on_submit(self, s: AsyncSession, person: Person, channel: str,
                         data: dict[str, Any], now: datetime) -> list[Reply]:
         """Queue the message for every collaborator and the progress message for the sender."""
-        if person.role not in BROADCASTERS:
+        if person.role not in OFFICE_ROLES:
             return [say("broadcast.not_allowed")]
         text = str(data.get("text", "")).strip()
         problem = text_problem(text)
@@ -200,7 +195,7 @@ class BroadcastTracker:
             if await broadcast_repo.rewrite_waiting(s, progress.id, fresh, now):
                 return True
         if row.edits:
-            last = await broadcast_repo.outbox_by_key(s, f"edit:{progress.id}:{row.edits}")
+            last = await repo.outbox_by_key(s, f"edit:{progress.id}:{row.edits}")
             if last is not None and last.status == "pending":
                 return await broadcast_repo.rewrite_waiting(
                     s, last.id, edit_payload(progress, reply, language), now)

@@ -15,13 +15,16 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import LOCAL_TZ
+from bot.config import OFFICE_ROLES
 from bot.flows import engine
 from bot.flows.book import FLOWS
-from bot.flows.calendar_admin import MAX_TITLE, WHO, parse_at, parse_days, rule_words
-from bot.flows.vocabulary import Effect, Input, Reply, Text
+from bot.flows.calendar_admin import WHO, parse_at, parse_days, rule_words
+from bot.flows.vocabulary import Effect, Input, Reply, Text, say
 from bot.services.calendar_rules import (
+    MAX_TITLE,
     CalendarEvent,
     DueReminder,
+    day_text,
     occurrences,
     parse_calendar,
     parse_rule,
@@ -29,11 +32,10 @@ from bot.services.calendar_rules import (
     still_useful,
 )
 from bot.services.directory import Directory
-from bot.services.reminders import StoredEvent, day_text, event_fields, title_of
+from bot.services.reminders import StoredEvent, event_fields, title_of
 from storage import calendar_repo
 from storage.models import Person
 
-READERS: Final[frozenset[str]] = frozenset({"officer", "leader", "admin"})
 ADMINS: Final[frozenset[str]] = frozenset({"admin"})
 # How far ahead the list looks for an event's next date (a yearly event is within a year).
 NEXT_WITHIN: Final[timedelta] = timedelta(days=400)
@@ -44,10 +46,6 @@ WHO_TEXTS: Final[dict[str, Text]] = {
 }
 
 CommandResult = tuple[engine.State, list[Effect]]
-
-
-def say(msgid: str, **params: Any) -> Reply:
-    return Reply((Text(msgid, params),))
 
 
 def next_date(event: CalendarEvent, today: date) -> date | None:
@@ -90,7 +88,7 @@ class CalendarCommands:
         words = inp.args.split()
         verb = words[0].casefold() if words else ""
         if verb == "":
-            if person.role not in READERS:
+            if person.role not in OFFICE_ROLES:
                 return state, [say("calendar.list_not_allowed")]
             return state, [await self._listing(s, person.role, now)]
         if verb not in ("pause", "resume", "add"):

@@ -29,6 +29,8 @@ COVERS: Final[tuple[str, ...]] = ("Q1", "H1", "9M", "Y", "M")
 MAX_DAYS_BEFORE: Final[int] = 366
 # How far next_reminder_after looks: a yearly event's first reminder is at most a year away.
 SEARCH_DAYS: Final[int] = 400
+# Longest event title, typed in chat or written in the commune file.
+MAX_TITLE: Final[int] = 200
 
 WEEKDAYS: Final[tuple[str, ...]] = (
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
@@ -58,6 +60,11 @@ def _months(start: date, end: date) -> Iterable[tuple[int, int]]:
 
 def _within(days: Iterable[date], start: date, end: date) -> list[date]:
     return sorted({d for d in days if start <= d <= end})
+
+
+def day_text(day: date) -> str:
+    """15/06/2026: the date as officers write it."""
+    return day.strftime("%d/%m/%Y")
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,8 @@ class CalendarScheduler:
             due = None
             try:
                 await self.reminders.send_due(self.clock.now())
-                due = await self.reminders.next_due(self.clock.now())
+                # From the calendar as that look read it: no second read.
+                due = self.reminders.next_due_as_last_read(self.clock.now())
             except Exception:  # a database hiccup must not stop the calendar for good
                 log.exception("calendar run failed")
             self.runs += 1

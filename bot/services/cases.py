@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import LOCAL_TZ
-from bot.flows.vocabulary import Choice, Reply, Text
+from bot.flows.vocabulary import Choice, Reply, Text, say
 from bot.services import alerts
 from bot.services.directory import Directory
 from bot.services.escalation import Escalation
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 STAFF = frozenset({"officer", "police", "leader", "admin"})
 MILESTONE_STEPS = {"detailed_assessment": "detailed_assessment", "plan_drafted": "plan_drafted",
                    "plan_approved": "plan_approved", "review": "review"}
-
-
-def say(msgid: str, **params: Any) -> Reply:
-    return Reply((Text(msgid, params),))
 
 
 class CaseService:

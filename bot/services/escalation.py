@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,7 +15,7 @@ from bot.clock import Clock
 from bot.flows.vocabulary import Reply
 from bot.services import alerts
 from bot.services.directory import Directory
-from bot.services.outbox import enqueue, enqueue_media
+from bot.services.outbox import enqueue, enqueue_media, served_identities
 from bot.services.routing import level_recipients
 from bot.services.sweeping import sweep_forever
 from bot.worktime import WorkCalendar
@@ -97,14 +97,13 @@ class Escalation:
             await self._escalate(s, case, dl, timer, now,
                                  rearm=not timer.kind.startswith("unreachable"))
 
-    async def reroute(self, s: AsyncSession, row: Outbox, now: datetime,
-                      served: Collection[str]) -> None:
+    async def reroute(self, s: AsyncSession, row: Outbox, now: datetime) -> None:
         """A message could not reach its person on that channel: try their other channels
-        (those this deployment serves); an alert with none left climbs one level at once
-        instead of waiting for the deadline."""
+        (those this deployment serves, as the session says); an alert with none left climbs
+        one level at once instead of waiting for the deadline."""
         person = await repo.person(s, row.person_id)
-        others = [i for i in await repo.identities_of(s, row.person_id)
-                  if i.unreachable_at is None and i.channel in served
+        others = [i for i in served_identities(s, await repo.identities_of(s, row.person_id))
+                  if i.unreachable_at is None
                   and (i.channel, i.external_id) != (row.channel, row.address)]
         if person is not None and others:
             await enqueue(s, person, Reply.from_json(row.payload["reply"]), now, kind=row.kind,

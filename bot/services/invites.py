@@ -11,15 +11,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.flows.vocabulary import Reply, Text
+from bot.flows.vocabulary import Reply, Text, say
 from bot.services.directory import Directory
 from storage.models import Invite, Person
 
 INVITABLE_ROLES = ("collaborator", "officer", "police", "leader")
-
-
-def say(msgid: str, **params: object) -> Reply:
-    return Reply((Text(msgid, params),))
 
 
 class Invites:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.config import CHANNELS
 from bot.flows.vocabulary import Media, Reply
 from bot.services.sweeping import sweep_forever
 from storage import files_repo, repo
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 12
 EDIT_WAIT = timedelta(seconds=2)
-CHANNEL_PREFERENCE = ("telegram", "zalo", "web")
 # Messages that matter wherever they arrive: when a channel cannot reach the person (blocked,
 # unfollowed, outside Zalo's window), they go to the person's other channel at once. Not
 # conversation replies and their media (the person is writing on that very channel), nor
@@ -106,8 +106,8 @@ def preferred(identities: Sequence[Identity], first: str | None = None) -> Ident
     reachable.sort(key=lambda i: (i.channel != first if first else False,
                                   i.last_seen_at is None,
                                   -(i.last_seen_at.timestamp() if i.last_seen_at else 0),
-                                  CHANNEL_PREFERENCE.index(i.channel)
-                                  if i.channel in CHANNEL_PREFERENCE else 99))
+                                  CHANNELS.index(i.channel)
+                                  if i.channel in CHANNELS else 99))
     return reachable[0] if reachable else None
 
 

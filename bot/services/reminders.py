@@ -23,6 +23,7 @@ from bot.flows.vocabulary import Reply, Text
 from bot.services.calendar_rules import (
     CalendarEvent,
     DueReminder,
+    day_text,
     next_reminder_after,
     parse_calendar,
     reminders_between,
@@ -54,7 +55,6 @@ class StoredEvent:
 
     event: CalendarEvent
     title: Text
-    origin: str
 
 
 def event_fields(event: CalendarEvent) -> dict[str, Any]:
@@ -79,9 +79,10 @@ def title_of(key: str, title: str | None) -> Text:
     return Text(f"calendar.event.{key}")
 
 
-def day_text(day: date) -> str:
-    """15/06/2026: the date as officers write it."""
-    return day.strftime("%d/%m/%Y")
+def due_after(events: Sequence[CalendarEvent], now: datetime) -> datetime | None:
+    """When the first reminder of these events after `now` falls due."""
+    upcoming = next_reminder_after(events, now)
+    return upcoming.due_at if upcoming else None
 
 
 def reminder_text(title: Text, event_date: date, days_left: int) -> Text:
@@ -113,6 +114,8 @@ class Reminders:
         self.directory = directory
         self.period_report = period_report
         self.on_queued = on_queued
+        # The events the last send_due read (see next_due_as_last_read).
+        self.last_read: list[CalendarEvent] = []
 
     @property
     def commune_id(self) -> int:
@@ -122,9 +125,10 @@ class Reminders:
         """Write the config file's calendar into the database. A pause set in chat stays;
         events gone from the file go; events added in chat stay."""
         cfg = self.directory.config
+        rows = {row.key: row for row in await calendar_repo.events_of(s, self.commune_id)}
         for event in cfg.calendar:
             fields = {**event_fields(event), "title": cfg.calendar_titles.get(event.key)}
-            row = await calendar_repo.event_by_key(s, self.commune_id, event.key)
+            row = rows.get(event.key)
             if row is None:
                 await calendar_repo.add_event(s, commune_id=self.commune_id, key=event.key,
                                               paused=event.paused, origin="config",
@@ -154,15 +158,19 @@ class Reminders:
                 # Only a hand-edited row can get here; one bad event must not stop the rest.
                 log.warning("calendar event %s does not parse; skipped", row.id)
                 continue
-            found.append(StoredEvent(event, title_of(row.key, row.title), row.origin))
+            found.append(StoredEvent(event, title_of(row.key, row.title)))
         return found
 
     async def next_due(self, now: datetime) -> datetime | None:
         """When the next reminder falls due (paused events excluded)."""
         async with self.sessions() as s:
             events = [e.event for e in await self.stored_events(s)]
-        upcoming = next_reminder_after(events, now)
-        return upcoming.due_at if upcoming else None
+        return due_after(events, now)
+
+    def next_due_as_last_read(self, now: datetime) -> datetime | None:
+        """`next_due` from the calendar as the last `send_due` read it, without reading it
+        again: for the scheduler, which asks right after sending."""
+        return due_after(self.last_read, now)
 
     async def send_due(self, now: datetime) -> int:
         """Send every reminder due up to `now` that is not recorded yet and still useful;
@@ -170,6 +178,7 @@ class Reminders:
         latest goes out; the older ones are recorded as superseded."""
         async with self.sessions() as s:
             stored = {e.event.key: e for e in await self.stored_events(s)}
+            self.last_read = [e.event for e in stored.values()]
             if not stored:
                 return 0
             lookback = timedelta(days=max(max(e.event.days_before)
@@ -228,9 +237,8 @@ class Reminders:
         numbers: dict[str, list[Reply]] = {}
         reached = 0
         for person in people:
-            with_numbers = period is not None and person.role in STATS_ROLES
             stats: Sequence[Reply] = ()
-            if with_numbers and period is not None:
+            if period is not None and person.role in STATS_ROLES:
                 if person.language not in numbers:
                     numbers[person.language] = await self._numbers(s, period,
                                                                    person.language, now)

@@ -23,44 +23,44 @@ from sqlalchemy.orm import Session
 
 from bot import i18n
 from bot.clock import LOCAL_TZ
+from bot.config import OFFICE_ROLES
 from bot.flows import engine
 from bot.flows.vocabulary import Effect, Input, Media, Reply, Text
 from bot.services.directory import Directory
 from bot.services.periods import Period, parse_period
 from bot.services.statistics import (
-    AGE_BANDS,
     BREAKDOWNS,
-    FORMS,
     OPEN,
-    OUTCOMES,
-    SEXES,
-    STATUSES,
-    URGENCIES,
     CaseFacts,
     PeriodStats,
     compute,
 )
-from bot.services.stats_files import LABEL_KEYS, Labels, hours, to_png, to_xlsx
+from bot.services.stats_files import (
+    KNOWN_VALUES,
+    LABEL_KEYS,
+    VALUE_KIND,
+    Labels,
+    hours,
+    to_png,
+    to_xlsx,
+    value_key,
+)
 from storage import files_repo, stats_repo
 from storage.models import Person
 from storage.stats_repo import CaseFactRow
 
 log = logging.getLogger(__name__)
 
-# Who may see a commune's statistics; anyone else's /report starts the case-report flow.
-REPORT_ROLES: Final[frozenset[str]] = frozenset({"officer", "leader", "admin"})
 XLSX_MIME: Final[str] = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PNG_MIME: Final[str] = "image/png"
 NO_VALUE: Final[str] = "—"
 
-# Values each label prefix of stats_files knows; anything else is shown as it is stored.
-_KNOWN_VALUES: Final[dict[str, tuple[str, ...]]] = {
-    "form": FORMS, "sex": SEXES, "age": AGE_BANDS, "urgency": URGENCIES, "status": STATUSES,
-    "outcome": (*OUTCOMES, OPEN),
-}
-_VALUE_PREFIX: Final[dict[str, str]] = {
-    "form": "form", "sex": "sex", "age_band": "age", "urgency": "urgency", "status": "status",
-    "outcome": "outcome",
+# Values each kind of stats_files label knows; anything else is shown as it is stored.
+_KNOWN_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
+    VALUE_KIND[name]: values for name, values in KNOWN_VALUES.items()}
+# Kinds of value the bot already names elsewhere, with the catalog prefix of those texts.
+_CATALOG_PREFIX: Final[dict[str, str]] = {
+    "form": "case_type", "sex": "sex", "age": "age", "urgency": "urgency", "outcome": "outcome",
 }
 
 
@@ -68,22 +68,15 @@ def label_text(key: str) -> Text:
     """The catalog text for a stats_files label key ("form.violence", "sheet.village").
 
     Values the bot already names elsewhere reuse those texts (a form is a case type); the
-    rest live under "stats."."""
+    rest live under "stats." (so does "outcome.open": an open case has no outcome)."""
     kind, _, value = key.partition(".")
-    known = _KNOWN_VALUES.get(kind)
+    known = _KNOWN_BY_KIND.get(kind)
     if known is not None and value not in known:
         return Text("raw", {"text": value})
-    if kind == "form":
-        return Text(f"case_type.{value}")
-    if kind == "sex":
-        return Text(f"sex.{value}")
-    if kind == "age":
-        return Text(f"age.{value}")
-    if kind == "urgency":
-        return Text(f"urgency.{value}")
-    if kind == "outcome" and value != OPEN:
-        return Text(f"outcome.{value}")
-    return Text(f"stats.{key}")
+    prefix = _CATALOG_PREFIX.get(kind)
+    if prefix is None or key == f"outcome.{OPEN}":
+        return Text(f"stats.{key}")
+    return Text(f"{prefix}.{value}")
 
 
 # The label keys that have their own "stats." entries in the catalogs.
@@ -94,7 +87,7 @@ OWN_LABEL_KEYS: Final[tuple[str, ...]] = tuple(
 def value_text(breakdown: str, value: str) -> Text:
     if breakdown == "village":
         return Text("raw", {"text": value}) if value else label_text("village.unknown")
-    return label_text(f"{_VALUE_PREFIX[breakdown]}.{value}")
+    return label_text(value_key(breakdown, value))
 
 
 def file_labels(language: str) -> Labels:
@@ -211,7 +204,7 @@ class Reports:
                       ctx: engine.Context, inp: Input, now: datetime
                       ) -> tuple[engine.State, list[Effect]] | None:
         """/report <period>; None (the case-report flow) without a period or for others."""
-        if (person.role not in REPORT_ROLES or person.commune_id != self.directory.commune_id
+        if (person.role not in OFFICE_ROLES or person.commune_id != self.directory.commune_id
                 or not inp.args.strip()):
             return None
         try:

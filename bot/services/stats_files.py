@@ -40,15 +40,23 @@ from bot.services.statistics import (
 
 Labels = Callable[[str], str]
 
-# Prefix of the label key for a value of each breakdown; village names need no label.
-VALUE_PREFIX: Final[dict[str, str]] = {
-    "form": "form.", "sex": "sex.", "age_band": "age.", "urgency": "urgency.",
-    "status": "status.", "outcome": "outcome.",
+# The kind of label (its key's first part) for a value of each breakdown: an age band's is
+# "age.<band>"; village names need no label.
+VALUE_KIND: Final[dict[str, str]] = {
+    "form": "form", "sex": "sex", "age_band": "age", "urgency": "urgency",
+    "status": "status", "outcome": "outcome",
 }
-_KNOWN_VALUES: Final[dict[str, tuple[str, ...]]] = {
+# The values each labelled breakdown knows.
+KNOWN_VALUES: Final[dict[str, tuple[str, ...]]] = {
     "form": FORMS, "sex": SEXES, "age_band": AGE_BANDS, "urgency": URGENCIES,
     "status": STATUSES, "outcome": (*OUTCOMES, OPEN),
 }
+
+
+def value_key(breakdown: str, value: str) -> str:
+    """The label key of a breakdown's value: ("age_band", "0-5") -> "age.0-5"."""
+    return f"{VALUE_KIND[breakdown]}.{value}"
+
 
 # Summary rows in order: (label key, PeriodStats attribute, value is minutes shown as hours).
 SUMMARY_ROWS: Final[tuple[tuple[str, str, bool], ...]] = (
@@ -71,8 +79,7 @@ LABEL_KEYS: Final[tuple[str, ...]] = (
     "col.count", "col.share", "col.breakdown", "col.key", "col.item",
     "chart.no_data",
     "village.unknown",
-    *(f"{VALUE_PREFIX[name]}{value}" for name, values in _KNOWN_VALUES.items()
-      for value in values),
+    *(value_key(name, value) for name, values in KNOWN_VALUES.items() for value in values),
 )
 
 # The charted breakdowns, in panel order (left to right, top to bottom).
@@ -88,12 +95,8 @@ _SHARE_FORMAT: Final[str] = "0.0%"
 def label_keys(stats: PeriodStats) -> tuple[str, ...]:
     """`LABEL_KEYS` plus keys for any value in `stats` outside the known lists."""
     extra = [value_key(name, key) for name in BREAKDOWNS if name != "village"
-             for key, _ in stats.breakdown(name) if key not in _KNOWN_VALUES[name]]
+             for key, _ in stats.breakdown(name) if key not in KNOWN_VALUES[name]]
     return (*LABEL_KEYS, *dict.fromkeys(extra))
-
-
-def value_key(breakdown: str, value: str) -> str:
-    return f"{VALUE_PREFIX[breakdown]}{value}"
 
 
 def _text(labels: Labels, key: str) -> str:
