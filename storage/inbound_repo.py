@@ -44,16 +44,22 @@ async def store_events(s: AsyncSession, channel: str,
     return result
 
 
-def _claimable(now: datetime, channels: Sequence[str]) -> Any:
+def _first_of_sender(channels: Sequence[str]) -> Any:
+    """Unhandled events with no older unhandled event of the same sender: the only ones
+    that can be handed out (the others wait their turn, whatever their own times)."""
     older = aliased(InboundQueue)
     return and_(
         InboundQueue.processed_at.is_(None),
         InboundQueue.channel.in_(channels),
-        or_(InboundQueue.lease_until.is_(None), InboundQueue.lease_until < now),
         ~select(older.id).where(older.sender == InboundQueue.sender,
                                 older.processed_at.is_(None),
                                 older.id < InboundQueue.id).exists(),
     )
+
+
+def _claimable(now: datetime, channels: Sequence[str]) -> Any:
+    return and_(_first_of_sender(channels),
+                or_(InboundQueue.lease_until.is_(None), InboundQueue.lease_until < now))
 
 
 async def lease_due(s: AsyncSession, now: datetime, channels: Sequence[str], owner: str,
@@ -121,12 +127,14 @@ async def prune(s: AsyncSession, handled_before: datetime, set_aside_before: dat
 
 
 async def next_due_at(s: AsyncSession, channels: Sequence[str]) -> datetime | None:
-    """When the next unhandled event may be claimed (a leased one: when its lease ends)."""
+    """When the next unhandled event may be claimed (a leased one: when its lease ends). An
+    event behind its sender's older one counts only once that one is done: else a sender
+    whose first event waits out a retry would make the worker look again every moment."""
     if not channels:
         return None
     return await s.scalar(
         select(func.min(func.coalesce(InboundQueue.lease_until, InboundQueue.received_at)))
-        .where(InboundQueue.processed_at.is_(None), InboundQueue.channel.in_(channels)))
+        .where(_first_of_sender(channels)))
 
 
 async def event_by_key(s: AsyncSession, key: str) -> InboundQueue | None:

@@ -29,7 +29,7 @@ from bot.handlers.zalo import (
     text_input,
     to_events,
 )
-from bot.services.inbound_queue import InboundWorker
+from bot.services.inbound_queue import InboundWorker, backoff
 from storage import inbound_repo, repo
 from storage.models import Case, InboundKey, InboundQueue, Outbox
 from tests.fake_zalo import FakeZalo, ZaloUsers
@@ -473,3 +473,24 @@ async def test_handled_events_are_deleted_after_a_day_set_aside_ones_after_thirt
     await h.handle()
     replies = [ids_of(r) for r in await h.replies(CITIZEN)]
     assert replies.count(["welcome", "menu.prompt"]) == 1 and len(replies) == 2
+
+
+async def test_an_event_waiting_behind_a_retry_does_not_make_the_worker_look_early(
+        hooked: Hooked) -> None:
+    """A person's first event failed and waits out its backoff; their next event cannot be
+    handled before it, so the worker's next look is the retry time, not 'now'."""
+    h = hooked
+    assert h.engine.inbound is not None
+    handler = h.engine.inbound.handlers["zalo"]
+
+    async def flaky(event: dict[str, Any]) -> None:
+        if event["message"].get("text") == "boom":
+            raise RuntimeError("a bug")
+        await handler(event)
+
+    h.engine.inbound.handlers["zalo"] = flaky
+    await h.users.send_text(CITIZEN, "boom")
+    await h.users.send_text(CITIZEN, "/start")
+    assert await h.handle() == 1  # the first failed; the second waits behind it
+    due = await h.engine.inbound.next_due()
+    assert due is not None and due == h.clock.now() + backoff(1)
