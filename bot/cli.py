@@ -84,9 +84,10 @@ async def serve(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
-    await engine.close()
+    # Zalo's token refresher uses the engine's database: it stops first.
     if zalo is not None:
         await zalo.close()
+    await engine.close()
     if application is not None:
         await application.shutdown()
 

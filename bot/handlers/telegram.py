@@ -39,6 +39,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot import i18n
 from bot.flows.vocabulary import Input, Media, Reply
 from bot.handlers.telegram_http import AiohttpRequest
+from bot.handlers.typed import typed_input
 from bot.services.conversation import ConversationService, InboundEvent
 from bot.services.outbox import Delivery, DeliveryError, FileToSend
 
@@ -92,12 +93,7 @@ def to_event(update: Update) -> tuple[InboundEvent, str | None] | None:
         return None
     sender = str(msg.from_user.id)
     if msg.text is not None:
-        text = msg.text
-        if text.startswith("/") and len(text) > 1:
-            command, _, args = text[1:].partition(" ")
-            inp = Input("command", command=command.split("@")[0].lower()[:32], args=args)
-        else:
-            inp = Input("text", text=text)
+        inp = typed_input(msg.text)
     elif msg.location is not None:
         inp = Input("location", latitude=msg.location.latitude,
                     longitude=msg.location.longitude)

@@ -20,6 +20,7 @@ from bot import i18n
 from bot.app import Engine
 from bot.clock import FakeClock
 from bot.flows.vocabulary import Input
+from bot.handlers.typed import typed_input
 from bot.services.conversation import InboundEvent
 from bot.services.outbox import Delivery, FileToSend
 from storage import files_repo, repo
@@ -91,11 +92,7 @@ class WebChannel:
 def parse_input(body: dict[str, Any]) -> Input:
     kind = body.get("kind", "text")
     if kind == "text":
-        text = str(body.get("text", ""))[:MAX_INPUT]
-        if text.startswith("/") and len(text) > 1:
-            command, _, args = text[1:].partition(" ")
-            return Input("command", command=command.split("@")[0].lower()[:32], args=args)
-        return Input("text", text=text)
+        return typed_input(str(body.get("text", ""))[:MAX_INPUT])
     if kind == "choice":
         return Input("choice", choice=str(body.get("choice", ""))[:128])
     if kind == "location":

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.flows.vocabulary import Input, InputKind
+from bot.handlers.typed import typed_input
 from bot.services.conversation import ConversationService, InboundEvent
 from storage import inbound_repo, repo
 
@@ -145,7 +146,8 @@ class ZaloWebhook:
         if stored and self.on_stored is not None:
             self.on_stored()
         if not stored:
-            log.info("zalo event %s already stored", key)
+            # Not the key: without a msg_id it is made of the person's Zalo id.
+            log.info("zalo event %s already stored", str(event.get("event_name"))[:40])
         return web.json_response({"error": 0})
 
     async def _store(self, key: str, sender: str, event: dict[str, Any], now: datetime) -> bool:
@@ -211,10 +213,7 @@ def text_input(text: str) -> Input:
         choice = text[len(CHOICE_PREFIX):]
         if choice and len(choice) <= MAX_CHOICE and not any(ch.isspace() for ch in choice):
             return Input("choice", choice=choice)
-    if text.startswith("/") and len(text) > 1:
-        command, _, args = text[1:].partition(" ")
-        return Input("command", command=command.lower()[:32], args=args)
-    return Input("text", text=text[:MAX_TEXT])
+    return typed_input(text, MAX_TEXT)
 
 
 def _attachments(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -197,8 +197,7 @@ class ZaloApi:
 
     def __init__(self, settings: ZaloSettings, sessions: async_sessionmaker[AsyncSession],
                  clock: Clock, *, http: aiohttp.ClientSession | None = None,
-                 commune_id: int | None = None, owner: str | None = None,
-                 tokens: ZaloTokens | None = None,
+                 commune_id: int | None = None,
                  on_queued: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self.clock = clock
@@ -206,10 +205,10 @@ class ZaloApi:
         self._own_http = http is None
         self._http = http
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
-        self.tokens = tokens or ZaloTokens(
+        self.tokens = ZaloTokens(
             sessions, clock, settings.oa_id, self._refresh_tokens,
             initial_refresh_token=settings.refresh_token,
-            initial_access_token=settings.access_token, commune_id=commune_id, owner=owner,
+            initial_access_token=settings.access_token, commune_id=commune_id,
             # The claim must outlast the OAuth call, or a second process could spend the
             # same refresh token while the first still waits for Zalo's answer.
             lease=max(LEASE, timedelta(seconds=2 * settings.timeout + 5)),

@@ -116,12 +116,12 @@ def _delivery_error(exc: ZaloError) -> DeliveryError:
 
 @dataclass
 class ZaloConnection:
-    """Zalo attached to an engine: the client, the outbox channel, the webhook route."""
+    """Zalo attached to an engine: the client, the outbox channel, the webhook route (the
+    inbound handler lives in the engine's inbound worker)."""
 
     api: ZaloApi
     channel: ZaloChannel
     webhook: ZaloWebhook
-    adapter: ZaloAdapter
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post(WEBHOOK_PATH, self.webhook.handle)]
@@ -137,7 +137,7 @@ def connect_zalo(engine: Engine, settings: ZaloSettings, webhook: WebhookSetting
     and the inbound worker. The client keeps its tokens in the engine's database, so it is
     made after the engine; `api.start()` (seeding, refreshing) is the caller's to await."""
     api = ZaloApi(settings, engine.sessions, engine.clock, http=http,
-                  commune_id=engine.directory.commune_id)
+                  commune_id=engine.directory.commune_id, on_queued=engine.outbox.wake.set)
     channel = ZaloChannel(api, public_url)
     engine.outbox.channels[CHANNEL] = channel
     adapter = ZaloAdapter(engine.conversations, engine.sessions, engine.clock)
@@ -145,4 +145,4 @@ def connect_zalo(engine: Engine, settings: ZaloSettings, webhook: WebhookSetting
     engine.inbound.handlers[CHANNEL] = adapter.on_event
     hook = ZaloWebhook(webhook, engine.sessions, engine.clock,
                        on_stored=engine.inbound.wake.set)
-    return ZaloConnection(api, channel, hook, adapter)
+    return ZaloConnection(api, channel, hook)

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.flows.vocabulary import Reply, Text
-from bot.services.outbox import enqueue, preferred, served_identities
+from bot.services.outbox import enqueue
 from bot.services.sweeping import sweep_forever
 from storage import repo, zalo_repo
 from storage.models import ZaloToken
@@ -428,13 +428,10 @@ class ZaloTokens:
         reply = Reply((Text("zalo.token_lost", {"code": code}),))
         count = 0
         for admin in await zalo_repo.admins(s, self.commune_id):
-            mine = served_identities(s, await repo.identities_of(s, admin.id))
-            target = preferred([i for i in mine if i.channel != "zalo"],
-                               admin.preferred_channel)
-            if target is None:
-                continue
+            elsewhere = [i for i in await repo.identities_of(s, admin.id)
+                         if i.channel != "zalo"]
             row = await enqueue(s, admin, reply, now, kind=ALERT_KIND,
                                 dedupe_key=f"zalo-token-lost:{row_id}:{admin.id}",
-                                to=(target.channel, target.external_id))
+                                identities=elsewhere)
             count += row is not None
         return count
