@@ -554,16 +554,16 @@ async def test_stopping_the_calendar_lets_a_look_in_progress_finish(
     reminders, scheduler = engine.reminders, engine.calendar
     started, release = asyncio.Event(), asyncio.Event()
     finished: list[int] = []
-    real = reminders.send_due
+    real = reminders.look
 
-    async def slow(now: datetime) -> int:
+    async def slow(now: datetime) -> tuple[int, datetime | None]:
         started.set()
         await release.wait()
-        sent = await real(now)
+        looked = await real(now)
         finished.append(1)
-        return sent
+        return looked
 
-    monkeypatch.setattr(reminders, "send_due", slow)
+    monkeypatch.setattr(reminders, "look", slow)
     scheduler.start()
     await asyncio.wait_for(started.wait(), 5)
     stopping = asyncio.create_task(scheduler.stop())

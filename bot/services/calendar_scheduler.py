@@ -89,9 +89,7 @@ class CalendarScheduler:
             self._poked = False
             due = None
             try:
-                await self.reminders.send_due(self.clock.now())
-                # From the calendar as that look read it: no second read.
-                due = self.reminders.next_due_as_last_read(self.clock.now())
+                _, due = await self.reminders.look(self.clock.now())
             except Exception:  # a database hiccup must not stop the calendar for good
                 log.exception("calendar run failed")
             self.runs += 1

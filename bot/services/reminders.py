@@ -114,8 +114,6 @@ class Reminders:
         self.directory = directory
         self.period_report = period_report
         self.on_queued = on_queued
-        # The events the last send_due read (see next_due_as_last_read).
-        self.last_read: list[CalendarEvent] = []
 
     @property
     def commune_id(self) -> int:
@@ -167,20 +165,19 @@ class Reminders:
             events = [e.event for e in await self.stored_events(s)]
         return due_after(events, now)
 
-    def next_due_as_last_read(self, now: datetime) -> datetime | None:
-        """`next_due` from the calendar as the last `send_due` read it, without reading it
-        again: for the scheduler, which asks right after sending."""
-        return due_after(self.last_read, now)
-
     async def send_due(self, now: datetime) -> int:
         """Send every reminder due up to `now` that is not recorded yet and still useful;
         returns how many were sent. Of one event day's reminders overdue together only the
         latest goes out; the older ones are recorded as superseded."""
+        return (await self.look(now))[0]
+
+    async def look(self, now: datetime) -> tuple[int, datetime | None]:
+        """`send_due`, and when the next reminder falls due, from one read of the calendar
+        (the scheduler's every look)."""
         async with self.sessions() as s:
             stored = {e.event.key: e for e in await self.stored_events(s)}
-            self.last_read = [e.event for e in stored.values()]
             if not stored:
-                return 0
+                return 0, None
             lookback = timedelta(days=max(max(e.event.days_before)
                                           for e in stored.values()) + 1)
             due = [r for r in reminders_between([e.event for e in stored.values()],
@@ -215,7 +212,7 @@ class Reminders:
                 log.info("calendar reminder %s sent", latest.key)
         if sent and self.on_queued:
             self.on_queued()
-        return sent
+        return sent, due_after([e.event for e in stored.values()], now)
 
     async def _record(self, s: AsyncSession, reminder: DueReminder, now: datetime,
                       status: str) -> CalendarReminder:
