@@ -34,6 +34,14 @@ def pending_alerts(db: Path) -> int:
     return int(row[0])
 
 
+def outbox_rows(db: Path, address: int) -> list[tuple[object, ...]]:
+    """What the database says was queued for a chat: shown when a check fails."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select id, kind, status, attempts, dedupe_key, external_ref "
+                            "from outbox where address = ? order by id",
+                            (str(address),)).fetchall()
+
+
 async def test_alerts_queued_at_sigkill_arrive_once_after_restart(tmp_path: Path) -> None:
     fake = FakeTelegram(per_chat_burst=100)
     await fake.start()
@@ -65,7 +73,9 @@ async def test_alerts_queued_at_sigkill_arrive_once_after_restart(tmp_path: Path
         await asyncio.sleep(0.5)  # give a duplicate the chance to show up
         for user in (OFFICER, POLICE):
             alerts = [m for m in fake.inbox(user) if "case:ack:1" in m.callback_data]
-            assert len(alerts) == 1
+            assert len(alerts) == 1, (
+                [(m.message_id, round(m.at, 3), m.text.splitlines()[0]) for m in alerts],
+                outbox_rows(proc.db, user), fake.calls[-40:])
         assert pending_alerts(proc.db) == 0
     finally:
         proc.stop()
