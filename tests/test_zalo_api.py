@@ -34,7 +34,7 @@ def settings_for(fake: FakeZalo, refresh_token: str, **changes: object) -> ZaloS
 @pytest.fixture
 async def api(engine: Engine, fake: FakeZalo, clock: FakeClock) -> AsyncIterator[ZaloApi]:
     _, refresh = fake.authorise()
-    client = ZaloApi(settings_for(fake, refresh, timeout=0.5), engine.sessions, clock,
+    client = ZaloApi(settings_for(fake, refresh, timeout=2.0), engine.sessions, clock,
                      commune_id=engine.directory.commune_id)
     yield client
     await client.close()
