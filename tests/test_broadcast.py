@@ -319,7 +319,7 @@ async def bulk(db_url: str, clock: FakeClock) -> AsyncIterator[Bulk]:
             person["telegram_id"] = OFFICER
     # The fake's own 429s (30 a second, its clock tied to ours) pace the sends, so moving
     # the clock replaces waiting; PTB's AIORateLimiter would wait in real time.
-    application = make_application(TOKEN, base_url=fake.base_url, read_timeout=1.0,
+    application = make_application(TOKEN, base_url=fake.base_url, read_timeout=2.0,
                                    rate_limit=False)
     await application.initialize()
     engine = await build_engine(db_url, parse_commune(raw), clock,

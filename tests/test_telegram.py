@@ -79,7 +79,7 @@ async def world(db_url: str, clock: FakeClock) -> AsyncIterator[TelegramWorld]:
         if person["key"] in IDS:
             person["telegram_id"] = IDS[person["key"]]
     # A short read timeout so the fake's hung requests cost a second, not ten.
-    application = make_application(TOKEN, base_url=fake.base_url, read_timeout=1.0)
+    application = make_application(TOKEN, base_url=fake.base_url, read_timeout=2.0)
     await application.initialize()
     engine = await build_engine(db_url, parse_commune(raw), clock,
                                 {"telegram": TelegramChannel(application.bot)})

@@ -138,7 +138,7 @@ async def make_world(db_url: str, clock: FakeClock, officers: str,
         await tg.start()
         for user in TELEGRAM.values():
             tg.add_user(user)
-        application = make_application(TOKEN, base_url=tg.base_url, read_timeout=1.0)
+        application = make_application(TOKEN, base_url=tg.base_url, read_timeout=2.0)
         await application.initialize()
         channels["telegram"] = TelegramChannel(application.bot)
     engine = await build_engine(db_url, parse_commune(raw), clock, channels)
