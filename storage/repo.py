@@ -116,10 +116,12 @@ async def mark_unreachable(s: AsyncSession, channel: str, external_id: str,
 # parameters (building a statement's expression tree takes longer than running it on SQLite).
 _REMEMBER_INBOUND = insert(InboundKey).values(key=bindparam("key"),
                                               received_at=bindparam("received_at"))
-_IDENTITY_AND_PERSON = (
-    select(Identity, Person).join(Person, Person.id == Identity.person_id)
+_SENDER = (
+    select(Identity, Person, Conversation).join(Person, Person.id == Identity.person_id)
+    .outerjoin(Conversation, Conversation.person_id == Person.id)
     .where(Identity.channel == bindparam("channel"),
-           Identity.external_id == bindparam("external_id")))
+           Identity.external_id == bindparam("external_id"))
+    .execution_options(populate_existing=True))
 _SAVE_CONVERSATION = (
     update(Conversation)
     .where(Conversation.person_id == bindparam("pid"),
@@ -135,11 +137,11 @@ async def remember_inbound(s: AsyncSession, key: str, now: datetime) -> None:
     await s.execute(_REMEMBER_INBOUND, {"key": key, "received_at": now})
 
 
-async def identity_and_person(s: AsyncSession, channel: str,
-                              external_id: str) -> tuple[Identity, Person] | None:
-    row = (await s.execute(_IDENTITY_AND_PERSON,
-                           {"channel": channel, "external_id": external_id})).first()
-    return (row[0], row[1]) if row else None
+async def sender(s: AsyncSession, channel: str, external_id: str
+                 ) -> tuple[Identity, Person, Conversation | None] | None:
+    """Who wrote, and where their conversation stands, in one query (every message asks)."""
+    row = (await s.execute(_SENDER, {"channel": channel, "external_id": external_id})).first()
+    return (row[0], row[1], row[2]) if row else None
 
 
 async def identities_for(s: AsyncSession, person_ids: Sequence[int]) -> dict[int, list[Identity]]:
@@ -246,6 +248,18 @@ async def case_events(s: AsyncSession, case_id: int) -> Sequence[CaseEvent]:
 async def deadline(s: AsyncSession, case_id: int, step: str) -> CaseDeadline | None:
     return await s.scalar(select(CaseDeadline).where(CaseDeadline.case_id == case_id,
                                                      CaseDeadline.step == step))
+
+
+async def add_deadlines(s: AsyncSession, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """One case's deadlines in one multi-row INSERT; their new ids by step."""
+    result = await s.execute(insert(CaseDeadline).values(list(rows))
+                             .returning(CaseDeadline.step, CaseDeadline.id))
+    return {row[0]: row[1] for row in result}
+
+
+async def add_timers(s: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await s.execute(insert(Timer).values(list(rows)))
 
 
 async def deadlines(s: AsyncSession, case_id: int) -> Sequence[CaseDeadline]:

@@ -27,7 +27,7 @@ from bot.services.directory import Directory
 from bot.services.invites import Invites
 from bot.services.outbox import enqueue
 from storage import repo
-from storage.models import Case, CaseRecipient, Person
+from storage.models import Case, CaseRecipient, Conversation, Person
 
 log = logging.getLogger(__name__)
 DRAFT_TTL = timedelta(hours=24)
@@ -137,8 +137,7 @@ class ConversationService:
                 await repo.remember_inbound(s, event.key, now)
             except IntegrityError as exc:
                 raise _Duplicate from exc
-        person = await self._person(s, event, now)
-        conv = await repo.conversation(s, person.id)
+        person, conv = await self._person(s, event, now)
         state = engine.State.from_json(conv.state if conv else None)
         if conv is not None and now - conv.updated_at > DRAFT_TTL:
             state = engine.State()
@@ -175,23 +174,24 @@ class ConversationService:
                  person.id, inp.kind, new_state.flow, new_state.step)
         return Handled(True, i18n.render(notice, person.language) if notice else None)
 
-    async def _person(self, s: AsyncSession, event: InboundEvent, now: datetime) -> Person:
-        found = await repo.identity_and_person(s, event.channel, event.sender)
+    async def _person(self, s: AsyncSession, event: InboundEvent,
+                      now: datetime) -> tuple[Person, Conversation | None]:
+        found = await repo.sender(s, event.channel, event.sender)
         if found is None:
             person = await repo.add_person(s, commune_id=self.directory.commune_id, key=None,
                                            role="citizen", name="", language="vi",
                                            created_at=now)
             await repo.bind_identity(s, person.id, event.channel, event.sender)
-            found = await repo.identity_and_person(s, event.channel, event.sender)
+            found = await repo.sender(s, event.channel, event.sender)
             assert found is not None
-        ident, person = found
+        ident, person, conv = found
         # Writing to someone makes that channel theirs again; refreshed coarsely so a chat
         # does not rewrite the identity row on every message.
         if ident.last_seen_at is None or now - ident.last_seen_at > SEEN_REFRESH:
             ident.last_seen_at = now
         if ident.unreachable_at is not None:
             ident.unreachable_at = None
-        return person
+        return person, conv
 
     async def _context(self, s: AsyncSession, person: Person) -> engine.Context:
         cfg = self.directory.config

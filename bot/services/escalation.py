@@ -49,8 +49,7 @@ class Escalation:
             dl.started_at, dl.due_at, dl.met_at = start, due, None
             dl.version += 1
             await s.flush()
-        s.add_all(self._timers(dl))
-        await s.flush()
+        await repo.add_timers(s, self._timers(dl.id, start, due, dl.version))
         return dl
 
     async def meet(self, s: AsyncSession, case_id: int, step: str, now: datetime) -> bool:
@@ -62,23 +61,26 @@ class Escalation:
         return True
 
     async def arm_new_case(self, s: AsyncSession, case: Case) -> None:
-        """All first deadlines of a new case, written in two batched statements."""
+        """All first deadlines of a new case and their timers, in two statements (the ORM
+        would insert the 20 rows one by one on SQLite, to match each to its new id)."""
         start = case.created_at
-        deadlines = [CaseDeadline(case_id=case.id, step=step, started_at=start,
-                                  due_at=self.due(step, case.urgency, start), version=1)
-                     for step in OPEN_STEPS]
-        s.add_all(deadlines)
-        await s.flush()
-        s.add_all([timer for dl in deadlines for timer in self._timers(dl)])
-        await s.flush()
+        dues = {step: self.due(step, case.urgency, start) for step in OPEN_STEPS}
+        ids = await repo.add_deadlines(s, [
+            {"case_id": case.id, "step": step, "started_at": start, "due_at": due,
+             "version": 1} for step, due in dues.items()])
+        await repo.add_timers(s, [timer for step, due in dues.items()
+                                  for timer in self._timers(ids[step], start, due, 1)])
 
-    def _timers(self, dl: CaseDeadline) -> list[Timer]:
-        span = dl.due_at - dl.started_at
-        timers = [Timer(deadline_id=dl.id, kind=f"remind{dl.version}", seq=seq,
-                        fire_at=dl.started_at + span * fraction, deadline_version=dl.version)
-                  for seq, fraction in enumerate(self.directory.config.reminders_at)]
-        timers.append(Timer(deadline_id=dl.id, kind=f"escalate{dl.version}", seq=0,
-                            fire_at=dl.due_at, deadline_version=dl.version))
+    def _timers(self, deadline_id: int, start: datetime, due: datetime,
+                version: int) -> list[dict[str, object]]:
+        """The reminders at the configured fractions of the span, then the escalation."""
+        span = due - start
+        timers: list[dict[str, object]] = [
+            {"deadline_id": deadline_id, "kind": f"remind{version}", "seq": seq,
+             "fire_at": start + span * fraction, "deadline_version": version}
+            for seq, fraction in enumerate(self.directory.config.reminders_at)]
+        timers.append({"deadline_id": deadline_id, "kind": f"escalate{version}", "seq": 0,
+                       "fire_at": due, "deadline_version": version})
         return timers
 
     async def fire(self, s: AsyncSession, timer: Timer, now: datetime) -> None:
