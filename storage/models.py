@@ -253,6 +253,7 @@ class InboundKey(Base):
     """Keys of inbound messages already processed: a redelivery is recognised and skipped."""
 
     __tablename__ = "inbound_keys"
+    __table_args__ = (Index("ix_inbound_keys_received_at", "received_at"),)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime]
 

@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -135,6 +146,13 @@ async def remember_inbound(s: AsyncSession, key: str, now: datetime) -> None:
     """Record an inbound key as the transaction's first write; raises IntegrityError if it
     was processed before (a redelivery), which must roll the whole transaction back."""
     await s.execute(_REMEMBER_INBOUND, {"key": key, "received_at": now})
+
+
+async def forget_inbound(s: AsyncSession, received_before: datetime) -> int:
+    """Delete inbound keys received before `received_before`; returns how many."""
+    result = await s.execute(delete(InboundKey).where(InboundKey.received_at < received_before)
+                             .execution_options(synchronize_session=False))
+    return cast("CursorResult[Any]", result).rowcount
 
 
 async def sender(s: AsyncSession, channel: str, external_id: str

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from bot.app import Engine, build_engine
 from bot.clock import FakeClock
@@ -18,6 +20,7 @@ from bot.handlers.telegram import (
     make_application,
 )
 from storage import repo
+from storage.models import InboundKey
 from tests.fake_telegram import TOKEN, FakeTelegram, Sent
 
 CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF = 5001, 5002, 5003, 5004, 5005
@@ -163,6 +166,37 @@ async def test_update_delivered_twice_is_handled_once(world: TelegramWorld) -> N
     w.fake.updates.append(duplicate)
     await w.pump()
     assert len(w.fake.inbox(CITIZEN)) == 1
+
+
+async def inbound_keys(world: TelegramWorld) -> int:
+    async with world.engine.sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(InboundKey)) or 0)
+
+
+async def test_update_keys_outlive_redeliveries_then_go_so_a_reused_id_is_handled(
+        world: TelegramWorld) -> None:
+    w = world
+    w.fake.user_text(CITIZEN, "/start")
+    first = dict(w.fake.updates[-1])
+    await w.pump()
+    # Two days later the key is still there: a redelivery is recognised.
+    w.clock.advance(timedelta(days=2))
+    await w.engine.inbound.handle_due()  # its hourly clean-up
+    assert await inbound_keys(w) == 1
+    w.fake.updates.append(dict(first))
+    await w.pump()
+    assert len(w.fake.inbox(CITIZEN)) == 1
+    # After a week without updates Telegram numbers them from a random point, which may
+    # meet an old number; the bot restarted meanwhile, so it asks from the start.
+    w.clock.advance(timedelta(days=6))
+    await w.engine.inbound.handle_due()
+    assert await inbound_keys(w) == 0
+    w.fake.update_ids = itertools.count(first["update_id"])
+    w.poller.offset = None
+    w.fake.user_text(CITIZEN, "/start")
+    await w.pump()
+    assert len(w.fake.inbox(CITIZEN)) == 2  # answered, not dropped as a duplicate
+    assert await inbound_keys(w) == 1
 
 
 async def test_faults_429_then_5xx_then_blocked(world: TelegramWorld, clock: FakeClock) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.services.sweeping import sweep_forever
-from storage import inbound_repo
+from storage import inbound_repo, repo
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
@@ -34,6 +34,12 @@ MAX_ATTEMPTS = 5
 # aside after failing are kept longer, to be looked into.
 KEEP_HANDLED = timedelta(days=1)
 KEEP_SET_ASIDE = timedelta(days=30)
+# The conversation service's inbound keys (every channel's) only need to outlive
+# redeliveries: Telegram keeps an update 24 hours, Zalo's retries stop within hours and
+# older events are refused as replays. Kept for ever they would also do harm: after a week
+# without updates Telegram numbers them from a random point, and a new update meeting an
+# old key would be dropped as a duplicate.
+KEEP_KEYS = timedelta(days=3)
 PRUNE_EVERY = timedelta(hours=1)
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -100,8 +106,9 @@ class InboundWorker:
         self._next_prune = now + PRUNE_EVERY
         async with self.sessions.begin() as s:
             removed = await inbound_repo.prune(s, now - KEEP_HANDLED, now - KEEP_SET_ASIDE)
-        if removed:
-            log.info("inbound queue: %s old events deleted", removed)
+            forgotten = await repo.forget_inbound(s, now - KEEP_KEYS)
+        if removed or forgotten:
+            log.info("inbound: %s old events and %s old keys deleted", removed, forgotten)
 
     async def _handle(self, event_id: int, channel: str, payload: dict[str, Any],
                       attempts: int) -> str | None:
