@@ -1,7 +1,8 @@
 """The real `safechild serve` process on Zalo, against the fake Zalo platform on loopback.
 
     .venv/bin/python -m bench.zalo [--part all|burst|paced] [--users 200] [--gap S]
-                                   [--think S] [--database-url URL]
+                                   [--think S] [--database-url URL | --postgres]
+                                   [--processes N]
 
 The bot runs as its own process (webhook, inbound worker, outbox, OA client, SQLite WAL
 unless --database-url), as in production; this process plays Zalo: it posts signed events
@@ -15,6 +16,11 @@ to the webhook and serves the OA API the bot answers through.
 - paced: people who behave like people (one arrives every GAP s, each waits for the bot's
   answer and THINK s more before the next tap), Zalo's 4000 calls a minute enforced: the
   200's p50/p95 and the time from an event's POST to the bot's first answer reaching Zalo.
+
+--postgres starts a throwaway PostgreSQL server on loopback (tests/pg.py) for the run.
+--processes N runs N bot processes on the one database, the events spread over them in
+turn as a load balancer in front of one webhook URL would; both parts then also count
+case codes and alerts that arrived more than once (duplicates, which must be 0).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import aiohttp
 from bench.common import percentile, until
 from bot.config import DEMO_CONFIG
 from tests.fake_zalo import FakeZalo
+from tests.pg import PostgresServer
 from tests.test_restart import free_port
 
 STEPS = ("/start", "#menu:report", "#danger:no", "#type:violence", "#types:done", "Thôn Tây",
@@ -64,8 +71,8 @@ def commune_file(tmp: Path) -> Path:
 class BotProcess:
     """`safechild serve` with the ZALO_* settings pointing at the fake."""
 
-    def __init__(self, fake: FakeZalo, tmp: Path, name: str, database_url: str) -> None:
-        _, refresh = fake.authorise()
+    def __init__(self, fake: FakeZalo, tmp: Path, name: str, database_url: str,
+                 refresh: str) -> None:
         self.port = free_port()
         env = {**os.environ, **fake.env(refresh), "SAFECHILD_PORT": str(self.port),
                "SAFECHILD_DB": str(tmp / f"{name}.db"),
@@ -108,6 +115,27 @@ class BotProcess:
                 await self.proc.wait()
 
 
+class Bots:
+    """N bot processes on one database, started one after another (the first stores the
+    OA's tokens), the fake's events spread over their webhooks in turn."""
+
+    def __init__(self, fake: FakeZalo, tmp: Path, name: str, database_url: str,
+                 processes: int) -> None:
+        _, refresh = fake.authorise()
+        self.fake = fake
+        self.procs = [BotProcess(fake, tmp, name, database_url, refresh)
+                      for _ in range(processes)]
+
+    async def __aenter__(self) -> Bots:
+        for proc in self.procs:
+            await proc.__aenter__()
+        self.fake.users.webhook_urls = [f"{p.base}/zalo/webhook" for p in self.procs]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.gather(*(p.__aexit__() for p in self.procs))
+
+
 class Inbox:
     """Messages the fake accepted, per user, counted incrementally (rescanning them all
     every few milliseconds would cost this process the time it measures)."""
@@ -117,6 +145,7 @@ class Inbox:
         self.counts: dict[str, int] = {}
         self.first_at: dict[str, list[float]] = {}
         self.codes: set[str] = set()
+        self.code_messages = 0
         self.alerts = 0
 
     def update(self) -> None:
@@ -130,6 +159,12 @@ class Inbox:
                 self.alerts += 1
             elif CODE.search(m.text) and m.user_id not in (OFFICER, POLICE):
                 self.codes.add(m.user_id)
+                self.code_messages += 1
+
+    def duplicates(self) -> int:
+        """Case codes or officer alerts beyond one per reporter."""
+        self.update()
+        return (self.code_messages - len(self.codes)) + max(0, self.alerts - len(self.codes))
 
 
 def summary(acks: list[float]) -> dict[str, float]:
@@ -145,13 +180,13 @@ async def post(fake: FakeZalo, user: str, text: str, acks: list[float]) -> None:
         raise RuntimeError(f"webhook answered {status}")
 
 
-async def part_burst(tmp: Path, users: int, database_url: str) -> dict[str, Any]:
+async def part_burst(tmp: Path, users: int, database_url: str,
+                     processes: int) -> dict[str, Any]:
     fake = FakeZalo(per_minute=UNLIMITED)
     await fake.start()
     inbox = Inbox(fake)
     acks: list[float] = []
-    async with BotProcess(fake, tmp, "burst", database_url) as bot:
-        fake.users.webhook_url = f"{bot.base}/zalo/webhook"
+    async with Bots(fake, tmp, "burst", database_url, processes):
 
         async def person(i: int) -> None:
             for text in STEPS:
@@ -167,22 +202,22 @@ async def part_burst(tmp: Path, users: int, database_url: str) -> dict[str, Any]
 
         await until(done, 900, 0.02)
         elapsed = time.perf_counter() - started
+        await asyncio.sleep(2)  # time for a duplicate to show
     await fake.stop()
     events = users * len(STEPS)
     return {"events": events, **summary(acks), "accepted_per_s": events / posted,
             "handled_per_s": events / elapsed, "seconds": elapsed,
-            "messages_out": len(fake.sent)}
+            "messages_out": len(fake.sent), "duplicates": inbox.duplicates()}
 
 
 async def part_paced(tmp: Path, users: int, gap: float, think: float,
-                     database_url: str) -> dict[str, Any]:
+                     database_url: str, processes: int) -> dict[str, Any]:
     fake = FakeZalo()  # Zalo's 4000 calls a minute, enforced
     await fake.start()
     inbox = Inbox(fake)
     acks: list[float] = []
     answers: list[float] = []
-    async with BotProcess(fake, tmp, "paced", database_url) as bot:
-        fake.users.webhook_url = f"{bot.base}/zalo/webhook"
+    async with Bots(fake, tmp, "paced", database_url, processes):
 
         async def person(i: int) -> None:
             await asyncio.sleep(i * gap)
@@ -203,29 +238,43 @@ async def part_paced(tmp: Path, users: int, gap: float, think: float,
         started = time.perf_counter()
         await asyncio.gather(*(person(i) for i in range(users)))
         elapsed = time.perf_counter() - started
+        await asyncio.sleep(2)  # time for a duplicate to show
     await fake.stop()
     return {"events": len(acks), **summary(acks),
             "answer_p50_ms": statistics.median(answers),
             "answer_p95_ms": percentile(answers, 0.95), "seconds": elapsed,
-            "rate_limited": fake.rejected_rate}
+            "rate_limited": fake.rejected_rate, "duplicates": inbox.duplicates()}
 
 
-async def run(part: str, users: int, gap: float, think: float, database_url: str) -> None:
+async def run(part: str, users: int, gap: float, think: float, database_url: str,
+              postgres: bool, processes: int) -> None:
+    server = PostgresServer() if postgres else None
+
+    def database() -> str:
+        """Each part starts on an empty database."""
+        return server.create_database() if server is not None else database_url
+
     parts: dict[str, Callable[[Path], Awaitable[dict[str, Any]]]] = {
-        "burst": lambda tmp: part_burst(tmp, users, database_url),
-        "paced": lambda tmp: part_paced(tmp, users, gap, think, database_url),
+        "burst": lambda tmp: part_burst(tmp, users, database(), processes),
+        "paced": lambda tmp: part_paced(tmp, users, gap, think, database(), processes),
     }
-    backend = "PostgreSQL" if database_url else "SQLite WAL"
+    backend = "PostgreSQL" if database_url or postgres else "SQLite WAL"
     print(f"SafeChild Zalo benchmark (safechild serve against the fake Zalo on 127.0.0.1, "
-          f"{backend}, {os.cpu_count()} CPUs)")
-    with tempfile.TemporaryDirectory() as tmpdir:
-        for name, fn in parts.items():
-            if part not in ("all", name):
-                continue
-            result = await fn(Path(tmpdir))
-            shown = "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in result.items())
-            print(f"  {name:<6} users={users}  {shown}", flush=True)
+          f"{backend}, {processes} bot process(es), {os.cpu_count()} CPUs)")
+    try:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            for name, fn in parts.items():
+                if part not in ("all", name):
+                    continue
+                tmp = Path(tmpdir) / name
+                tmp.mkdir()
+                result = await fn(tmp)
+                shown = "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                                  for k, v in result.items())
+                print(f"  {name:<6} users={users}  {shown}", flush=True)
+    finally:
+        if server is not None:
+            server.close()
 
 
 def main() -> None:
@@ -238,8 +287,13 @@ def main() -> None:
                         help="paced: seconds a person takes before each tap")
     parser.add_argument("--database-url", default="",
                         help="run the bot on this database instead of a fresh SQLite file")
+    parser.add_argument("--postgres", action="store_true",
+                        help="start a throwaway PostgreSQL server on loopback for the run")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="bot processes sharing the database and the webhook's events")
     args = parser.parse_args()
-    asyncio.run(run(args.part, args.users, args.gap, args.think, args.database_url))
+    asyncio.run(run(args.part, args.users, args.gap, args.think, args.database_url,
+                    args.postgres, args.processes))
 
 
 if __name__ == "__main__":

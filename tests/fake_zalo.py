@@ -464,6 +464,10 @@ class ZaloUsers:
         self.on_user_message = on_user_message
         self.on_unfollow = on_unfollow
         self.webhook_url = ""
+        # Several processes behind one URL: each event goes to the next one in turn, as a
+        # load balancer would spread them (the benchmark's --processes).
+        self.webhook_urls: list[str] = []
+        self._turn = itertools.count()
         self.msg_ids = itertools.count(1)
         self.posted: list[Posted] = []
         self._http: aiohttp.ClientSession | None = None
@@ -539,11 +543,13 @@ class ZaloUsers:
 
     async def post_raw(self, event: dict[str, Any], body: bytes,
                        headers: dict[str, str]) -> int:
-        assert self.webhook_url, "set the webhook URL first"
+        url = (self.webhook_urls[next(self._turn) % len(self.webhook_urls)]
+               if self.webhook_urls else self.webhook_url)
+        assert url, "set the webhook URL first"
         if self._http is None:
             # Zalo posts from many servers: no client-side cap on connections at once.
             self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        async with self._http.post(self.webhook_url, data=body, headers=headers) as resp:
+        async with self._http.post(url, data=body, headers=headers) as resp:
             await resp.read()
             status = resp.status
         self.posted.append(Posted(event, status, body, headers))
