@@ -11,7 +11,7 @@ import signal
 from aiohttp import web
 
 from bot.app import build_engine, make_clock
-from bot.config import Settings, load_commune
+from bot.config import ConfigError, Settings, load_commune
 from bot.handlers.telegram import (
     TelegramAdapter,
     TelegramChannel,
@@ -31,7 +31,7 @@ log = logging.getLogger("safechild")
 
 async def serve(settings: Settings) -> None:
     clock = make_clock(settings)
-    channels: dict[str, Channel] = {"web": WebChannel(clock)}
+    channels: dict[str, Channel] = {"web": WebChannel(clock)} if settings.simulator else {}
     token = settings.environ.get("TELEGRAM_BOT_TOKEN", "")
     application = None
     if token:
@@ -66,7 +66,8 @@ async def serve(settings: Settings) -> None:
         poller = TelegramPoller(adapter)
         engine.tasks.append(asyncio.create_task(poller.run(engine.stop)))
         log.info("telegram polling started")
-    runner = web.AppRunner(make_app(engine, routes), access_log=None)
+    runner = web.AppRunner(make_app(engine, routes, simulator=settings.simulator),
+                           access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -75,8 +76,11 @@ async def serve(settings: Settings) -> None:
         log.info("telegram webhook registered")
     if zalo is not None:
         log.info("zalo webhook on POST /zalo/webhook")
-    log.info("web simulator on http://%s:%s", settings.host, settings.port)
-    print(f"SafeChild web simulator: http://{settings.host}:{settings.port}", flush=True)
+    if settings.simulator:
+        log.info("web simulator on http://%s:%s", settings.host, settings.port)
+        print(f"SafeChild web simulator: http://{settings.host}:{settings.port}", flush=True)
+    else:
+        log.info("listening on http://%s:%s (no simulator)", settings.host, settings.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -102,7 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     # httpx logs every request URL, and Telegram's URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "serve":
-        asyncio.run(serve(Settings.from_env()))
+        try:
+            settings = Settings.from_env()
+        except ConfigError as exc:
+            parser.exit(2, f"safechild: {exc}\n")
+        asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

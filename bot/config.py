@@ -232,6 +232,9 @@ class Settings:
     port: int
     fake_clock_start: str | None
     environ: Mapping[str, str]
+    # The web simulator lets whoever reaches the port act as any configured person; with a
+    # real channel it would hand strangers officers' alerts (and draw those alerts to it).
+    simulator: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -245,4 +248,21 @@ class Settings:
             port=int(env.get("SAFECHILD_PORT", "8080")),
             fake_clock_start=env.get("SAFECHILD_FAKE_CLOCK") or None,
             environ=env,
+            simulator=_simulator(env),
         )
+
+
+def _simulator(env: Mapping[str, str]) -> bool:
+    """On when no real channel is configured, unless SAFECHILD_SIMULATOR says otherwise."""
+    raw = env.get("SAFECHILD_SIMULATOR", "").strip().lower()
+    real = bool(env.get("TELEGRAM_BOT_TOKEN") or env.get("ZALO_APP_ID"))
+    if not raw:
+        return not real
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw not in ("0", "false", "no", "off"):
+        raise ConfigError(f"SAFECHILD_SIMULATOR: 1 or 0, not {raw!r}")
+    if not real:
+        raise ConfigError("SAFECHILD_SIMULATOR=0 leaves no channel: set TELEGRAM_BOT_TOKEN "
+                          "or ZALO_APP_ID")
+    return False

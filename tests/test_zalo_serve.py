@@ -52,7 +52,8 @@ async def test_three_channels_in_one_process_and_a_sigkill(tmp_path: Path) -> No
     _, refresh = zalo.authorise()
     port = free_port()
     env = {**zalo.env(refresh), "TELEGRAM_BOT_TOKEN": TOKEN,
-           "TELEGRAM_API_BASE_URL": telegram.base_url, "SAFECHILD_CONFIG": str(config(tmp_path))}
+           "TELEGRAM_API_BASE_URL": telegram.base_url, "SAFECHILD_CONFIG": str(config(tmp_path)),
+           "SAFECHILD_SIMULATOR": "1"}  # with real channels, only when asked for
     proc = BotProcess(tmp_path / "bot.db", port, env)
     zalo.users.webhook_url = f"{proc.base}/zalo/webhook"
     try:

@@ -198,16 +198,19 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def make_app(engine: Engine, extra_routes: list[web.RouteDef] | None = None
-             ) -> web.Application:
+def make_app(engine: Engine, extra_routes: list[web.RouteDef] | None = None, *,
+             simulator: bool = True) -> web.Application:
+    """The web server: health, the bot's files, the channels' webhooks (`extra_routes`)
+    and, with `simulator`, the simulator's page and API (no login: demo use only)."""
     app = web.Application(client_max_size=1024 * 1024)
     app.add_routes(extra_routes or [])
     app[ENGINE_KEY] = engine
-    app.router.add_get("/", index)
     app.router.add_get("/healthz", health)
-    app.router.add_get("/api/phones", phones)
-    app.router.add_post("/api/phones/{key}/send", send)
-    app.router.add_get("/api/phones/{key}/messages", messages)
-    app.router.add_post("/api/clock", clock)
     app.router.add_get("/api/files/{id}/{token}", stored_file)
+    if simulator:
+        app.router.add_get("/", index)
+        app.router.add_get("/api/phones", phones)
+        app.router.add_post("/api/phones/{key}/send", send)
+        app.router.add_get("/api/phones/{key}/messages", messages)
+        app.router.add_post("/api/clock", clock)
     return app
