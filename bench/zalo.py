@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -127,13 +128,16 @@ class Bots:
                       for _ in range(processes)]
 
     async def __aenter__(self) -> Bots:
-        for proc in self.procs:
-            await proc.__aenter__()
+        # One that fails to start stops those already running.
+        async with contextlib.AsyncExitStack() as stack:
+            for proc in self.procs:
+                await stack.enter_async_context(proc)
+            self._running = stack.pop_all()
         self.fake.users.webhook_urls = [f"{p.base}/zalo/webhook" for p in self.procs]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await asyncio.gather(*(p.__aexit__() for p in self.procs))
+        await self._running.aclose()
 
 
 class Inbox:

@@ -13,7 +13,7 @@ from bot.flows.vocabulary import Input
 from bot.services.conversation import InboundEvent
 from storage import repo
 from storage.models import Outbox, Person
-from tests.conftest import Simulator
+from tests.conftest import Simulator, eventually
 
 EMERGENCY_REPORT: list[tuple[str, str]] = [
     ("choice", "menu:report"), ("choice", "danger:yes"), ("choice", "type:injury"),
@@ -175,10 +175,10 @@ async def test_a_team_member_with_no_channel_run_here_sends_the_case_up_at_once(
     await report(sim, EMERGENCY_REPORT)
     assert await channels_of(sim, "officer", "alert") == []
     # No minute has passed, yet level 2 has the case (and no row waits on Telegram).
-    for _ in range(100):
-        if [k for k, kind in await sent(sim) if kind == "escalation"]:
-            break
-        await asyncio.sleep(0.02)
+    async def escalated() -> bool:
+        return any(kind == "escalation" for _, kind in await sent(sim))
+
+    await eventually(escalated)
     assert sorted(k for k, kind in await sent(sim) if kind == "escalation") == [
         "officer2", "police_chief"]
     async with sim.engine.sessions() as s:

@@ -274,7 +274,7 @@ async def test_the_background_refresher_refreshes_before_expiry(
     # Until the refresher has stored the new pair, a send may still go with the old token
     # (Zalo may have dropped it: one -216 and a second send), so wait for it to finish.
     await eventually(lambda: fake.refresh_outcomes() == ["ok", "ok"]
-                     and not api.tokens._lock.locked())
+                     and not api.tokens.refreshing)
     sent_before = sends(fake)
     await api.send_text(USER, "không cần làm mới")
     assert sends(fake) == sent_before + 1 and fake.refresh_outcomes() == ["ok", "ok"]

@@ -5,7 +5,7 @@ the outbox rows here (the Zalo channel's own tests send them through the fake OA
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -280,26 +280,35 @@ async def test_a_crash_between_handling_and_marking_handles_once(hooked: Hooked)
     assert [ids_of(r) for r in await h.replies(CITIZEN)] == [["welcome", "menu.prompt"]]
 
 
-async def test_an_event_that_keeps_failing_is_set_aside_and_frees_the_line(
-        hooked: Hooked) -> None:
-    h = hooked
+def fail_on_boom(h: Hooked, failures: list[str] | None = None
+                 ) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """Install (and return) a Zalo handler with a bug: an event saying "boom" fails (and
+    is noted in `failures`)."""
     assert h.engine.inbound is not None
     handler = h.engine.inbound.handlers["zalo"]
-    poison = {"n": 0}
 
     async def flaky(event: dict[str, Any]) -> None:
         if event["message"].get("text") == "boom":
-            poison["n"] += 1
+            if failures is not None:
+                failures.append("boom")
             raise RuntimeError("a bug")
         await handler(event)
 
     h.engine.inbound.handlers["zalo"] = flaky
+    return flaky
+
+
+async def test_an_event_that_keeps_failing_is_set_aside_and_frees_the_line(
+        hooked: Hooked) -> None:
+    h = hooked
+    poison: list[str] = []
+    fail_on_boom(h, poison)
     await h.users.send_text(CITIZEN, "boom")
     await h.users.send_text(CITIZEN, "/start")
     for _ in range(8):
         await h.handle()
         h.clock.advance(timedelta(minutes=15))
-    assert poison["n"] == 5
+    assert len(poison) == 5
     # The message behind it was held back until then, and then handled.
     assert [ids_of(r) for r in await h.replies(CITIZEN)] == [["welcome", "menu.prompt"]]
     async with h.engine.sessions() as s:
@@ -434,14 +443,7 @@ async def test_handled_events_are_deleted_after_a_day_set_aside_ones_after_thirt
     """A stored event holds what the person wrote: once its work is done it goes."""
     h = hooked
     assert h.engine.inbound is not None
-    handler = h.engine.inbound.handlers["zalo"]
-
-    async def flaky(event: dict[str, Any]) -> None:
-        if event["message"].get("text") == "boom":
-            raise RuntimeError("a bug")
-        await handler(event)
-
-    h.engine.inbound.handlers["zalo"] = flaky
+    flaky = fail_on_boom(h)
     await h.users.send_text(OTHER, "boom")
     for _ in range(7):
         await h.handle()
@@ -481,14 +483,7 @@ async def test_an_event_waiting_behind_a_retry_does_not_make_the_worker_look_ear
     handled before it, so the worker's next look is the retry time, not 'now'."""
     h = hooked
     assert h.engine.inbound is not None
-    handler = h.engine.inbound.handlers["zalo"]
-
-    async def flaky(event: dict[str, Any]) -> None:
-        if event["message"].get("text") == "boom":
-            raise RuntimeError("a bug")
-        await handler(event)
-
-    h.engine.inbound.handlers["zalo"] = flaky
+    fail_on_boom(h)
     await h.users.send_text(CITIZEN, "boom")
     await h.users.send_text(CITIZEN, "/start")
     assert await h.handle() == 1  # the first failed; the second waits behind it

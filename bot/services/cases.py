@@ -83,20 +83,19 @@ class CaseService:
                          if p.id != reporter.id and p not in team
                          and cfg.tell_village_collaborator]
         identities = await repo.identities_for(s, [p.id for p in (*team, *collaborators)])
-        unreached = []
+        unreached = 0
         for person in team:
             s.add(CaseRecipient(case_id=case.id, person_id=person.id, level=1, access="team",
                                 alerted_at=now))
             row = await enqueue(s, person, reply, now, kind="alert", case_id=case.id,
                                 dedupe_key=f"alert:{case.id}:p{person.id}", fresh_key=True,
                                 identities=identities[person.id])
-            if row is None:
-                unreached.append(person.id)
+            unreached += row is None
             await enqueue_media(s, person, row, media, alerts.media_caption(case), now,
                                 f"alert:{case.id}:p{person.id}")
         if unreached:
             log.warning("case %s: %s of the team have no channel; next level now", case.id,
-                        len(unreached))
+                        unreached)
             await s.flush()  # the deadlines armed above
             await self.escalation.climb_at_once(s, case.id, 0, now)
         await repo.audit(s, case.id, None, "alerted", now, recipients=[p.id for p in team])

@@ -145,6 +145,11 @@ class ZaloTokens:
 
     # ---- what the client calls ------------------------------------------------------------
 
+    @property
+    def refreshing(self) -> bool:
+        """A refresh (or a look at the stored pair) is under way in this process."""
+        return self._lock.locked()
+
     async def access_token(self) -> AccessToken:
         """A token to send with, refreshed first when it is due. Raises TokensLost when the
         OA's authorisation is gone, TokensBusy or RefreshUnavailable when no usable token
@@ -154,7 +159,7 @@ class ZaloTokens:
         if self._unsaved is None and current is not None \
                 and now < current.expires_at - self.margin:
             return current
-        if current is not None and now < current.expires_at and self._lock.locked():
+        if current is not None and now < current.expires_at and self.refreshing:
             return current  # a refresh is under way here; the old token works meanwhile
         async with self._lock:
             await self._store_unsaved()
