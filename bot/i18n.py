@@ -1,14 +1,16 @@
 """Translation through the gettext catalogs in locales/, and Vietnamese-style formatting.
 
 Catalogs are read from the .po files once at start (Babel's reader), so there is no
-compile step to remember.
+compile step to remember. They are package data of `bot.locales` (the top-level locales/
+folder of the checkout), found through importlib.resources, so an installed wheel has them.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from babel.dates import format_datetime
@@ -17,24 +19,29 @@ from babel.messages.pofile import read_po
 from bot.clock import LOCAL_TZ
 from bot.flows.vocabulary import Text
 
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+LOCALES: Traversable = files("bot.locales")
 DEFAULT_LOCALE = "vi"
 DOMAIN = "messages"
 
 
+def catalog_file(locale: str) -> Traversable:
+    return LOCALES / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
 @cache
 def catalog(locale: str) -> dict[str, str]:
-    path = LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if not path.exists():
+    path = catalog_file(locale)
+    if not path.is_file():
         return {}
     with path.open("rb") as fh:
         po = read_po(fh, locale=locale)
     return {str(m.id): str(m.string) for m in po if m.id and m.string}
 
 
+@cache
 def available_locales() -> tuple[str, ...]:
-    return tuple(sorted(p.name for p in LOCALES_DIR.iterdir()
-                        if (p / "LC_MESSAGES" / f"{DOMAIN}.po").exists()))
+    return tuple(sorted(p.name for p in LOCALES.iterdir()
+                        if p.is_dir() and catalog_file(p.name).is_file()))
 
 
 def format_when(when: datetime, locale: str = DEFAULT_LOCALE) -> str:

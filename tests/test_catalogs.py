@@ -252,7 +252,7 @@ def placeholders(template: str) -> set[str]:
 
 
 def read_catalog_file(locale: str) -> Any:
-    with (i18n.LOCALES_DIR / locale / "LC_MESSAGES" / f"{i18n.DOMAIN}.po").open("rb") as fh:
+    with i18n.catalog_file(locale).open("rb") as fh:
         return read_po(fh, locale=locale)
 
 
