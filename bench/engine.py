@@ -30,7 +30,7 @@ from bench.common import percentile
 from bot.app import Engine, build_engine
 from bot.clock import SystemClock
 from bot.config import DEMO_CONFIG, load_commune
-from bot.flows.vocabulary import Input
+from bot.domain.messages import Input
 from bot.handlers.web import WebChannel
 from bot.services.conversation import InboundEvent
 from storage.models import Case, Identity, Outbox

@@ -29,12 +29,12 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from bot.clock import LOCAL_TZ
 from bot.config import DEMO_CONFIG, load_commune
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.periods import Period
+from bot.domain.statistics import AGE_BANDS, FORMS, OUTCOMES, SEXES, URGENCIES
 from bot.services.directory import Directory, sync_commune
-from bot.services.periods import Period
 from bot.services.reports import period_report, period_stats
-from bot.services.statistics import AGE_BANDS, FORMS, OUTCOMES, SEXES, URGENCIES
 from storage.db import make_engine, migrate, sessionmaker
 from storage.models import Case
 

@@ -42,7 +42,7 @@ from bench.common import percentile, until
 from bot.app import Engine, build_engine
 from bot.clock import SystemClock
 from bot.config import DEMO_CONFIG, parse_commune
-from bot.flows.vocabulary import Reply, Text
+from bot.domain.messages import Reply, Text
 from bot.handlers.telegram import (
     TelegramAdapter,
     TelegramChannel,

@@ -11,7 +11,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, FakeClock, SystemClock
-from bot.config import CommuneConfig, Settings
+from bot.config import Settings
+from bot.domain.commune import CommuneConfig
+from bot.domain.work_hours import WorkHours
 from bot.services.broadcasts import Broadcasts, BroadcastTracker
 from bot.services.calendar_commands import CalendarCommands
 from bot.services.calendar_scheduler import CalendarScheduler
@@ -23,7 +25,6 @@ from bot.services.inbound_queue import InboundWorker
 from bot.services.outbox import SERVED, Channel, OutboxWorker
 from bot.services.reminders import Reminders
 from bot.services.reports import Reports, period_report
-from bot.worktime import WorkCalendar
 from storage.db import make_engine, migrate, sessionmaker
 from storage.models import Outbox
 
@@ -111,7 +112,7 @@ async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
     sessions = sessionmaker(db)
     async with sessions.begin() as s:
         directory = await sync_commune(s, commune, clock.now())
-    calendar = WorkCalendar(*commune.working_hours)
+    calendar = WorkHours(*commune.working_hours)
     escalation = Escalation(directory, calendar)
     cases = CaseService(directory, escalation)
     outbox = OutboxWorker(sessions, clock, channels)

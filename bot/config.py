@@ -5,100 +5,23 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any
 
-from bot.services.calendar_rules import (
-    DEFAULT_CALENDAR_PATH,
-    MAX_TITLE,
-    CalendarEvent,
-    parse_calendar,
-)
+from bot.domain.cases import DEADLINE_STEPS, URGENCIES
+from bot.domain.commune import CHANNELS, CommuneConfig, PersonConfig, RoutingRule
+from bot.domain.commune_calendar import MAX_TITLE, CalendarEvent, parse_calendar
+from bot.domain.roles import CONFIGURED
+from bot.domain.work_hours import Duration
 
 DEMO_CONFIG = Path(__file__).parent / "demo_commune.toml"
-ROLES = ("citizen", "collaborator", "officer", "police", "leader", "admin")
-# The commune office (police answer cases, they do not speak for the commune): who may
-# broadcast to the collaborators, see the statistics and read the calendar.
-OFFICE_ROLES: frozenset[str] = frozenset({"officer", "leader", "admin"})
-# Also the order in which a person's equally recent channels are preferred (outbox).
-CHANNELS = ("telegram", "zalo", "web")
-URGENCIES = ("EMERGENCY", "URGENT", "STANDARD")
-DEADLINE_STEPS = ("acknowledge", "initial_assessment", "detailed_assessment", "plan_drafted",
-                  "plan_approved", "review")
+DEFAULT_CALENDAR_PATH = Path(__file__).parent / "default_calendar.toml"
 
 
 class ConfigError(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class Duration:
-    """An amount of time in calendar minutes or in working minutes/days."""
-
-    amount: int
-    unit: str  # "m" calendar minutes, "wm" working minutes, "wd" working days
-
-    @classmethod
-    def parse(cls, raw: str) -> Duration:
-        raw = raw.strip().lower()
-        for suffix, unit, factor in (("wd", "wd", 1), ("wh", "wm", 60), ("m", "m", 1),
-                                     ("h", "m", 60), ("d", "m", 24 * 60)):
-            if raw.endswith(suffix) and raw[: -len(suffix)].isdigit():
-                return cls(int(raw[: -len(suffix)]) * factor, unit)
-        raise ConfigError(f"bad duration {raw!r}")
-
-
-@dataclass(frozen=True)
-class PersonConfig:
-    key: str
-    role: str
-    name: str
-    phone: str | None = None
-    village: str | None = None
-    on_duty: bool = False
-    tags: tuple[str, ...] = ()
-    language: str = "vi"
-    telegram_id: str | None = None
-    zalo_id: str | None = None
-    # Where alerts go first when the person can be reached on several channels.
-    prefers: str | None = None
-
-
-@dataclass(frozen=True)
-class RoutingRule:
-    types: tuple[str, ...]
-    urgency: tuple[str, ...]
-    notify: tuple[str, ...]
-
-    def matches(self, types: tuple[str, ...], urgency: str) -> bool:
-        type_ok = "*" in self.types or any(t in self.types for t in types)
-        return type_ok and ("*" in self.urgency or urgency in self.urgency)
-
-
-@dataclass(frozen=True)
-class CommuneConfig:
-    key: str
-    name: str
-    code_prefix: str
-    officer_phone: str
-    trusted_addresses: tuple[str, ...]
-    working_hours: tuple[time, time]
-    villages: tuple[tuple[str, str], ...]
-    people: tuple[PersonConfig, ...]
-    rules: tuple[RoutingRule, ...]
-    police_types: frozenset[str]
-    tell_village_collaborator: bool
-    deadlines: Mapping[str, Mapping[str, Duration]]
-    levels: tuple[tuple[str, ...], ...]
-    reminders_at: tuple[float, ...] = field(default=(0.5, 0.9))
-    # A Telegram group of the commune's officers and police that gets every new alert.
-    telegram_alert_group: str | None = None
-    # Reminder calendar: the default events (unless dropped) merged with the commune's own.
-    calendar: tuple[CalendarEvent, ...] = ()
-    # Titles written in the commune file; events without one use `calendar.event.<key>`.
-    calendar_titles: Mapping[str, str] = field(default_factory=dict)
 
 
 def load_commune(path: Path) -> CommuneConfig:
@@ -113,7 +36,7 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
     village_keys = {k for k, _ in villages}
     people = []
     for p in raw.get("people", ()):
-        if p["role"] not in ROLES:
+        if p["role"] not in CONFIGURED:
             raise ConfigError(f"person {p['key']}: unknown role {p['role']!r}")
         if p.get("village") and p["village"] not in village_keys:
             raise ConfigError(f"person {p['key']}: unknown village {p['village']!r}")
@@ -136,7 +59,10 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         table = raw.get("deadlines", {}).get(step)
         if table is None:
             raise ConfigError(f"deadline table misses {step!r}")
-        deadlines[step] = {u: Duration.parse(table[u]) for u in URGENCIES}
+        try:
+            deadlines[step] = {u: Duration.parse(table[u]) for u in URGENCIES}
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     start, end = c.get("working_hours", raw.get("commune", {}).get("working_hours",
                                                                    ["07:30", "17:00"]))
     esc = raw.get("escalation", {})
@@ -157,6 +83,20 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         **_calendar(raw.get("calendar", {})),
     )
 
+
+
+def load_calendar(path: Path) -> list[CalendarEvent]:
+    """Read a calendar file made of [[event]] tables."""
+    with path.open("rb") as fh:
+        raw = tomllib.load(fh)
+    tables = raw.get("event", [])
+    if not isinstance(tables, list):
+        raise ValueError(f"{path.name}: 'event' must be an array of tables ([[event]])")
+    return parse_calendar(tables)
+
+
+def load_default_calendar() -> list[CalendarEvent]:
+    return load_calendar(DEFAULT_CALENDAR_PATH)
 
 
 def _default_calendar_tables() -> list[dict[str, Any]]:
@@ -238,8 +178,6 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        from storage.db import database_url
-
         env = dict(os.environ if environ is None else environ)
         return cls(
             config_path=Path(env.get("SAFECHILD_CONFIG") or DEMO_CONFIG),
@@ -250,6 +188,20 @@ class Settings:
             environ=env,
             simulator=_simulator(env),
         )
+
+
+DEFAULT_SQLITE = "var/safechild.db"
+
+
+def database_url(environ: Mapping[str, str]) -> str:
+    """DATABASE_URL for PostgreSQL (the common spellings, turned to the async driver), else
+    the SQLite file SAFECHILD_DB."""
+    url = environ.get("DATABASE_URL", "")
+    if url.startswith("postgres://") or url.startswith("postgresql://"):
+        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if not url:
+        url = f"sqlite+aiosqlite:///{Path(environ.get('SAFECHILD_DB', DEFAULT_SQLITE))}"
+    return url
 
 
 def _simulator(env: Mapping[str, str]) -> bool:

@@ -16,8 +16,8 @@ from typing import Any
 from babel.dates import format_datetime
 from babel.messages.pofile import read_po
 
-from bot.clock import LOCAL_TZ
-from bot.flows.vocabulary import Text
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.messages import Text
 
 LOCALES: Traversable = files("bot.locales")
 DEFAULT_LOCALE = "vi"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,26 +23,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # aiosqlite logs every statement with its parameters at DEBUG (report texts, names,
 # phone numbers, Zalo tokens), past hide_parameters: never let it.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
-DEFAULT_SQLITE = "var/safechild.db"
 TURN_TIMEOUT = 60.0
-
-
-def database_url(environ: dict[str, str] | os._Environ[str]) -> str:
-    url = environ.get("DATABASE_URL", "")
-    if url.startswith("postgres://") or url.startswith("postgresql://"):
-        # Accept the common forms and use the async driver.
-        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
-    if not url:
-        path = Path(environ.get("SAFECHILD_DB", DEFAULT_SQLITE))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite+aiosqlite:///{path}"
-    return url
 
 
 # hide_parameters: a database error's text would otherwise carry the statement's values
 # (descriptions, names, phone numbers) into the logs.
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         # SQLite has one writer; a few connections let reads and the next BEGIN overlap
         # (measured in bench/engine.py: p50 176 ms with 5 against 392 ms with 1).
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=5,

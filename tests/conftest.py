@@ -16,8 +16,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import Engine, build_engine
-from bot.clock import LOCAL_TZ, FakeClock
+from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, load_commune
+from bot.domain.local_time import LOCAL_TZ
 from bot.handlers.web import WebChannel, make_app
 from tests import pg
 from tests.fake_zalo import FakeZalo

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app import Engine, build_engine
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, parse_commune
+from bot.domain.messages import Input
 from bot.flows.broadcast import MAX_TEXT
-from bot.flows.vocabulary import Input
 from bot.handlers.telegram import TelegramAdapter, TelegramChannel, TelegramPoller, make_application
 from bot.handlers.web import WebChannel
 from bot.services.broadcasts import EDIT_EVERY, BroadcastTracker

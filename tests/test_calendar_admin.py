@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.app import Engine
-from bot.clock import LOCAL_TZ
+from bot.domain.local_time import LOCAL_TZ
 from storage.models import CalendarEventRow, Person
 from tests.conftest import START, Simulator, choice_ids
 

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.services.calendar_rules import (
+from bot.config import load_default_calendar
+from bot.domain.commune_calendar import (
     CalendarEvent,
     DueReminder,
     LunarRule,
@@ -18,7 +19,6 @@ from bot.services.calendar_rules import (
     OnceRule,
     QuarterlyRule,
     YearlyRule,
-    load_default_calendar,
     next_reminder_after,
     occurrences,
     parse_calendar,

@@ -23,15 +23,16 @@ import pytest
 from babel.messages.pofile import read_po
 
 from bot import i18n
-from bot.clock import LOCAL_TZ
-from bot.config import DEADLINE_STEPS, URGENCIES
+from bot.config import load_default_calendar
+from bot.domain import alerts, cases
+from bot.domain.cases import DEADLINE_STEPS, URGENCIES
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.messages import Reply, Text
+from bot.domain.roles import INVITABLE
 from bot.flows import case_team, help, report
 from bot.flows.book import FLOWS
 from bot.flows.engine import Context, State
-from bot.flows.vocabulary import Reply, Text
-from bot.services import alerts, reports
-from bot.services.calendar_rules import load_default_calendar
-from bot.services.invites import INVITABLE_ROLES
+from bot.services import reports
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ("vi", "en")
@@ -54,8 +55,8 @@ def labels(*groups: tuple[Any, ...]) -> set[str]:
 
 
 def coarse_statuses() -> set[str]:
-    """The values alerts.coarse_status can return, read from its own source."""
-    tree = ast.parse(inspect.getsource(alerts.coarse_status))
+    """The values cases.coarse_status can return, read from its own source."""
+    tree = ast.parse(inspect.getsource(cases.coarse_status))
     return {node.value.value for node in ast.walk(tree)
             if isinstance(node, ast.Return) and isinstance(node.value, ast.Constant)}
 
@@ -64,9 +65,9 @@ def coarse_statuses() -> set[str]:
 def families() -> dict[str, frozenset[str]]:
     """Each f-string id shape in the code (braces replaced by *) and the ids it can produce."""
     table = {
-        "case_type.*": {f"case_type.{t}" for t in report.CASE_TYPES},
-        "age.*": {f"age.{a}" for a in report.AGE_BANDS},
-        "sex.*": {f"sex.{s}" for s in report.SEXES},
+        "case_type.*": {f"case_type.{t}" for t in cases.CASE_TYPES},
+        "age.*": {f"age.{a}" for a in cases.AGE_BANDS},
+        "sex.*": {f"sex.{s}" for s in cases.SEXES},
         "urgency.*": {f"urgency.{u}" for u in URGENCIES},
         "report.next.*": {f"report.next.{u}" for u in URGENCIES},
         "step.*": {f"step.{s}" for s in DEADLINE_STEPS},
@@ -78,11 +79,11 @@ def families() -> dict[str, frozenset[str]]:
         "help.*.button": {f"help.{t}.button" for t in help.TOPICS},
         "status.*": {f"status.{s}" for s in coarse_statuses()},
         "case.button.*": {f"case.button.{a}" for a in (*alerts.ACTIONS, *alerts.FOLLOW_UP)},
-        "risk.*": labels(case_team.RISKS),
-        "setting.*": labels(case_team.SETTINGS),
-        "outcome.*": labels(case_team.OUTCOMES),
-        "milestone.*": labels(case_team.MILESTONES),
-        "role.*": {f"role.{r}" for r in INVITABLE_ROLES},
+        "risk.*": labels(case_team.RISK_CHOICES),
+        "setting.*": labels(case_team.SETTING_CHOICES),
+        "outcome.*": labels(case_team.OUTCOME_CHOICES),
+        "milestone.*": labels(case_team.MILESTONE_CHOICES),
+        "role.*": {f"role.{r}" for r in INVITABLE},
         # telegram.render asks for a location or a contact with a reply-keyboard button.
         "telegram.share_*": {"telegram.share_location", "telegram.share_contact"},
         # reminders.title_of: every default calendar event has a catalog title.
@@ -383,7 +384,7 @@ def test_key_vietnamese_texts() -> None:
     for number in ("113", "115", "111"):
         assert number in vi["report.emergency_numbers"] and number in vi["help.hotlines"]
     assert "miễn phí" in vi["report.emergency_numbers"]
-    assert [vi[f"case_type.{t}"] for t in report.CASE_TYPES] == [
+    assert [vi[f"case_type.{t}"] for t in cases.CASE_TYPES] == [
         "Bạo lực", "Xâm hại tình dục", "Bỏ rơi, bỏ mặc", "Tai nạn, thương tích, đuối nước",
         "Bóc lột, lao động trẻ em", "Mua bán, mất tích", "Tảo hôn", "Nguy cơ khác"]
     buttons = {a: vi[f"case.button.{a}"] for a in

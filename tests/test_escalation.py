@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from bot.app import Engine
-from bot.flows.vocabulary import Input
+from bot.domain.messages import Input
 from bot.services.conversation import InboundEvent
 from storage import repo
 from storage.models import Outbox, Person
@@ -104,7 +104,7 @@ async def test_standard_case_deadline_counts_working_hours(sim: Simulator) -> No
     # Friday 16:00 local: 2 working hours run to Monday 08:30 (Friday closes at 17:00).
     from datetime import datetime
 
-    from bot.clock import LOCAL_TZ
+    from bot.domain.local_time import LOCAL_TZ
 
     sim.engine.clock.set(datetime(2026, 11, 27, 16, 0, tzinfo=LOCAL_TZ))
     await report(sim, steps)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app import Engine, build_engine
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, load_commune
-from bot.flows.vocabulary import Input
+from bot.domain.messages import Input
 from bot.handlers.web import WebChannel
 from bot.services.conversation import InboundEvent
 from bot.services.outbox import Delivery, DeliveryError, OutboxWorker

@@ -17,10 +17,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import Engine, build_engine
-from bot.clock import LOCAL_TZ, FakeClock
-from bot.config import DEMO_CONFIG, CommuneConfig, ConfigError, load_commune, parse_commune
+from bot.clock import FakeClock
+from bot.config import DEMO_CONFIG, ConfigError, load_commune, parse_commune
+from bot.domain.commune import CommuneConfig
+from bot.domain.commune_calendar import occurrences
+from bot.domain.local_time import LOCAL_TZ
 from bot.handlers.web import WebChannel
-from bot.services.calendar_rules import occurrences
 from bot.services.reminders import Reminders
 from storage import calendar_repo, repo
 from storage.models import CalendarEventRow, CalendarReminder, Outbox, Person, SimMessage

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from bot import i18n
 from bot.app import Engine
-from bot.clock import LOCAL_TZ
-from bot.flows.vocabulary import Reply, Text
-from bot.services.periods import Period
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.messages import Reply, Text
+from bot.domain.periods import Period
 from bot.services.reports import XLSX_MIME, period_report, period_stats
 from storage import files_repo
 from storage.models import Case, Commune, StoredFile

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.flows.vocabulary import Media, Reply, Text
+from bot.domain.messages import Media, Reply, Text
 from bot.services.outbox import enqueue
 from storage import repo
 from tests.test_reports import add_cases, check_png, check_workbook

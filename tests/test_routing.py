@@ -7,10 +7,10 @@ from datetime import datetime
 
 import pytest
 
-from bot.clock import LOCAL_TZ
-from bot.config import DEMO_CONFIG, ConfigError, Duration, load_commune, parse_commune
-from bot.services.routing import first_recipients, is_police_case, level_recipients, triage
-from bot.worktime import WorkCalendar
+from bot.config import DEMO_CONFIG, ConfigError, load_commune, parse_commune
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.routing import first_recipients, is_police_case, level_recipients, triage
+from bot.domain.work_hours import Duration, WorkHours
 from storage.models import Person
 
 CFG = load_commune(DEMO_CONFIG)
@@ -60,7 +60,7 @@ def at(*args: int) -> datetime:
 
 
 def test_working_time_skips_nights_weekends_and_holidays() -> None:
-    cal = WorkCalendar(*CFG.working_hours)
+    cal = WorkHours(*CFG.working_hours)
     # Calendar hours: the 12-hour clock runs through the night.
     assert cal.add(at(2026, 11, 23, 20, 0), Duration.parse("12h")) == at(2026, 11, 24, 8, 0)
     # Two working hours from Friday 16:00: one on Friday, one on Monday.

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from bot import i18n
+from bot.domain.messages import Choice, Media, Reply, Text
 from bot.flows import help, report
 from bot.flows.book import FLOWS
 from bot.flows.engine import State
-from bot.flows.vocabulary import Choice, Media, Reply, Text
 from bot.handlers.zalo_api import MAX_BUTTONS, TEXT_LIMIT, button_json
 from bot.handlers.zalo_render import ZaloMessage, phone_payload, render, split_text
 from tests.test_catalogs import SAMPLE_CTX, SAMPLE_DATA, built_replies

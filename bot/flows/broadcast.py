@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bot.domain.messages import Choice, Input, Text
+from bot.flows.effects import Submit
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
 from bot.flows.steps import ask_text, choose, meaningful
-from bot.flows.vocabulary import Choice, Input, Submit, Text
 
 # A Telegram message holds 4,096 characters; the frame around the text needs some of them.
 MAX_TEXT = 3000

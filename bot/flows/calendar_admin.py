@@ -10,10 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
-from bot.flows.steps import ask_text, choose, meaningful
-from bot.flows.vocabulary import Choice, Input, Submit, Text
-from bot.services.calendar_rules import (
+from bot.domain.commune_calendar import (
     MAX_DAYS_BEFORE,
     MAX_TITLE,
     LunarRule,
@@ -26,16 +23,21 @@ from bot.services.calendar_rules import (
     day_text,
     parse_rule,
 )
+from bot.domain.messages import Choice, Input, Text
+from bot.domain.roles import Role
+from bot.flows.effects import Submit
+from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
+from bot.flows.steps import ask_text, choose, meaningful
 
 # More lead days than this is a nag, not a reminder.
 MAX_LEADS: Final[int] = 5
 DEFAULT_AT: Final[str] = "08:00"
 
-WHO: Final[dict[str, tuple[str, ...]]] = {
-    "collaborator": ("collaborator",),
-    "officer": ("officer",),
-    "both": ("officer", "collaborator"),
-    "staff": ("officer", "police", "leader"),
+WHO: Final[dict[str, tuple[Role, ...]]] = {
+    "collaborator": (Role.COLLABORATOR,),
+    "officer": (Role.OFFICER,),
+    "both": (Role.OFFICER, Role.COLLABORATOR),
+    "staff": (Role.OFFICER, Role.POLICE, Role.LEADER),
 }
 WHO_CHOICES: Final[tuple[Choice, ...]] = (
     Choice("who:collaborator", Text("calendar.add.who.collaborator")),

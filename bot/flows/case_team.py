@@ -8,21 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.domain.cases import CASE_TYPES, MILESTONES, OUTCOMES, RISKS, SETTINGS
+from bot.domain.messages import Choice, Input, Text
+from bot.flows.effects import Submit
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
-from bot.flows.report import CASE_TYPES
 from bot.flows.steps import ask_text, choose, meaningful, store
-from bot.flows.vocabulary import Choice, Input, Submit, Text
 
 MAX_NOTE = 2000
-RISKS = tuple(Choice(f"risk:{r}", Text(f"risk.{r}")) for r in ("low", "medium", "high"))
-SETTINGS = tuple(Choice(f"setting:{s}", Text(f"setting.{s}"))
-                 for s in ("family", "school", "community", "online", "other"))
-FORMS = tuple(Choice(f"form:{t}", Text(f"case_type.{t}")) for t in CASE_TYPES)
-OUTCOMES = tuple(Choice(f"outcome:{o}", Text(f"outcome.{o}"))
-                 for o in ("supported", "referred", "not_confirmed", "duplicate"))
-MILESTONES = tuple(Choice(f"milestone:{m}", Text(f"milestone.{m}"))
-                   for m in ("detailed_assessment", "plan_drafted", "plan_approved", "review",
-                             "visit", "referral"))
+RISK_CHOICES = tuple(Choice(f"risk:{r}", Text(f"risk.{r}")) for r in RISKS)
+SETTING_CHOICES = tuple(Choice(f"setting:{s}", Text(f"setting.{s}")) for s in SETTINGS)
+FORM_CHOICES = tuple(Choice(f"form:{t}", Text(f"case_type.{t}")) for t in CASE_TYPES)
+OUTCOME_CHOICES = tuple(Choice(f"outcome:{o}", Text(f"outcome.{o}")) for o in OUTCOMES)
+MILESTONE_CHOICES = tuple(Choice(f"milestone:{m}", Text(f"milestone.{m}")) for m in MILESTONES)
 NO_MEASURES = Choice("measures:none", Text("assess.measures.none"))
 
 
@@ -60,16 +57,18 @@ def case_params(state: State, ctx: Context) -> dict[str, Any]:
 
 
 ASSESS = Flow("assess", first="risk", steps={s.id: s for s in (
-    choose("risk", "assess.risk.prompt", RISKS, store("risk", "measures"),
+    choose("risk", "assess.risk.prompt", RISK_CHOICES, store("risk", "measures"),
            frozenset({"measures"}), params=case_params),
     ask_text("measures", "assess.measures.prompt", on_measures, frozenset({"form"}),
              options=(NO_MEASURES,)),
-    choose("form", "assess.form.prompt", FORMS, store("form", "setting"), frozenset({"setting"})),
-    choose("setting", "assess.setting.prompt", SETTINGS, submit("assess")),
+    choose("form", "assess.form.prompt", FORM_CHOICES, store("form", "setting"),
+           frozenset({"setting"})),
+    choose("setting", "assess.setting.prompt", SETTING_CHOICES, submit("assess")),
 )})
 
 CLOSE = Flow("close", first="outcome", steps={
-    "outcome": choose("outcome", "close.prompt", OUTCOMES, submit("close"), params=case_params),
+    "outcome": choose("outcome", "close.prompt", OUTCOME_CHOICES, submit("close"),
+                      params=case_params),
 })
 
 ASK = Flow("ask", first="question", steps={
@@ -86,6 +85,6 @@ HANDOVER = Flow("handover", first="person", steps={
 })
 
 PROGRESS = Flow("progress", first="milestone", steps={
-    "milestone": choose("milestone", "progress.prompt", MILESTONES, submit("progress"),
+    "milestone": choose("milestone", "progress.prompt", MILESTONE_CHOICES, submit("progress"),
                         params=case_params),
 })

@@ -11,7 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.flows.vocabulary import Choice, Effect, Input, Reply, Submit, Text, say
+from bot.domain.messages import Choice, Input, Reply, Text, say
+from bot.domain.roles import STAFF
+from bot.flows.effects import Effect, Submit
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Context:
 
     @property
     def is_staff(self) -> bool:
-        return self.role in {"officer", "police", "leader", "admin"}
+        return self.role in STAFF
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from bot.domain.messages import Choice, Reply, Text
 from bot.flows.engine import Context, Flow, Go, Outcome, State
 from bot.flows.steps import choose
-from bot.flows.vocabulary import Choice, Reply, Text
 
 TOPICS = ("hotlines", "officer", "addresses", "abuse", "drowning")
 HELP_OPTIONS = (*(Choice(f"help:{t}", Text(f"help.{t}.button")) for t in TOPICS),

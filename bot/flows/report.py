@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.domain.cases import AGE_BANDS, CASE_TYPES, DANGER_ANSWERS, SEXES
+from bot.domain.messages import Choice, Input, Reply, Text
+from bot.flows.effects import Submit
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
 from bot.flows.steps import ask_text, choose, meaningful, store
-from bot.flows.vocabulary import Choice, Input, Reply, Submit, Text
 
-CASE_TYPES = ("violence", "sexual_abuse", "abandonment", "injury", "exploitation",
-              "trafficking", "child_marriage", "other")
-AGE_BANDS = ("0-5", "6-10", "11-15", "16-17", "unknown")
-SEXES = ("girl", "boy", "unknown")
 EMERGENCY_NUMBERS = ("113", "115", "111")
 MAX_DESCRIPTION = 20_000
 MAX_NAME = 100
@@ -24,7 +22,7 @@ def _opts(prefix: str, values: tuple[str, ...], label_prefix: str) -> tuple[Choi
     return tuple(Choice(f"{prefix}:{v}", Text(f"{label_prefix}.{v}")) for v in values)
 
 
-DANGER = _opts("danger", ("yes", "no", "unsure"), "report.danger")
+DANGER = _opts("danger", DANGER_ANSWERS, "report.danger")
 AGES = _opts("age", AGE_BANDS, "age")
 SEX = _opts("sex", SEXES, "sex")
 COUNTS = _opts("count", ("1", "2", "3", "4"), "report.count")

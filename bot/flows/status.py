@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
+from bot.domain.messages import Choice, Input, Reply, Text
+from bot.flows.effects import SetLanguage, Submit
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
 from bot.flows.steps import ask_text, choose
-from bot.flows.vocabulary import Choice, Input, Reply, SetLanguage, Submit, Text
 
 CODE_RE = re.compile(r"^[A-Z]{1,6}-\d{4}-\d{1,6}$")
 

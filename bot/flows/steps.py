@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.domain.messages import Choice, Input, Reply, RequestKind, Text
 from bot.flows.engine import BACK, CANCEL, Context, Go, Outcome, Retry, State, Step, pick
-from bot.flows.vocabulary import Choice, Input, Reply, RequestKind, Text
 
 Options = tuple[Choice, ...] | Callable[[State, Context], tuple[Choice, ...]]
 ParamsFn = Callable[[State, Context], dict[str, Any]]

@@ -37,7 +37,7 @@ from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 from telegram.warnings import PTBDeprecationWarning
 
 from bot import i18n
-from bot.flows.vocabulary import Input, Media, Reply
+from bot.domain.messages import Input, Media, Reply
 from bot.handlers.telegram_http import AiohttpRequest
 from bot.handlers.typed import typed_input
 from bot.services.conversation import ConversationService, InboundEvent

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.flows.vocabulary import Input
+from bot.domain.messages import Input
 
 MAX_COMMAND = 32
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import i18n
 from bot.app import Engine
 from bot.clock import FakeClock
-from bot.flows.vocabulary import Input
+from bot.domain.messages import Input
 from bot.handlers.typed import typed_input
 from bot.services.conversation import InboundEvent
 from bot.services.outbox import Delivery, FileToSend

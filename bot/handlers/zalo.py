@@ -28,7 +28,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.flows.vocabulary import Input, InputKind
+from bot.domain.messages import Input, InputKind
 from bot.handlers.typed import typed_input
 from bot.services.conversation import ConversationService, InboundEvent
 from storage import inbound_repo, repo

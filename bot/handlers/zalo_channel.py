@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import Engine
-from bot.flows.vocabulary import Reply
+from bot.domain.messages import Reply
 from bot.handlers.web import file_url
 from bot.handlers.zalo import CHANNEL, WebhookSettings, ZaloAdapter, ZaloWebhook
 from bot.handlers.zalo_api import ZaloApi, ZaloButton, ZaloError, ZaloSettings, ZaloUnavailable

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from bot import i18n
-from bot.flows.vocabulary import Reply, Text
+from bot.domain.messages import Reply, Text
 from bot.handlers.zalo import CHANNEL, CHOICE_PREFIX
 from bot.handlers.zalo_api import MAX_BUTTONS, TEXT_LIMIT, TITLE_LIMIT, ZaloButton
 

@@ -20,11 +20,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.config import OFFICE_ROLES
+from bot.domain.messages import Input, Reply, Text, say
+from bot.domain.permissions import may_broadcast
 from bot.flows import engine
 from bot.flows.book import FLOWS
 from bot.flows.broadcast import text_problem
-from bot.flows.vocabulary import Effect, Input, Reply, Text, say
+from bot.flows.effects import Effect
 from bot.services.directory import Directory
 from bot.services.outbox import edit_payload, enqueue, enqueue_edit
 from bot.services.sweeping import sweep_forever
@@ -54,7 +55,7 @@ class Broadcasts:
                          ctx: engine.Context, inp: Input, now: datetime
                          ) -> tuple[engine.State, list[Effect]] | None:
         """Start the flow for someone who may broadcast, with the number it will reach."""
-        if person.role not in OFFICE_ROLES:
+        if not may_broadcast(person):
             return state, [say("broadcast.not_allowed")]
         count = await broadcast_repo.count_collaborators(s, self.directory.commune_id)
         if count == 0:
@@ -74,7 +75,7 @@ class Broadcasts:
     async def on_submit(self, s: AsyncSession, person: Person, channel: str,
                         data: dict[str, Any], now: datetime) -> list[Reply]:
         """Queue the message for every collaborator and the progress message for the sender."""
-        if person.role not in OFFICE_ROLES:
+        if not may_broadcast(person):
             return [say("broadcast.not_allowed")]
         text = str(data.get("text", "")).strip()
         problem = text_problem(text)

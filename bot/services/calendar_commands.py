@@ -14,13 +14,7 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import LOCAL_TZ
-from bot.config import OFFICE_ROLES
-from bot.flows import engine
-from bot.flows.book import FLOWS
-from bot.flows.calendar_admin import WHO, parse_at, parse_days, rule_words
-from bot.flows.vocabulary import Effect, Input, Reply, Text, say
-from bot.services.calendar_rules import (
+from bot.domain.commune_calendar import (
     MAX_TITLE,
     CalendarEvent,
     DueReminder,
@@ -31,12 +25,18 @@ from bot.services.calendar_rules import (
     reminders_between,
     still_useful,
 )
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.messages import Input, Reply, Text, say
+from bot.domain.permissions import may_change_calendar, may_read_calendar
+from bot.flows import engine
+from bot.flows.book import FLOWS
+from bot.flows.calendar_admin import WHO, parse_at, parse_days, rule_words
+from bot.flows.effects import Effect
 from bot.services.directory import Directory
 from bot.services.reminders import StoredEvent, event_fields, title_of
 from storage import calendar_repo
 from storage.models import Person
 
-ADMINS: Final[frozenset[str]] = frozenset({"admin"})
 # How far ahead the list looks for an event's next date (a yearly event is within a year).
 NEXT_WITHIN: Final[timedelta] = timedelta(days=400)
 WHO_TEXTS: Final[dict[str, Text]] = {
@@ -88,12 +88,12 @@ class CalendarCommands:
         words = inp.args.split()
         verb = words[0].casefold() if words else ""
         if verb == "":
-            if person.role not in OFFICE_ROLES:
+            if not may_read_calendar(person):
                 return state, [say("calendar.list_not_allowed")]
-            return state, [await self._listing(s, person.role, now)]
+            return state, [await self._listing(s, person, now)]
         if verb not in ("pause", "resume", "add"):
             return state, [say("calendar.usage")]
-        if person.role not in ADMINS:
+        if not may_change_calendar(person):
             return state, [say("calendar.change_not_allowed")]
         if verb == "add":
             return engine.start(FLOWS, "calendar_add", ctx, current=state)
@@ -101,14 +101,14 @@ class CalendarCommands:
             return state, [say("calendar.usage")]
         return state, [await self._pause(s, person, words[1], verb == "pause", now)]
 
-    async def _listing(self, s: AsyncSession, role: str, now: datetime) -> Reply:
+    async def _listing(self, s: AsyncSession, person: Person, now: datetime) -> Reply:
         events = await self.stored_events(s)
         today = now.astimezone(LOCAL_TZ).date()
         head = Text("calendar.list.head", {"commune": self.directory.config.name})
         if not events:
             return Reply((head, Text("calendar.list.empty")))
         lines = tuple(list_line(e, today) for e in events)
-        hint = (Text("calendar.list.admin_hint"),) if role in ADMINS else ()
+        hint = (Text("calendar.list.admin_hint"),) if may_change_calendar(person) else ()
         return Reply((head, *lines, *hint))
 
     async def _pause(self, s: AsyncSession, person: Person, key: str, pause: bool,
@@ -127,7 +127,7 @@ class CalendarCommands:
     async def add(self, s: AsyncSession, person: Person, channel: str, data: dict[str, Any],
                   now: datetime) -> list[Reply]:
         """Store an event an admin composed in the calendar_add flow."""
-        if person.role not in ADMINS:
+        if not may_change_calendar(person):
             return [say("calendar.change_not_allowed")]
         title = " ".join(str(data.get("title", "")).split())[:MAX_TITLE]
         days = parse_days(",".join(str(d) for d in data.get("days_before", ())))

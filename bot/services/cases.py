@@ -11,26 +11,26 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import LOCAL_TZ
-from bot.flows.vocabulary import Choice, Reply, Text, say
-from bot.services import alerts
+from bot.domain import alerts
+from bot.domain.cases import MILESTONE_STEPS, coarse_status
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.messages import Choice, Reply, Text, say
+from bot.domain.permissions import (
+    hears_as_reporter,
+    is_reporter,
+    may_receive_handover,
+    on_case_team,
+    works_cases,
+)
+from bot.domain.routing import first_recipients, is_police_case, triage, village_collaborators
 from bot.services.directory import Directory
 from bot.services.escalation import Escalation
 from bot.services.outbox import enqueue, enqueue_edit, enqueue_media
-from bot.services.routing import (
-    first_recipients,
-    is_police_case,
-    triage,
-    village_collaborators,
-)
 from storage import repo
 from storage.models import Attachment, Case, CaseRecipient, Person
 
 log = logging.getLogger(__name__)
 
-STAFF = frozenset({"officer", "police", "leader", "admin"})
-MILESTONE_STEPS = {"detailed_assessment": "detailed_assessment", "plan_drafted": "plan_drafted",
-                   "plan_approved": "plan_approved", "review": "review"}
 
 
 class CaseService:
@@ -129,12 +129,10 @@ class CaseService:
     # ---- who may act -----------------------------------------------------------------------
 
     async def team_member(self, s: AsyncSession, case: Case, person: Person) -> bool:
-        if person.role not in STAFF:
+        if not works_cases(person):
             return False
-        if case.assignee_id == person.id:
-            return True
         r = await repo.recipient(s, case.id, person.id)
-        return r is not None and r.access == "team"
+        return on_case_team(person, case, r.access if r is not None else None)
 
     # ---- actions ---------------------------------------------------------------------------
 
@@ -185,8 +183,7 @@ class CaseService:
     async def hand_over(self, s: AsyncSession, case: Case, actor: Person, to_person_id: int,
                         now: datetime) -> list[Reply]:
         target = await repo.person(s, to_person_id)
-        if (target is None or target.commune_id != self.directory.commune_id
-                or target.role not in STAFF):
+        if target is None or not may_receive_handover(target, self.directory.commune_id):
             return [say("error.stale_button")]
         case.assignee_id = target.id
         if case.status == "new":
@@ -258,13 +255,13 @@ class CaseService:
     async def status(self, s: AsyncSession, code: str, viewer: Person,
                      now: datetime) -> list[Reply]:
         case = await repo.case_by_code(s, code)
-        allowed = case is not None and (case.reporter_id == viewer.id
+        allowed = case is not None and (is_reporter(viewer, case)
                                         or await self.team_member(s, case, viewer))
         if case is None or not allowed:
             # The same answer whether the code does not exist or is someone else's.
             return [say("status.not_found", code=code)]
         await repo.audit(s, case.id, viewer.id, "status_viewed", now)
-        return [say(f"status.{alerts.coarse_status(case)}", code=case.code)]
+        return [say(f"status.{coarse_status(case.status)}", code=case.code)]
 
     async def _retire_alerts(self, s: AsyncSession, case: Case, actor: Person,
                              now: datetime) -> None:
@@ -302,6 +299,6 @@ class CaseService:
         if case.reporter_id is None:
             return
         reporter = await repo.person(s, case.reporter_id)
-        if reporter is not None and reporter.role not in STAFF:
+        if reporter is not None and hears_as_reporter(reporter):
             await enqueue(s, reporter, reply, now, kind="reporter_notice", case_id=case.id,
                           dedupe_key=dedupe)

@@ -19,10 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import i18n
 from bot.clock import Clock
+from bot.domain.messages import Input, Reply, Text, say
+from bot.domain.permissions import is_reporter, may_take_from_group, works_cases
+from bot.domain.roles import Role
 from bot.flows import engine
 from bot.flows.book import FLOWS
-from bot.flows.vocabulary import Effect, Input, Reply, SetLanguage, Submit, Text
-from bot.services.cases import STAFF, CaseService, say
+from bot.flows.effects import Effect, SetLanguage, Submit
+from bot.services.cases import CaseService
 from bot.services.directory import Directory
 from bot.services.invites import Invites
 from bot.services.outbox import enqueue
@@ -32,7 +35,6 @@ from storage.models import Case, CaseRecipient, Conversation, Person
 log = logging.getLogger(__name__)
 DRAFT_TTL = timedelta(hours=24)
 SEEN_REFRESH = timedelta(minutes=10)
-GROUP_ROLES = frozenset({"officer", "police"})
 CASE_FLOWS = {"ask": "ask", "handover": "handover", "assess": "assess", "progress": "progress",
               "close": "close"}
 
@@ -196,10 +198,10 @@ class ConversationService:
     async def _context(self, s: AsyncSession, person: Person) -> engine.Context:
         cfg = self.directory.config
         team: tuple[tuple[str, str], ...] = ()
-        if person.role in STAFF:
+        if works_cases(person):
             people = await repo.people_of(s, self.directory.commune_id)
             team = tuple((str(p.id), p.name) for p in people
-                         if p.role in ("officer", "police") and p.id != person.id)
+                         if p.role in (Role.OFFICER, Role.POLICE) and p.id != person.id)
         language = person.language
 
         def translate(text: Text) -> str:
@@ -221,7 +223,7 @@ class ConversationService:
         if case is None or case.commune_id != self.directory.commune_id:
             return state, [say("error.stale_button")]
         if action == "reply":
-            if case.reporter_id != person.id:
+            if not is_reporter(person, case):
                 return state, [say("case.not_allowed")]
             return engine.start(FLOWS, "answer", ctx, {"case_id": case.id, "code": case.code},
                                 current=state)
@@ -247,7 +249,7 @@ class ConversationService:
         if (group != self.directory.config.telegram_alert_group or action != "ack"
                 or case is None or case.commune_id != self.directory.commune_id):
             return [], Text("error.stale_button")
-        if person.role not in GROUP_ROLES:
+        if not may_take_from_group(person):
             await repo.audit(s, case.id, person.id, "refused", now, button="group-ack")
             return [], Text("group.not_allowed")
         if await repo.recipient(s, case.id, person.id) is None:
@@ -288,7 +290,7 @@ class ConversationService:
         if case is None:
             return [say("error.stale_button")]
         if effect.action == "answer":
-            if case.reporter_id != person.id:
+            if not is_reporter(person, case):
                 return [say("case.not_allowed")]
             return await self.cases.reporter_answer(s, case, person, data["answer"], now)
         if not await self.cases.team_member(s, case, person):

@@ -7,9 +7,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import CommuneConfig
+from bot.domain.commune import CommuneConfig
 from storage import repo
-from storage.models import Person
 
 GROUP_KEY = "_telegram_alert_group"
 
@@ -69,13 +68,3 @@ async def sync_commune(s: AsyncSession, cfg: CommuneConfig, now_: datetime) -> D
     return Directory(cfg, commune.id, village_ids,
                      {village_ids[k]: name for k, name in cfg.villages}, group_person_id)
 
-
-def matches(person: Person, selector: str) -> bool:
-    """Selectors: `role`, `role@duty` (on duty), `role#tag` (carries the tag)."""
-    role, _, rest = selector.partition("@")
-    role, _, tag = role.partition("#")
-    if person.role != role:
-        return False
-    if rest == "duty" and not person.on_duty:
-        return False
-    return not tag or tag in person.tags.split(",")

@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.flows.vocabulary import Reply
-from bot.services import alerts
+from bot.domain import alerts
+from bot.domain.messages import Reply
+from bot.domain.routing import level_recipients
+from bot.domain.work_hours import WorkHours
 from bot.services.directory import Directory
 from bot.services.outbox import enqueue, enqueue_media, served_identities
-from bot.services.routing import level_recipients
 from bot.services.sweeping import sweep_forever
-from bot.worktime import WorkCalendar
 from storage import repo
 from storage.models import Case, CaseDeadline, CaseRecipient, Outbox, Person, Timer
 
@@ -30,7 +30,7 @@ OPEN_STEPS = ("acknowledge", "initial_assessment", "detailed_assessment", "plan_
 
 
 class Escalation:
-    def __init__(self, directory: Directory, calendar: WorkCalendar) -> None:
+    def __init__(self, directory: Directory, calendar: WorkHours) -> None:
         self.directory = directory
         self.calendar = calendar
 

@@ -11,11 +11,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.flows.vocabulary import Reply, Text, say
+from bot.domain.messages import Reply, Text, say
+from bot.domain.permissions import may_invite
+from bot.domain.roles import INVITABLE
 from bot.services.directory import Directory
 from storage.models import Invite, Person
-
-INVITABLE_ROLES = ("collaborator", "officer", "police", "leader")
 
 
 class Invites:
@@ -35,12 +35,12 @@ class Invites:
 
     async def create(self, s: AsyncSession, admin: Person, args: str, channel: str,
                      now: datetime) -> Reply:
-        if admin.role != "admin":
+        if not may_invite(admin):
             return say("invite.not_allowed")
         role, _, village_raw = args.strip().partition(" ")
         role = role.casefold()
         village_id = self._village(village_raw) if village_raw.strip() else None
-        if role not in INVITABLE_ROLES or (village_raw.strip() and village_id is None):
+        if role not in INVITABLE or (village_raw.strip() and village_id is None):
             return say("invite.usage")
         code = self.new_code()
         s.add(Invite(code=code, commune_id=self.directory.commune_id, role=role,

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.config import CHANNELS
-from bot.flows.vocabulary import Media, Reply
+from bot.domain.commune import CHANNELS
+from bot.domain.messages import Media, Reply
 from bot.services.sweeping import sweep_forever
 from storage import files_repo, repo
 from storage.models import Identity, Outbox, Person

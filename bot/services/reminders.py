@@ -18,9 +18,7 @@ from typing import Any, Final, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.clock import LOCAL_TZ
-from bot.flows.vocabulary import Reply, Text
-from bot.services.calendar_rules import (
+from bot.domain.commune_calendar import (
     CalendarEvent,
     DueReminder,
     day_text,
@@ -29,15 +27,16 @@ from bot.services.calendar_rules import (
     reminders_between,
     still_useful,
 )
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.messages import Reply, Text
+from bot.domain.periods import Period, covering
+from bot.domain.roles import STATISTICS_WITH_REMINDERS
 from bot.services.directory import Directory
 from bot.services.outbox import enqueue
-from bot.services.periods import Period, covering
 from storage import calendar_repo, repo
 from storage.models import CalendarEventRow, CalendarReminder
 
 log = logging.getLogger(__name__)
-# Report-deadline reminders carry the period's numbers to the officers who write the report.
-STATS_ROLES: Final[frozenset[str]] = frozenset({"officer"})
 # reminders_between's end is exclusive; a reminder due exactly now is due.
 _JUST_AFTER: Final[timedelta] = timedelta(microseconds=1)
 
@@ -235,7 +234,7 @@ class Reminders:
         reached = 0
         for person in people:
             stats: Sequence[Reply] = ()
-            if period is not None and person.role in STATS_ROLES:
+            if period is not None and person.role in STATISTICS_WITH_REMINDERS:
                 if person.language not in numbers:
                     numbers[person.language] = await self._numbers(s, period,
                                                                    person.language, now)

@@ -22,19 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from bot import i18n
-from bot.clock import LOCAL_TZ
-from bot.config import OFFICE_ROLES
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.messages import Input, Media, Reply, Text
+from bot.domain.periods import Period, parse_period
+from bot.domain.permissions import may_read_statistics
+from bot.domain.statistics import BREAKDOWNS, OPEN, CaseFacts, PeriodStats, compute
 from bot.flows import engine
-from bot.flows.vocabulary import Effect, Input, Media, Reply, Text
+from bot.flows.effects import Effect
 from bot.services.directory import Directory
-from bot.services.periods import Period, parse_period
-from bot.services.statistics import (
-    BREAKDOWNS,
-    OPEN,
-    CaseFacts,
-    PeriodStats,
-    compute,
-)
 from bot.services.stats_files import (
     KNOWN_VALUES,
     LABEL_KEYS,
@@ -204,8 +199,7 @@ class Reports:
                       ctx: engine.Context, inp: Input, now: datetime
                       ) -> tuple[engine.State, list[Effect]] | None:
         """/report <period>; None (the case-report flow) without a period or for others."""
-        if (person.role not in OFFICE_ROLES or person.commune_id != self.directory.commune_id
-                or not inp.args.strip()):
+        if not may_read_statistics(person, self.directory.commune_id) or not inp.args.strip():
             return None
         try:
             period = parse_period(inp.args)

@@ -26,7 +26,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from bot.services.statistics import (
+from bot.domain.statistics import (
     AGE_BANDS,
     BREAKDOWNS,
     FORMS,

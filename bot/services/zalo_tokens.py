@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.flows.vocabulary import Reply, Text
+from bot.domain.messages import Reply, Text
 from bot.services.outbox import enqueue
 from bot.services.sweeping import sweep_forever
 from storage import repo, zalo_repo

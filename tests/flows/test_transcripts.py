@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from bot.domain.messages import Input, Reply
 from bot.flows import engine
 from bot.flows.book import FLOWS
-from bot.flows.vocabulary import Input, Reply, SetLanguage, Submit
+from bot.flows.effects import SetLanguage, Submit
 
 HERE = Path(__file__).parent / "transcripts"
 CTX = engine.Context(

@@ -1,4 +1,5 @@
-"""The words flows and channels share: inputs in, replies and effects out (flow layer)."""
+"""The words flows, services and channels share: what a person sent (Input) and what the bot
+says (Reply: translatable Texts, Choices with stable ids, Media), channel-free."""
 
 from __future__ import annotations
 
@@ -122,19 +123,3 @@ class Input:
     longitude: float | None = None
     phone: str = ""
     file_ref: str = ""
-
-
-@dataclass(frozen=True)
-class Submit:
-    """An effect: the host must carry out an action (open a case, acknowledge, ...)."""
-
-    action: str
-    data: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class SetLanguage:
-    language: str
-
-
-Effect = Reply | Submit | SetLanguage

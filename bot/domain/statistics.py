@@ -23,17 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from bot.services.periods import Period
+from bot.domain.cases import AGE_BANDS, CASE_TYPES, OUTCOMES, SEXES, STATUSES, URGENCIES
+from bot.domain.periods import Period
 
-# Known keys in display order; tables list these first so reports from different periods line up.
-FORMS: Final[tuple[str, ...]] = ("violence", "sexual_abuse", "abandonment", "injury",
-                                 "exploitation", "trafficking", "child_marriage", "other")
-SEXES: Final[tuple[str, ...]] = ("girl", "boy", "unknown")
-AGE_BANDS: Final[tuple[str, ...]] = ("0-5", "6-10", "11-15", "16-17", "unknown")
-# routing.triage stores these upper-case values; lower-case spellings are folded onto them.
-URGENCIES: Final[tuple[str, ...]] = ("EMERGENCY", "URGENT", "STANDARD")
-STATUSES: Final[tuple[str, ...]] = ("new", "acknowledged", "assessed", "closed")
-OUTCOMES: Final[tuple[str, ...]] = ("supported", "referred", "not_confirmed", "duplicate")
+# Known keys in display order (tables list these first so reports from different periods
+# line up): the case vocabulary's own. A form is a case type as the officer confirmed it.
+# routing.triage stores upper-case urgencies; lower-case spellings are folded onto them.
+FORMS: Final[tuple[str, ...]] = CASE_TYPES
 OPEN: Final[str] = "open"
 
 BREAKDOWNS: Final[tuple[str, ...]] = ("form", "sex", "age_band", "village", "urgency", "status",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.flows.vocabulary import Choice, Media, Reply, Text
+from bot.domain.messages import Choice, Media, Reply, Text
 from storage.models import Attachment, Case, CaseDeadline
 
 ALERT_DESCRIPTION_MAX = 1500
@@ -96,10 +96,3 @@ def reminder(case: Case, step: str, due: datetime) -> Reply:
                                              "due": due}),),
                  action_choices(case.id, ("ack",) if case.assignee_id is None else FOLLOW_UP))
 
-
-def coarse_status(case: Case) -> str:
-    if case.status == "closed":
-        return "closed"
-    if case.status in ("new",):
-        return "received"
-    return "handling"

@@ -1,15 +1,34 @@
-"""Deadline arithmetic: calendar time, and working time (07:30-17:00 Monday to Friday,
-Vietnamese public holidays excluded, from the maintained `holidays` library)."""
+"""Deadline arithmetic: durations in calendar time or in working time, the commune office's
+hours (07:30-17:00 Monday to Friday by default), Vietnamese public holidays excluded (from
+the maintained `holidays` library)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 import holidays
 
-from bot.clock import LOCAL_TZ
-from bot.config import Duration
+from bot.domain.local_time import LOCAL_TZ
+
+
+@dataclass(frozen=True)
+class Duration:
+    """An amount of time in calendar minutes or in working minutes/days."""
+
+    amount: int
+    unit: str  # "m" calendar minutes, "wm" working minutes, "wd" working days
+
+    @classmethod
+    def parse(cls, raw: str) -> Duration:
+        """ "30m", "12h", "3d" (calendar), "2wh" (working hours), "3wd" (working days)."""
+        raw = raw.strip().lower()
+        for suffix, unit, factor in (("wd", "wd", 1), ("wh", "wm", 60), ("m", "m", 1),
+                                     ("h", "m", 60), ("d", "m", 24 * 60)):
+            if raw.endswith(suffix) and raw[: -len(suffix)].isdigit():
+                return cls(int(raw[: -len(suffix)]) * factor, unit)
+        raise ValueError(f"bad duration {raw!r}")
 
 
 @lru_cache(maxsize=64)
@@ -21,7 +40,9 @@ def is_working_day(day: date) -> bool:
     return day.weekday() < 5 and day not in _vn_holidays(day.year)
 
 
-class WorkCalendar:
+class WorkHours:
+    """The commune office's opening hours on working days."""
+
     def __init__(self, start: time = time(7, 30), end: time = time(17, 0)) -> None:
         self.start = start
         self.end = end

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Final
 
-from bot.clock import LOCAL_TZ
+from bot.domain.local_time import LOCAL_TZ
 
 KINDS: Final[tuple[str, ...]] = ("month", "quarter", "half", "nine_months", "year")
 

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import calendar
 import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any, Final
 
 from lunar_vn import SUPPORTED_YEAR_RANGE, LunarDate, lunar_to_solar, solar_to_lunar
 
-from bot.clock import LOCAL_TZ
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.roles import REMINDED
 
-ROLES: Final[tuple[str, ...]] = ("collaborator", "officer", "police", "leader", "admin")
 # "M" is the previous calendar month; the others are periods of the current year.
 COVERS: Final[tuple[str, ...]] = ("Q1", "H1", "9M", "Y", "M")
 # A reminder more than a year ahead is noise, and the bound keeps every look-ahead finite.
@@ -38,9 +36,6 @@ WEEKDAYS: Final[tuple[str, ...]] = (
 # -1 stands for "last", which every month has; "fifth" is left out because most months lack it.
 ORDINALS: Final[dict[str, int]] = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
 _ORDINAL_NAMES: Final[dict[int, str]] = {v: k for k, v in ORDINALS.items()}
-
-DEFAULT_CALENDAR_PATH: Final[Path] = Path(__file__).resolve().parents[1] / "default_calendar.toml"
-
 
 def _last_day(year: int, month: int) -> int:
     return calendar.monthrange(year, month)[1]
@@ -283,10 +278,10 @@ class CalendarEvent:
             raise ValueError(f"{where}: key must be a non-empty string without ':'")
         if not self.roles:
             raise ValueError(f"{where}: roles must name at least one role")
-        unknown = [r for r in self.roles if r not in ROLES]
+        unknown = [r for r in self.roles if r not in REMINDED]
         if unknown:
             raise ValueError(f"{where}: unknown role(s) {', '.join(map(repr, unknown))} "
-                             f"(known: {', '.join(ROLES)})")
+                             f"(known: {', '.join(REMINDED)})")
         if not self.days_before:
             raise ValueError(f"{where}: days_before must not be empty (0 means on the day)")
         for days in self.days_before:
@@ -366,20 +361,6 @@ def parse_calendar(data: Sequence[Mapping[str, Any]]) -> list[CalendarEvent]:
         seen.add(event.key)
         events.append(event)
     return events
-
-
-def load_calendar(path: Path) -> list[CalendarEvent]:
-    """Read a calendar file made of [[event]] tables."""
-    with path.open("rb") as fh:
-        raw = tomllib.load(fh)
-    tables = raw.get("event", [])
-    if not isinstance(tables, list):
-        raise ValueError(f"{path.name}: 'event' must be an array of tables ([[event]])")
-    return parse_calendar(tables)
-
-
-def load_default_calendar() -> list[CalendarEvent]:
-    return load_calendar(DEFAULT_CALENDAR_PATH)
 
 
 def occurrences(rule: Rule, start: date, end: date) -> list[date]:

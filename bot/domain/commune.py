@@ -1,0 +1,65 @@
+"""The commune as its file configures it: villages, people, routing rules, deadlines, the
+escalation chain and the calendar (pure data; bot/config.py reads and checks the file)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+
+from bot.domain.commune_calendar import CalendarEvent
+from bot.domain.work_hours import Duration
+
+# Also the order in which a person's equally recent channels are preferred (outbox).
+CHANNELS: tuple[str, ...] = ("telegram", "zalo", "web")
+
+
+@dataclass(frozen=True)
+class PersonConfig:
+    key: str
+    role: str
+    name: str
+    phone: str | None = None
+    village: str | None = None
+    on_duty: bool = False
+    tags: tuple[str, ...] = ()
+    language: str = "vi"
+    telegram_id: str | None = None
+    zalo_id: str | None = None
+    # Where alerts go first when the person can be reached on several channels.
+    prefers: str | None = None
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    types: tuple[str, ...]
+    urgency: tuple[str, ...]
+    notify: tuple[str, ...]
+
+    def matches(self, types: tuple[str, ...], urgency: str) -> bool:
+        type_ok = "*" in self.types or any(t in self.types for t in types)
+        return type_ok and ("*" in self.urgency or urgency in self.urgency)
+
+
+@dataclass(frozen=True)
+class CommuneConfig:
+    key: str
+    name: str
+    code_prefix: str
+    officer_phone: str
+    trusted_addresses: tuple[str, ...]
+    working_hours: tuple[time, time]
+    villages: tuple[tuple[str, str], ...]
+    people: tuple[PersonConfig, ...]
+    rules: tuple[RoutingRule, ...]
+    police_types: frozenset[str]
+    tell_village_collaborator: bool
+    deadlines: Mapping[str, Mapping[str, Duration]]
+    levels: tuple[tuple[str, ...], ...]
+    reminders_at: tuple[float, ...] = field(default=(0.5, 0.9))
+    # A Telegram group of the commune's officers and police that gets every new alert.
+    telegram_alert_group: str | None = None
+    # Reminder calendar: the default events (unless dropped) merged with the commune's own.
+    calendar: tuple[CalendarEvent, ...] = ()
+    # Titles written in the commune file; events without one use `calendar.event.<key>`.
+    calendar_titles: Mapping[str, str] = field(default_factory=dict)

@@ -1,0 +1,96 @@
+"""Who may do what: every permission check of SafeChild, in one place.
+
+The services ask these questions with what the database says (a person's role, their
+place on a case's team), never with what a button or a message claims.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.domain.cases import Access
+from bot.domain.roles import GROUP_TAKERS, HANDOVER_TARGETS, OFFICE, STAFF, Role
+
+
+class Someone(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def commune_id(self) -> int: ...
+
+
+class SomeCase(Protocol):
+    @property
+    def assignee_id(self) -> int | None: ...
+    @property
+    def reporter_id(self) -> int | None: ...
+
+
+def works_cases(person: Someone) -> bool:
+    """Staff: may be routed cases and act on them."""
+    return person.role in STAFF
+
+
+def on_case_team(person: Someone, case: SomeCase, access: str | None) -> bool:
+    """The person holds the case, or it was routed to them to act on (`access` is their
+    place among the case's recipients, None if they are not one)."""
+    if not works_cases(person):
+        return False
+    return case.assignee_id == person.id or access == Access.TEAM
+
+
+def may_acknowledge(person: Someone, case: SomeCase, access: str | None) -> bool:
+    """Take the case from an alert (the first press wins)."""
+    return on_case_team(person, case, access)
+
+
+def may_act_on_case(person: Someone, case: SomeCase, access: str | None) -> bool:
+    """Ask the reporter, hand over, assess, record progress, close; open those flows."""
+    return on_case_team(person, case, access)
+
+
+def may_see_status(person: Someone, case: SomeCase, access: str | None) -> bool:
+    """Look the case up by its code: its reporter and its team."""
+    return is_reporter(person, case) or on_case_team(person, case, access)
+
+
+def is_reporter(person: Someone, case: SomeCase) -> bool:
+    """The person who reported the case: they answer the team's questions about it."""
+    return case.reporter_id == person.id
+
+
+def hears_as_reporter(person: Someone) -> bool:
+    """A reporter is told how their case goes, unless they work cases themselves."""
+    return not works_cases(person)
+
+
+def may_take_from_group(person: Someone) -> bool:
+    """Take a case with the alert group's button."""
+    return person.role in GROUP_TAKERS
+
+
+def may_receive_handover(person: Someone, commune_id: int) -> bool:
+    """Be handed a case: someone of the same commune who works cases."""
+    return person.commune_id == commune_id and person.role in HANDOVER_TARGETS
+
+
+def may_broadcast(person: Someone) -> bool:
+    return person.role in OFFICE
+
+
+def may_read_statistics(person: Someone, commune_id: int) -> bool:
+    return person.role in OFFICE and person.commune_id == commune_id
+
+
+def may_read_calendar(person: Someone) -> bool:
+    return person.role in OFFICE
+
+
+def may_change_calendar(person: Someone) -> bool:
+    return person.role == Role.ADMIN
+
+
+def may_invite(person: Someone) -> bool:
+    return person.role == Role.ADMIN
