@@ -51,7 +51,7 @@ from bot.handlers.telegram import (
 )
 from bot.services.outbox import enqueue
 from storage import repo
-from tests.fake_telegram import TOKEN, FakeTelegram, Sent
+from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
 
 STEPS = [("text", "/start"), ("choice", "menu:report"), ("choice", "danger:no"),
          ("choice", "type:violence"), ("choice", "types:done"), ("text", "Thôn Tây"),

@@ -45,7 +45,7 @@ import aiohttp
 
 from bench.common import percentile, until
 from bot.config import DEMO_CONFIG
-from tests.fake_zalo import FakeZalo
+from tests.support.fake_zalo import FakeZalo
 from tests.pg import PostgresServer
 from tests.test_restart import free_port
 

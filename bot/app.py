@@ -1,156 +1,195 @@
-"""Wiring: builds the engine (database, directory, services, workers) for one process."""
+"""Assembly (app layer): `build_app(setup, channels)` builds one process, once.
+
+Order: the database (migrated) and the commune synced into it; the outbox for the channels
+this process serves (named up front); each channel opened (what sending needs); the core
+services; each channel attached (what receiving needs); the workers and the one scheduler
+that wakes them; the web server with every channel's routes. Nothing is patched in later.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from aiohttp import web
 
 from bot.clock import Clock, FakeClock, SystemClock
-from bot.config import Settings
+from bot.config import Settings, load_commune
 from bot.domain.commune import CommuneConfig
 from bot.domain.work_hours import WorkHours
-from bot.services.broadcasts import Broadcasts, BroadcastTracker
+from bot.handlers.plugin import Base, ChannelPlugin, Core, Inbound, Outbound
+from bot.handlers.server import make_server
+from bot.services.admin_alerts import AdminAlerts
+from bot.services.broadcasts import Broadcasts
 from bot.services.calendar_commands import CalendarCommands
-from bot.services.calendar_scheduler import CalendarScheduler
+from bot.services.calendar_reminders import CalendarReminders
 from bot.services.cases import CaseService
-from bot.services.conversation import ConversationService
+from bot.services.channel_support import ChannelSupport
+from bot.services.conversation import ConversationService, Services
 from bot.services.directory import Directory, sync_commune
-from bot.services.escalation import Escalation, TimerSweeper
-from bot.services.inbound_queue import InboundWorker
-from bot.services.outbox import SERVED, Channel, OutboxWorker
-from bot.services.reminders import Reminders
-from bot.services.reports import Reports, period_report
-from storage.db import make_engine, migrate, sessionmaker
-from storage.models import Outbox
+from bot.services.escalation import Escalation
+from bot.services.invites import Invites
+from bot.services.outbox import Outbox
+from bot.services.period_reports import PeriodReports, period_report
+from bot.services.simulator_log import SimulatorLog
+from bot.workers.broadcasts import BroadcastTracker
+from bot.workers.calendar import CalendarWorker
+from bot.workers.delivery import DeliveryWorker
+from bot.workers.inbound import InboundWorker
+from bot.workers.scheduler import Scheduler, Wakeups
+from bot.workers.timers import TimerWorker
+from bot.workers.worker import Worker
+from storage.db import Database
+from storage.zalo_tokens import ZaloTokenRows
 
 log = logging.getLogger(__name__)
-CLOSE_GRACE = 5.0
+DELIVERY, TIMERS, INBOUND, BROADCASTS, CALENDAR = (
+    "delivery", "timers", "inbound", "broadcasts", "calendar")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a process is built from besides its channels."""
+
+    database_url: str
+    commune: CommuneConfig
+    clock: Clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Setup:
+        clock: Clock = (FakeClock(datetime.fromisoformat(settings.fake_clock_start))
+                        if settings.fake_clock_start else SystemClock())
+        return cls(settings.database_url, load_commune(settings.config_path), clock)
 
 
 @dataclass
-class Engine:
-    """Everything one process runs; channels are attached by the adapters."""
+class App:
+    """Everything one process runs."""
 
-    db: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    database: Database
     clock: Clock
     directory: Directory
-    cases: CaseService
+    outbox: Outbox
     conversations: ConversationService
-    sweeper: TimerSweeper
-    outbox: OutboxWorker
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    reminders: Reminders | None = None
-    calendar: CalendarScheduler | None = None
-    broadcasts: BroadcastTracker | None = None
-    # Webhook events stored before their 200, handled afterwards (Zalo).
-    inbound: InboundWorker | None = None
+    cases: CaseService
+    escalation: Escalation
+    reminders: CalendarReminders
+    support: ChannelSupport
+    scheduler: Scheduler
+    server: web.Application
+    channels: list[ChannelPlugin]
+    inbound: dict[str, Inbound]
+    _loops: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def poke(self) -> None:
-        self.outbox.wake.set()
-        if self.inbound is not None:
-            self.inbound.wake.set()
-        self.sweeper.wake.set()
-        if self.calendar is not None:
-            self.calendar.poke()
-        if self.broadcasts is not None:
-            self.broadcasts.wake.set()
+    def wake(self, *names: str) -> None:
+        self.scheduler.wake(*names)
 
-    async def start_workers(self) -> None:
-        self.tasks.append(asyncio.create_task(self.sweeper.run(self.stop)))
-        self.tasks.append(asyncio.create_task(self.outbox.run(self.stop)))
-        if self.calendar is not None:
-            self.calendar.start()
-        if self.broadcasts is not None:
-            self.tasks.append(asyncio.create_task(self.broadcasts.run(self.stop)))
-        if self.inbound is not None:
-            self.tasks.append(asyncio.create_task(self.inbound.run(self.stop)))
-        if isinstance(self.clock, FakeClock):
-            self.tasks.append(asyncio.create_task(self._follow_fake_clock(self.clock)))
+    async def settle(self, names: Sequence[str] = ()) -> int:
+        """Run the named workers (none: all) until they have nothing left to do."""
+        return await self.scheduler.run_until_idle(names)
 
-    async def _follow_fake_clock(self, clock: FakeClock) -> None:
-        while not self.stop.is_set():
-            await clock.moved.wait()
-            clock.moved.clear()
-            self.poke()
+    async def start(self) -> None:
+        """Start the workers and the channels' own loops (Telegram's long polling)."""
+        self.scheduler.start()
+        for inbound in self.inbound.values():
+            for loop in inbound.loops:
+                self._loops.append(asyncio.create_task(loop(self._stop)))
+
+    async def listening(self) -> None:
+        """The web server listens: what channels do then (register a webhook)."""
+        for name, inbound in self.inbound.items():
+            for call in inbound.on_listening:
+                await call()
+            if inbound.announce:
+                log.info("%s: %s", name, inbound.announce)
 
     async def close(self) -> None:
-        self.stop.set()
-        if self.calendar is not None:
-            await self.calendar.stop()
-        self.poke()
-        if isinstance(self.clock, FakeClock):
-            self.clock.moved.set()  # the clock follower's wait, so it sees the stop too
-        # Each worker ends after its current sweep (cancelled in the middle of a query, a
-        # connection could keep SQLite's write lock); one stuck past the grace is cancelled.
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=CLOSE_GRACE)
-        for task in self.tasks:
+        self._stop.set()
+        for task in self._loops:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.db.dispose()
+        await self.scheduler.stop()
+        for channel in self.channels:
+            await channel.close()
+        await self.database.close()
 
 
-def make_clock(settings: Settings) -> Clock:
-    if settings.fake_clock_start:
-        return FakeClock(datetime.fromisoformat(settings.fake_clock_start))
-    return SystemClock()
+async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
+    clock = setup.clock
+    database = await Database.open(setup.database_url)
+    async with database.transaction() as tx:
+        directory = await sync_commune(tx, setup.commune, clock.now())
+    wakeups = Wakeups()
+    outbox = Outbox(served=[c.name for c in channels])
+    admin_alerts = AdminAlerts(database, clock, outbox, directory.commune_id,
+                               on_queued=lambda: wakeups.wake(DELIVERY))
+    simulator_log = SimulatorLog(database, clock, directory)
+    base = Base(clock, extras={
+        "zalo_token_rows": lambda oa_id: ZaloTokenRows(database, oa_id),
+        "alert_admins": admin_alerts.channel_authorisation_lost,
+        "simulator_log": simulator_log,
+    })
+    outbound: dict[str, Outbound] = {}
+    for channel in channels:
+        outbound[channel.name] = await channel.open(base)
 
-
-async def build_engine(database_url: str, commune: CommuneConfig, clock: Clock,
-                       channels: dict[str, Channel]) -> Engine:
-    """Migrate the database, sync the commune file, wire the services."""
-    db = make_engine(database_url)
-    await migrate(db)
-    sessions = sessionmaker(db)
-    async with sessions.begin() as s:
-        directory = await sync_commune(s, commune, clock.now())
-    calendar = WorkHours(*commune.working_hours)
-    escalation = Escalation(directory, calendar)
-    cases = CaseService(directory, escalation)
-    outbox = OutboxWorker(sessions, clock, channels)
-    # Every session knows the channels this process delivers on (the worker's live table, so
-    # a channel attached later counts), and messages are only queued on those: a row on a
-    # channel nobody serves would wait for ever.
-    sessions.configure(info={SERVED: outbox.channels})
-    sweeper = TimerSweeper(sessions, clock, escalation, on_sent=outbox.wake.set)
-
-    async def reroute(s: AsyncSession, row: Outbox, now: datetime) -> None:
-        # Only to channels the session says are served (the worker's live table above).
-        await escalation.reroute(s, row, now)
-        sweeper.wake.set()
-
-    outbox.on_unreachable = reroute
+    escalation = Escalation(directory, WorkHours(*setup.commune.working_hours), outbox)
+    cases = CaseService(directory, escalation, outbox)
+    reminders = CalendarReminders(database, directory, outbox, period_report)
+    async with database.transaction() as tx:
+        await reminders.sync(tx, clock.now())
+    services = Services(
+        cases=cases,
+        invites=Invites(directory, {name: o.invite_link for name, o in outbound.items()
+                                    if o.invite_link}),
+        broadcasts=Broadcasts(directory, outbox),
+        calendar=CalendarCommands(directory, reminders,
+                                  changed=lambda: wakeups.wake(CALENDAR)),
+        period_reports=PeriodReports(directory))
 
     def queued() -> None:
         # A new case may have armed a timer that is due at once (a team member with no
-        # channel): the sweeper looks now rather than at its next idle wake-up.
-        outbox.wake.set()
-        sweeper.wake.set()
+        # channel): the timer worker looks now rather than at its next idle wake-up.
+        wakeups.wake(DELIVERY, TIMERS)
 
-    conversations = ConversationService(sessions, clock, directory, cases, on_queued=queued)
-    reminders = Reminders(sessions, directory, period_report, on_queued=outbox.wake.set)
-    async with sessions.begin() as s:
-        await reminders.sync(s, clock.now())
-    calendar_scheduler = CalendarScheduler(reminders, clock)
-    calendar_commands = CalendarCommands(directory, reminders.stored_events,
-                                         calendar_scheduler.poke)
-    conversations.commands["calendar"] = calendar_commands.command
-    # /report <period> for staff; without a period (or from anyone else) a case report.
-    conversations.commands["report"] = Reports(directory).command
-    conversations.actions["calendar_add"] = calendar_commands.add
-    broadcasts = Broadcasts(directory)
-    conversations.commands["broadcast"] = broadcasts.on_command
-    conversations.actions["broadcast"] = broadcasts.on_submit
-    tracker = BroadcastTracker(sessions, clock, on_queued=outbox.wake.set)
-    return Engine(db, sessions, clock, directory, cases, conversations, sweeper, outbox,
-                  reminders=reminders, calendar=calendar_scheduler, broadcasts=tracker,
-                  inbound=InboundWorker(sessions, clock,
-                                        concurrency=3 if db.dialect.name == "sqlite" else 12))
+    conversations = ConversationService(
+        database, clock, directory, outbox, services,
+        labels={name: o.labels for name, o in outbound.items() if o.labels}, on_queued=queued)
+    support = ChannelSupport(database, clock)
+
+    async def settle(names: Sequence[str]) -> int:
+        return await scheduler.run_until_idle(names)
+
+    core = Core(clock=clock, conversations=conversations, store_events=support.store_events,
+                unreachable=support.unreachable, stored_file=support.stored_file,
+                wake=wakeups.wake, settle=settle)
+    inbound: dict[str, Inbound] = {}
+    for channel in channels:
+        inbound[channel.name] = await channel.attach(core)
+
+    handlers = {name: i.stored_events for name, i in inbound.items()
+                if i.stored_events is not None}
+    workers: list[Worker] = [
+        TimerWorker(database, escalation, on_fired=lambda: wakeups.wake(DELIVERY)),
+        CalendarWorker(reminders, on_queued=lambda: wakeups.wake(DELIVERY)),
+        # Events handled at once: each holds a database connection while it runs.
+        InboundWorker(database, handlers,
+                      concurrency=3 if database.dialect == "sqlite" else 12),
+        DeliveryWorker(database, clock, {name: o.sender for name, o in outbound.items()},
+                       reroute=escalation.reroute, climbed=lambda: wakeups.wake(TIMERS)),
+        BroadcastTracker(database, outbox, on_queued=lambda: wakeups.wake(DELIVERY)),
+        *(w for o in outbound.values() for w in o.workers),
+    ]
+    scheduler = Scheduler(clock, workers, wakeups)
+    server = make_server(support.stored_file,
+                         [route for i in inbound.values() for route in i.routes])
+    return App(database=database, clock=clock, directory=directory, outbox=outbox,
+               conversations=conversations, cases=cases, escalation=escalation,
+               reminders=reminders, support=support, scheduler=scheduler, server=server,
+               channels=list(channels), inbound=inbound)

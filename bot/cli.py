@@ -10,72 +10,41 @@ import signal
 
 from aiohttp import web
 
-from bot.app import build_engine, make_clock
-from bot.config import ConfigError, Settings, load_commune
-from bot.handlers.telegram import (
-    TelegramAdapter,
-    TelegramChannel,
-    TelegramPoller,
-    TelegramWebhook,
-    make_application,
-    webhook_secret,
-)
-from bot.handlers.web import WebChannel, make_app
-from bot.handlers.zalo import WebhookSettings
-from bot.handlers.zalo_api import ZaloSettings
-from bot.handlers.zalo_channel import connect_zalo
-from bot.services.outbox import Channel
+from bot.app import Setup, build_app
+from bot.config import ConfigError, Settings
+from bot.handlers.plugin import ChannelPlugin
+from bot.handlers.simulator import SimulatorPlugin
+from bot.handlers.telegram import TelegramPlugin, TelegramSettings
+from bot.handlers.zalo import ZaloPlugin
+from bot.handlers.zalo.api import ZaloSettings
+from bot.handlers.zalo.webhook import WebhookSettings
 
 log = logging.getLogger("safechild")
 
 
-async def serve(settings: Settings) -> None:
-    clock = make_clock(settings)
-    channels: dict[str, Channel] = {"web": WebChannel(clock)} if settings.simulator else {}
-    token = settings.environ.get("TELEGRAM_BOT_TOKEN", "")
-    application = None
-    if token:
-        application = make_application(
-            token, settings.environ.get("TELEGRAM_API_BASE_URL", "https://api.telegram.org/bot"),
-            settings.environ.get("TELEGRAM_FILE_BASE_URL", "https://api.telegram.org/file/bot"))
-        await application.initialize()
-        channels["telegram"] = TelegramChannel(application.bot)
-    zalo_settings = ZaloSettings.from_env(settings.environ)
-    engine = await build_engine(settings.database_url, load_commune(settings.config_path),
-                                clock, channels)
-    zalo = None
-    if zalo_settings is not None:
-        # After the engine: the client keeps the OA's tokens in its database.
-        zalo = connect_zalo(engine, zalo_settings,
-                            WebhookSettings.from_env(settings.environ),
-                            public_url=settings.environ.get("SAFECHILD_PUBLIC_URL", ""))
-        await zalo.api.start()
-    adapter = None
-    if application is not None:
-        adapter = TelegramAdapter(application, engine.conversations)
-        engine.conversations.invites.links["telegram"] = (
-            f"https://t.me/{application.bot.username}?start=")
-    await engine.start_workers()
-    routes: list[web.RouteDef] = zalo.routes() if zalo is not None else []
-    webhook_url = settings.environ.get("TELEGRAM_WEBHOOK_URL", "")
-    if adapter is not None and webhook_url:
-        hook = TelegramWebhook(adapter, webhook_secret(
-            token, settings.environ.get("TELEGRAM_WEBHOOK_SECRET")))
-        routes.append(web.post("/telegram/webhook", hook.handle))
-    elif adapter is not None:
-        poller = TelegramPoller(adapter)
-        engine.tasks.append(asyncio.create_task(poller.run(engine.stop)))
-        log.info("telegram polling started")
-    runner = web.AppRunner(make_app(engine, routes, simulator=settings.simulator),
-                           access_log=None)
+def channels_of(settings: Settings) -> list[ChannelPlugin]:
+    """The channels the environment configures, the simulator when it is on."""
+    channels: list[ChannelPlugin] = []
+    if settings.simulator:
+        channels.append(SimulatorPlugin())
+    telegram = TelegramSettings.from_env(settings.environ)
+    if telegram is not None:
+        channels.append(TelegramPlugin(telegram))
+    zalo = ZaloSettings.from_env(settings.environ)
+    if zalo is not None:
+        channels.append(ZaloPlugin(zalo, WebhookSettings.from_env(settings.environ),
+                                   public_url=settings.environ.get("SAFECHILD_PUBLIC_URL", "")))
+    return channels
+
+
+async def serve(settings: Settings, channels: list[ChannelPlugin]) -> None:
+    app = await build_app(Setup.from_settings(settings), channels)
+    await app.start()
+    runner = web.AppRunner(app.server, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
-    if adapter is not None and webhook_url:
-        await hook.register(webhook_url)
-        log.info("telegram webhook registered")
-    if zalo is not None:
-        log.info("zalo webhook on POST /zalo/webhook")
+    await app.listening()
     if settings.simulator:
         log.info("web simulator on http://%s:%s", settings.host, settings.port)
         print(f"SafeChild web simulator: http://{settings.host}:{settings.port}", flush=True)
@@ -88,12 +57,7 @@ async def serve(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
-    # Zalo's token refresher uses the engine's database: it stops first.
-    if zalo is not None:
-        await zalo.close()
-    await engine.close()
-    if application is not None:
-        await application.shutdown()
+    await app.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,9 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         try:
             settings = Settings.from_env()
-        except ConfigError as exc:
+            channels = channels_of(settings)
+        except (ConfigError, ValueError) as exc:
             parser.exit(2, f"safechild: {exc}\n")
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, channels))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,17 @@
-"""Database engine and session factory; migrates the schema at start (storage layer)."""
+"""The database: engine, transactions, and the schema's migrations (storage layer).
+
+Everything outside storage/ sees only `Database` (open a transaction, or a read) and `Tx`
+(an open transaction, handed to the storage functions); neither shows SQLAlchemy. Storage
+runs Core statements on the transaction's connection: no ORM unit of work, no identity map,
+every change an explicit statement named for what it does.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +20,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -94,10 +103,71 @@ def make_engine(url: str) -> AsyncEngine:
                                hide_parameters=True)
 
 
-def sessionmaker(engine: AsyncEngine,
-                 info: dict[str, Any] | None = None) -> async_sessionmaker[AsyncSession]:
-    """`info` is given to every session (shallowly copied: a dict inside stays live)."""
-    return async_sessionmaker(engine, expire_on_commit=False, info=info or {})
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """ORM sessions on the engine: for the tests' own look at the tables, not for the bot."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class Tx:
+    """One open transaction (or read); storage functions take it, nothing else opens it."""
+
+    __slots__ = ("_after_commit", "conn")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the transaction has committed (never when it rolls back),
+        e.g. to wake a worker that must see the change."""
+        self._after_commit.append(callback)
+
+    @property
+    def dialect(self) -> str:
+        return self.conn.dialect.name
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A part of the transaction that fails on its own: an exception inside rolls back
+        only what was done inside, and goes on to the caller."""
+        async with self.conn.begin_nested():
+            yield
+
+
+class Database:
+    """The process's database: transactions for work, reads for looking."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> Database:
+        """Connect and bring the schema to the newest migration (safe at every start)."""
+        engine = make_engine(url)
+        await migrate(engine)
+        return cls(engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """Commits when the block ends, rolls back when it raises."""
+        async with self.engine.begin() as conn:
+            tx = Tx(conn)
+            yield tx
+        for callback in tx._after_commit:
+            callback()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        """For reading only: whatever was written is rolled back at the end."""
+        async with self.engine.connect() as conn:
+            yield Tx(conn)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
 
 
 def _upgrade(connection: Connection) -> None:

@@ -262,8 +262,11 @@ class SimMessage(Base):
     """The web simulator's chat log: what each demo phone shows."""
 
     __tablename__ = "sim_messages"
+    __table_args__ = (UniqueConstraint("outbox_id", name="uq_sim_messages_outbox_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
+    # The outbox message this row shows (0011): a resend after a crash writes nothing new.
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
     direction: Mapped[str] = mapped_column(String(8))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
-from storage import repo
-from storage.models import Case, Conversation, Person
-from tests.conftest import Simulator, choice_ids
-from tests.test_story import REPORT_STEPS, walk_report
+from storage import cases, conversations, people
+from tests.support.database import count
+from tests.support.simulator import Simulator, choice_ids, walk_report
+from tests.support.stories import REPORT_STEPS
 
 
 async def state_of(sim: Simulator, key: str) -> dict:
-    async with sim.engine.sessions() as s:
-        person = await repo.person_by_key(s, sim.engine.directory.commune_id, key)
+    async with sim.app.database.read() as s:
+        person = await people.person_by_key(s, sim.app.directory.commune_id, key)
         assert person is not None
-        conv = await s.get(Conversation, person.id)
+        conv = await conversations.conversation(s, person.id)
         return dict(conv.state) if conv else {}
 
 
@@ -56,8 +54,8 @@ async def test_ten_thousand_character_description_is_kept_whole(sim: Simulator) 
     steps = [(k, long_text if k == "text" and v.startswith("Một người") else v)
              for k, v in REPORT_STEPS]
     code = await walk_report(sim, "citizen", steps)
-    async with sim.engine.sessions() as s:
-        case = await repo.case_by_code(s, code)
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_code(s, code)
         assert case is not None and case.description == long_text.strip()
     alert = await sim["officer"].last()
     # The alert stays readable on a phone (and within Telegram's 4096 characters).
@@ -99,10 +97,10 @@ async def test_citizen_pressing_an_officer_button_changes_nothing(sim: Simulator
     # Neither may an officer of the commune who was not alerted (the leader, level 3).
     await sim["leader"].tap("case:ack:1")
     assert await ids_of_last(sim, "leader") == ["case.not_allowed"]
-    async with sim.engine.sessions() as s:
-        case = await repo.case_by_code(s, code)
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_code(s, code)
         assert case is not None and case.status == "new" and case.assignee_id is None
-        refused = [e for e in await repo.case_events(s, case.id) if e.action == "refused"]
+        refused = [e for e in await cases.case_events(s, case.id) if e.action == "refused"]
     assert len(refused) == 5
 
 
@@ -134,6 +132,5 @@ async def test_back_cancel_and_resume(sim: Simulator) -> None:
     assert state["step"] == "types" and state["data"]["types"] == ["violence"]
     await phone.tap("cancel")
     assert (await state_of(sim, "citizen")).get("flow") is None
-    async with sim.engine.sessions() as s:
-        assert await s.scalar(select(func.count()).select_from(Case)) == 0
-        assert await s.scalar(select(func.count()).select_from(Person)) > 0
+    assert await count(sim.app, "cases") == 0
+    assert await count(sim.app, "people") > 0

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from bot.handlers.web import WebChannel
 from playwright.async_api import Browser
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,15 +24,14 @@ from bot.config import DEMO_CONFIG, parse_commune
 from bot.domain.messages import Input
 from bot.flows.broadcast import MAX_TEXT
 from bot.handlers.telegram import TelegramAdapter, TelegramChannel, TelegramPoller, make_application
-from bot.handlers.web import WebChannel
 from bot.services.broadcasts import EDIT_EVERY, BroadcastTracker
 from bot.services.conversation import InboundEvent
 from bot.services.outbox import Delivery, DeliveryError, OutboxWorker
-from storage import broadcast_repo, repo
+from storage import broadcasts, outbox, people
 from storage.db import make_engine, sessionmaker
 from storage.models import Broadcast, Identity, Outbox
-from tests.conftest import Simulator, choice_ids
-from tests.fake_telegram import TOKEN, FakeTelegram, Sent
+from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
+from tests.support.simulator import Simulator, choice_ids
 from tests.test_browser import browser  # noqa: F401  (a fixture)
 
 WARNING = "Mùa hè sắp đến: nhắc các gia đình trông trẻ khi đi bơi, không để trẻ tắm sông một mình."
@@ -43,10 +43,10 @@ async def add_collaborators(engine: Engine, n: int, channel: str | None, first: 
     """`n` collaborators who joined through invites (no config key), each with one identity
     on `channel` (none at all when `channel` is None)."""
     ids: list[int] = []
-    async with engine.sessions.begin() as s:
+    async with engine.database.transaction() as s:
         for i in range(n):
             language = "en" if english_every and i % english_every == 0 else "vi"
-            person = await repo.add_person(s, commune_id=engine.directory.commune_id, key=None,
+            person = await people.add_person(s, commune_id=engine.directory.commune_id, key=None,
                                            role="collaborator", name=f"CTV {first + i}",
                                            language=language, created_at=engine.clock.now())
             if channel is not None:
@@ -57,12 +57,12 @@ async def add_collaborators(engine: Engine, n: int, channel: str | None, first: 
 
 
 async def broadcasts(engine: Engine) -> list[Broadcast]:
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         return list(await s.scalars(select(Broadcast).order_by(Broadcast.id)))
 
 
 async def copies(engine: Engine) -> int:
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         return int(await s.scalar(select(func.count()).select_from(Outbox)
                                   .where(Outbox.kind == "broadcast")) or 0)
 
@@ -97,7 +97,7 @@ def numbers(text: str) -> tuple[int, int]:
 
 async def test_officer_broadcasts_through_the_simulator(sim: Simulator,
                                                        clock: FakeClock) -> None:
-    engine = sim.engine
+    engine = sim.app
     # Beside the demo collaborator (a simulator phone): two more with phones, one with none.
     await add_collaborators(engine, 2, "web", first=900)
     await add_collaborators(engine, 1, None, first=950)
@@ -150,7 +150,7 @@ async def test_broadcast_is_refused_to_citizens_and_police(sim: Simulator) -> No
         assert (await sim[key].last())["ids"] == ["broadcast.not_allowed"]
         await sim[key].text(f"/broadcast {WARNING}")
         assert (await sim[key].last())["ids"] == ["broadcast.not_allowed"]
-    assert await broadcasts(sim.engine) == [] and await copies(sim.engine) == 0
+    assert await broadcasts(sim.app) == [] and await copies(sim.app) == 0
 
 
 async def test_cancel_sends_nothing(sim: Simulator) -> None:
@@ -159,8 +159,8 @@ async def test_cancel_sends_nothing(sim: Simulator) -> None:
     await officer.text(WARNING)
     await officer.tap("cancel")
     assert "flow.cancelled" in (await officer.last())["ids"]
-    await settle(sim.engine)
-    assert await broadcasts(sim.engine) == [] and await copies(sim.engine) == 0
+    await settle(sim.app)
+    assert await broadcasts(sim.app) == [] and await copies(sim.app) == 0
     assert await sim["collaborator"].inbox(all_=True) == []
 
 
@@ -173,9 +173,9 @@ async def test_text_typed_with_the_command_goes_to_the_confirmation(sim: Simulat
     await leader.text("ok")
     assert [m["ids"] for m in await leader.inbox()] == [["error.use_buttons"],
                                                          ["broadcast.confirm"]]
-    assert await copies(sim.engine) == 0
+    assert await copies(sim.app) == 0
     await leader.tap("broadcast:send")
-    await settle(sim.engine)
+    await settle(sim.app)
     assert len(await sim["collaborator"].inbox(all_=True)) == 1
 
 
@@ -198,13 +198,13 @@ async def test_sending_rechecks_the_role(sim: Simulator) -> None:
     officer = sim["officer"]
     await officer.text("/broadcast")
     await officer.text(WARNING)
-    async with sim.engine.sessions.begin() as s:
-        person = await repo.person_by_key(s, sim.engine.directory.commune_id, "officer")
+    async with sim.app.database.transaction() as s:
+        person = await people.person_by_key(s, sim.app.directory.commune_id, "officer")
         assert person is not None
         person.role = "police"
     await officer.tap("broadcast:send")
     assert (await officer.last())["ids"] == ["broadcast.not_allowed"]
-    assert await broadcasts(sim.engine) == [] and await copies(sim.engine) == 0
+    assert await broadcasts(sim.app) == [] and await copies(sim.app) == 0
 
 
 async def test_moving_the_demo_clock_shows_the_summary(sim: Simulator) -> None:
@@ -219,8 +219,8 @@ async def test_moving_the_demo_clock_shows_the_summary(sim: Simulator) -> None:
 
 
 async def test_nobody_to_send_to(sim: Simulator) -> None:
-    async with sim.engine.sessions.begin() as s:
-        person = await repo.person_by_key(s, sim.engine.directory.commune_id, "collaborator")
+    async with sim.app.database.transaction() as s:
+        person = await people.person_by_key(s, sim.app.directory.commune_id, "collaborator")
         assert person is not None
         person.role = "citizen"
     await sim["officer"].text("/broadcast")
@@ -270,12 +270,12 @@ async def test_a_waiting_edit_takes_the_newest_count_and_none_overtakes_it(
         await worker.deliver_due()
     clock.advance(EDIT_EVERY)
     await tracker.track_due()
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         edits = list(await s.scalars(select(Outbox).where(Outbox.kind == "edit")))
     # One edit waits (it keeps failing); newer counts went into it, not into new rows.
     assert len(edits) == 1 and edits[0].status == "pending"
-    async with engine.sessions() as s:
-        counts = await broadcast_repo.delivery_counts(s, sent.id)
+    async with engine.database.read() as s:
+        counts = await outbox.broadcast_counts(s, sent.id)
     assert edits[0].payload["reply"]["texts"][0]["params"]["done"] == 10 - counts["pending"]
     slow.failing = False
     for _ in range(10):
@@ -387,9 +387,9 @@ async def test_broadcast_to_500_collaborators_rate_limited_failing_and_blocked(
     assert counts[0][0] < counts[-1][0] == 503 and {t for _, t in counts} == {503}
     summary = fake.inbox(OFFICER)[-1].text
     assert "Đã nhận: 476" in summary and "Không gửi được: 27" in summary
-    async with engine.sessions() as s:
-        ident = await repo.identity(s, "telegram", str(min(blocked)))
-        failed = await broadcast_repo.delivery_counts(s, sent.id)
+    async with engine.database.read() as s:
+        ident = await people.identity(s, "telegram", str(min(blocked)))
+        failed = await outbox.broadcast_counts(s, sent.id)
     assert ident is not None and ident.unreachable_at is not None
     assert failed == {"sent": 476, "failed": 25}
 
@@ -424,9 +424,9 @@ async def test_two_trackers_never_both_edit_or_summarise(engine: Engine, db_url:
     assert sent.finished_at is not None
     # Within one sweep at one instant, one tracker at most did anything with it.
     assert max(per_round) == 1 and sum(per_round) >= 3
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         rows = list(await s.scalars(select(Outbox).order_by(Outbox.id)))
-        officer = await repo.person_by_key(s, engine.directory.commune_id, "officer")
+        officer = await people.person_by_key(s, engine.directory.commune_id, "officer")
     assert officer is not None
     mine = [r for r in rows if r.person_id == officer.id]
     summaries = [r for r in mine if r.payload["reply"]["texts"][0]["id"] == "broadcast.summary"]
@@ -443,9 +443,9 @@ async def test_a_leased_broadcast_is_left_alone_until_the_lease_runs_out(
     while await engine.outbox.deliver_due():
         pass
     [sent] = await broadcasts(engine)
-    async with engine.sessions.begin() as s:
+    async with engine.database.transaction() as s:
         # Another process claimed it and then died.
-        assert await broadcast_repo.lease_broadcasts(s, [sent.id], "dead", clock.now(),
+        assert await broadcasts.claim(s, [sent.id], "dead", clock.now(),
                                                      timedelta(seconds=60)) == [sent.id]
     tracker = tracker_of(engine)
     assert await tracker.track_due() == 0
@@ -460,14 +460,14 @@ def _ids(rows: list[dict[str, Any]]) -> list[list[str]]:
 
 
 async def test_people_with_no_channel_alone_finish_at_once(sim: Simulator) -> None:
-    async with sim.engine.sessions.begin() as s:
-        person = await repo.person_by_key(s, sim.engine.directory.commune_id, "collaborator")
+    async with sim.app.database.transaction() as s:
+        person = await people.person_by_key(s, sim.app.directory.commune_id, "collaborator")
         assert person is not None
         person.role = "citizen"
-    await add_collaborators(sim.engine, 3, None)
+    await add_collaborators(sim.app, 3, None)
     await sim["officer"].text(f"/broadcast {WARNING}")
     await sim["officer"].tap("broadcast:send")
-    await settle(sim.engine)
+    await settle(sim.app)
     log = [m for m in await sim["officer"].inbox(all_=True)
            if m["ids"][0] in ("broadcast.progress_done", "broadcast.summary")]
     assert _ids(log) == [["broadcast.progress_done"], ["broadcast.summary"]]
@@ -495,7 +495,7 @@ async def test_simulator_page_redraws_the_edited_progress_message(
     await officer.locator(".msg.out", has_text="Đang gửi").wait_for(timeout=10_000)
     # The tracker's turn (moving the demo clock does the same): the progress message is
     # edited to its final count, and the page shows the edit in place, not as a new message.
-    await settle(sim.engine)
+    await settle(sim.app)
     await officer.locator(".msg.out", has_text="Đã gửi xong").wait_for(timeout=10_000)
     await officer.locator(".msg.out", has_text="Đã nhận: 1").wait_for(timeout=10_000)
     assert await officer.locator(".msg.out", has_text="Đang gửi").count() == 0

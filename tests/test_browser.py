@@ -4,32 +4,12 @@ from the officer's, as a trainer would show it."""
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
-from storage import repo
-from tests.conftest import Simulator
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-HAVE_CHROMIUM = os.path.exists(CHROMIUM)
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage"]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not HAVE_CHROMIUM:
-        if os.environ.get("CI"):
-            raise RuntimeError("chromium missing: scripts/test_setup.sh installs it")
-        pytest.skip("chromium is not installed")
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield b
-        await b.close()
+from storage import cases, people
+from tests.support.simulator import Simulator
 
 
 async def tap(page: Page, phone: str, choice: str) -> None:
@@ -66,9 +46,9 @@ async def test_report_from_citizen_phone_acknowledged_from_officer_phone(
     police = page.locator("#phone-police")
     await police.locator(".msg.out", has_text="Anh Hòa").first.wait_for(timeout=10_000)
 
-    async with sim.engine.sessions() as s:
-        case = await repo.case_by_code(s, "VT-2026-0001")
-        officer_person = await repo.person_by_key(s, sim.engine.directory.commune_id, "officer")
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_code(s, "VT-2026-0001")
+        officer_person = await people.person_by_key(s, sim.app.directory.commune_id, "officer")
     assert case is not None and officer_person is not None
     assert case.assignee_id == officer_person.id and case.status == "acknowledged"
     await page.screenshot(path=os.environ.get("SAFECHILD_SCREENSHOT", "/tmp/simulator.png"),

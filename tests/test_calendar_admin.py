@@ -12,11 +12,12 @@ from sqlalchemy import select, update
 from bot.app import Engine
 from bot.domain.local_time import LOCAL_TZ
 from storage.models import CalendarEventRow, Person
-from tests.conftest import START, Simulator, choice_ids
+from tests.support import START
+from tests.support.simulator import Simulator, choice_ids
 
 
 async def minutes_until(sim: Simulator, when: datetime) -> float:
-    return (when - sim.engine.clock.now()).total_seconds() / 60
+    return (when - sim.app.clock.now()).total_seconds() / 60
 
 
 async def advance_to(sim: Simulator, when: datetime) -> None:
@@ -66,7 +67,7 @@ async def test_who_may_do_what(sim: Simulator) -> None:
     for command in ("/calendar delete report_year", "/calendar pause", "/calendar pause a b"):
         await admin.text(command)
         assert (await admin.last())["ids"] == ["calendar.usage"]
-    async with sim.engine.sessions() as s:
+    async with sim.app.database.read() as s:
         paused = (await s.scalars(select(CalendarEventRow.key)
                                   .where(CalendarEventRow.paused))).all()
     assert paused == []
@@ -132,7 +133,7 @@ async def test_an_admin_adds_an_event_that_then_fires(sim: Simulator) -> None:
     added = await admin.last()
     assert added["ids"] == ["calendar.added"]
     assert "Lần nhắc đầu tiên: 29/11/2026 lúc 10:00" in added["text"]
-    async with sim.engine.sessions() as s:
+    async with sim.app.database.read() as s:
         row = (await s.scalars(select(CalendarEventRow)
                                .where(CalendarEventRow.origin == "chat"))).one()
     assert (row.title, row.rule, row.roles, row.days_before, row.at) == (
@@ -202,31 +203,31 @@ async def test_a_day_already_past_is_not_stored(sim: Simulator) -> None:
     await add_event(sim, "once 2026-01-05")
     await sim["admin"].tap("calendar:save")
     assert (await sim["admin"].last())["ids"] == ["calendar.add.in_past"]
-    assert await chat_events(sim.engine) == []
+    assert await chat_events(sim.app) == []
 
 
 async def test_saving_checks_the_role_again(sim: Simulator) -> None:
     await add_event(sim, "yearly 12-24")
     # The admin lost the role while the flow was open.
-    async with sim.engine.sessions.begin() as s:
+    async with sim.app.database.transaction() as s:
         await s.execute(update(Person).where(Person.key == "admin").values(role="officer"))
     await sim["admin"].tap("calendar:save")
     assert (await sim["admin"].last())["ids"] == ["calendar.change_not_allowed"]
-    assert await chat_events(sim.engine) == []
+    assert await chat_events(sim.app) == []
 
 
 async def test_cancel_leaves_the_calendar_unchanged(sim: Simulator) -> None:
     await add_event(sim, "yearly 12-24")
     await sim["admin"].tap("cancel")
     assert "flow.cancelled" in (await sim["admin"].last())["ids"]
-    assert await chat_events(sim.engine) == []
-    assert sim.engine.clock.now() == START
+    assert await chat_events(sim.app) == []
+    assert sim.app.clock.now() == START
 
 
 async def test_a_change_wakes_the_running_scheduler(sim: Simulator) -> None:
     await add_event(sim, "once 2026-11-23", who="who:collaborator", days="0", at="08:00")
-    await sim.engine.start_workers()
-    scheduler = sim.engine.calendar
+    await sim.app.start_workers()
+    scheduler = sim.app.calendar
     assert scheduler is not None
     deadline = asyncio.get_running_loop().time() + 10
     while scheduler.runs < 1:
@@ -246,6 +247,6 @@ async def test_a_change_wakes_the_running_scheduler(sim: Simulator) -> None:
 
 
 async def chat_events(engine: Engine) -> list[str]:
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         return list((await s.scalars(select(CalendarEventRow.key)
                                      .where(CalendarEventRow.origin == "chat"))).all())

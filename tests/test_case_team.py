@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from storage import repo
-from tests.conftest import Simulator, choice_ids
-from tests.test_story import REPORT_STEPS, walk_report
+from storage import cases, deadlines, people
+from tests.support.simulator import Simulator, choice_ids, walk_report
+from tests.support.stories import REPORT_STEPS
 
 
 async def test_question_is_relayed_and_anonymous_reporter_stays_anonymous(
@@ -38,8 +38,8 @@ async def test_hand_over_moves_the_case_and_alerts_the_new_holder(sim: Simulator
     await officer.tap("case:ack:1")
     await officer.tap("case:handover:1")
     prompt = await officer.last()
-    async with sim.engine.sessions() as s:
-        colleague = await repo.person_by_key(s, sim.engine.directory.commune_id, "officer2")
+    async with sim.app.database.read() as s:
+        colleague = await people.person_by_key(s, sim.app.directory.commune_id, "officer2")
         assert colleague is not None
     assert f"person:{colleague.id}" in choice_ids(prompt)
     await officer.tap(f"person:{colleague.id}")
@@ -47,16 +47,16 @@ async def test_hand_over_moves_the_case_and_alerts_the_new_holder(sim: Simulator
     handed = await sim["officer2"].last()
     assert handed["ids"][0] == "case.handed_to_you"
     assert "case:assess:1" in choice_ids(handed)
-    async with sim.engine.sessions() as s:
-        case = await repo.case_by_id(s, 1)
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_id(s, 1)
         assert case is not None and case.assignee_id == colleague.id
     # The new holder can act on it now.
     await sim["officer2"].tap("case:progress:1")
     await sim["officer2"].tap("milestone:plan_drafted")
     assert (await sim["officer2"].last())["ids"] == ["case.progress_saved"]
-    async with sim.engine.sessions() as s:
-        plan = await repo.deadline(s, 1, "plan_drafted")
-        approval = await repo.deadline(s, 1, "plan_approved")
+    async with sim.app.database.read() as s:
+        plan = await deadlines.deadline(s, 1, "plan_drafted")
+        approval = await deadlines.deadline(s, 1, "plan_approved")
     assert plan is not None and plan.met_at is not None
     assert approval is not None and approval.met_at is None
 
@@ -80,7 +80,7 @@ async def test_a_draft_older_than_a_day_is_dropped(sim: Simulator) -> None:
     phone = sim["citizen"]
     await phone.tap("menu:report")
     await phone.tap("danger:no")
-    sim.engine.clock.advance(timedelta(hours=25))  # type: ignore[attr-defined]
+    sim.app.clock.advance(timedelta(hours=25))  # type: ignore[attr-defined]
     await phone.text("/start")
     msgs = await phone.inbox()
     assert msgs[-1]["ids"] == ["welcome", "menu.prompt"]

@@ -11,17 +11,10 @@ from sqlalchemy import func, select
 from bot.app import Engine
 from bot.domain.messages import Input
 from bot.services.conversation import InboundEvent
-from storage import repo
+from storage import cases, deadlines, people
 from storage.models import Outbox, Person
-from tests.conftest import Simulator, eventually
-
-EMERGENCY_REPORT: list[tuple[str, str]] = [
-    ("choice", "menu:report"), ("choice", "danger:yes"), ("choice", "type:injury"),
-    ("choice", "types:done"), ("choice", "village:dong"), ("choice", "age:0-5"),
-    ("choice", "sex:boy"), ("choice", "skip"), ("choice", "count:1"),
-    ("text", "Cháu bé rơi xuống ao, đang được hàng xóm sơ cứu."),
-    ("choice", "photos:done"), ("choice", "contact:anonymous"), ("choice", "confirm"),
-]
+from tests.support.simulator import Simulator
+from tests.support.waiting import eventually
 
 
 async def report(sim: Simulator, steps: list[tuple[str, str]]) -> None:
@@ -32,7 +25,7 @@ async def report(sim: Simulator, steps: list[tuple[str, str]]) -> None:
 
 async def sent(sim: Simulator) -> list[tuple[str, str]]:
     """(person key, outbox kind) of every case message queued so far."""
-    async with sim.engine.sessions() as s:
+    async with sim.app.database.read() as s:
         rows = (await s.execute(
             select(Person.key, Outbox.kind).join(Person, Person.id == Outbox.person_id)
             .where(Outbox.case_id.is_not(None)).order_by(Outbox.id))).all()
@@ -59,8 +52,8 @@ async def test_unacknowledged_emergency_climbs_one_level_per_period(sim: Simulat
     await sim.advance(0.1)  # 15 minutes: level 2
     level2 = sorted(k for k, kind in await sent(sim) if kind == "escalation")
     assert level2 == ["officer", "officer2", "police_chief"]
-    async with sim.engine.sessions() as s:
-        case = await repo.case_by_code(s, "VT-2026-0001")
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_code(s, "VT-2026-0001")
         assert case is not None and case.escalation_level == 2
 
     # Moving the clock a little again sends nothing new: no escalation twice.
@@ -70,10 +63,10 @@ async def test_unacknowledged_emergency_climbs_one_level_per_period(sim: Simulat
     await sim.advance(10)  # 30 minutes: level 3, the vice-chairman
     escalations = [k for k, kind in await sent(sim) if kind == "escalation"]
     assert sorted(escalations) == ["leader", "officer", "officer2", "police_chief"]
-    async with sim.engine.sessions() as s:
-        case = await repo.case_by_code(s, "VT-2026-0001")
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_code(s, "VT-2026-0001")
         assert case is not None and case.escalation_level == 3
-        events = [e.action for e in await repo.case_events(s, case.id)]
+        events = [e.action for e in await cases.case_events(s, case.id)]
     assert events.count("escalated") == 2
 
     # Every (person, kind) pair of the escalations appears exactly once.
@@ -106,12 +99,12 @@ async def test_standard_case_deadline_counts_working_hours(sim: Simulator) -> No
 
     from bot.domain.local_time import LOCAL_TZ
 
-    sim.engine.clock.set(datetime(2026, 11, 27, 16, 0, tzinfo=LOCAL_TZ))
+    sim.app.clock.set(datetime(2026, 11, 27, 16, 0, tzinfo=LOCAL_TZ))
     await report(sim, steps)
-    async with sim.engine.sessions() as s:
-        case = await repo.case_by_code(s, "VT-2026-0001")
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_code(s, "VT-2026-0001")
         assert case is not None and case.urgency == "STANDARD"
-        ack = await repo.deadline(s, case.id, "acknowledge")
+        ack = await deadlines.deadline(s, case.id, "acknowledge")
     assert ack is not None
     assert ack.due_at == datetime(2026, 11, 30, 8, 30, tzinfo=LOCAL_TZ)
 
@@ -124,7 +117,7 @@ async def test_background_sweeper_wakes_when_time_moves(engine: Engine) -> None:
         await engine.conversations.handle(InboundEvent("web", "citizen", inp, key=f"bg{n}"))
     engine.clock.advance(timedelta(minutes=16))  # type: ignore[attr-defined]
     for _ in range(200):
-        async with engine.sessions() as s:
+        async with engine.database.read() as s:
             pending = await s.scalar(select(func.count()).select_from(Outbox).where(
                 Outbox.kind == "escalation", Outbox.status == "sent"))
         if pending == 3:
@@ -137,20 +130,20 @@ async def give_officer_telegram(sim: Simulator, *, prefers: str | None,
                                 web_unreachable: bool = False) -> None:
     """The officer also has a Telegram account, which this deployment does not run (the
     engine delivers on the simulator only), and has just written there."""
-    engine = sim.engine
-    async with engine.sessions.begin() as s:
-        officer = await repo.person_by_key(s, engine.directory.commune_id, "officer")
+    engine = sim.app
+    async with engine.database.transaction() as s:
+        officer = await people.person_by_key(s, engine.directory.commune_id, "officer")
         assert officer is not None
         officer.preferred_channel = prefers
-        await repo.bind_identity(s, officer.id, "telegram", "5005")
-        for ident in await repo.identities_of(s, officer.id):
+        await people.bind_identity(s, officer.id, "telegram", "5005")
+        for ident in await people.identities_of(s, officer.id):
             ident.last_seen_at = engine.clock.now() if ident.channel == "telegram" else None
         if web_unreachable:
-            await repo.mark_unreachable(s, "web", "officer", engine.clock.now())
+            await people.mark_unreachable(s, "web", "officer", engine.clock.now())
 
 
 async def channels_of(sim: Simulator, key: str, kind: str) -> list[str]:
-    async with sim.engine.sessions() as s:
+    async with sim.app.database.read() as s:
         rows = (await s.execute(
             select(Outbox.channel).join(Person, Person.id == Outbox.person_id)
             .where(Person.key == key, Outbox.kind == kind))).all()
@@ -171,7 +164,7 @@ async def test_a_team_member_with_no_channel_run_here_sends_the_case_up_at_once(
         sim: Simulator) -> None:
     await give_officer_telegram(sim, prefers=None, web_unreachable=True)
     # The background workers run, so nothing but the new case wakes the timer sweeper.
-    await sim.engine.start_workers()
+    await sim.app.start_workers()
     await report(sim, EMERGENCY_REPORT)
     assert await channels_of(sim, "officer", "alert") == []
     # No minute has passed, yet level 2 has the case (and no row waits on Telegram).
@@ -181,8 +174,8 @@ async def test_a_team_member_with_no_channel_run_here_sends_the_case_up_at_once(
     await eventually(escalated)
     assert sorted(k for k, kind in await sent(sim) if kind == "escalation") == [
         "officer2", "police_chief"]
-    async with sim.engine.sessions() as s:
-        case = await repo.case_by_code(s, "VT-2026-0001")
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_code(s, "VT-2026-0001")
         assert case is not None and case.escalation_level == 2
         waiting = await s.scalar(select(func.count()).select_from(Outbox)
                                  .where(Outbox.channel != "web"))

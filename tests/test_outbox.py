@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from bot.handlers.web import WebChannel
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,11 +15,10 @@ from bot.app import Engine, build_engine
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, load_commune
 from bot.domain.messages import Input
-from bot.handlers.web import WebChannel
 from bot.services.conversation import InboundEvent
 from bot.services.outbox import Delivery, DeliveryError, OutboxWorker
 from storage.models import Case, Outbox, SimMessage
-from tests.test_escalation import EMERGENCY_REPORT
+from tests.support.stories import EMERGENCY_REPORT
 
 
 class FlakyChannel:
@@ -47,7 +47,7 @@ async def report(engine: Engine, sender: str = "citizen") -> None:
 
 
 async def count(engine: Engine, model: type, *where: object) -> int:
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         return int(await s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
@@ -91,7 +91,7 @@ async def test_alerts_committed_before_a_crash_are_delivered_after_restart(
         while await second.outbox.deliver_due():
             pass
         assert await count(second, Outbox, Outbox.status == "pending") == 0
-        async with second.sessions() as s:
+        async with second.database.read() as s:
             addresses = Counter((await s.scalars(select(SimMessage.address).where(
                 SimMessage.payload.is_not(None)))).all())
         assert addresses["officer"] >= 1 and addresses["police"] >= 1
@@ -119,7 +119,7 @@ async def test_rate_limited_send_waits_retry_after_and_sends_once(
         clock.advance(timedelta(hours=1))
         assert await eng.outbox.deliver_due() == 0
         assert len(flaky.sent) == 1 and flaky.calls == 3
-        async with eng.sessions() as s:
+        async with eng.database.read() as s:
             row = (await s.scalars(select(Outbox))).one()
         assert (row.status, row.attempts) == ("sent", 3)
     finally:
@@ -166,7 +166,7 @@ async def test_results_finishing_together_are_committed_together(
             pass
         # One claim per batch plus far fewer result commits than messages.
         assert commits["commit"] < total / 2
-        async with eng.sessions() as s:
+        async with eng.database.read() as s:
             rows = (await s.scalars(select(Outbox))).all()
         sent = [r for r in rows if r.status == "sent"]
         assert {r.external_ref for r in sent} == {str(r.id) for r in sent}

@@ -14,6 +14,8 @@ from typing import Any
 
 import holidays
 import pytest
+from bot.handlers.web import WebChannel
+from bot.services.reminders import Reminders
 from sqlalchemy import func, select
 
 from bot.app import Engine, build_engine
@@ -22,11 +24,9 @@ from bot.config import DEMO_CONFIG, ConfigError, load_commune, parse_commune
 from bot.domain.commune import CommuneConfig
 from bot.domain.commune_calendar import occurrences
 from bot.domain.local_time import LOCAL_TZ
-from bot.handlers.web import WebChannel
-from bot.services.reminders import Reminders
-from storage import calendar_repo, repo
+from storage import calendar, people
 from storage.models import CalendarEventRow, CalendarReminder, Outbox, Person, SimMessage
-from tests.conftest import eventually
+from tests.support.waiting import eventually
 
 YEAR_START = datetime(2026, 1, 1, 0, 0, tzinfo=LOCAL_TZ)
 YEAR_END = datetime(2027, 1, 1, 0, 0, tzinfo=LOCAL_TZ)
@@ -104,7 +104,7 @@ class Sent:
 async def sent_reminders(engine: Engine) -> dict[str, Sent]:
     """Calendar outbox rows grouped by reminder key (read back from their dedupe keys)."""
     found: dict[str, Sent] = {}
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         rows = (await s.execute(select(Outbox, Person.key).join(Person, Person.id ==
                                                                 Outbox.person_id)
                                 .where(Outbox.kind == "calendar").order_by(Outbox.id))).all()
@@ -189,8 +189,8 @@ async def test_a_simulated_year_sends_every_default_reminder_once(engine: Engine
     assert set(sent) == set(expected), set(sent) ^ set(expected)
     check_against_table(sent, expected)
     assert steps <= len(expected)
-    async with engine.sessions() as s:
-        recorded = (await calendar_repo.reminders_of(s, engine.directory.commune_id))
+    async with engine.database.read() as s:
+        recorded = (await calendar.reminders_of(s, engine.directory.commune_id))
         statuses = Counter(r.status for r in recorded)
         unsent = await s.scalar(select(func.count()).select_from(Outbox)
                                 .where(Outbox.status != "sent"))
@@ -206,7 +206,7 @@ async def test_a_simulated_year_sends_every_default_reminder_once(engine: Engine
 
 
 async def test_mid_autumn_lands_on_the_published_dates(engine: Engine) -> None:
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         events = {e.event.key: e.event for e in
                   await rem(engine).stored_events(s)}
     days = occurrences(events["mid_autumn"].rule, date(2025, 1, 1), date(2027, 12, 31))
@@ -262,9 +262,9 @@ async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) 
     # Computed at send time: the festival is 11 days away now, not 14.
     assert new["mid_autumn:2026-09-25:14"].texts["collaborator"][0]["params"]["days"] == 11
     assert new["report_9m:2026-09-15:1"].files  # the numbers came along
-    async with third.sessions() as s:
+    async with third.database.read() as s:
         statuses = {r.key: r.status for r in
-                    await calendar_repo.reminders_of(s, third.directory.commune_id)}
+                    await calendar.reminders_of(s, third.directory.commune_id)}
     assert statuses["report_9m:2026-09-15:7"] == "superseded"
     for lost in ("school_opening:2026-09-05:1", "collaborators_meeting:2026-09-07:1",
                  "collaborators_meeting:2026-09-07:0"):
@@ -332,7 +332,7 @@ async def test_the_scheduler_wakes_at_the_due_time_by_itself(db_url: str) -> Non
 
 
 async def officer_messages(engine: Engine) -> list[dict[str, Any]]:
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         rows = (await s.scalars(select(SimMessage).where(
             SimMessage.address == "officer", SimMessage.direction == "out")
             .order_by(SimMessage.id))).all()
@@ -363,7 +363,7 @@ async def test_report_numbers_go_to_officers_only(db_url: str) -> None:
             assert got.files[person] == ["safechild-vinh-thuy-2026-H1.xlsx",
                                          "safechild-vinh-thuy-2026-H1.png"]
         assert [t["id"] for t in got.texts["collaborator"]] == ["calendar.reminder.today"]
-        async with engine.sessions() as s:
+        async with engine.database.read() as s:
             row = (await s.scalars(select(CalendarReminder))).one()
         assert (row.status, row.recipients) == ("sent", 3)
     finally:
@@ -397,9 +397,9 @@ async def test_nothing_is_sent_to_citizens_the_group_or_the_unreachable(db_url: 
     clock = FakeClock(datetime(2026, 6, 1, 8, 0, tzinfo=LOCAL_TZ))
     engine = await new_engine(db_url, clock, parse_commune(raw))
     try:
-        async with engine.sessions.begin() as s:
+        async with engine.database.transaction() as s:
             officer2 = (await s.scalars(select(Person).where(Person.key == "officer2"))).one()
-            for ident in await repo.identities_of(s, officer2.id):
+            for ident in await people.identities_of(s, officer2.id):
                 ident.unreachable_at = clock.now()
         assert await rem(engine).send_due(clock.now()) == 1
         sent = await sent_reminders(engine)
@@ -408,7 +408,7 @@ async def test_nothing_is_sent_to_citizens_the_group_or_the_unreachable(db_url: 
                                    "leader", "chairman", "province", "admin"}
         assert got.texts["admin"][0]["params"]["title"] == {
             "$text": {"id": "raw", "params": {"text": "Họp toàn xã"}}}
-        async with engine.sessions() as s:
+        async with engine.database.read() as s:
             row = (await s.scalars(select(CalendarReminder))).one()
         assert row.recipients == 8
     finally:
@@ -473,11 +473,11 @@ def test_calendar_mistakes_name_the_event(calendar: dict[str, Any], message: str
 
 async def test_sync_keeps_chat_pauses_and_chat_events(db_url: str, clock: FakeClock) -> None:
     engine = await new_engine(db_url, clock)
-    async with engine.sessions.begin() as s:
-        row = await calendar_repo.event_by_key(s, engine.directory.commune_id, "report_q1")
+    async with engine.database.transaction() as s:
+        row = await calendar.event_by_key(s, engine.directory.commune_id, "report_q1")
         assert row is not None and row.origin == "config" and not row.paused
         row.paused = True
-        await calendar_repo.add_event(s, commune_id=engine.directory.commune_id,
+        await calendar.add_event(s, commune_id=engine.directory.commune_id,
                                       key="chat_1", title="Họp", rule="monthly 15",
                                       roles="officer", days_before="0", at="08:00",
                                       origin="chat", updated_at=clock.now())
@@ -494,7 +494,7 @@ async def test_sync_keeps_chat_pauses_and_chat_events(db_url: str, clock: FakeCl
         e for e in cfg.calendar if e.key != "collaborators_meeting"))
     engine = await new_engine(db_url, clock, cfg)
     try:
-        async with engine.sessions() as s:
+        async with engine.database.read() as s:
             rows = {r.key: r for r in (await s.scalars(select(CalendarEventRow))).all()}
         assert rows["report_q1"].paused and rows["report_q1"].rule == "yearly 03-25"
         assert "collaborators_meeting" not in rows
@@ -519,9 +519,9 @@ async def test_only_the_latest_overdue_reminder_per_day_goes_out(engine: Engine,
     assert set(sent) == {"report_q1:2026-03-20:1", "special_circumstances_list:2026-03-25:7"}
     assert sent["report_q1:2026-03-20:1"].texts["officer"][0]["id"] == \
         "calendar.reminder.tomorrow"
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         by_status: dict[str, set[str]] = defaultdict(set)
-        for r in await calendar_repo.reminders_of(s, engine.directory.commune_id):
+        for r in await calendar.reminders_of(s, engine.directory.commune_id):
             by_status[r.status].add(r.key)
     assert by_status["superseded"] == {"report_q1:2026-03-20:7"}
     # Running again changes nothing.
@@ -543,7 +543,7 @@ async def test_failing_numbers_do_not_stop_the_reminder(engine: Engine, clock: F
     got = sent["report_q1:2026-03-20:0"]
     assert set(got.people) == OFFICERS and got.files == {}
     assert [t["id"] for t in got.texts["officer"]] == ["calendar.reminder.today"]
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         assert await s.scalar(select(func.count()).select_from(SimMessage)
                               .where(SimMessage.address == "nobody")) == 0
 
@@ -575,7 +575,7 @@ async def test_stopping_the_calendar_lets_a_look_in_progress_finish(
     await asyncio.wait_for(stopping, 5)
     assert finished == [1]
     # The database is free for the next transaction at once.
-    async with engine.sessions.begin() as s:
+    async with engine.database.transaction() as s:
         await asyncio.wait_for(s.scalar(select(func.count()).select_from(Outbox)), 2)
 
 

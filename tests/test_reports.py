@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import matplotlib.image
+from bot.services.reports import XLSX_MIME, period_report, period_stats
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
@@ -15,10 +16,9 @@ from bot.app import Engine
 from bot.domain.local_time import LOCAL_TZ
 from bot.domain.messages import Reply, Text
 from bot.domain.periods import Period
-from bot.services.reports import XLSX_MIME, period_report, period_stats
-from storage import files_repo
+from storage import files
 from storage.models import Case, Commune, StoredFile
-from tests.conftest import Simulator
+from tests.support.simulator import Simulator
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Q4 = Period("quarter", 2026, 4)
@@ -66,7 +66,7 @@ EXPECTED_VILLAGES = (("", 1), ("Bản Bắc", 1), ("Thôn Đông", 2), ("Thôn N
 async def add_cases(engine: Engine) -> None:
     """The fixed cases, plus cases just outside Q4 and one of another commune in Q4."""
     villages = engine.directory.village_ids
-    async with engine.sessions.begin() as s:
+    async with engine.database.transaction() as s:
         other = Commune(key="other", name="Xã khác", code_prefix="XK")
         s.add(other)
         await s.flush()
@@ -86,7 +86,7 @@ async def add_cases(engine: Engine) -> None:
 
 async def test_statistics_of_a_quarter_from_the_database(engine: Engine) -> None:
     await add_cases(engine)
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         stats = await period_stats(s, engine.directory.commune_id, Q4)
     assert stats.total == 6
     assert stats.by_form == EXPECTED_FORMS
@@ -106,7 +106,7 @@ async def test_statistics_of_a_quarter_from_the_database(engine: Engine) -> None
 
 async def test_the_quarter_before_sees_only_its_own_case(engine: Engine) -> None:
     await add_cases(engine)
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         q3 = await period_stats(s, engine.directory.commune_id, Period("quarter", 2026, 3))
         y2027 = await period_stats(s, engine.directory.commune_id, Period("year", 2027))
     assert (q3.total, q3.escalated, q3.ack_median_min) == (1, 1, 10.0)
@@ -121,8 +121,8 @@ def rendered(text: Text, language: str) -> str:
 
 async def stored(engine: Engine, reply: Reply) -> StoredFile:
     assert reply.media is not None and reply.media.channel == "stored"
-    async with engine.sessions() as s:
-        row = await files_repo.stored_file(s, int(reply.media.ref))
+    async with engine.database.read() as s:
+        row = await files.stored_file(s, int(reply.media.ref))
     assert row is not None and row.name == reply.media.name and len(row.token) >= 32
     return row
 
@@ -175,7 +175,7 @@ def check_png(content: bytes) -> None:
 async def test_period_report_replies_and_files(engine: Engine) -> None:
     await add_cases(engine)
     now = engine.clock.now()
-    async with engine.sessions.begin() as s:
+    async with engine.database.transaction() as s:
         replies = await period_report(s, engine.directory, Q4, "vi", now)
     table, workbook, chart = replies
     assert table.media is None
@@ -208,7 +208,7 @@ async def test_period_report_replies_and_files(engine: Engine) -> None:
 
 async def test_english_report_formats_hours_the_english_way(engine: Engine) -> None:
     await add_cases(engine)
-    async with engine.sessions.begin() as s:
+    async with engine.database.transaction() as s:
         table, workbook, _ = await period_report(s, engine.directory, Q4, "en",
                                                  engine.clock.now())
     en = "\n\n".join(rendered(text, "en") for text in table.texts)
@@ -217,7 +217,7 @@ async def test_english_report_formats_hours_the_english_way(engine: Engine) -> N
 
 
 async def test_a_period_without_cases(engine: Engine) -> None:
-    async with engine.sessions.begin() as s:
+    async with engine.database.transaction() as s:
         table, workbook, chart = await period_report(s, engine.directory,
                                                      Period("month", 2025, 2), "vi",
                                                      engine.clock.now())
@@ -234,7 +234,7 @@ async def download(sim: Simulator, url: str) -> tuple[int, str, bytes]:
 
 
 async def test_report_command_over_the_simulator(sim: Simulator) -> None:
-    await add_cases(sim.engine)
+    await add_cases(sim.app)
     officer = sim["officer"]
     await officer.text("/report 2026-Q4")
     table, workbook, chart = await officer.inbox()
@@ -269,7 +269,7 @@ async def test_report_command_asks_kindly_for_a_good_period(sim: Simulator) -> N
         await officer.text(bad)
         answer = await officer.last()
         assert answer["ids"] == ["stats.usage"], bad
-        for example in ("2026-Q2", "2026-06", "2026-H1", "2026-9M", "/report 2026 "):
+        for example in ("2026-Q2", "2026-06", "2026-H1", "2026-9M", "/stats 2026 "):
             assert example in answer["text"]
     # The clock says 23 November 2026: next year has no figures yet.
     await officer.text("/report 2027-Q1")
@@ -284,7 +284,7 @@ async def test_report_command_asks_kindly_for_a_good_period(sim: Simulator) -> N
 
 async def test_report_without_a_period_or_from_others_starts_a_case_report(
         sim: Simulator) -> None:
-    await add_cases(sim.engine)
+    await add_cases(sim.app)
     for key, text in (("citizen", "/report 2026-Q4"), ("collaborator", "/report 2026-Q4"),
                       ("police", "/report 2026-Q4"), ("police_chief", "/report"),
                       ("officer", "/report")):
@@ -293,7 +293,7 @@ async def test_report_without_a_period_or_from_others_starts_a_case_report(
         messages = await phone.inbox()
         assert [m["ids"] for m in messages] == [["report.danger.prompt"]], (key, text)
         assert all(m["media"] is None for m in messages)
-    async with sim.engine.sessions() as s:
+    async with sim.app.database.read() as s:
         files = (await s.execute(select(func.count()).select_from(StoredFile))).scalar_one()
     assert files == 0
 

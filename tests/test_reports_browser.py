@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser
 
-from tests.conftest import Simulator
+from tests.support.simulator import Simulator
 from tests.test_browser import browser
 from tests.test_reports import add_cases, check_workbook
 
@@ -15,7 +15,7 @@ __all__ = ["browser"]
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_report_files_on_the_simulator_page(sim: Simulator, browser: Browser) -> None:
-    await add_cases(sim.engine)
+    await add_cases(sim.app)
     page = await browser.new_page()
     await page.goto(sim.base + "/")
     officer = page.locator("#phone-officer")

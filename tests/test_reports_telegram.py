@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.domain.messages import Media, Reply, Text
 from bot.services.outbox import enqueue
-from storage import repo
+from storage import people
 from tests.test_reports import add_cases, check_png, check_workbook
 from tests.test_telegram import CITIZEN, OFFICER, TelegramWorld, world
 
@@ -37,8 +37,8 @@ async def test_citizen_report_command_still_reports_a_case(world: TelegramWorld)
 
 async def test_a_missing_stored_file_still_delivers_the_text(world: TelegramWorld) -> None:
     w = world
-    async with w.engine.sessions.begin() as s:
-        officer = await repo.person_by_key(s, w.engine.directory.commune_id, "officer")
+    async with w.engine.database.transaction() as s:
+        officer = await people.person_by_key(s, w.engine.directory.commune_id, "officer")
         assert officer is not None
         await enqueue(s, officer, Reply((Text("stats.file.workbook", {"period": "2026-Q4"}),),
                                         media=Media("document", "stored", "424242", "x.xlsx")),

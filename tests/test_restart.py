@@ -15,8 +15,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import START, Simulator
-from tests.test_escalation import EMERGENCY_REPORT
+from tests.support import START
+from tests.support.simulator import Simulator
+from tests.support.stories import EMERGENCY_REPORT
 
 
 def free_port() -> int:

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from bot.config import ConfigError, Settings
-from tests.conftest import START
-from tests.fake_telegram import TOKEN, FakeTelegram
+from tests.support import START
+from tests.support.fake_telegram import TOKEN, FakeTelegram
 from tests.test_restart import BotProcess, free_port
 from tests.test_telegram_restart import config_with_telegram
 

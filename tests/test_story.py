@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from storage import repo
-from storage.models import Case, Outbox
-from tests.conftest import Simulator, choice_ids
-
-REPORT_STEPS: list[tuple[str, str]] = [
-    ("text", "/start"), ("choice", "menu:report"), ("choice", "danger:no"),
-    ("choice", "type:sexual_abuse"), ("choice", "types:done"), ("choice", "village:tay"),
-    ("choice", "age:11-15"), ("choice", "sex:girl"), ("choice", "skip"), ("choice", "count:1"),
-    ("text", "Một người đàn ông trong xóm nhiều lần dụ bé vào nhà."),
-    ("choice", "photos:done"), ("choice", "contact:anonymous"), ("choice", "confirm"),
-]
-
-
-async def walk_report(sim: Simulator, who: str, steps: list[tuple[str, str]]) -> str:
-    phone = sim[who]
-    for kind, value in steps:
-        if kind == "text":
-            await phone.text(value)
-        else:
-            await phone.tap(value)
-    msgs = await phone.inbox()
-    received = [m for m in msgs if "VT-2026-" in m["text"]]
-    assert received, "the reporter got no case code"
-    code = next(w for w in received[-1]["text"].replace("*", " ").split() if w.startswith("VT-"))
-    return code.strip(".,:")
+from storage import cases
+from tests.support.database import rows
+from tests.support.simulator import Simulator, choice_ids, walk_report
+from tests.support.stories import REPORT_STEPS
 
 
 async def test_anonymous_sexual_abuse_report_goes_to_officer_and_police(sim: Simulator) -> None:
@@ -75,13 +52,13 @@ async def test_anonymous_sexual_abuse_report_goes_to_officer_and_police(sim: Sim
     await officer.tap("outcome:referred")
     assert code in (await officer.last())["text"]
 
-    async with sim.engine.sessions() as s:
-        case = await repo.case_by_code(s, code)
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_code(s, code)
         assert case is not None
         assert (case.status, case.risk, case.confirmed_form, case.setting, case.outcome) == (
             "closed", "high", "sexual_abuse", "community", "referred")
         assert case.reporter_anonymous and case.reporter_phone is None
-        actions = [e.action for e in await repo.case_events(s, case.id)]
+        actions = [e.action for e in await cases.case_events(s, case.id)]
     for expected in ("opened", "alerted", "acknowledged", "assessed", "closed"):
         assert expected in actions
 
@@ -102,19 +79,17 @@ async def test_status_of_someone_elses_case_is_not_found(sim: Simulator) -> None
     await other.tap("menu:status")
     await other.text(code)
     answer = await other.last()
-    async with sim.engine.sessions() as s:
-        case = await repo.case_by_code(s, code)
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_code(s, code)
         assert case is not None
-        events = [e.action for e in await repo.case_events(s, case.id)]
+        events = [e.action for e in await cases.case_events(s, case.id)]
     assert "status_viewed" not in events
     assert code in answer["text"]
 
 
 async def test_alert_rows_are_written_with_the_case(sim: Simulator) -> None:
     await walk_report(sim, "citizen", REPORT_STEPS)
-    async with sim.engine.sessions() as s:
-        case = (await s.scalars(select(Case))).one()
-        rows = (await s.scalars(select(Outbox).where(Outbox.case_id == case.id,
-                                                     Outbox.kind == "alert"))).all()
-    assert sorted(r.address for r in rows) == ["officer", "police"]
-    assert all(r.status == "sent" for r in rows)
+    (case,) = await rows(sim.app, "cases")
+    alerts = await rows(sim.app, "outbox", case_id=case.id, kind="alert")
+    assert sorted(r.address for r in alerts) == ["officer", "police"]
+    assert all(r.status == "sent" for r in alerts)

@@ -19,9 +19,9 @@ from bot.handlers.telegram import (
     TelegramPoller,
     make_application,
 )
-from storage import repo
+from storage import cases, outbox, people
 from storage.models import InboundKey
-from tests.fake_telegram import TOKEN, FakeTelegram, Sent
+from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
 
 CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF = 5001, 5002, 5003, 5004, 5005
 ADMIN, NEWCOMER, LATECOMER = 5006, 5007, 5008
@@ -152,8 +152,8 @@ async def test_story_over_telegram(world: TelegramWorld) -> None:
     await w.say(CITIZEN, "VT-2026-0001")
     status = w.last(CITIZEN).text
     assert "VT-2026-0001" in status and "cổng trường" not in status
-    async with w.engine.sessions() as s:
-        case = await repo.case_by_code(s, "VT-2026-0001")
+    async with w.engine.database.read() as s:
+        case = await cases.case_by_code(s, "VT-2026-0001")
     assert case is not None and case.status == "closed" and case.setting == "school"
 
 
@@ -169,7 +169,7 @@ async def test_update_delivered_twice_is_handled_once(world: TelegramWorld) -> N
 
 
 async def inbound_keys(world: TelegramWorld) -> int:
-    async with world.engine.sessions() as s:
+    async with world.engine.database.read() as s:
         return int(await s.scalar(select(func.count()).select_from(InboundKey)) or 0)
 
 
@@ -223,8 +223,8 @@ async def test_faults_429_then_5xx_then_blocked(world: TelegramWorld, clock: Fak
     # A person who blocked the bot is marked unreachable on Telegram.
     w.fake.blocked.add(CITIZEN)
     await w.say(CITIZEN, "/help")
-    async with w.engine.sessions() as s:
-        ident = await repo.identity(s, "telegram", str(CITIZEN))
+    async with w.engine.database.read() as s:
+        ident = await people.identity(s, "telegram", str(CITIZEN))
     assert ident is not None and ident.unreachable_at is not None
 
 
@@ -238,18 +238,18 @@ async def test_forged_callback_changes_nothing(world: TelegramWorld) -> None:
     w.fake.forge(CITIZEN, "x" * 64, w.last(CITIZEN))
     await w.pump()
     assert "không hiểu" in w.last(CITIZEN).text or "chọn" in w.last(CITIZEN).text
-    async with w.engine.sessions() as s:
-        assert await repo.case_by_id(s, 1) is None
+    async with w.engine.database.read() as s:
+        assert await cases.case_by_id(s, 1) is None
 
 
 async def test_webhook_checks_the_secret_and_stores_before_answering(
         world: TelegramWorld) -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestServer
+    from bot.handlers.web import make_app
     from sqlalchemy import func, select
 
     from bot.handlers.telegram import TelegramWebhook, webhook_secret
-    from bot.handlers.web import make_app
     from storage.models import InboundKey
 
     w = world
@@ -262,7 +262,7 @@ async def test_webhook_checks_the_secret_and_stores_before_answering(
         update_id = w.fake.user_text(CITIZEN, "/start")
         assert await w.fake.post_webhook(update_id, secret="wrong-secret") == 403
         assert await w.fake.post_webhook(update_id, secret="") == 403
-        async with w.engine.sessions() as s:
+        async with w.engine.database.read() as s:
             assert await s.scalar(select(func.count()).select_from(InboundKey)) == 0
         duplicate = dict(w.fake.updates[-1])
         assert await w.fake.post_webhook(update_id) == 200
@@ -270,7 +270,7 @@ async def test_webhook_checks_the_secret_and_stores_before_answering(
         assert await w.fake.post_webhook(body=duplicate) == 200
         await w.pump()
         assert len(w.fake.inbox(CITIZEN)) == 1
-        async with w.engine.sessions() as s:
+        async with w.engine.database.read() as s:
             assert await s.scalar(select(func.count()).select_from(InboundKey)) == 1
     finally:
         await server.close()
@@ -294,9 +294,9 @@ async def test_blocked_officer_hands_the_alert_up_the_chain_at_once(
     # No deadline has passed, yet level 2 already has it: the on-duty officer is unreachable.
     for user in (OFFICER2, CHIEF):
         assert "case:ack:1" in w.last(user).callback_data
-    async with w.engine.sessions() as s:
-        case = await repo.case_by_id(s, 1)
-        ident = await repo.identity(s, "telegram", str(OFFICER))
+    async with w.engine.database.read() as s:
+        case = await cases.case_by_id(s, 1)
+        ident = await people.identity(s, "telegram", str(OFFICER))
     assert case is not None and case.escalation_level == 2
     assert ident is not None and ident.unreachable_at is not None
 
@@ -314,10 +314,10 @@ async def test_invite_link_binds_a_collaborator_who_reports_with_village_prefill
     assert 1 <= len(code) <= 64
 
     await w.say(NEWCOMER, f"/start {code}")
-    async with w.engine.sessions() as s:
-        ident = await repo.identity(s, "telegram", str(NEWCOMER))
+    async with w.engine.database.read() as s:
+        ident = await people.identity(s, "telegram", str(NEWCOMER))
         assert ident is not None
-        person = await repo.person(s, ident.person_id)
+        person = await people.person(s, ident.person_id)
     assert person is not None and person.role == "collaborator"
     assert person.village_id == w.engine.directory.village_ids["tay"]
 
@@ -334,8 +334,8 @@ async def test_invite_link_binds_a_collaborator_who_reports_with_village_prefill
     await w.say(NEWCOMER, "Gia đình định cho em lấy chồng tháng sau.")
     for data in ("photos:done", "contact:anonymous", "confirm"):
         await w.press(NEWCOMER, data)
-    async with w.engine.sessions() as s:
-        case = await repo.case_by_id(s, 1)
+    async with w.engine.database.read() as s:
+        case = await cases.case_by_id(s, 1)
     assert case is not None and case.village_id == w.engine.directory.village_ids["tay"]
 
 
@@ -351,8 +351,8 @@ async def test_alerts_arrive_once_through_429s_then_5xx_then_timeouts(
     for _ in range(40):
         await w.pump()
         clock.advance(timedelta(seconds=5))
-        async with w.engine.sessions() as s:
-            if not await repo.outbox_pending(s):
+        async with w.engine.database.read() as s:
+            if not await outbox.pending_count(s):
                 break
     assert not w.fake.fail_next, "every fault was served"
     assert sum(c.endswith(":timeout") for c in w.fake.calls) == 3
@@ -361,8 +361,8 @@ async def test_alerts_arrive_once_through_429s_then_5xx_then_timeouts(
         assert len(alerts) == 1, chat
     confirmations = [m for m in w.fake.inbox(CITIZEN) if "VT-2026-0001" in m.text]
     assert len(confirmations) == 1
-    async with w.engine.sessions() as s:
-        rows = await repo.outbox_for_case(s, 1)
+    async with w.engine.database.read() as s:
+        rows = await outbox.of_case(s, 1)
     assert {r.status for r in rows if r.kind == "alert"} == {"sent"}
 
 
@@ -381,8 +381,8 @@ async def test_alert_group_only_officers_and_police_may_take_a_case(
     await w.pump()
     assert "chỉ cán bộ" in w.fake.notices[-1]
     assert len(w.fake.sent) == sent_before and w.fake.inbox(NEWCOMER) == []
-    async with w.engine.sessions() as s:
-        case = await repo.case_by_id(s, 1)
+    async with w.engine.database.read() as s:
+        case = await cases.case_by_id(s, 1)
     assert case is not None and case.assignee_id is None
 
     # The second officer (not alerted in private: not on duty) takes it from the group.
@@ -391,10 +391,10 @@ async def test_alert_group_only_officers_and_police_may_take_a_case(
     await w.pump()
     assert "VT-2026-0001" in w.fake.notices[-1]
     assert "case:assess:1" in w.last(OFFICER2).callback_data  # details go to a private chat
-    async with w.engine.sessions() as s:
-        case = await repo.case_by_id(s, 1)
-        taker = await repo.identity(s, "telegram", str(OFFICER2))
-        events = [e.action for e in await repo.case_events(s, 1)]
+    async with w.engine.database.read() as s:
+        case = await cases.case_by_id(s, 1)
+        taker = await people.identity(s, "telegram", str(OFFICER2))
+        events = [e.action for e in await cases.case_events(s, 1)]
     assert case is not None and taker is not None and case.assignee_id == taker.person_id
     assert "refused" in events and "acknowledged" in events
     # The group's copy and the private copies say who took it and lose their buttons.
@@ -427,9 +427,9 @@ async def test_group_messages_respect_twenty_a_minute(world: TelegramWorld,
 async def test_webhook_answers_a_button_press_in_its_response(world: TelegramWorld) -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestServer
+    from bot.handlers.web import make_app
 
     from bot.handlers.telegram import TelegramWebhook, webhook_secret
-    from bot.handlers.web import make_app
 
     w = world
     hook = TelegramWebhook(w.poller.adapter, webhook_secret(TOKEN, None))

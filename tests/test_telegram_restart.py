@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import START, eventually
-from tests.fake_telegram import TOKEN, FakeTelegram, Sent
-from tests.test_escalation import EMERGENCY_REPORT
+from tests.support import START
+from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
+from tests.support.stories import EMERGENCY_REPORT
+from tests.support.waiting import eventually
 from tests.test_restart import BotProcess, free_port
 
 CITIZEN, OFFICER, POLICE = 6001, 6002, 6003

@@ -9,9 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-
-from bot.app import Engine
-from bot.clock import FakeClock
 from bot.handlers.zalo_api import (
     MAX_BUTTONS,
     ZaloApi,
@@ -20,7 +17,10 @@ from bot.handlers.zalo_api import (
     ZaloSettings,
     ZaloUnavailable,
 )
-from tests.fake_zalo import FakeZalo
+
+from bot.app import Engine
+from bot.clock import FakeClock
+from tests.support.fake_zalo import FakeZalo
 
 USER = "8812000000000000001"
 

@@ -13,9 +13,10 @@ import aiohttp
 
 from bot import i18n
 from bot.config import DEMO_CONFIG
-from tests.conftest import START, eventually
-from tests.fake_telegram import TOKEN, FakeTelegram
-from tests.fake_zalo import FakeZalo
+from tests.support import START
+from tests.support.fake_telegram import TOKEN, FakeTelegram
+from tests.support.fake_zalo import FakeZalo
+from tests.support.waiting import eventually
 from tests.test_restart import BotProcess, free_port
 
 CITIZEN = "8801000000000000001"

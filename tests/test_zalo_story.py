@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from bot.handlers.web import make_app
+from bot.handlers.zalo_api import ZaloSettings
+from bot.handlers.zalo_channel import ZaloConnection, connect_zalo
 from sqlalchemy import select
 
 from bot import i18n
@@ -25,15 +28,12 @@ from bot.handlers.telegram import (
     TelegramPoller,
     make_application,
 )
-from bot.handlers.web import make_app
 from bot.handlers.zalo import WebhookSettings
-from bot.handlers.zalo_api import ZaloSettings
-from bot.handlers.zalo_channel import ZaloConnection, connect_zalo
 from bot.services.outbox import Channel
-from storage import repo
+from storage import cases, outbox, people
 from storage.models import Case, Outbox
-from tests.fake_telegram import TOKEN, FakeTelegram, Sent
-from tests.fake_zalo import FakeZalo, ZaloSent
+from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
+from tests.support.fake_zalo import FakeZalo, ZaloSent
 
 CITIZEN = "7001000000000000001"
 ZALO = {"officer": "7001000000000000002", "police": "7001000000000000003",
@@ -244,10 +244,10 @@ async def test_story_citizen_on_zalo_officers_on_telegram(mixed: ZaloWorld) -> N
     status = await citizen_checks_status(w)
     assert "VT-2026-0001" in status and "cổng trường" not in status
     assert i18n.t("status.closed", "vi", code="VT-2026-0001") in status
-    async with w.engine.sessions() as s:
-        case = await repo.case_by_code(s, "VT-2026-0001")
+    async with w.engine.database.read() as s:
+        case = await cases.case_by_code(s, "VT-2026-0001")
         assert case is not None
-        files = await repo.attachments(s, case.id)
+        files = await cases.attachments_of(s, case.id)
     assert (case.status, case.setting, case.latitude) == ("closed", "school", 19.81)
     assert [(f.channel, f.file_ref) for f in files] == [("zalo", PHOTO)]
 
@@ -283,9 +283,9 @@ async def test_story_everyone_on_zalo(on_zalo: ZaloWorld) -> None:
     status = await citizen_checks_status(w)
     assert i18n.t("status.closed", "vi", code="VT-2026-0001") in status
     assert "cổng trường" not in status
-    async with w.engine.sessions() as s:
-        case = await repo.case_by_code(s, "VT-2026-0001")
-        rows = await repo.outbox_for_case(s, case.id) if case else []
+    async with w.engine.database.read() as s:
+        case = await cases.case_by_code(s, "VT-2026-0001")
+        rows = await outbox.of_case(s, case.id) if case else []
     assert case is not None and (case.status, case.outcome) == ("closed", "referred")
     # Every alert went out on Zalo, once.
     alerts = [r for r in rows if r.kind == "alert"]
@@ -349,11 +349,11 @@ async def test_officer_outside_the_zalo_window_is_reached_on_telegram(both: Zalo
     assert w.latest(officer) == []
     tg_alert = w.tg_last(TELEGRAM["officer"])
     assert "VT-2026-0001" in tg_alert.text and "case:ack:1" in tg_alert.callback_data
-    async with w.engine.sessions() as s:
-        case = await repo.case_by_code(s, "VT-2026-0001")
+    async with w.engine.database.read() as s:
+        case = await cases.case_by_code(s, "VT-2026-0001")
         assert case is not None
-        rows = [r for r in await repo.outbox_for_case(s, case.id) if r.kind == "alert"]
-        person = (await repo.identity(s, "zalo", officer))
+        rows = [r for r in await outbox.of_case(s, case.id) if r.kind == "alert"]
+        person = (await people.identity(s, "zalo", officer))
     assert person is not None and person.unreachable_at is not None
     mine = [r for r in rows if r.person_id == person.person_id]
     # The alert record shows where it failed and which channel delivered it.
@@ -363,8 +363,8 @@ async def test_officer_outside_the_zalo_window_is_reached_on_telegram(both: Zalo
     # Nobody climbed the chain: the officer was reached.
     assert case.escalation_level == 1
     await w.tg_press(TELEGRAM["officer"], "case:ack:1")
-    async with w.engine.sessions() as s:
-        case = await repo.case_by_code(s, "VT-2026-0001")
+    async with w.engine.database.read() as s:
+        case = await cases.case_by_code(s, "VT-2026-0001")
     assert case is not None and case.assignee_id == person.person_id
 
     # Writing on Zalo again (later that day) opens the window: the next alert goes there.
@@ -382,11 +382,11 @@ async def test_no_channel_left_alerts_the_next_level_at_once(on_zalo: ZaloWorld)
     # No deadline passed, yet level 2 has the case already.
     for user in (ZALO["officer2"], ZALO["police_chief"]):
         assert any("#case:ack:1" in m.payloads for m in w.fake.sent_to(user)), user
-    async with w.engine.sessions() as s:
+    async with w.engine.database.read() as s:
         case = (await s.scalars(select(Case))).one()
         rows = (await s.scalars(select(Outbox).where(Outbox.case_id == case.id,
                                                      Outbox.kind == "escalation"))).all()
-        level2 = {(await repo.identity(s, "zalo", ZALO[k])).person_id  # type: ignore[union-attr]
+        level2 = {(await people.identity(s, "zalo", ZALO[k])).person_id  # type: ignore[union-attr]
                   for k in ("officer2", "police_chief")}
     assert case.escalation_level == 2
     assert sorted((r.channel, r.status) for r in rows if r.person_id in level2) == [
@@ -469,12 +469,12 @@ async def test_a_broadcast_copy_zalo_cannot_deliver_goes_to_telegram(both: ZaloW
     w = both
     assert w.tg is not None and w.engine.broadcasts is not None
     collab_zalo, collab_tg = "7001000000000000009", 6009
-    async with w.engine.sessions.begin() as s:
-        person = await repo.person_by_key(s, w.engine.directory.commune_id, "collaborator")
+    async with w.engine.database.transaction() as s:
+        person = await people.person_by_key(s, w.engine.directory.commune_id, "collaborator")
         assert person is not None
-        await repo.bind_identity(s, person.id, "zalo", collab_zalo)
-        await repo.bind_identity(s, person.id, "telegram", str(collab_tg))
-        for ident in await repo.identities_of(s, person.id):
+        await people.bind_identity(s, person.id, "zalo", collab_zalo)
+        await people.bind_identity(s, person.id, "telegram", str(collab_tg))
+        for ident in await people.identities_of(s, person.id):
             if ident.channel == "zalo":
                 ident.last_seen_at = w.clock.now()
     w.tg.add_user(collab_tg)
@@ -489,7 +489,7 @@ async def test_a_broadcast_copy_zalo_cannot_deliver_goes_to_telegram(both: ZaloW
             await w.pump()
     assert any(text in m.text for m in w.tg.inbox(collab_tg))
     assert w.fake.sent_to(collab_zalo) == []
-    async with w.engine.sessions() as s:
+    async with w.engine.database.read() as s:
         rows = (await s.scalars(select(Outbox).where(Outbox.kind == "broadcast")
                                 .order_by(Outbox.id))).all()
     assert [(r.channel, r.status) for r in rows] == [("zalo", "failed"), ("telegram", "sent")]

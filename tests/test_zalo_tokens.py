@@ -18,13 +18,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from bot.app import Engine
-from bot.clock import FakeClock
-from bot.handlers.telegram import TelegramChannel, make_application
 from bot.handlers.zalo_api import (
     ZaloApi,
     ZaloAuthError,
@@ -32,12 +25,19 @@ from bot.handlers.zalo_api import (
     ZaloSettings,
     ZaloUnavailable,
 )
-from storage import repo, zalo_repo
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import Engine
+from bot.clock import FakeClock
+from bot.handlers.telegram import TelegramChannel, make_application
+from storage import people
 from storage.db import make_engine, sessionmaker
 from storage.models import Identity, Outbox, ZaloToken
-from tests.conftest import eventually
-from tests.fake_telegram import TOKEN as TG_TOKEN
-from tests.fake_zalo import OAUTH_INVALID_APP, OAUTH_INVALID_REFRESH, FakeZalo
+from tests.support.fake_telegram import TOKEN as TG_TOKEN
+from tests.support.fake_zalo import OAUTH_INVALID_APP, OAUTH_INVALID_REFRESH, FakeZalo
+from tests.support.waiting import eventually
 from tests.test_zalo_api import sends
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,12 +75,12 @@ async def apis(engine: Engine, fake: FakeZalo, clock: FakeClock) -> AsyncIterato
 
 
 async def token_rows(engine: Engine) -> list[ZaloToken]:
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         return list(await s.scalars(select(ZaloToken).order_by(ZaloToken.id)))
 
 
 async def admin_alerts(engine: Engine) -> list[Outbox]:
-    async with engine.sessions() as s:
+    async with engine.database.read() as s:
         return list(await s.scalars(select(Outbox).where(Outbox.kind == "admin")
                                     .order_by(Outbox.id)))
 
@@ -90,11 +90,11 @@ async def give_admin_telegram_and_zalo(engine: Engine) -> None:
     runs (its channel is attached; nothing here delivers, so no server is needed)."""
     engine.outbox.channels["telegram"] = TelegramChannel(
         make_application(TG_TOKEN, base_url="http://127.0.0.1:9/bot").bot)
-    async with engine.sessions.begin() as s:
-        admin = await repo.person_by_key(s, engine.directory.commune_id, "admin")
+    async with engine.database.transaction() as s:
+        admin = await people.person_by_key(s, engine.directory.commune_id, "admin")
         assert admin is not None
-        await repo.bind_identity(s, admin.id, "telegram", ADMIN_TELEGRAM)
-        await repo.bind_identity(s, admin.id, "zalo", "7700000000000000009")
+        await people.bind_identity(s, admin.id, "telegram", ADMIN_TELEGRAM)
+        await people.bind_identity(s, admin.id, "zalo", "7700000000000000009")
         await s.execute(update(Identity).where(Identity.person_id == admin.id,
                                                Identity.channel == "zalo")
                         .values(last_seen_at=engine.clock.now()))

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from bot.handlers.web import WebChannel, make_app
+from bot.services.inbound_queue import InboundWorker, backoff
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -20,7 +22,6 @@ from sqlalchemy.exc import OperationalError
 from bot.app import Engine, build_engine
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, load_commune
-from bot.handlers.web import WebChannel, make_app
 from bot.handlers.zalo import (
     WebhookSettings,
     ZaloAdapter,
@@ -29,10 +30,9 @@ from bot.handlers.zalo import (
     text_input,
     to_events,
 )
-from bot.services.inbound_queue import InboundWorker, backoff
-from storage import inbound_repo, repo
+from storage import calendar, conversations, inbound, people
 from storage.models import Case, InboundKey, InboundQueue, Outbox
-from tests.fake_zalo import FakeZalo, ZaloUsers
+from tests.support.fake_zalo import FakeZalo, ZaloUsers
 
 APP_ID, OA_ID, SECRET = "3608465249409039", "3886132808788086", "oa-secret-key-for-tests"
 CITIZEN, OTHER = "2468458835291979", "2468458835291980"
@@ -65,14 +65,14 @@ class Hooked:
 
     async def replies(self, user: str) -> list[dict[str, Any]]:
         """What was queued for a Zalo user, oldest first (the Reply JSON of each row)."""
-        async with self.engine.sessions() as s:
+        async with self.engine.database.read() as s:
             rows = (await s.scalars(select(Outbox).where(Outbox.channel == "zalo",
                                                          Outbox.address == user)
                                     .order_by(Outbox.id))).all()
         return [r.payload["reply"] for r in rows]
 
     async def counts(self) -> tuple[int, int, int]:
-        async with self.engine.sessions() as s:
+        async with self.engine.database.read() as s:
             return (int(await s.scalar(select(func.count()).select_from(InboundQueue)) or 0),
                     int(await s.scalar(select(func.count()).select_from(InboundKey)) or 0),
                     int(await s.scalar(select(func.count()).select_from(Outbox)) or 0))
@@ -138,8 +138,8 @@ async def test_the_200_comes_before_the_handling(hooked: Hooked) -> None:
     h = hooked
     assert await h.users.send_text(CITIZEN, "/start") == 200
     # Answered: stored, nothing handled, nothing said yet.
-    async with h.engine.sessions() as s:
-        row = await inbound_repo.event_by_key(s, event_key(h.users.posted[-1].event))
+    async with h.engine.database.read() as s:
+        row = await calendar.event_by_key(s, event_key(h.users.posted[-1].event))
     assert row is not None and row.processed_at is None and row.sender == CITIZEN
     assert await h.counts() == (1, 0, 0)
     assert await h.handle() == 1
@@ -147,8 +147,8 @@ async def test_the_200_comes_before_the_handling(hooked: Hooked) -> None:
     replies = await h.replies(CITIZEN)
     assert [ids_of(r) for r in replies] == [["welcome", "menu.prompt"]]
     assert "menu:report" in choices_of(replies[0])
-    async with h.engine.sessions() as s:
-        row = await inbound_repo.event_by_key(s, event_key(h.users.posted[-1].event))
+    async with h.engine.database.read() as s:
+        row = await calendar.event_by_key(s, event_key(h.users.posted[-1].event))
     assert row is not None and row.processed_at is not None and row.attempts == 1
 
 
@@ -179,9 +179,9 @@ async def test_zalo_retry_schedule_makes_one_report_step(hooked: Hooked) -> None
         await h.handle()
     replies = (await h.replies(CITIZEN))[before:]
     assert len(replies) == 1 and "report.received" in ids_of(replies[0])
-    async with h.engine.sessions() as s:
+    async with h.engine.database.read() as s:
         cases = (await s.scalars(select(Case))).all()
-        conv = await repo.conversation(s, cases[0].reporter_id)
+        conv = await conversations.conversation(s, cases[0].reporter_id)
         queued = await s.scalar(select(func.count()).select_from(InboundQueue))
     assert len(cases) == 1 and conv is not None and conv.state["flow"] is None
     assert queued == len(REPORT) + 2  # /start, the report, one confirm: retries stored nothing
@@ -220,8 +220,8 @@ async def test_one_persons_events_are_handled_in_order_by_two_processes(
         async def drain(worker: InboundWorker) -> None:
             for _ in range(100):
                 await worker.handle_due()
-                async with h.engine.sessions() as s:
-                    if not await inbound_repo.unhandled_count(s):
+                async with h.engine.database.read() as s:
+                    if not await inbound.unhandled_count(s):
                         return
                 await asyncio.sleep(0)
 
@@ -233,7 +233,7 @@ async def test_one_persons_events_are_handled_in_order_by_two_processes(
     assert not any("error.use_buttons" in ids_of(r) or "error.stale_button" in ids_of(r)
                    for r in replies)
     assert [ids_of(r) for r in await h.replies(OTHER)] == [["help.prompt"]]
-    async with h.engine.sessions() as s:
+    async with h.engine.database.read() as s:
         assert await s.scalar(select(func.count()).select_from(Case)) == 1
 
 
@@ -253,7 +253,7 @@ async def test_a_crash_after_storing_loses_nothing(db_url: str, clock: FakeClock
         assert engine.inbound is not None
         assert await engine.inbound.handle_due() == 1
         assert await engine.inbound.handle_due() == 0
-        async with engine.sessions() as s:
+        async with engine.database.read() as s:
             rows = (await s.scalars(select(Outbox).where(Outbox.address == CITIZEN))).all()
         assert [r.payload["reply"]["texts"][0]["id"] for r in rows] == ["welcome"]
         await users.close()
@@ -269,8 +269,8 @@ async def test_a_crash_between_handling_and_marking_handles_once(hooked: Hooked)
     # The handler ran and committed, then the process died before marking the event: the
     # lease runs out and another process takes the event again.
     worker = h.engine.inbound
-    async with h.engine.sessions.begin() as s:
-        rows = await inbound_repo.lease_due(s, h.clock.now(), ["zalo"], "dead-process",
+    async with h.engine.database.transaction() as s:
+        rows = await inbound.lease_due(s, h.clock.now(), ["zalo"], "dead-process",
                                             timedelta(seconds=60), 10)
         payload = dict(rows[0].payload)
     await worker.handlers["zalo"](payload)
@@ -311,8 +311,8 @@ async def test_an_event_that_keeps_failing_is_set_aside_and_frees_the_line(
     assert len(poison) == 5
     # The message behind it was held back until then, and then handled.
     assert [ids_of(r) for r in await h.replies(CITIZEN)] == [["welcome", "menu.prompt"]]
-    async with h.engine.sessions() as s:
-        row = await inbound_repo.event_by_key(s, event_key(h.users.posted[0].event))
+    async with h.engine.database.read() as s:
+        row = await calendar.event_by_key(s, event_key(h.users.posted[0].event))
     assert row is not None and row.processed_at is not None
     assert row.last_error == "RuntimeError"
 
@@ -340,10 +340,10 @@ async def test_every_kind_of_event(hooked: Hooked) -> None:
     last_two = (await h.replies(CITIZEN))[-2:]
     assert ids_of(last_two[0]) == ["report.photos.hint"]
     assert ids_of(last_two[1]) == ["report.photos.prompt"]
-    async with h.engine.sessions() as s:
-        ident = await repo.identity(s, "zalo", CITIZEN)
+    async with h.engine.database.read() as s:
+        ident = await people.identity(s, "zalo", CITIZEN)
         assert ident is not None
-        conv = await repo.conversation(s, ident.person_id)
+        conv = await conversations.conversation(s, ident.person_id)
     assert conv is not None
     assert conv.state["data"]["latitude"] == 19.81
     assert conv.state["data"]["photos"] == ["https://photo-zaloapp.zadn.vn/a.jpg",
@@ -358,12 +358,12 @@ async def test_every_kind_of_event(hooked: Hooked) -> None:
     # Leaving the OA makes the person unreachable on Zalo; writing again undoes it.
     assert await users.unfollow(CITIZEN) == 200
     await h.handle()
-    async with h.engine.sessions() as s:
-        ident = await repo.identity(s, "zalo", CITIZEN)
+    async with h.engine.database.read() as s:
+        ident = await people.identity(s, "zalo", CITIZEN)
     assert ident is not None and ident.unreachable_at is not None
     await h.say(CITIZEN, "/help")
-    async with h.engine.sessions() as s:
-        ident = await repo.identity(s, "zalo", CITIZEN)
+    async with h.engine.database.read() as s:
+        ident = await people.identity(s, "zalo", CITIZEN)
     assert ident is not None and ident.unreachable_at is None
 
 
@@ -420,7 +420,7 @@ async def test_events_arriving_together_share_one_commit_and_duplicates_store_on
 async def test_a_database_failure_answers_500_and_zalos_retry_stores_it(
         hooked: Hooked, monkeypatch: pytest.MonkeyPatch) -> None:
     h, users = hooked, hooked.users
-    real = inbound_repo.store_events
+    real = inbound.store_events
     failing = [True]
 
     async def store_events(*args: Any) -> list[bool]:
@@ -452,7 +452,7 @@ async def test_handled_events_are_deleted_after_a_day_set_aside_ones_after_thirt
     set_aside, handled = (event_key(p.event) for p in h.users.posted)
 
     async def stored() -> set[str]:
-        async with h.engine.sessions() as s:
+        async with h.engine.database.read() as s:
             return set((await s.scalars(select(InboundQueue.key))).all())
 
     h.clock.advance(timedelta(hours=23))

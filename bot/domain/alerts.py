@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from bot.domain.cases import Attachment, Case, Deadline
 from bot.domain.messages import Choice, Media, Reply, Text
-from storage.models import Attachment, Case, CaseDeadline
 
 ALERT_DESCRIPTION_MAX = 1500
 ACTIONS = ("ack", "ask", "handover", "assess", "progress", "close")
@@ -26,7 +26,7 @@ def place_of(case: Case, village_name: str | None) -> str | Text:
     return case.location_text or Text("report.not_given")
 
 
-def case_details(case: Case, village_name: str | None, deadlines: Sequence[CaseDeadline],
+def case_details(case: Case, village_name: str | None, deadlines: Sequence[Deadline],
                  attachment_count: int) -> tuple[Text, ...]:
     description = case.description or ""
     if len(description) > ALERT_DESCRIPTION_MAX:
@@ -35,7 +35,7 @@ def case_details(case: Case, village_name: str | None, deadlines: Sequence[CaseD
         Text("alert.details", {
             "code": case.code,
             "urgency": Text(f"urgency.{case.urgency}"),
-            "types": [Text(f"case_type.{t}") for t in case.types.split(",") if t],
+            "types": [Text(f"case_type.{t}") for t in case.types],
             "place": place_of(case, village_name),
             "age": Text(f"age.{case.age_band}"),
             "sex": Text(f"sex.{case.sex}"),
@@ -73,7 +73,7 @@ def group_alert(case: Case, village_name: str | None) -> Reply:
     return Reply((Text("alert.group", {
         "code": case.code,
         "urgency": Text(f"urgency.{case.urgency}"),
-        "types": [Text(f"case_type.{t}") for t in case.types.split(",") if t],
+        "types": [Text(f"case_type.{t}") for t in case.types],
         "place": place_of(case, village_name),
         "age": Text(f"age.{case.age_band}"),
     }),), action_choices(case.id, ("ack",)))
@@ -96,3 +96,10 @@ def reminder(case: Case, step: str, due: datetime) -> Reply:
                                              "due": due}),),
                  action_choices(case.id, ("ack",) if case.assignee_id is None else FOLLOW_UP))
 
+
+
+def report_received(case: Case) -> Reply:
+    """The reporter's answer once their report is a case: its code, what happens next."""
+    return Reply((Text("report.received", {"code": case.code}),
+                  Text(f"report.next.{case.urgency}"), Text("report.hotline")),
+                 phones=("111",))

@@ -6,6 +6,8 @@ Stable keys, stored in the database and used as button ids and catalog ids
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
@@ -68,3 +70,117 @@ def coarse_status(status: str) -> str:
     if status == Status.NEW:
         return "received"
     return "handling"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A case as the database holds it (storage returns these, never rows)."""
+
+    id: int
+    commune_id: int
+    code: str
+    types: tuple[str, ...]
+    urgency: str
+    danger: str
+    police_case: bool
+    status: str
+    village_id: int | None
+    location_text: str | None
+    latitude: float | None
+    longitude: float | None
+    age_band: str
+    sex: str
+    child_name: str | None
+    child_count: int
+    description: str | None
+    reporter_id: int | None
+    reporter_anonymous: bool
+    reporter_phone: str | None
+    assignee_id: int | None
+    escalation_level: int
+    risk: str | None
+    measures: str | None
+    confirmed_form: str | None
+    setting: str | None
+    outcome: str | None
+    created_at: datetime
+    acknowledged_at: datetime | None
+    assessed_at: datetime | None
+    closed_at: datetime | None
+    version: int
+
+    @property
+    def closed(self) -> bool:
+        return self.status == Status.CLOSED
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """What a confirmed report makes of a case before it has an id."""
+
+    commune_id: int
+    code: str
+    types: tuple[str, ...]
+    urgency: str
+    danger: str
+    police_case: bool
+    village_id: int | None
+    location_text: str | None
+    latitude: float | None
+    longitude: float | None
+    age_band: str
+    sex: str
+    child_name: str | None
+    child_count: int
+    description: str | None
+    reporter_id: int
+    reporter_anonymous: bool
+    reporter_phone: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One deadline of a case (acknowledge, assess, plan...): when it is due and when met.
+    `version` moves on at every change, so a timer set for an older one does nothing."""
+
+    id: int
+    case_id: int
+    step: str
+    started_at: datetime
+    due_at: datetime
+    met_at: datetime | None
+    version: int
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A wake-up for a deadline: a reminder (`remind<v>`), the escalation (`escalate<v>`)
+    or a climb because someone cannot be reached (`unreachable<v>`)."""
+
+    id: int
+    deadline_id: int
+    kind: str
+    seq: int
+    fire_at: datetime
+    deadline_version: int
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    """Someone a case was routed to, and how (Access)."""
+
+    case_id: int
+    person_id: int
+    level: int
+    access: str
+    alerted_at: datetime
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A photo or voice note of a report, by the reference of the channel it came in on."""
+
+    kind: str
+    channel: str
+    file_ref: str

@@ -28,15 +28,15 @@ class SomeCase(Protocol):
     def reporter_id(self) -> int | None: ...
 
 
-def works_cases(person: Someone) -> bool:
+def works_cases(role: str) -> bool:
     """Staff: may be routed cases and act on them."""
-    return person.role in STAFF
+    return role in STAFF
 
 
 def on_case_team(person: Someone, case: SomeCase, access: str | None) -> bool:
     """The person holds the case, or it was routed to them to act on (`access` is their
     place among the case's recipients, None if they are not one)."""
-    if not works_cases(person):
+    if not works_cases(person.role):
         return False
     return case.assignee_id == person.id or access == Access.TEAM
 
@@ -63,12 +63,12 @@ def is_reporter(person: Someone, case: SomeCase) -> bool:
 
 def hears_as_reporter(person: Someone) -> bool:
     """A reporter is told how their case goes, unless they work cases themselves."""
-    return not works_cases(person)
+    return not works_cases(person.role)
 
 
-def may_take_from_group(person: Someone) -> bool:
+def may_take_from_group(role: str) -> bool:
     """Take a case with the alert group's button."""
-    return person.role in GROUP_TAKERS
+    return role in GROUP_TAKERS
 
 
 def may_receive_handover(person: Someone, commune_id: int) -> bool:
@@ -76,21 +76,25 @@ def may_receive_handover(person: Someone, commune_id: int) -> bool:
     return person.commune_id == commune_id and person.role in HANDOVER_TARGETS
 
 
-def may_broadcast(person: Someone) -> bool:
-    return person.role in OFFICE
+def may_broadcast(role: str) -> bool:
+    """Write to every collaborator of the commune."""
+    return role in OFFICE
 
 
-def may_read_statistics(person: Someone, commune_id: int) -> bool:
-    return person.role in OFFICE and person.commune_id == commune_id
+def may_read_statistics(role: str) -> bool:
+    """A period's statistics of the commune (/stats)."""
+    return role in OFFICE
 
 
-def may_read_calendar(person: Someone) -> bool:
-    return person.role in OFFICE
+def may_read_calendar(role: str) -> bool:
+    return role in OFFICE
 
 
-def may_change_calendar(person: Someone) -> bool:
-    return person.role == Role.ADMIN
+def may_change_calendar(role: str) -> bool:
+    """Pause, resume and add calendar events."""
+    return role == Role.ADMIN
 
 
-def may_invite(person: Someone) -> bool:
-    return person.role == Role.ADMIN
+def may_invite(role: str) -> bool:
+    """Make invitation links that give a role."""
+    return role == Role.ADMIN

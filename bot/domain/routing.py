@@ -17,7 +17,7 @@ class Routable(Protocol):
     @property
     def on_duty(self) -> bool: ...
     @property
-    def tags(self) -> str: ...
+    def tags(self) -> tuple[str, ...]: ...
     @property
     def village_id(self) -> int | None: ...
 
@@ -33,7 +33,7 @@ def matches(person: Routable, selector: str) -> bool:
         return False
     if rest == "duty" and not person.on_duty:
         return False
-    return not tag or tag in person.tags.split(",")
+    return not tag or tag in person.tags
 
 
 def triage(danger: str, types: Iterable[str], age_band: str) -> str:

@@ -126,55 +126,70 @@ def _ordered(counts: dict[str, int], known: tuple[str, ...], keep_zeros: bool) -
     return (*head, *rest)
 
 
-def compute(period: Period, facts: Iterable[CaseFacts]) -> PeriodStats:
-    """Count `facts` (already limited by storage to cases created in `period`)."""
-    by_form: dict[str, int] = {}
-    by_sex: dict[str, int] = {}
-    by_age: dict[str, int] = {}
-    by_village: dict[str, int] = {}
-    by_urgency: dict[str, int] = {}
-    by_status: dict[str, int] = {}
-    by_outcome: dict[str, int] = {}
-    ack_times: list[float] = []
-    assess_times: list[float] = []
-    total = within_12h = escalated = 0
-    for fact in facts:
-        total += 1
-        by_form[fact.form] = by_form.get(fact.form, 0) + 1
-        by_sex[fact.sex] = by_sex.get(fact.sex, 0) + 1
-        by_age[fact.age_band] = by_age.get(fact.age_band, 0) + 1
-        by_village[fact.village] = by_village.get(fact.village, 0) + 1
+class Tally:
+    """Counts cases one at a time, so a period's cases can stream in without being held."""
+
+    def __init__(self, period: Period) -> None:
+        self.period = period
+        self.by_form: dict[str, int] = {}
+        self.by_sex: dict[str, int] = {}
+        self.by_age: dict[str, int] = {}
+        self.by_village: dict[str, int] = {}
+        self.by_urgency: dict[str, int] = {}
+        self.by_status: dict[str, int] = {}
+        self.by_outcome: dict[str, int] = {}
+        self.ack_times: list[float] = []
+        self.assess_times: list[float] = []
+        self.total = self.within_12h = self.escalated = 0
+
+    def add(self, fact: CaseFacts) -> None:
+        self.total += 1
+        self.by_form[fact.form] = self.by_form.get(fact.form, 0) + 1
+        self.by_sex[fact.sex] = self.by_sex.get(fact.sex, 0) + 1
+        self.by_age[fact.age_band] = self.by_age.get(fact.age_band, 0) + 1
+        self.by_village[fact.village] = self.by_village.get(fact.village, 0) + 1
         urgency = normalize_urgency(fact.urgency)
-        by_urgency[urgency] = by_urgency.get(urgency, 0) + 1
-        by_status[fact.status] = by_status.get(fact.status, 0) + 1
+        self.by_urgency[urgency] = self.by_urgency.get(urgency, 0) + 1
+        self.by_status[fact.status] = self.by_status.get(fact.status, 0) + 1
         outcome = fact.outcome or OPEN
-        by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
+        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
         if fact.acknowledged_at is not None:
-            ack_times.append(_minutes(fact.created_at, fact.acknowledged_at))
+            self.ack_times.append(_minutes(fact.created_at, fact.acknowledged_at))
         if fact.assessed_at is not None:
             minutes = _minutes(fact.created_at, fact.assessed_at)
-            assess_times.append(minutes)
+            self.assess_times.append(minutes)
             if minutes <= ASSESS_TARGET_MIN:
-                within_12h += 1
+                self.within_12h += 1
         if fact.escalated:
-            escalated += 1
-    return PeriodStats(
-        period=period,
-        total=total,
-        by_form=_ordered(by_form, FORMS, keep_zeros=True),
-        by_sex=_ordered(by_sex, SEXES, keep_zeros=True),
-        by_age_band=_ordered(by_age, AGE_BANDS, keep_zeros=True),
-        # Villages differ per commune, so no fixed rows: by name, "" (unknown) first.
-        by_village=tuple(sorted(by_village.items(), key=lambda kv: village_sort_key(kv[0]))),
-        by_urgency=_ordered(by_urgency, URGENCIES, keep_zeros=True),
-        by_status=_ordered(by_status, STATUSES, keep_zeros=False),
-        by_outcome=_ordered(by_outcome, (*OUTCOMES, OPEN), keep_zeros=False),
-        ack_median_min=median(ack_times),
-        ack_p90_min=p90(ack_times),
-        assess_median_min=median(assess_times),
-        assess_p90_min=p90(assess_times),
-        acknowledged=len(ack_times),
-        assessed=len(assess_times),
-        assessed_within_12h=within_12h,
-        escalated=escalated,
-    )
+            self.escalated += 1
+
+    def result(self) -> PeriodStats:
+        return PeriodStats(
+            period=self.period,
+            total=self.total,
+            by_form=_ordered(self.by_form, FORMS, keep_zeros=True),
+            by_sex=_ordered(self.by_sex, SEXES, keep_zeros=True),
+            by_age_band=_ordered(self.by_age, AGE_BANDS, keep_zeros=True),
+            # Villages differ per commune, so no fixed rows: by name, "" (unknown) first.
+            by_village=tuple(sorted(self.by_village.items(),
+                                    key=lambda kv: village_sort_key(kv[0]))),
+            by_urgency=_ordered(self.by_urgency, URGENCIES, keep_zeros=True),
+            by_status=_ordered(self.by_status, STATUSES, keep_zeros=False),
+            by_outcome=_ordered(self.by_outcome, (*OUTCOMES, OPEN), keep_zeros=False),
+            ack_median_min=median(self.ack_times),
+            ack_p90_min=p90(self.ack_times),
+            assess_median_min=median(self.assess_times),
+            assess_p90_min=p90(self.assess_times),
+            acknowledged=len(self.ack_times),
+            assessed=len(self.assess_times),
+            assessed_within_12h=self.within_12h,
+            escalated=self.escalated,
+        )
+
+
+def compute(period: Period, facts: Iterable[CaseFacts]) -> PeriodStats:
+    """Count `facts` (already limited by storage to cases created in `period`)."""
+    tally = Tally(period)
+    for fact in facts:
+        tally.add(fact)
+    return tally.result()

@@ -2,7 +2,7 @@
 that shows it and how many will get it (flow layer).
 
 The host starts this flow only for people who may broadcast and passes `count` (how many
-collaborators there are) in the start data; the Submit is checked again when carried out.
+collaborators there are) in the start data; SendBroadcast is checked again when carried out.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.domain.messages import Choice, Input, Text
-from bot.flows.effects import Submit
+from bot.flows.effects import SendBroadcast
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
 from bot.flows.steps import ask_text, choose, meaningful
 
@@ -39,7 +39,7 @@ def on_text(inp: Input, state: State, ctx: Context) -> Outcome:
 
 
 def on_send(picked: str, state: State, ctx: Context) -> Outcome:
-    return Go(None, effects=(Submit("broadcast", {"text": state.data.get("text", "")}),))
+    return Go(None, effects=(SendBroadcast(str(state.data.get("text", ""))),))
 
 
 def count_params(state: State, ctx: Context) -> dict[str, Any]:

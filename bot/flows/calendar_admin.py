@@ -25,7 +25,7 @@ from bot.domain.commune_calendar import (
 )
 from bot.domain.messages import Choice, Input, Text
 from bot.domain.roles import Role
-from bot.flows.effects import Submit
+from bot.flows.effects import AddCalendarEvent
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
 from bot.flows.steps import ask_text, choose, meaningful
 
@@ -124,23 +124,18 @@ def on_who(picked: str, state: State, ctx: Context) -> Outcome:
     return Go("days", {"who": picked.split(":", 1)[1]})
 
 
-def _answer(inp: Input, options: tuple[Choice, ...], ctx: Context) -> str | None:
-    """A tapped option's value, a typed option label's value, or the typed text. Not
-    `pick`: a typed "1" here means one day or one o'clock, not the first button."""
+def _answer(inp: Input) -> str | None:
+    """A tapped option's value (a typed option label arrives as the option), or the typed
+    text. Not `pick`: a typed "1" here means one day or one o'clock, not the first button."""
     if inp.kind == "choice":
         return inp.choice.split(":", 1)[1]
     if inp.kind != "text":
         return None
-    typed = inp.text.strip().casefold()
-    if ctx.translate is not None:
-        for option in options:
-            if ctx.translate(option.label).strip().casefold() == typed:
-                return option.id.split(":", 1)[1]
     return inp.text
 
 
 def on_days(inp: Input, state: State, ctx: Context) -> Outcome:
-    raw = _answer(inp, DAYS_CHOICES, ctx)
+    raw = _answer(inp)
     days = parse_days(raw) if raw is not None else None
     if days is None:
         return Retry(Text("calendar.add.bad_days"))
@@ -148,7 +143,7 @@ def on_days(inp: Input, state: State, ctx: Context) -> Outcome:
 
 
 def on_at(inp: Input, state: State, ctx: Context) -> Outcome:
-    raw = _answer(inp, AT_CHOICES, ctx)
+    raw = _answer(inp)
     at = parse_at(raw) if raw is not None else None
     if at is None:
         return Retry(Text("calendar.add.bad_at"))
@@ -157,9 +152,9 @@ def on_at(inp: Input, state: State, ctx: Context) -> Outcome:
 
 def on_save(picked: str, state: State, ctx: Context) -> Outcome:
     data = state.data
-    return Go(None, effects=(Submit("calendar_add", {
-        "title": data["title"], "rule": data["rule"], "roles": list(WHO[data["who"]]),
-        "days_before": list(data["days_before"]), "at": data["at"]}),))
+    return Go(None, effects=(AddCalendarEvent(
+        title=data["title"], rule=data["rule"], roles=WHO[data["who"]],
+        days_before=tuple(data["days_before"]), at=data["at"]),))
 
 
 def summary(state: State, ctx: Context) -> dict[str, Any]:
@@ -184,7 +179,8 @@ CALENDAR_ADD = Flow("calendar_add", first="title", steps={
     "rule": ask_text("rule", "calendar.add.rule", on_rule, frozenset({"who"})),
     "who": choose("who", "calendar.add.who", WHO_CHOICES, on_who, frozenset({"days"})),
     "days": ask_text("days", "calendar.add.days", on_days, frozenset({"at"}),
-                     options=DAYS_CHOICES),
-    "at": ask_text("at", "calendar.add.at", on_at, frozenset({"confirm"}), options=AT_CHOICES),
+                     options=DAYS_CHOICES, labels_typed=True),
+    "at": ask_text("at", "calendar.add.at", on_at, frozenset({"confirm"}), options=AT_CHOICES,
+                   labels_typed=True),
     "confirm": choose("confirm", "calendar.add.confirm", SAVE, on_save, params=summary),
 })

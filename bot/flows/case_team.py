@@ -1,16 +1,26 @@
 """Flows for the case team (assess, close, ask, hand over, progress) and the reporter's answer.
 
 They start from an alert's buttons once the host has checked who may press them; each ends
-with one Submit the case service carries out.
+with one typed effect the case service carries out (and checks again).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.domain.cases import CASE_TYPES, MILESTONES, OUTCOMES, RISKS, SETTINGS
 from bot.domain.messages import Choice, Input, Text
-from bot.flows.effects import Submit
+from bot.flows.effects import (
+    AskReporter,
+    Assess,
+    CloseCase,
+    Effect,
+    HandOver,
+    RecordProgress,
+    ReporterAnswer,
+    case_id_of,
+)
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
 from bot.flows.steps import ask_text, choose, meaningful, store
 
@@ -23,21 +33,31 @@ MILESTONE_CHOICES = tuple(Choice(f"milestone:{m}", Text(f"milestone.{m}")) for m
 NO_MEASURES = Choice("measures:none", Text("assess.measures.none"))
 
 
-def submit(action: str) -> Any:
+Make = Callable[[State, str], Effect]
+
+
+def submit(make: Make) -> Callable[[str, State, Context], Outcome]:
+    """End the flow with the effect `make` builds from the chosen option's value."""
     def then(picked: str, state: State, ctx: Context) -> Outcome:
-        value = picked.split(":", 1)[1]
-        return Go(None, effects=(Submit(action, {**state.data, "value": value}),))
+        return Go(None, effects=(make(state, picked.split(":", 1)[1]),))
     return then
 
 
-def note(action: str, key: str) -> Any:
+def note(make: Make) -> Callable[[Input, State, Context], Outcome]:
+    """End the flow with the effect `make` builds from a typed note."""
     def accept(inp: Input, state: State, ctx: Context) -> Outcome:
         if inp.kind != "text" or not meaningful(inp.text, 2):
             return Retry(Text("error.need_text"))
         if len(inp.text) > MAX_NOTE:
             return Retry(Text("error.too_long", {"max": MAX_NOTE}))
-        return Go(None, effects=(Submit(action, {**state.data, key: inp.text.strip()}),))
+        return Go(None, effects=(make(state, inp.text.strip()),))
     return accept
+
+
+def assessed(state: State, setting: str) -> Effect:
+    data = state.data
+    return Assess(case_id_of(data), data.get("risk"), str(data.get("measures") or ""),
+                  data.get("form"), setting)
 
 
 def on_measures(inp: Input, state: State, ctx: Context) -> Outcome:
@@ -63,28 +83,35 @@ ASSESS = Flow("assess", first="risk", steps={s.id: s for s in (
              options=(NO_MEASURES,)),
     choose("form", "assess.form.prompt", FORM_CHOICES, store("form", "setting"),
            frozenset({"setting"})),
-    choose("setting", "assess.setting.prompt", SETTING_CHOICES, submit("assess")),
+    choose("setting", "assess.setting.prompt", SETTING_CHOICES, submit(assessed)),
 )})
 
 CLOSE = Flow("close", first="outcome", steps={
-    "outcome": choose("outcome", "close.prompt", OUTCOME_CHOICES, submit("close"),
-                      params=case_params),
+    "outcome": choose("outcome", "close.prompt", OUTCOME_CHOICES,
+                      submit(lambda s, v: CloseCase(case_id_of(s.data), v)), params=case_params),
 })
 
 ASK = Flow("ask", first="question", steps={
-    "question": ask_text("question", "ask.prompt", note("ask", "question"), params=case_params),
+    "question": ask_text("question", "ask.prompt",
+                         note(lambda s, text: AskReporter(case_id_of(s.data), text)),
+                         params=case_params),
 })
 
 ANSWER = Flow("answer", first="answer", steps={
-    "answer": ask_text("answer", "answer.prompt", note("answer", "answer"), params=case_params),
+    "answer": ask_text("answer", "answer.prompt",
+                       note(lambda s, text: ReporterAnswer(case_id_of(s.data), text)),
+                       params=case_params),
 })
 
 HANDOVER = Flow("handover", first="person", steps={
-    "person": choose("person", "handover.prompt", team_options, submit("handover"),
+    "person": choose("person", "handover.prompt", team_options,
+                     submit(lambda s, v: HandOver(case_id_of(s.data),
+                                                  int(v) if v.isdigit() else 0)),
                      params=case_params),
 })
 
 PROGRESS = Flow("progress", first="milestone", steps={
-    "milestone": choose("milestone", "progress.prompt", MILESTONE_CHOICES, submit("progress"),
+    "milestone": choose("milestone", "progress.prompt", MILESTONE_CHOICES,
+                        submit(lambda s, v: RecordProgress(case_id_of(s.data), v)),
                         params=case_params),
 })

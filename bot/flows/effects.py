@@ -1,4 +1,5 @@
-"""What a flow asks its host to do besides replying (flow layer)."""
+"""What a flow asks its host to do besides replying (flow layer): typed effects, each
+carried out by the conversation service in one `match` (bot/services/conversation.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,39 @@ from bot.domain.messages import Reply
 
 
 @dataclass(frozen=True)
-class Submit:
-    """An effect: the host must carry out an action (open a case, acknowledge, ...)."""
+class ReportAnswers:
+    """Everything the report flow asked, as the reporter answered it."""
 
-    action: str
-    data: Mapping[str, Any]
+    danger: str = "unsure"
+    types: tuple[str, ...] = ()
+    village: str | None = None
+    location_text: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    age_band: str = "unknown"
+    sex: str = "unknown"
+    child_name: str | None = None
+    child_count: int = 1
+    description: str | None = None
+    photos: tuple[str, ...] = ()
+    voice_ref: str | None = None
+    anonymous: bool = True
+    phone: str | None = None
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> ReportAnswers:
+        """From the report flow's collected data (its keys are these fields' names)."""
+        return cls(
+            danger=str(data.get("danger") or "unsure"),
+            types=tuple(t for t in data.get("types", ()) if t),
+            village=data.get("village") or None, location_text=data.get("location_text"),
+            latitude=data.get("latitude"), longitude=data.get("longitude"),
+            age_band=str(data.get("age_band") or "unknown"),
+            sex=str(data.get("sex") or "unknown"), child_name=data.get("child_name"),
+            child_count=int(data.get("child_count") or 1),
+            description=data.get("description"), photos=tuple(data.get("photos", ())),
+            voice_ref=data.get("voice_ref"), anonymous=bool(data.get("anonymous", True)),
+            phone=data.get("phone"))
 
 
 @dataclass(frozen=True)
@@ -22,4 +51,134 @@ class SetLanguage:
     language: str
 
 
-Effect = Reply | Submit | SetLanguage
+@dataclass(frozen=True)
+class OpenCase:
+    """The reporter confirmed: the report becomes a case, routed to its team."""
+
+    report: ReportAnswers
+
+
+@dataclass(frozen=True)
+class LookUpStatus:
+    code: str
+
+
+@dataclass(frozen=True)
+class CaseButton:
+    """A button of a case's message (`case:<action>:<id>`): who may press it is decided
+    from the database, never from the button."""
+
+    action: str
+    case_id: int | None
+
+
+@dataclass(frozen=True)
+class GroupPress:
+    """A button pressed in a group chat: only an alert's take button means anything there."""
+
+    action: str
+    case_id: int | None
+
+
+@dataclass(frozen=True)
+class AskReporter:
+    case_id: int
+    question: str
+
+
+@dataclass(frozen=True)
+class ReporterAnswer:
+    case_id: int
+    answer: str
+
+
+@dataclass(frozen=True)
+class HandOver:
+    case_id: int
+    to_person_id: int
+
+
+@dataclass(frozen=True)
+class Assess:
+    case_id: int
+    risk: str | None
+    measures: str
+    form: str | None
+    setting: str
+
+
+@dataclass(frozen=True)
+class RecordProgress:
+    case_id: int
+    milestone: str
+
+
+@dataclass(frozen=True)
+class CloseCase:
+    case_id: int
+    outcome: str
+
+
+@dataclass(frozen=True)
+class StartBroadcast:
+    """/broadcast [text]: the officer wants to write to every collaborator."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class SendBroadcast:
+    """The officer confirmed the broadcast's text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class CalendarCommand:
+    """/calendar, /calendar pause|resume <key>, /calendar add."""
+
+    args: str
+
+
+@dataclass(frozen=True)
+class AddCalendarEvent:
+    title: str
+    rule: str
+    roles: tuple[str, ...]
+    days_before: tuple[int, ...]
+    at: str
+
+
+@dataclass(frozen=True)
+class ShowStatistics:
+    """/stats <period> (or the old spelling /report <period>)."""
+
+    period: str
+
+
+@dataclass(frozen=True)
+class CreateInvite:
+    """/invite <role> [village]."""
+
+    args: str
+
+
+@dataclass(frozen=True)
+class RedeemInvite:
+    """/start <code>: a deep link with an invitation code."""
+
+    code: str
+
+
+TeamAction = AskReporter | HandOver | Assess | RecordProgress | CloseCase
+Effect = (Reply | SetLanguage | OpenCase | LookUpStatus | CaseButton | GroupPress
+          | ReporterAnswer | TeamAction | StartBroadcast | SendBroadcast | CalendarCommand
+          | AddCalendarEvent | ShowStatistics | CreateInvite | RedeemInvite)
+
+
+def case_id_of(data: Mapping[str, Any]) -> int:
+    """The case a case-team flow was started for (0, which no case has, if it is lost)."""
+    try:
+        return int(data.get("case_id") or 0)
+    except (TypeError, ValueError):
+        return 0

@@ -1,8 +1,11 @@
 """The pure flow engine: step(flows, state, input, ctx) -> (new state, effects) (flow layer).
 
 A flow is data: named steps, each with a prompt and an input handler. The engine owns what is
-common to every flow: commands, back, cancel, kind re-prompts on unexpected input. It does no
-I/O; the host saves the state and carries out the effects.
+common to every flow: routing commands, menu choices and case buttons (bot/flows/routes.py),
+back, cancel, kind re-prompts on unexpected input. It does no I/O and never sees a button's
+label: a channel turns a typed label back into the choice id it rendered (`typed_choices`
+says which choices a typed answer may mean). The host saves the state and carries out the
+effects.
 """
 
 from __future__ import annotations
@@ -13,7 +16,17 @@ from typing import Any
 
 from bot.domain.messages import Choice, Input, Reply, Text, say
 from bot.domain.roles import STAFF
-from bot.flows.effects import Effect, Submit
+from bot.flows.effects import Effect, RedeemInvite
+from bot.flows.routes import (
+    MENU,
+    Cancel,
+    OpenFlow,
+    ServiceCommand,
+    Welcome,
+    case_button,
+    command_target,
+    group_press,
+)
 
 
 @dataclass(frozen=True)
@@ -29,8 +42,8 @@ class Context:
     trusted_addresses: tuple[str, ...] = ()
     commune_name: str = ""
     languages: tuple[str, ...] = ("vi", "en")
-    # Renders a label in the person's language so a typed answer can match a button.
-    translate: Callable[[Text], str] | None = None
+    # The input came from a group chat (the alert group), not a private one.
+    in_group: bool = False
 
     @property
     def is_staff(self) -> bool:
@@ -98,6 +111,8 @@ class Step:
     prompt: Prompt
     handle: Handler
     nexts: frozenset[str] = frozenset()
+    # The choices a typed answer may name by their label (besides back and cancel).
+    typed: Callable[[State, Context], tuple[Choice, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,9 +147,6 @@ class FlowBook:
 
 BACK = Choice("back", Text("button.back"))
 CANCEL = Choice("cancel", Text("button.cancel"))
-COMMAND_FLOWS = {"help": "help", "status": "status", "lang": "language", "report": "report"}
-MENU_FLOWS = {"menu:report": "report", "menu:help": "help", "menu:status": "status",
-              "menu:lang": "language"}
 
 
 def main_menu(ctx: Context, *lead: Text) -> Reply:
@@ -172,15 +184,32 @@ def prompt_of(book: FlowBook, state: State, ctx: Context) -> Reply:
     return book[state.flow].steps[state.step].prompt(state, ctx)
 
 
+def typed_choices(book: FlowBook, state: State, ctx: Context) -> tuple[Choice, ...]:
+    """The choices a typed answer may mean right now: back and cancel everywhere, and what
+    the current step lets people type (its buttons, for a question answered by buttons)."""
+    found: tuple[Choice, ...] = (BACK, CANCEL)
+    flow = book.flows.get(state.flow) if state.flow else None
+    current = flow.steps.get(state.step) if flow and state.step else None
+    if current is not None:
+        if current.typed is not None:
+            found = (*current.typed(state, ctx), *found)
+    return found
+
+
 def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State, list[Effect]]:
     """Advance the conversation by one input."""
+    if ctx.in_group:
+        return state, [group_press(inp)]
     if inp.kind == "command":
         return _on_command(book, state, inp, ctx)
-    inp = _typed_navigation(inp, ctx)
-    if inp.kind == "choice" and inp.choice == "cancel":
-        return _cancel(state, ctx)
-    if inp.kind == "choice" and inp.choice in MENU_FLOWS:
-        return start(book, MENU_FLOWS[inp.choice], ctx, current=state)
+    if inp.kind == "choice":
+        button = case_button(inp.choice)
+        if button is not None:
+            return state, [button]
+        if inp.choice == "cancel":
+            return _cancel(state, ctx)
+        if inp.choice in MENU:
+            return start(book, MENU[inp.choice], ctx, current=state)
     if state.idle or state.flow not in book.flows or state.step not in book[state.flow].steps:
         return _idle(state, inp, ctx)
     if inp.kind == "choice" and inp.choice == "back":
@@ -206,27 +235,23 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
 
 def _on_command(book: FlowBook, state: State, inp: Input,
                 ctx: Context) -> tuple[State, list[Effect]]:
-    cmd = inp.command
-    if cmd == "cancel":
+    target = command_target(inp, ctx.role)
+    if isinstance(target, Cancel):
         return _cancel(state, ctx)
-    if cmd == "start":
+    if isinstance(target, Welcome):
+        # A deep link (/start <code>) carries an invitation; its answer comes first.
+        lead: list[Effect] = [RedeemInvite(inp.args.strip())] if inp.args.strip() else []
         if state.report_draft is not None:
-            return start(book, "report", ctx, current=state)
-        return State(), [main_menu(ctx, Text("welcome", {"commune": ctx.commune_name}))]
-    if cmd in COMMAND_FLOWS:
-        return start(book, COMMAND_FLOWS[cmd], ctx, current=state)
+            resumed, effects = start(book, "report", ctx, current=state)
+            return resumed, [*lead, *effects]
+        return State(), [*lead, main_menu(ctx, Text("welcome", {"commune": ctx.commune_name}))]
+    if isinstance(target, OpenFlow):
+        return start(book, target.flow, ctx, current=state)
+    if isinstance(target, ServiceCommand):
+        return state, [target.effect(inp.args)]
     reprompt = prompt_of(book, state, ctx) if not state.idle else main_menu(ctx)
-    return state, [Reply((Text("error.unknown_command", {"command": cmd[:32]}),)), reprompt]
-
-
-def _typed_navigation(inp: Input, ctx: Context) -> Input:
-    """A typed (or reply-keyboard) "Back" or "Cancel" works like the button."""
-    if inp.kind == "text" and ctx.translate is not None:
-        typed = inp.text.strip().casefold()
-        for nav in (BACK, CANCEL):
-            if ctx.translate(nav.label).strip().casefold() == typed:
-                return Input("choice", choice=nav.id)
-    return inp
+    return state, [Reply((Text("error.unknown_command", {"command": inp.command[:32]}),)),
+                   reprompt]
 
 
 def _idle(state: State, inp: Input, ctx: Context) -> tuple[State, list[Effect]]:
@@ -256,22 +281,19 @@ def _back(book: FlowBook, state: State, ctx: Context) -> tuple[State, list[Effec
 
 
 __all__ = ["BACK", "CANCEL", "Context", "Flow", "FlowBook", "Go", "Retry", "State", "Step",
-           "Submit", "main_menu", "pick", "say", "start", "step"]
+           "main_menu", "pick", "say", "start", "step", "typed_choices"]
 
 
-def pick(inp: Input, options: tuple[Choice, ...], ctx: Context) -> str | None:
-    """The option the person chose: a tapped button, its number, or its label typed out."""
+def pick(inp: Input, options: tuple[Choice, ...]) -> str | None:
+    """The option the person chose: a tapped button (or its label typed, which the channel
+    turned into the button's id), or its number typed."""
     ids = {c.id for c in options}
     if inp.kind == "choice":
         return inp.choice if inp.choice in ids else None
     if inp.kind != "text":
         return None
-    typed = inp.text.strip().casefold()
+    typed = inp.text.strip()
     if typed.isdigit():
         index = int(typed) - 1
         return options[index].id if 0 <= index < len(options) else None
-    if ctx.translate is not None:
-        for option in options:
-            if ctx.translate(option.label).strip().casefold() == typed:
-                return option.id
     return None

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.domain.cases import AGE_BANDS, CASE_TYPES, DANGER_ANSWERS, SEXES
 from bot.domain.messages import Choice, Input, Reply, Text
-from bot.flows.effects import Submit
+from bot.flows.effects import OpenCase, ReportAnswers
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
 from bot.flows.steps import ask_text, choose, meaningful, store
 
@@ -189,7 +189,7 @@ def review_params(state: State, ctx: Context) -> dict[str, Any]:
 
 
 def on_review(picked: str, state: State, ctx: Context) -> Outcome:
-    return Go(None, effects=(Submit("report", dict(state.data)),))
+    return Go(None, effects=(OpenCase(ReportAnswers.of(state.data)),))
 
 
 def on_resume(picked: str, state: State, ctx: Context) -> Outcome:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.domain.messages import Choice, Input, Reply, Text
-from bot.flows.effects import SetLanguage, Submit
+from bot.flows.effects import LookUpStatus, SetLanguage
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
 from bot.flows.steps import ask_text, choose
 
@@ -21,7 +21,7 @@ def on_code(inp: Input, state: State, ctx: Context) -> Outcome:
     code = normalise_code(inp.text) if inp.kind == "text" else None
     if code is None:
         return Retry(Text("status.bad_code"))
-    return Go(None, effects=(Submit("status", {"code": code}),))
+    return Go(None, effects=(LookUpStatus(code),))
 
 
 STATUS = Flow("status", first="code", steps={

@@ -46,7 +46,7 @@ def choose(
     ask = question(prompt, options, params, request)
 
     def handle(inp: Input, state: State, ctx: Context) -> Outcome:
-        picked = pick(inp, options_of(options, state, ctx), ctx)
+        picked = pick(inp, options_of(options, state, ctx))
         if picked is not None:
             return then(picked, state, ctx)
         if other is not None:
@@ -57,7 +57,10 @@ def choose(
             return Retry(Text("error.stale_button"))
         return Retry(Text("error.use_buttons"))
 
-    return Step(step_id, ask, handle, nexts)
+    def typed(state: State, ctx: Context) -> tuple[Choice, ...]:
+        return options_of(options, state, ctx)
+
+    return Step(step_id, ask, handle, nexts, typed)
 
 
 def store(key: str, nxt: str, transform: Callable[[str], Any] | None = None
@@ -79,8 +82,11 @@ def ask_text(
     options: Options = (),
     params: ParamsFn | None = None,
     request: RequestKind | None = None,
+    labels_typed: bool = False,
 ) -> Step:
-    """A question answered in words (or media); `options` such as skip stay available."""
+    """A question answered in words (or media); `options` such as skip stay available as
+    buttons. A typed answer is taken as words, unless `labels_typed`: then typing an
+    option's label means that option."""
     ask = question(prompt, options, params, request)
 
     def handle(inp: Input, state: State, ctx: Context) -> Outcome:
@@ -90,7 +96,10 @@ def ask_text(
             return Retry(Text("error.stale_button"))
         return accept(inp, state, ctx)
 
-    return Step(step_id, ask, handle, nexts)
+    def typed(state: State, ctx: Context) -> tuple[Choice, ...]:
+        return options_of(options, state, ctx)
+
+    return Step(step_id, ask, handle, nexts, typed if labels_typed else None)
 
 
 def meaningful(text: str, minimum: int = 3) -> bool:

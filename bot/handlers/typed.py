@@ -1,4 +1,4 @@
-"""What a person typed, the same on every channel (channel adapters share it)."""
+"""What a person typed, the same on every channel (handlers layer: the channels share it)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,16 @@
-"""The /calendar command and the `calendar_add` action (domain service).
+"""The /calendar command and the calendar_add flow's result (service layer).
 
 Officers and leaders may read the calendar; only admins change it. The role comes from the
-database on every command, never from a button. Every change wakes the scheduler once the
-transaction has committed, so it sees the change at once.
+database on every command, never from a button. Every change wakes the calendar worker once
+the transaction has committed, so it sees the change at once.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any, Final
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Final
 
 from bot.domain.commune_calendar import (
     MAX_TITLE,
@@ -26,16 +24,17 @@ from bot.domain.commune_calendar import (
     still_useful,
 )
 from bot.domain.local_time import LOCAL_TZ
-from bot.domain.messages import Input, Reply, Text, say
+from bot.domain.messages import Reply, Text, say
+from bot.domain.people import Person
 from bot.domain.permissions import may_change_calendar, may_read_calendar
 from bot.flows import engine
 from bot.flows.book import FLOWS
 from bot.flows.calendar_admin import WHO, parse_at, parse_days, rule_words
-from bot.flows.effects import Effect
+from bot.flows.effects import AddCalendarEvent, Effect
+from bot.services.calendar_reminders import CalendarReminders, StoredEvent, event_fields, title_of
 from bot.services.directory import Directory
-from bot.services.reminders import StoredEvent, event_fields, title_of
-from storage import calendar_repo
-from storage.models import Person
+from storage import calendar
+from storage.db import Tx
 
 # How far ahead the list looks for an event's next date (a yearly event is within a year).
 NEXT_WITHIN: Final[timedelta] = timedelta(days=400)
@@ -73,68 +72,69 @@ def first_reminder(event: CalendarEvent, now: datetime) -> DueReminder | None:
 
 
 class CalendarCommands:
-    def __init__(self, directory: Directory,
-                 stored_events: Callable[[AsyncSession], Awaitable[list[StoredEvent]]],
-                 poke: Callable[[], None],
+    def __init__(self, directory: Directory, reminders: CalendarReminders,
+                 changed: Callable[[], None],
                  new_key: Callable[[], str] = lambda: f"chat_{secrets.token_hex(4)}") -> None:
         self.directory = directory
-        self.stored_events = stored_events
-        self.poke = poke
+        self.reminders = reminders
+        # Wakes the calendar worker (called once the change has committed).
+        self.changed = changed
         self.new_key = new_key
 
-    async def command(self, s: AsyncSession, person: Person, state: engine.State,
-                      ctx: engine.Context, inp: Input, now: datetime) -> CommandResult | None:
+    async def command(self, tx: Tx, person: Person, args: str, state: engine.State,
+                      ctx: engine.Context, now: datetime) -> CommandResult:
         """/calendar, /calendar pause|resume <key>, /calendar add."""
-        words = inp.args.split()
+        words = args.split()
         verb = words[0].casefold() if words else ""
         if verb == "":
-            if not may_read_calendar(person):
+            if not may_read_calendar(person.role):
                 return state, [say("calendar.list_not_allowed")]
-            return state, [await self._listing(s, person, now)]
+            return state, [await self._listing(tx, person, now)]
         if verb not in ("pause", "resume", "add"):
             return state, [say("calendar.usage")]
-        if not may_change_calendar(person):
+        if not may_change_calendar(person.role):
             return state, [say("calendar.change_not_allowed")]
         if verb == "add":
             return engine.start(FLOWS, "calendar_add", ctx, current=state)
         if len(words) != 2:
             return state, [say("calendar.usage")]
-        return state, [await self._pause(s, person, words[1], verb == "pause", now)]
+        return state, [await self._pause(tx, person, words[1], verb == "pause", now)]
 
-    async def _listing(self, s: AsyncSession, person: Person, now: datetime) -> Reply:
-        events = await self.stored_events(s)
+    async def _listing(self, tx: Tx, person: Person, now: datetime) -> Reply:
+        events = await self.reminders.stored_events(tx)
         today = now.astimezone(LOCAL_TZ).date()
         head = Text("calendar.list.head", {"commune": self.directory.config.name})
         if not events:
             return Reply((head, Text("calendar.list.empty")))
         lines = tuple(list_line(e, today) for e in events)
-        hint = (Text("calendar.list.admin_hint"),) if may_change_calendar(person) else ()
+        hint = (Text("calendar.list.admin_hint"),) if may_change_calendar(person.role) else ()
         return Reply((head, *lines, *hint))
 
-    async def _pause(self, s: AsyncSession, person: Person, key: str, pause: bool,
+    async def _pause(self, tx: Tx, person: Person, key: str, pause: bool,
                      now: datetime) -> Reply:
-        row = await calendar_repo.event_by_key(s, self.directory.commune_id, key[:64])
+        row = await calendar.event_by_key(tx, self.directory.commune_id, key[:64])
         if row is None:
             return say("calendar.unknown_key", key=key[:64])
         title = title_of(row.key, row.title)
         if row.paused != pause:
-            row.paused, row.updated_at, row.updated_by = pause, now, person.id
-            calendar_repo.after_commit(s, self.poke)
+            await calendar.update_event(tx, row.id, paused=pause, updated_at=now,
+                                        updated_by=person.id)
+            tx.after_commit(self.changed)
         if pause:
             return say("calendar.paused", title=title)
         return say("calendar.resumed", title=title)
 
-    async def add(self, s: AsyncSession, person: Person, channel: str, data: dict[str, Any],
+    async def add(self, tx: Tx, person: Person, composed: AddCalendarEvent,
                   now: datetime) -> list[Reply]:
         """Store an event an admin composed in the calendar_add flow."""
-        if not may_change_calendar(person):
+        if not may_change_calendar(person.role):
             return [say("calendar.change_not_allowed")]
-        title = " ".join(str(data.get("title", "")).split())[:MAX_TITLE]
-        days = parse_days(",".join(str(d) for d in data.get("days_before", ())))
-        at = parse_at(str(data.get("at", "")))
-        roles = list(data.get("roles", ()))
+        title = " ".join(composed.title.split())[:MAX_TITLE]
+        days = parse_days(",".join(str(d) for d in composed.days_before))
+        at = parse_at(composed.at)
+        roles = list(composed.roles)
         try:
-            rule = parse_rule(str(data.get("rule", "")))
+            rule = parse_rule(composed.rule)
             if not title or days is None or at is None or tuple(roles) not in WHO.values():
                 raise ValueError("incomplete event")
             key = self.new_key()
@@ -145,11 +145,10 @@ class CalendarCommands:
         first = first_reminder(event, now)
         if first is None:
             return [say("calendar.add.in_past")]
-        await calendar_repo.add_event(s, commune_id=self.directory.commune_id, key=key,
-                                      title=title, paused=False, origin="chat",
-                                      updated_at=now, updated_by=person.id,
-                                      **event_fields(event))
-        calendar_repo.after_commit(s, self.poke)
+        await calendar.add_event(tx, commune_id=self.directory.commune_id, key=key,
+                                 title=title, paused=False, origin="chat", updated_at=now,
+                                 updated_by=person.id, **event_fields(event))
+        tx.after_commit(self.changed)
         return [say("calendar.added", title=title, key=key,
                     first=day_text(max(first.due_at, now).astimezone(LOCAL_TZ).date()),
                     at=f"{event.hour:02d}:{event.minute:02d}")]

@@ -1,19 +1,20 @@
-"""The commune as the database knows it: config synced at start, then looked up by id."""
+"""The commune as the database knows it: the commune file synced at start, then its ids
+looked up without a query (service layer)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.domain.commune import CommuneConfig
-from storage import repo
+from bot.domain.roles import Role
+from storage import people
+from storage.db import Tx
 
 GROUP_KEY = "_telegram_alert_group"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Directory:
     """Ids of the commune's villages and configured people, loaded once per process."""
 
@@ -30,41 +31,43 @@ class Directory:
                 return key
         return None
 
+    def village_name(self, village_id: int | None) -> str | None:
+        return self.village_names.get(village_id) if village_id is not None else None
 
-async def sync_commune(s: AsyncSession, cfg: CommuneConfig, now_: datetime) -> Directory:
+
+async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime) -> Directory:
     """Write the commune file into the database (idempotent) and return the directory."""
-    commune = await repo.upsert_commune(s, cfg.key, cfg.name, cfg.code_prefix)
+    commune_id = await people.upsert_commune(tx, cfg.key, cfg.name, cfg.code_prefix)
     village_ids: dict[str, int] = {}
     for key, name in cfg.villages:
-        village_ids[key] = (await repo.upsert_village(s, commune.id, key, name)).id
+        village_ids[key] = await people.upsert_village(tx, commune_id, key, name)
     for pc in cfg.people:
-        person = await repo.person_by_key(s, commune.id, pc.key)
-        fields = dict(role=pc.role, name=pc.name, phone=pc.phone,
-                      village_id=village_ids.get(pc.village) if pc.village else None,
-                      on_duty=pc.on_duty, tags=",".join(pc.tags),
-                      preferred_channel=pc.prefers)
+        person = await people.person_by_key(tx, commune_id, pc.key)
+        village_id = village_ids.get(pc.village) if pc.village else None
         if person is None:
-            person = await repo.add_person(s, commune_id=commune.id, key=pc.key,
-                                           language=pc.language, created_at=now_, **fields)
+            person = await people.add_person(
+                tx, commune_id=commune_id, key=pc.key, language=pc.language, created_at=now,
+                role=pc.role, name=pc.name, phone=pc.phone, village_id=village_id,
+                on_duty=pc.on_duty, tags=pc.tags, preferred_channel=pc.prefers)
         else:
-            for k, v in fields.items():
-                setattr(person, k, v)
+            await people.update_configured(
+                tx, person.id, role=pc.role, name=pc.name, phone=pc.phone,
+                village_id=village_id, on_duty=pc.on_duty, tags=pc.tags,
+                preferred_channel=pc.prefers)
         # Every configured person has a phone in the web simulator, keyed by their config key.
-        await repo.bind_identity(s, person.id, "web", pc.key)
+        await people.bind_identity(tx, person.id, "web", pc.key)
         if pc.telegram_id:
-            await repo.bind_identity(s, person.id, "telegram", pc.telegram_id)
+            await people.bind_identity(tx, person.id, "telegram", pc.telegram_id)
         if pc.zalo_id:
-            await repo.bind_identity(s, person.id, "zalo", pc.zalo_id)
+            await people.bind_identity(tx, person.id, "zalo", pc.zalo_id)
     group_person_id = None
     if cfg.telegram_alert_group:
-        group = await repo.person_by_key(s, commune.id, GROUP_KEY)
+        group = await people.person_by_key(tx, commune_id, GROUP_KEY)
         if group is None:
-            group = await repo.add_person(s, commune_id=commune.id, key=GROUP_KEY,
-                                          role="group", name=cfg.name, language="vi",
-                                          created_at=now_)
-        await repo.bind_identity(s, group.id, "telegram", cfg.telegram_alert_group)
+            group = await people.add_person(tx, commune_id=commune_id, key=GROUP_KEY,
+                                            role=Role.GROUP, name=cfg.name, language="vi",
+                                            created_at=now)
+        await people.bind_identity(tx, group.id, "telegram", cfg.telegram_alert_group)
         group_person_id = group.id
-    await s.flush()
-    return Directory(cfg, commune.id, village_ids,
+    return Directory(cfg, commune_id, village_ids,
                      {village_ids[k]: name for k, name in cfg.villages}, group_person_id)
-

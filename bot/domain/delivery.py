@@ -1,0 +1,104 @@
+"""What the outbox hands a channel and what the channel answers: the contract between the
+delivery worker and every channel's sender (pure: no I/O here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.domain.messages import Reply
+
+# Media.channel of a file the bot made itself, kept in stored_files (any channel may send it).
+STORED = "stored"
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A queued message as the database holds it. `payload` is the Reply as JSON with the
+    recipient's language and a `meta` table (e.g. `edit_of`, `group`)."""
+
+    id: int
+    person_id: int
+    case_id: int | None
+    channel: str
+    address: str
+    kind: str
+    payload: Mapping[str, Any]
+    dedupe_key: str | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    external_ref: str | None
+    broadcast_id: int | None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+    @property
+    def language(self) -> str:
+        return str(self.payload.get("language", "vi"))
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        meta = self.payload.get("meta")
+        return meta if isinstance(meta, Mapping) else {}
+
+    @property
+    def reply(self) -> Reply:
+        return Reply.from_json(self.payload["reply"])
+
+
+class DeliveryError(Exception):
+    """A send failed; `retry_after` (seconds) when the channel said when to come back."""
+
+    def __init__(self, reason: str, retry_after: float | None = None,
+                 permanent: bool = False, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.permanent = permanent
+        # The person cannot be reached on this channel any more (e.g. blocked the bot).
+        self.unreachable = unreachable
+
+
+@dataclass(frozen=True)
+class FileToSend:
+    """A file the bot made (a Media with channel "stored"), loaded for the channel."""
+
+    id: int
+    name: str
+    mime: str
+    content: bytes
+    # The secret part of its download link (the simulator and Zalo show a link, not bytes).
+    token: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a channel needs to send one message (already addressed, not yet rendered)."""
+
+    outbox_id: int
+    address: str
+    language: str
+    reply: Reply
+    kind: str
+    meta: Mapping[str, Any]
+    # The stored file the reply's media names; None when there is none (or it is gone).
+    file: FileToSend | None = None
+
+
+class Sender(Protocol):
+    """A channel's outbound side, as the delivery worker uses it."""
+
+    name: str
+
+    async def deliver(self, delivery: Delivery) -> str | None:
+        """Send one message; return the channel's message reference (for later edits).
+        Raise DeliveryError when it did not go."""
+        ...
+
+
+def file_url(file: FileToSend) -> str:
+    """A stored file's download path on our web server: unguessable, the token is random."""
+    return f"/api/files/{file.id}/{file.token}"

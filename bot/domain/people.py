@@ -1,0 +1,35 @@
+"""People as the database knows them, and their addresses on the channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    commune_id: int
+    # The commune file's key for configured people; None for walk-in citizens.
+    key: str | None
+    role: str
+    name: str
+    phone: str | None
+    language: str
+    village_id: int | None
+    on_duty: bool
+    tags: tuple[str, ...]
+    # The channel alerts try first (commune file `prefers`); None: the one last used.
+    preferred_channel: str | None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A person's address on one channel (a Telegram user id, a Zalo user id, a web phone)."""
+
+    id: int
+    person_id: int
+    channel: str
+    external_id: str
+    unreachable_at: datetime | None
+    last_seen_at: datetime | None

@@ -1,0 +1,106 @@
+"""The simulator's page and API: demo phones in a browser, talking to the real bot.
+
+POST /api/phones/{key}/send turns a tap or a typed line into an InboundEvent; the phone
+reads its chat log back. No login: whoever reaches it can act as any configured person, so
+it is only served for training, on a private address (SAFECHILD_SIMULATOR).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.clock import FakeClock
+from bot.domain.messages import Input
+from bot.handlers.plugin import Core
+from bot.handlers.typed import typed_input
+from bot.services.conversation import InboundEvent
+from bot.services.simulator_log import CHANNEL, SimulatorLog
+
+STATIC = Path(__file__).parent / "static"
+DEMO_PHONES = ("citizen", "collaborator", "officer", "police", "leader")
+MAX_INPUT = 50_000
+
+
+def parse_input(body: dict[str, Any]) -> Input:
+    kind = body.get("kind", "text")
+    if kind == "text":
+        return typed_input(str(body.get("text", ""))[:MAX_INPUT])
+    if kind == "choice":
+        return Input("choice", choice=str(body.get("choice", ""))[:128])
+    if kind == "location":
+        return Input("location", latitude=float(body["latitude"]),
+                     longitude=float(body["longitude"]))
+    if kind == "contact":
+        return Input("contact", phone=str(body.get("phone", ""))[:32])
+    if kind in ("photo", "voice"):
+        return Input(kind, file_ref=str(body.get("file_ref", ""))[:200])
+    return Input("other")
+
+
+class SimulatorRoutes:
+    def __init__(self, core: Core, log: SimulatorLog) -> None:
+        self.core = core
+        self.log = log
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/", self.index), web.get("/api/phones", self.phones),
+                web.post("/api/phones/{key}/send", self.send),
+                web.get("/api/phones/{key}/messages", self.messages),
+                web.post("/api/clock", self.clock)]
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "simulator.html")
+
+    async def phones(self, request: web.Request) -> web.Response:
+        listed = [{"key": p.key, "name": p.name, "role": p.role, "phone": p.phone}
+                  for p in await self.log.phones()]
+        listed.sort(key=lambda p: DEMO_PHONES.index(p["key"]) if p["key"] in DEMO_PHONES
+                    else 99)
+        clock = self.core.clock
+        return web.json_response({"phones": listed, "demo": list(DEMO_PHONES),
+                                  "fake_clock": isinstance(clock, FakeClock),
+                                  "now": clock.now().isoformat()})
+
+    async def send(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        try:
+            body = await request.json()
+            inp = parse_input(body)
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "bad request"}, status=400)
+        known = await self.log.record_sent(key, {
+            "kind": inp.kind, "text": inp.text or (f"/{inp.command}" if inp.command else ""),
+            # The tapped button's label, for the phone's own bubble (display only).
+            "choice": inp.choice, "label": str(body.get("label", ""))[:100],
+            "latitude": inp.latitude, "longitude": inp.longitude,
+            "phone": inp.phone, "file_ref": inp.file_ref})
+        if not known:
+            return web.json_response({"error": "unknown phone"}, status=404)
+        msg_id = body.get("id")
+        event = InboundEvent(CHANNEL, key, inp, key=f"web:{key}:{msg_id}" if msg_id else None)
+        handled = await self.core.conversations.handle(event)
+        # Deliver at once so the phone (and a test) sees the answer without waiting.
+        await self.core.settle(("delivery",))
+        return web.json_response({"ok": True, "duplicate": not handled})
+
+    async def messages(self, request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "0"))
+        rows = await self.log.messages(request.match_info["key"], after)
+        return web.json_response({"messages": [
+            {"id": m.id, "direction": m.direction, **m.payload} for m in rows]})
+
+    async def clock(self, request: web.Request) -> web.Response:
+        """Move the demo clock (only when the process runs on a fake clock): trainers show
+        escalation without waiting, tests move time instead of sleeping."""
+        clock = self.core.clock
+        if not isinstance(clock, FakeClock):
+            return web.json_response({"error": "clock is real"}, status=409)
+        body = await request.json()
+        clock.advance(timedelta(minutes=float(body.get("minutes", 0))))
+        # Timers, calendar reminders, deliveries and broadcast progress, until all is done.
+        await self.core.settle(())
+        return web.json_response({"now": clock.now().isoformat()})

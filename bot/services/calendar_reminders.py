@@ -1,0 +1,263 @@
+"""Calendar reminders (service layer): the commune's events in the database, and each due
+reminder sent exactly once. (Deadline reminders of cases are bot/services/escalation.py.)
+
+The database decides what was sent: a reminder is recorded in `calendar_reminders` in the
+transaction that queues its messages, and the row's unique key stops a second process (or a
+restart) from sending it again. Whoever calls `look` (the calendar worker) only decides
+when to look.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Final, Protocol
+
+from bot.domain.commune_calendar import (
+    CalendarEvent,
+    DueReminder,
+    day_text,
+    next_reminder_after,
+    parse_calendar,
+    reminders_between,
+    still_useful,
+)
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.message_kinds import Kind
+from bot.domain.messages import Reply, Text
+from bot.domain.periods import Period, covering
+from bot.domain.roles import STATISTICS_WITH_REMINDERS
+from bot.services.directory import Directory
+from bot.services.outbox import Outbox
+from storage import calendar, people
+from storage.calendar import StoredEventRow
+from storage.db import Database, Tx
+
+log = logging.getLogger(__name__)
+# reminders_between's end is exclusive; a reminder due exactly now is due.
+_JUST_AFTER: Final[timedelta] = timedelta(microseconds=1)
+
+
+class StatsReport(Protocol):
+    """bot.services.period_reports.period_report: a period's statistics as replies."""
+
+    async def __call__(self, tx: Tx, directory: Directory, period: Period,
+                       language: str, now: datetime) -> list[Reply]: ...
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the database holds it, with the title people see."""
+
+    event: CalendarEvent
+    title: Text
+
+
+def event_fields(event: CalendarEvent) -> dict[str, Any]:
+    """An event's columns, in the config file's own spellings."""
+    return {"rule": str(event.rule), "roles": ",".join(event.roles),
+            "days_before": ",".join(str(d) for d in event.days_before),
+            "at": f"{event.hour:02d}:{event.minute:02d}", "covers": event.covers}
+
+
+def event_of(row: StoredEventRow) -> CalendarEvent:
+    """The row read back through the config parser; ValueError if it no longer parses."""
+    return parse_calendar([{
+        "key": row.key, "rule": row.rule, "roles": [r for r in row.roles.split(",") if r],
+        "days_before": [int(d) for d in row.days_before.split(",") if d.strip()],
+        "at": row.at, "covers": row.covers, "paused": row.paused}])[0]
+
+
+def title_of(key: str, title: str | None) -> Text:
+    """A title typed in chat or in the commune file as it is; else the catalog's title."""
+    if title:
+        return Text("raw", {"text": title})
+    return Text(f"calendar.event.{key}")
+
+
+def due_after(events: Sequence[CalendarEvent], now: datetime) -> datetime | None:
+    """When the first reminder of these events after `now` falls due."""
+    upcoming = next_reminder_after(events, now)
+    return upcoming.due_at if upcoming else None
+
+
+def reminder_text(title: Text, event_date: date, days_left: int) -> Text:
+    when = day_text(event_date)
+    if days_left <= 0:
+        return Text("calendar.reminder.today", {"title": title, "date": when})
+    if days_left == 1:
+        return Text("calendar.reminder.tomorrow", {"title": title, "date": when})
+    return Text("calendar.reminder.days", {"title": title, "date": when, "days": days_left})
+
+
+def report_period(event: CalendarEvent, event_date: date) -> Period | None:
+    """The period a report deadline covers: of the deadline's year; "M" is the month
+    before the deadline's month."""
+    if event.covers is None:
+        return None
+    if event.covers == "M":
+        year, month = ((event_date.year - 1, 12) if event_date.month == 1
+                       else (event_date.year, event_date.month - 1))
+        return covering("M", year, month)
+    return covering(event.covers, event_date.year)
+
+
+class CalendarReminders:
+    def __init__(self, database: Database, directory: Directory, outbox: Outbox,
+                 period_report: StatsReport | None = None) -> None:
+        self.database = database
+        self.directory = directory
+        self.outbox = outbox
+        self.period_report = period_report
+
+    @property
+    def commune_id(self) -> int:
+        return self.directory.commune_id
+
+    async def sync(self, tx: Tx, now: datetime) -> None:
+        """Write the config file's calendar into the database. A pause set in chat stays;
+        events gone from the file go; events added in chat stay."""
+        cfg = self.directory.config
+        rows = {row.key: row for row in await calendar.events_of(tx, self.commune_id)}
+        for event in cfg.calendar:
+            fields: dict[str, Any] = {**event_fields(event),
+                                      "title": cfg.calendar_titles.get(event.key)}
+            row = rows.get(event.key)
+            if row is None:
+                await calendar.add_event(tx, commune_id=self.commune_id, key=event.key,
+                                         paused=event.paused, origin="config",
+                                         updated_at=now, **fields)
+                continue
+            changed = row.origin != "config" or any(getattr(row, k) != v
+                                                   for k, v in fields.items())
+            fields["origin"] = "config"
+            if event.paused and not row.paused:
+                # Paused in the file: the file wins at every start.
+                fields["paused"], changed = True, True
+            if changed:
+                await calendar.update_event(tx, row.id, updated_at=now, updated_by=None,
+                                            **fields)
+        removed = await calendar.delete_config_events_except(
+            tx, self.commune_id, [e.key for e in cfg.calendar])
+        log.info("calendar synced: %d configured events, %d removed", len(cfg.calendar),
+                 removed)
+
+    async def stored_events(self, tx: Tx) -> list[StoredEvent]:
+        found = []
+        for row in await calendar.events_of(tx, self.commune_id):
+            try:
+                event = event_of(row)
+            except ValueError:
+                # Only a hand-edited row can get here; one bad event must not stop the rest.
+                log.warning("calendar event %s does not parse; skipped", row.id)
+                continue
+            found.append(StoredEvent(event, title_of(row.key, row.title)))
+        return found
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """When the next reminder falls due (paused events excluded)."""
+        async with self.database.read() as tx:
+            events = [e.event for e in await self.stored_events(tx)]
+        return due_after(events, now)
+
+    async def send_due(self, now: datetime) -> int:
+        """Send every reminder due up to `now` that is not recorded yet and still useful;
+        returns how many were sent. Of one event day's reminders overdue together only the
+        latest goes out; the older ones are recorded as superseded."""
+        return (await self.look(now))[0]
+
+    async def look(self, now: datetime) -> tuple[int, datetime | None]:
+        """`send_due`, and when the next reminder falls due, from one read of the calendar
+        (the scheduler's every look)."""
+        async with self.database.read() as tx:
+            stored = {e.event.key: e for e in await self.stored_events(tx)}
+            if not stored:
+                return 0, None
+            lookback = timedelta(days=max(max(e.event.days_before)
+                                          for e in stored.values()) + 1)
+            due = [r for r in reminders_between([e.event for e in stored.values()],
+                                                now - lookback, now + _JUST_AFTER)
+                   if still_useful(r, now)]
+            recorded = await calendar.recorded_keys(tx, self.commune_id,
+                                                    [r.key for r in due])
+        groups: dict[tuple[str, date], list[DueReminder]] = {}
+        for reminder in due:
+            groups.setdefault((reminder.event.key, reminder.event_date), []).append(reminder)
+        sent = 0
+        for group in sorted(groups.values(), key=lambda g: max(r.due_at for r in g)):
+            latest = max(group, key=lambda r: r.due_at)
+            todo = [r for r in group if r.key not in recorded]
+            if not todo:
+                continue
+            async with self.database.transaction() as tx:
+                for reminder in todo:
+                    if reminder is not latest:
+                        await self._record(tx, reminder, now, "superseded")
+                recorded_id = (await self._record(tx, latest, now, "sent")
+                               if latest in todo else None)
+                if recorded_id is not None:
+                    await calendar.set_recipients(tx, recorded_id, await self._send(
+                        tx, latest, stored[latest.event.key], now))
+            if latest in todo and recorded_id is None:
+                # Another process recorded it first, so it sends it; nothing to do here.
+                log.info("calendar reminder %s already recorded elsewhere", latest.key)
+            elif recorded_id is not None:
+                sent += 1
+                log.info("calendar reminder %s sent", latest.key)
+        return sent, due_after([e.event for e in stored.values()], now)
+
+    async def _record(self, tx: Tx, reminder: DueReminder, now: datetime,
+                      status: str) -> int | None:
+        return await calendar.record_reminder(
+            tx, commune_id=self.commune_id, key=reminder.key, event_key=reminder.event.key,
+            event_date=reminder.event_date, days_before=reminder.days_before,
+            due_at=reminder.due_at, sent_at=now, status=status)
+
+    async def _send(self, tx: Tx, reminder: DueReminder, stored: StoredEvent,
+                    now: datetime) -> int:
+        """Queue the reminder for everyone in the event's roles, each in their language on
+        their channel; officers of a report deadline also get the period's numbers."""
+        event = reminder.event
+        readers = await people.people_with_roles(tx, self.commune_id, event.roles)
+        identities = await people.identities_for(tx, [p.id for p in readers])
+        days_left = (reminder.event_date - now.astimezone(LOCAL_TZ).date()).days
+        text = reminder_text(stored.title, reminder.event_date, days_left)
+        period = report_period(event, reminder.event_date)
+        numbers: dict[str, list[Reply]] = {}
+        reached = 0
+        for person in readers:
+            stats: Sequence[Reply] = ()
+            if period is not None and person.role in STATISTICS_WITH_REMINDERS:
+                if person.language not in numbers:
+                    numbers[person.language] = await self._numbers(tx, period,
+                                                                   person.language, now)
+                stats = numbers[person.language]
+            texts = (text, Text("calendar.reminder.numbers_follow")) if stats else (text,)
+            key = f"cal:{self.commune_id}:{reminder.key}:{person.id}"
+            row = await self.outbox.send(tx, person, Reply(texts), now, kind=Kind.CALENDAR,
+                                         dedupe_key=key, fresh_key=True,
+                                         identities=identities.get(person.id, []))
+            if row is None:
+                continue
+            reached += 1
+            for n, reply in enumerate(stats):
+                await self.outbox.send(tx, person, reply, now, kind=Kind.CALENDAR,
+                                       dedupe_key=f"{key}:s{n}", fresh_key=True,
+                                       to=(row.channel, row.address))
+        return reached
+
+    async def _numbers(self, tx: Tx, period: Period, language: str,
+                       now: datetime) -> list[Reply]:
+        """The period's statistics; without them (none wired, or they failed) the
+        reminder still goes out."""
+        if self.period_report is None:
+            return []
+        try:
+            async with tx.savepoint():
+                return list(await self.period_report(tx, self.directory, period, language,
+                                                     now))
+        except Exception:
+            log.exception("statistics for %s failed; reminder sent without them", period)
+            return []

@@ -1,0 +1,58 @@
+"""The web simulator's phones and what they show (service layer): the configured people,
+each with a phone, and the chat log their phones read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.clock import Clock
+from bot.services.directory import Directory
+from storage import people, simulator
+from storage.db import Database
+from storage.simulator import LoggedMessage
+
+CHANNEL = "web"
+
+
+@dataclass(frozen=True)
+class Phone:
+    key: str
+    name: str
+    role: str
+    phone: str
+
+
+class SimulatorLog:
+    def __init__(self, database: Database, clock: Clock, directory: Directory) -> None:
+        self.database = database
+        self.clock = clock
+        self.directory = directory
+
+    async def phones(self) -> list[Phone]:
+        async with self.database.read() as tx:
+            found = await people.configured_people(tx, self.directory.commune_id)
+        return [Phone(p.key or "", p.name, p.role, p.phone or "") for p in found]
+
+    async def record_sent(self, key: str, shown: dict[str, Any]) -> bool:
+        """The phone's own bubble for what its person sent; False for no such phone."""
+        async with self.database.transaction() as tx:
+            if await people.identity(tx, CHANNEL, key) is None:
+                return False
+            await simulator.add_inbound(tx, key, shown, self.clock.now())
+        return True
+
+    async def delivered(self, outbox_id: int, key: str, shown: dict[str, Any]) -> str:
+        """The bot's message on the phone, once however often it is delivered; its id."""
+        async with self.database.transaction() as tx:
+            return str(await simulator.add_delivered(tx, outbox_id, key, shown,
+                                                     self.clock.now()))
+
+    async def edited(self, message_ref: str, shown: dict[str, Any]) -> None:
+        if message_ref.isdigit():
+            async with self.database.transaction() as tx:
+                await simulator.replace_payload(tx, int(message_ref), shown)
+
+    async def messages(self, key: str, after: int) -> list[LoggedMessage]:
+        async with self.database.read() as tx:
+            return await simulator.messages_after(tx, key, after)

@@ -1,0 +1,38 @@
+"""The calendar worker (workers layer): sends the commune calendar's due reminders and
+wakes again at the next one, and at least every RECHECK (another process, or an admin in
+chat, may have changed the calendar)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Final
+
+from bot.services.calendar_reminders import CalendarReminders
+
+RECHECK: Final[timedelta] = timedelta(minutes=10)
+
+
+class CalendarWorker:
+    name = "calendar"
+
+    def __init__(self, reminders: CalendarReminders, recheck: timedelta = RECHECK,
+                 on_queued: Callable[[], None] | None = None) -> None:
+        self.reminders = reminders
+        # Reminders were queued: the delivery worker should look.
+        self.on_queued = on_queued
+        self.idle = recheck.total_seconds()
+        # When the next reminder falls due, from the last look (one read of the calendar
+        # gives both what is due and what comes next).
+        self._next: datetime | None = None
+        self.looks = 0
+
+    async def run_due(self, now: datetime) -> int:
+        sent, self._next = await self.reminders.look(now)
+        self.looks += 1
+        if sent and self.on_queued is not None:
+            self.on_queued()
+        return sent
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        return self._next

@@ -1,0 +1,223 @@
+"""Cases, their codes, teams, attachments and audit trail (storage layer).
+
+Functions take the caller's transaction and never commit; they return domain dataclasses.
+Every change of a case moves its version on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from bot.domain.cases import Attachment, Case, NewCase, Status, TeamMember
+from storage.db import Tx
+from storage.models import Attachment as AttachmentRow
+from storage.models import Case as CaseRow
+from storage.models import CaseCounter, CaseEvent, CaseRecipient
+from storage.sql import insert, rowcount, table
+
+cases = table(CaseRow)
+counters = table(CaseCounter)
+team = table(CaseRecipient)
+attachments = table(AttachmentRow)
+events = table(CaseEvent)
+CASE_COLUMNS = tuple(cases.c)
+
+
+def to_case(m: Mapping[Any, Any]) -> Case:
+    values = {c.name: m[c.name] for c in CASE_COLUMNS}
+    values["types"] = tuple(t for t in (values["types"] or "").split(",") if t)
+    return Case(**values)
+
+
+def _team_member(m: Mapping[Any, Any]) -> TeamMember:
+    return TeamMember(case_id=m["case_id"], person_id=m["person_id"], level=m["level"],
+                      access=m["access"], alerted_at=m["alerted_at"])
+
+
+# ---- opening --------------------------------------------------------------------------------
+
+
+async def next_case_seq(tx: Tx, commune_id: int, year: int) -> int:
+    """The next number of the commune's cases this year (safe between processes)."""
+    stmt = insert(tx, counters).values(commune_id=commune_id, year=year, last_seq=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["commune_id", "year"],
+                                      set_={"last_seq": counters.c.last_seq + 1})
+    return int((await tx.conn.execute(stmt.returning(counters.c.last_seq))).scalar_one())
+
+
+async def add_case(tx: Tx, new: NewCase) -> Case:
+    values = asdict(new)
+    values["types"] = ",".join(new.types)
+    row = (await tx.conn.execute(cases.insert().values(
+        **values, status=Status.NEW.value, escalation_level=1, version=1,
+    ).returning(*CASE_COLUMNS))).one()
+    return to_case(row._mapping)
+
+
+async def case_by_id(tx: Tx, case_id: int) -> Case | None:
+    row = (await tx.conn.execute(select(cases).where(cases.c.id == case_id))).first()
+    return to_case(row._mapping) if row else None
+
+
+async def case_by_code(tx: Tx, code: str) -> Case | None:
+    row = (await tx.conn.execute(select(cases).where(cases.c.code == code))).first()
+    return to_case(row._mapping) if row else None
+
+
+# ---- changes --------------------------------------------------------------------------------
+
+
+async def _change(tx: Tx, case_id: int, **values: Any) -> Case:
+    row = (await tx.conn.execute(
+        update(cases).where(cases.c.id == case_id)
+        .values(**values, version=cases.c.version + 1).returning(*CASE_COLUMNS))).one()
+    return to_case(row._mapping)
+
+
+async def claim_case(tx: Tx, case_id: int, person_id: int, now: datetime) -> bool:
+    """First press wins: assign only if nobody holds the case yet and it is open."""
+    return rowcount(await tx.conn.execute(
+        update(cases)
+        .where(cases.c.id == case_id, cases.c.assignee_id.is_(None),
+               cases.c.status != Status.CLOSED.value)
+        .values(assignee_id=person_id, status=Status.ACKNOWLEDGED.value,
+                acknowledged_at=now, version=cases.c.version + 1))) == 1
+
+
+async def hand_over(tx: Tx, case: Case, to_person_id: int, now: datetime) -> Case:
+    """Give the case to someone else; a case nobody had taken counts as taken now."""
+    values: dict[str, Any] = {"assignee_id": to_person_id}
+    if case.status == Status.NEW:
+        values.update(status=Status.ACKNOWLEDGED.value, acknowledged_at=now)
+    return await _change(tx, case.id, **values)
+
+
+async def record_assessment(tx: Tx, case: Case, actor_id: int, *, risk: str | None,
+                            measures: str | None, form: str | None, setting: str | None,
+                            now: datetime) -> Case:
+    """The first assessment's findings; who assesses an untaken case takes it."""
+    values: dict[str, Any] = {"risk": risk, "measures": measures, "confirmed_form": form,
+                              "setting": setting, "assessed_at": now}
+    if case.assignee_id is None:
+        values.update(assignee_id=actor_id, acknowledged_at=now)
+    if case.status != Status.CLOSED:
+        values["status"] = Status.ASSESSED.value
+    return await _change(tx, case.id, **values)
+
+
+async def record_progress(tx: Tx, case_id: int) -> Case:
+    """A milestone was recorded (its deadlines change elsewhere): the case moved on."""
+    return await _change(tx, case_id)
+
+
+async def close_case(tx: Tx, case_id: int, outcome: str, now: datetime) -> Case | None:
+    """Close an open case; None if it was closed already."""
+    row = (await tx.conn.execute(
+        update(cases).where(cases.c.id == case_id, cases.c.status != Status.CLOSED.value)
+        .values(status=Status.CLOSED.value, outcome=outcome, closed_at=now,
+                version=cases.c.version + 1).returning(*CASE_COLUMNS))).first()
+    return to_case(row._mapping) if row else None
+
+
+async def climb_to(tx: Tx, case_id: int, level: int) -> Case:
+    """The case goes up the escalation chain to `level`."""
+    return await _change(tx, case_id, escalation_level=level)
+
+
+# ---- the team -------------------------------------------------------------------------------
+
+
+async def join_team(tx: Tx, case_id: int, person_id: int, level: int, access: str,
+                    now: datetime) -> bool:
+    """Route the case to this person (at `level`, with `access`); False if it already
+    was, which changes nothing."""
+    stmt = insert(tx, team).values(case_id=case_id, person_id=person_id, level=level,
+                                   access=str(access), alerted_at=now)
+    result = await tx.conn.execute(stmt.on_conflict_do_nothing(
+        index_elements=["case_id", "person_id"]).returning(team.c.id))
+    return result.first() is not None
+
+
+async def join_team_many(tx: Tx, case_id: int, person_ids: Sequence[int], level: int,
+                         access: str, now: datetime) -> None:
+    """A new case's recipients, in one statement (none can be there yet)."""
+    if person_ids:
+        await tx.conn.execute(team.insert(), [
+            {"case_id": case_id, "person_id": pid, "level": level, "access": str(access),
+             "alerted_at": now} for pid in person_ids])
+
+
+async def move_to_level(tx: Tx, case_id: int, person_id: int, level: int,
+                        access: str) -> None:
+    """Someone already told of the case is now on its team at this level."""
+    await tx.conn.execute(update(team).where(team.c.case_id == case_id,
+                                             team.c.person_id == person_id)
+                          .values(level=level, access=str(access)))
+
+
+async def team_member(tx: Tx, case_id: int, person_id: int) -> TeamMember | None:
+    row = (await tx.conn.execute(select(team).where(team.c.case_id == case_id,
+                                                    team.c.person_id == person_id))).first()
+    return _team_member(row._mapping) if row else None
+
+
+async def team_of(tx: Tx, case_id: int) -> list[TeamMember]:
+    """Everyone the case was routed to, in the order they were told."""
+    rows = await tx.conn.execute(select(team).where(team.c.case_id == case_id)
+                                 .order_by(team.c.id))
+    return [_team_member(r._mapping) for r in rows]
+
+
+# ---- attachments ----------------------------------------------------------------------------
+
+
+async def add_attachments(tx: Tx, case_id: int, files: Sequence[Attachment],
+                          now: datetime) -> None:
+    if files:
+        await tx.conn.execute(attachments.insert(), [
+            {"case_id": case_id, "kind": f.kind, "channel": f.channel, "file_ref": f.file_ref,
+             "created_at": now} for f in files])
+
+
+async def attachments_of(tx: Tx, case_id: int) -> list[Attachment]:
+    rows = await tx.conn.execute(select(attachments.c.kind, attachments.c.channel,
+                                        attachments.c.file_ref)
+                                 .where(attachments.c.case_id == case_id)
+                                 .order_by(attachments.c.id))
+    return [Attachment(*r) for r in rows]
+
+
+# ---- the audit trail ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who read or changed which case, when. Never holds report text."""
+
+    case_id: int
+    actor_id: int | None
+    action: str
+    at: datetime
+    detail: Mapping[str, Any]
+
+
+async def audit(tx: Tx, case_id: int, actor_id: int | None, action: str, now: datetime,
+                **detail: Any) -> None:
+    await tx.conn.execute(events.insert().values(case_id=case_id, actor_id=actor_id,
+                                                 action=action, at=now, detail=detail))
+
+
+async def case_events(tx: Tx, case_id: int) -> list[AuditEntry]:
+    rows = await tx.conn.execute(select(events.c.case_id, events.c.actor_id, events.c.action,
+                                        events.c.at, events.c.detail)
+                                 .where(events.c.case_id == case_id).order_by(events.c.id))
+    return [AuditEntry(*r) for r in rows]
+
+
+async def count_cases(tx: Tx) -> int:
+    return int(await tx.conn.scalar(select(func.count()).select_from(cases)) or 0)

@@ -1,0 +1,124 @@
+"""Where each person's conversation stands, and the inbound keys that drop redeliveries
+(storage layer). The inbound path runs these on every message: the statements are built
+once, so a message costs only its parameters (building a statement's expression tree takes
+longer than running it on SQLite)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.domain.people import Identity, Person
+from storage.db import Tx
+from storage.models import Conversation, InboundKey
+from storage.people import (
+    IDENTITY_COLUMNS,
+    PERSON_COLUMNS,
+    identities,
+    people,
+    to_identity,
+    to_person,
+)
+from storage.sql import rowcount, table
+
+conversations = table(Conversation)
+inbound_keys = table(InboundKey)
+
+
+@dataclass(frozen=True)
+class StoredConversation:
+    """A person's flow state as JSON, the version it was saved at, and when."""
+
+    state: dict[str, Any]
+    version: int
+    updated_at: datetime
+
+
+def _remember(dialect: Any) -> Any:
+    return (dialect.insert(inbound_keys)
+            .values(key=bindparam("key"), received_at=bindparam("received_at"))
+            .on_conflict_do_nothing(index_elements=["key"]).returning(inbound_keys.c.key))
+
+
+_REMEMBER = {"sqlite": _remember(sqlite), "postgresql": _remember(postgresql)}
+_SENDER = (
+    select(*IDENTITY_COLUMNS, *PERSON_COLUMNS, conversations.c.state,
+           conversations.c.version, conversations.c.updated_at)
+    .select_from(identities.join(people, people.c.id == identities.c.person_id)
+                 .outerjoin(conversations, conversations.c.person_id == people.c.id))
+    .where(identities.c.channel == bindparam("channel"),
+           identities.c.external_id == bindparam("external_id")))
+_IDENTITY_AT = len(IDENTITY_COLUMNS)
+_PERSON_AT = _IDENTITY_AT + len(PERSON_COLUMNS)
+
+
+def _new_conversation(dialect: Any) -> Any:
+    return (dialect.insert(conversations)
+            .values(person_id=bindparam("pid"), state=bindparam("state"), version=1,
+                    updated_at=bindparam("updated_at"))
+            .on_conflict_do_nothing(index_elements=["person_id"])
+            .returning(conversations.c.person_id))
+
+
+_NEW_CONVERSATION = {"sqlite": _new_conversation(sqlite),
+                     "postgresql": _new_conversation(postgresql)}
+_SAVE_CONVERSATION = (
+    update(conversations)
+    .where(conversations.c.person_id == bindparam("pid"),
+           conversations.c.version == bindparam("seen"))
+    .values(state=bindparam("state"), version=bindparam("version"),
+            updated_at=bindparam("updated_at")))
+
+
+async def remember_inbound(tx: Tx, key: str, now: datetime) -> bool:
+    """Record an inbound key; False when it was processed before (a redelivery). Run it
+    as the transaction's first write: a second process with the same key waits here."""
+    result = await tx.conn.execute(_REMEMBER[tx.dialect], {"key": key, "received_at": now})
+    return result.first() is not None
+
+
+async def forget_inbound(tx: Tx, received_before: datetime) -> int:
+    """Delete inbound keys received before `received_before`; returns how many."""
+    return rowcount(await tx.conn.execute(delete(inbound_keys).where(
+        inbound_keys.c.received_at < received_before)))
+
+
+async def sender(tx: Tx, channel: str, external_id: str
+                 ) -> tuple[Identity, Person, StoredConversation | None] | None:
+    """Who wrote, and where their conversation stands, in one query (every message asks)."""
+    row = (await tx.conn.execute(_SENDER, {"channel": channel,
+                                           "external_id": external_id})).first()
+    if row is None:
+        return None
+    values = tuple(row)
+    ident = to_identity({c.name: v for c, v in zip(IDENTITY_COLUMNS, values, strict=False)})
+    person = to_person({c.name: v for c, v in zip(PERSON_COLUMNS, values[_IDENTITY_AT:],
+                                                  strict=False)})
+    state, version, updated_at = values[_PERSON_AT:]
+    conversation = (StoredConversation(dict(state or {}), version, updated_at)
+                    if version is not None else None)
+    return ident, person, conversation
+
+
+async def conversation(tx: Tx, person_id: int) -> StoredConversation | None:
+    row = (await tx.conn.execute(select(conversations.c.state, conversations.c.version,
+                                        conversations.c.updated_at)
+                                 .where(conversations.c.person_id == person_id))).first()
+    return StoredConversation(dict(row[0] or {}), row[1], row[2]) if row else None
+
+
+async def save_conversation(tx: Tx, person_id: int, state: dict[str, Any],
+                            seen_version: int | None, now: datetime) -> bool:
+    """Store the state if nobody changed it since `seen_version` (None: there was none);
+    False when another writer got there first."""
+    if seen_version is None:
+        result = await tx.conn.execute(_NEW_CONVERSATION[tx.dialect], {
+            "pid": person_id, "state": state, "updated_at": now})
+        return result.first() is not None
+    return rowcount(await tx.conn.execute(_SAVE_CONVERSATION, {
+        "pid": person_id, "seen": seen_version, "state": state, "version": seen_version + 1,
+        "updated_at": now})) == 1

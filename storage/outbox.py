@@ -1,0 +1,197 @@
+"""The outbox: messages queued with the change that causes them, claimed with a lease by
+whichever process delivers them (storage layer). Functions take the caller's transaction
+and never commit. The statements the delivery path runs for every message are built once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, case, func, or_, select, update
+
+from bot.domain.delivery import OutboxMessage
+from bot.domain.message_kinds import BULK, URGENT, kinds_with_priority
+from storage.db import Tx
+from storage.models import Outbox
+from storage.sql import rowcount, table
+
+outbox = table(Outbox)
+COLUMNS = (outbox.c.id, outbox.c.person_id, outbox.c.case_id, outbox.c.channel,
+           outbox.c.address, outbox.c.kind, outbox.c.payload, outbox.c.dedupe_key,
+           outbox.c.status, outbox.c.attempts, outbox.c.next_attempt_at, outbox.c.external_ref,
+           outbox.c.broadcast_id, outbox.c.lease_owner, outbox.c.lease_until)
+PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
+
+# When a rate limit makes messages wait, the urgent kinds go first and bulk sends last
+# (bot/domain/message_kinds.py says which is which).
+_PRIORITY = case((outbox.c.kind.in_(kinds_with_priority(URGENT)), 0),
+                 (outbox.c.kind.in_(kinds_with_priority(BULK)), 2), else_=1)
+_INSERT = outbox.insert().values(
+    person_id=bindparam("person_id"), case_id=bindparam("case_id"),
+    channel=bindparam("channel"), address=bindparam("address"), kind=bindparam("kind"),
+    payload=bindparam("payload"), dedupe_key=bindparam("dedupe_key"), status=PENDING,
+    attempts=0, next_attempt_at=bindparam("now"), created_at=bindparam("now"),
+    broadcast_id=bindparam("broadcast_id")).returning(outbox.c.id)
+_EXISTS = select(outbox.c.id).where(outbox.c.dedupe_key == bindparam("key"))
+_SENT = (update(outbox).where(outbox.c.id == bindparam("oid"))
+         .values(status=SENT, external_ref=bindparam("ref"), sent_at=bindparam("now"),
+                 lease_owner=None, lease_until=None))
+
+
+def to_message(m: Mapping[Any, Any]) -> OutboxMessage:
+    return OutboxMessage(**{c.name: m[c.name] for c in COLUMNS})
+
+
+async def add_message(tx: Tx, *, person_id: int, case_id: int | None, channel: str,
+                      address: str, kind: str, payload: dict[str, Any],
+                      dedupe_key: str | None, broadcast_id: int | None,
+                      now: datetime) -> OutboxMessage:
+    new_id = (await tx.conn.execute(_INSERT, {
+        "person_id": person_id, "case_id": case_id, "channel": channel, "address": address,
+        "kind": str(kind), "payload": payload, "dedupe_key": dedupe_key,
+        "broadcast_id": broadcast_id, "now": now})).scalar_one()
+    return OutboxMessage(id=new_id, person_id=person_id, case_id=case_id, channel=channel,
+                         address=address, kind=str(kind), payload=payload,
+                         dedupe_key=dedupe_key, status=PENDING, attempts=0,
+                         next_attempt_at=now, external_ref=None, broadcast_id=broadcast_id)
+
+
+async def exists(tx: Tx, dedupe_key: str) -> bool:
+    return (await tx.conn.execute(_EXISTS, {"key": dedupe_key})).first() is not None
+
+
+async def by_key(tx: Tx, dedupe_key: str) -> OutboxMessage | None:
+    row = (await tx.conn.execute(select(*COLUMNS)
+                                 .where(outbox.c.dedupe_key == dedupe_key))).first()
+    return to_message(row._mapping) if row else None
+
+
+async def message(tx: Tx, outbox_id: int) -> OutboxMessage | None:
+    row = (await tx.conn.execute(select(*COLUMNS).where(outbox.c.id == outbox_id))).first()
+    return to_message(row._mapping) if row else None
+
+
+async def messages(tx: Tx, ids: Sequence[int]) -> dict[int, OutboxMessage]:
+    if not ids:
+        return {}
+    rows = await tx.conn.execute(select(*COLUMNS).where(outbox.c.id.in_(list(ids))))
+    return {m.id: m for m in (to_message(r._mapping) for r in rows)}
+
+
+def _free(now: datetime) -> Any:
+    return or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
+
+
+async def lease_due(tx: Tx, now: datetime, channels: Sequence[str], owner: str,
+                    lease: timedelta, limit: int) -> list[OutboxMessage]:
+    """Claim up to `limit` due messages nobody holds, urgent kinds first, then in the order
+    they were queued. `owner` is unique per claim, so what carries it is ours alone."""
+    if not channels:
+        return []
+    ids = list(await tx.conn.scalars(
+        select(outbox.c.id)
+        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
+               outbox.c.channel.in_(list(channels)), _free(now))
+        .order_by(_PRIORITY, outbox.c.id).limit(limit)))
+    if not ids:
+        return []
+    await tx.conn.execute(update(outbox).where(outbox.c.id.in_(ids),
+                                               outbox.c.status == PENDING, _free(now))
+                          .values(lease_owner=owner, lease_until=now + lease))
+    rows = await tx.conn.execute(select(*COLUMNS).where(outbox.c.id.in_(ids),
+                                                        outbox.c.lease_owner == owner)
+                                 .order_by(outbox.c.id))
+    return [to_message(r._mapping) for r in rows]
+
+
+async def count_attempts(tx: Tx, ids: Sequence[int]) -> None:
+    """These claimed messages are about to be sent."""
+    if ids:
+        await tx.conn.execute(update(outbox).where(outbox.c.id.in_(list(ids)))
+                              .values(attempts=outbox.c.attempts + 1))
+
+
+async def release(tx: Tx, ids: Sequence[int], owner: str, next_attempt_at: datetime,
+                  *, attempted: bool = True) -> None:
+    """Give back claimed messages, due again no earlier than `next_attempt_at`; `attempted`
+    ones had their attempt counted though they were never sent, which is undone."""
+    if not ids:
+        return
+    values: dict[str, Any] = {"lease_owner": None, "lease_until": None,
+                              "next_attempt_at": next_attempt_at}
+    if attempted:
+        values["attempts"] = outbox.c.attempts - 1
+    await tx.conn.execute(update(outbox).where(outbox.c.id.in_(list(ids)),
+                                               outbox.c.lease_owner == owner,
+                                               outbox.c.status == PENDING).values(**values))
+
+
+async def skip(tx: Tx, outbox_id: int) -> None:
+    """Not to be sent (an edit of a message that never went out)."""
+    await tx.conn.execute(update(outbox).where(outbox.c.id == outbox_id)
+                          .values(status=SKIPPED, lease_owner=None, lease_until=None))
+
+
+async def mark_sent(tx: Tx, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
+    """(outbox id, the channel's message reference) of messages that went out."""
+    if sent:
+        await tx.conn.execute(_SENT, [{"oid": oid, "ref": ref, "now": now}
+                                      for oid, ref in sent])
+
+
+async def mark_failed(tx: Tx, outbox_id: int, error: str, *, retry_at: datetime | None
+                      ) -> None:
+    """A send failed: it comes back at `retry_at`, or with None it has failed for good."""
+    values: dict[str, Any] = {"last_error": error[:200], "lease_owner": None,
+                              "lease_until": None}
+    if retry_at is None:
+        values["status"] = FAILED
+    else:
+        values["next_attempt_at"] = retry_at
+    await tx.conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(**values))
+
+
+async def next_due_at(tx: Tx, channels: Sequence[str]) -> datetime | None:
+    if not channels:
+        return None
+    value: datetime | None = await tx.conn.scalar(
+        select(func.min(outbox.c.next_attempt_at))
+        .where(outbox.c.status == PENDING, outbox.c.channel.in_(list(channels))))
+    return value
+
+
+async def pending_count(tx: Tx) -> int:
+    return int(await tx.conn.scalar(select(func.count()).select_from(outbox)
+                                    .where(outbox.c.status == PENDING)) or 0)
+
+
+async def case_alerts(tx: Tx, case_id: int) -> list[OutboxMessage]:
+    """The alerts (first and escalated) of a case that still show action buttons."""
+    rows = await tx.conn.execute(select(*COLUMNS).where(
+        outbox.c.case_id == case_id, outbox.c.kind.in_(("alert", "escalation")),
+        outbox.c.status.in_((PENDING, SENT))).order_by(outbox.c.id))
+    return [to_message(r._mapping) for r in rows]
+
+
+async def of_case(tx: Tx, case_id: int) -> list[OutboxMessage]:
+    rows = await tx.conn.execute(select(*COLUMNS).where(outbox.c.case_id == case_id)
+                                 .order_by(outbox.c.id))
+    return [to_message(r._mapping) for r in rows]
+
+
+async def rewrite_waiting(tx: Tx, outbox_id: int, payload: dict[str, Any],
+                          now: datetime) -> bool:
+    """Give a queued message new content, only if no sender holds it right now; False if
+    it is already sent, failed or being sent (then a new message must follow it)."""
+    return rowcount(await tx.conn.execute(
+        update(outbox).where(outbox.c.id == outbox_id, outbox.c.status == PENDING, _free(now))
+        .values(payload=payload))) == 1
+
+
+async def broadcast_counts(tx: Tx, broadcast_id: int) -> dict[str, int]:
+    """A broadcast's copies to collaborators by status (pending, sent, failed)."""
+    rows = await tx.conn.execute(select(outbox.c.status, func.count()).where(
+        outbox.c.broadcast_id == broadcast_id, outbox.c.kind == "broadcast")
+        .group_by(outbox.c.status))
+    return {str(status): int(n) for status, n in rows.all()}

@@ -1,0 +1,198 @@
+"""Communes, villages, people and their channel identities (storage layer).
+
+Functions take the caller's transaction and never commit; they return domain dataclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+
+from bot.domain.people import Identity, Person
+from storage.db import Tx
+from storage.models import Commune, Village
+from storage.models import Identity as IdentityRow
+from storage.models import Person as PersonRow
+from storage.sql import insert, table
+
+communes = table(Commune)
+villages = table(Village)
+people = table(PersonRow)
+identities = table(IdentityRow)
+
+PERSON_COLUMNS = tuple(people.c)
+IDENTITY_COLUMNS = tuple(identities.c)
+
+
+def to_person(m: Mapping[Any, Any]) -> Person:
+    return Person(id=m["id"], commune_id=m["commune_id"], key=m["key"], role=m["role"],
+                  name=m["name"] or "", phone=m["phone"], language=m["language"] or "vi",
+                  village_id=m["village_id"], on_duty=bool(m["on_duty"]),
+                  tags=tuple(t for t in (m["tags"] or "").split(",") if t),
+                  preferred_channel=m["preferred_channel"])
+
+
+def to_identity(m: Mapping[Any, Any]) -> Identity:
+    return Identity(id=m["id"], person_id=m["person_id"], channel=m["channel"],
+                    external_id=m["external_id"], unreachable_at=m["unreachable_at"],
+                    last_seen_at=m["last_seen_at"])
+
+
+# ---- communes and villages ----------------------------------------------------------------
+
+
+async def upsert_commune(tx: Tx, key: str, name: str, prefix: str) -> int:
+    stmt = insert(tx, communes).values(key=key, name=name, code_prefix=prefix)
+    stmt = stmt.on_conflict_do_update(index_elements=["key"],
+                                      set_={"name": name, "code_prefix": prefix})
+    return int((await tx.conn.execute(stmt.returning(communes.c.id))).scalar_one())
+
+
+async def upsert_village(tx: Tx, commune_id: int, key: str, name: str) -> int:
+    stmt = insert(tx, villages).values(commune_id=commune_id, key=key, name=name)
+    stmt = stmt.on_conflict_do_update(index_elements=["commune_id", "key"],
+                                      set_={"name": name})
+    return int((await tx.conn.execute(stmt.returning(villages.c.id))).scalar_one())
+
+
+# ---- people ---------------------------------------------------------------------------------
+
+
+async def person(tx: Tx, person_id: int) -> Person | None:
+    row = (await tx.conn.execute(select(people).where(people.c.id == person_id))).first()
+    return to_person(row._mapping) if row else None
+
+
+async def people_by_id(tx: Tx, person_ids: Iterable[int]) -> dict[int, Person]:
+    wanted = list(dict.fromkeys(person_ids))
+    if not wanted:
+        return {}
+    rows = await tx.conn.execute(select(people).where(people.c.id.in_(wanted)))
+    return {p.id: p for p in (to_person(r._mapping) for r in rows)}
+
+
+async def person_by_key(tx: Tx, commune_id: int, key: str) -> Person | None:
+    row = (await tx.conn.execute(select(people).where(people.c.commune_id == commune_id,
+                                                      people.c.key == key))).first()
+    return to_person(row._mapping) if row else None
+
+
+async def configured_people(tx: Tx, commune_id: int) -> list[Person]:
+    """The people the commune file names (walk-in citizens have no key)."""
+    rows = await tx.conn.execute(select(people).where(people.c.commune_id == commune_id,
+                                                      people.c.key.is_not(None))
+                                 .order_by(people.c.id))
+    return [to_person(r._mapping) for r in rows]
+
+
+def _with_roles(commune_id: int, roles: Collection[str]) -> tuple[Any, ...]:
+    return people.c.commune_id == commune_id, people.c.role.in_([str(r) for r in roles])
+
+
+async def people_with_roles(tx: Tx, commune_id: int, roles: Collection[str]) -> list[Person]:
+    """Everyone of the commune in these roles, configured or invited (no config key)."""
+    rows = await tx.conn.execute(select(people).where(*_with_roles(commune_id, roles))
+                                 .order_by(people.c.id))
+    return [to_person(r._mapping) for r in rows]
+
+
+async def count_with_roles(tx: Tx, commune_id: int, roles: Collection[str]) -> int:
+    return int(await tx.conn.scalar(select(func.count()).select_from(people)
+                                    .where(*_with_roles(commune_id, roles))) or 0)
+
+
+async def configured_admins(tx: Tx, commune_id: int | None) -> list[Person]:
+    """The admins the commune file names (of one commune, or of all when None)."""
+    query = select(people).where(people.c.role == "admin", people.c.key.is_not(None))
+    if commune_id is not None:
+        query = query.where(people.c.commune_id == commune_id)
+    return [to_person(r._mapping)
+            for r in await tx.conn.execute(query.order_by(people.c.id))]
+
+
+async def add_person(tx: Tx, *, commune_id: int, key: str | None, role: str, name: str,
+                     language: str, created_at: datetime, phone: str | None = None,
+                     village_id: int | None = None, on_duty: bool = False,
+                     tags: Sequence[str] = (), preferred_channel: str | None = None) -> Person:
+    row = (await tx.conn.execute(people.insert().values(
+        commune_id=commune_id, key=key, role=str(role), name=name, phone=phone,
+        language=language, village_id=village_id, on_duty=on_duty, tags=",".join(tags),
+        created_at=created_at, preferred_channel=preferred_channel,
+    ).returning(*PERSON_COLUMNS))).one()
+    return to_person(row._mapping)
+
+
+async def update_configured(tx: Tx, person_id: int, *, role: str, name: str,
+                            phone: str | None, village_id: int | None, on_duty: bool,
+                            tags: Sequence[str], preferred_channel: str | None) -> None:
+    """A configured person as the commune file says now (their language stays theirs)."""
+    await tx.conn.execute(update(people).where(people.c.id == person_id).values(
+        role=str(role), name=name, phone=phone, village_id=village_id, on_duty=on_duty,
+        tags=",".join(tags), preferred_channel=preferred_channel))
+
+
+async def set_language(tx: Tx, person_id: int, language: str) -> None:
+    await tx.conn.execute(update(people).where(people.c.id == person_id)
+                          .values(language=language))
+
+
+async def take_role(tx: Tx, person_id: int, role: str, village_id: int | None) -> None:
+    """The role (and village) an invitation gives."""
+    await tx.conn.execute(update(people).where(people.c.id == person_id)
+                          .values(role=str(role), village_id=village_id))
+
+
+# ---- identities -----------------------------------------------------------------------------
+
+
+async def bind_identity(tx: Tx, person_id: int, channel: str, external_id: str) -> None:
+    """This channel address is this person's (again, if it was someone else's)."""
+    stmt = insert(tx, identities).values(person_id=person_id, channel=channel,
+                                         external_id=external_id)
+    await tx.conn.execute(stmt.on_conflict_do_update(index_elements=["channel", "external_id"],
+                                                     set_={"person_id": person_id}))
+
+
+async def identity(tx: Tx, channel: str, external_id: str) -> Identity | None:
+    row = (await tx.conn.execute(select(identities).where(
+        identities.c.channel == channel, identities.c.external_id == external_id))).first()
+    return to_identity(row._mapping) if row else None
+
+
+async def identities_of(tx: Tx, person_id: int) -> list[Identity]:
+    rows = await tx.conn.execute(select(identities).where(identities.c.person_id == person_id)
+                                 .order_by(identities.c.id))
+    return [to_identity(r._mapping) for r in rows]
+
+
+async def identities_for(tx: Tx, person_ids: Sequence[int]) -> dict[int, list[Identity]]:
+    found: dict[int, list[Identity]] = {pid: [] for pid in person_ids}
+    if person_ids:
+        rows = await tx.conn.execute(select(identities)
+                                     .where(identities.c.person_id.in_(list(person_ids)))
+                                     .order_by(identities.c.id))
+        for ident in (to_identity(r._mapping) for r in rows):
+            found[ident.person_id].append(ident)
+    return found
+
+
+async def mark_unreachable(tx: Tx, channel: str, external_id: str, now: datetime) -> None:
+    await tx.conn.execute(update(identities).where(identities.c.channel == channel,
+                                                   identities.c.external_id == external_id)
+                          .values(unreachable_at=now))
+
+
+_SEEN = (update(identities).where(identities.c.id == bindparam("ident"))
+         .values(last_seen_at=bindparam("seen"), unreachable_at=None))
+
+
+async def note_seen(tx: Tx, ident: Identity, now: datetime, refresh_after: timedelta) -> None:
+    """Writing to us makes that channel theirs again: reachable, and (refreshed coarsely,
+    so a chat does not rewrite the row on every message) the one they last used."""
+    stale = ident.last_seen_at is None or now - ident.last_seen_at > refresh_after
+    if stale or ident.unreachable_at is not None:
+        await tx.conn.execute(_SEEN, {"ident": ident.id,
+                                      "seen": now if stale else ident.last_seen_at})

@@ -1,0 +1,82 @@
+"""The tests' own look at the tables (and, rarely, a change behind the bot's back). Only
+tests/support touches SQLAlchemy and storage.models; test modules name tables and columns
+as strings here, or read through storage's own functions with `read`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from functools import cache
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Row, Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.app import App
+from storage.db import Database, Tx
+from storage.models import Base
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def database_of(where: App | Database) -> Database:
+    return where.database if isinstance(where, App) else where
+
+
+@cache
+def _sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def orm(where: App | Database) -> async_sessionmaker[AsyncSession]:
+    """ORM sessions on the app's database (for support helpers)."""
+    return _sessions(database_of(where).engine)
+
+
+async def read(where: App | Database, fn: Callable[Concatenate[Tx, P], Awaitable[T]],
+               *args: P.args, **kwargs: P.kwargs) -> T:
+    """Call a storage function in a read of its own: `await read(app, cases.case_by_code,
+    "VT-2026-0001")`."""
+    async with database_of(where).read() as tx:
+        return await fn(tx, *args, **kwargs)
+
+
+async def write(where: App | Database, fn: Callable[Concatenate[Tx, P], Awaitable[T]],
+                *args: P.args, **kwargs: P.kwargs) -> T:
+    """Call a storage function in a transaction of its own (a change behind the bot's
+    back, as another process would make it)."""
+    async with database_of(where).transaction() as tx:
+        return await fn(tx, *args, **kwargs)
+
+
+def _table(name: str) -> Table:
+    return Base.metadata.tables[name]
+
+
+def _where(table: Table, where: dict[str, Any]) -> list[Any]:
+    return [table.c[column] == value for column, value in where.items()]
+
+
+async def rows(where: App | Database, table: str, order_by: str = "id",
+               **equal: Any) -> Sequence[Row[Any]]:
+    """The rows of `table` whose columns equal `equal`, read by attribute (row.status)."""
+    t = _table(table)
+    async with orm(where)() as s:
+        found = await s.execute(select(t).where(*_where(t, equal)).order_by(t.c[order_by]))
+        return found.all()
+
+
+async def count(where: App | Database, table: str, **equal: Any) -> int:
+    t = _table(table)
+    async with orm(where)() as s:
+        return int(await s.scalar(select(func.count()).select_from(t)
+                                  .where(*_where(t, equal))) or 0)
+
+
+async def change(where: App | Database, table: str, values: dict[str, Any],
+                 **equal: Any) -> int:
+    """Set `values` in the rows whose columns equal `equal`; how many changed."""
+    t = _table(table)
+    async with orm(where).begin() as s:
+        result = await s.execute(update(t).where(*_where(t, equal)).values(**values))
+        return int(getattr(result, "rowcount", 0))
