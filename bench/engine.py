@@ -23,17 +23,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
-
 from bench.common import percentile
-from bot.app import Engine, build_engine
+from bot.app import App, Setup, build_app
 from bot.clock import SystemClock
 from bot.config import DEMO_CONFIG, load_commune
 from bot.domain.messages import Input
-from bot.handlers.web import WebChannel
+from bot.handlers.simulator import SimulatorPlugin
 from bot.services.conversation import InboundEvent
-from storage.models import Case, Identity, Outbox
+from tests.support.database import count, rows
 
 # The whole report flow, as the simulator sends it (see /tmp/smoke.py); "confirm" is last.
 STEPS: tuple[Input, ...] = (
@@ -75,7 +72,7 @@ class Figures:
     failures: list[str] = field(default_factory=list)
 
 
-async def walk(engine: Engine, sender: str, figures: Figures) -> None:
+async def walk(engine: App, sender: str, figures: Figures) -> None:
     """One reporter, start to confirm; each step waits for the previous one, like a phone."""
     for n, inp in enumerate(STEPS):
         event = InboundEvent("web", sender, inp, key=f"bench:{sender}:{n}")
@@ -90,7 +87,7 @@ async def walk(engine: Engine, sender: str, figures: Figures) -> None:
             figures.failures.append(f"{sender}: step {n} taken for a duplicate")
 
 
-async def report_phase(engine: Engine, figures: Figures) -> None:
+async def report_phase(engine: App, figures: Figures) -> None:
     queue: asyncio.Queue[str] = asyncio.Queue()
     for i in range(figures.reports):
         queue.put_nowait(f"bench-{i}")
@@ -108,20 +105,19 @@ async def report_phase(engine: Engine, figures: Figures) -> None:
     figures.elapsed = time.perf_counter() - started
 
 
-async def verify(engine: Engine, figures: Figures) -> None:
+async def verify(engine: App, figures: Figures) -> None:
     """Every bench reporter has exactly one case, and every case has its alert rows."""
-    alerts = (select(Outbox.case_id, func.count().label("n"))
-              .where(Outbox.kind == "alert").group_by(Outbox.case_id).subquery())
-    query = (select(Identity.external_id, Case.id, func.coalesce(alerts.c.n, 0))
-             .join(Case, Case.reporter_id == Identity.person_id)
-             .outerjoin(alerts, alerts.c.case_id == Case.id)
-             .where(Identity.channel == "web", Identity.external_id.like("bench-%")))
-    async with engine.sessions() as s:
-        rows = (await s.execute(query)).all()
-        figures.outbox_rows = await s.scalar(select(func.count()).select_from(Outbox)) or 0
+    senders = {i.person_id: i.external_id for i in await rows(engine, "identities",
+                                                                channel="web")
+               if i.external_id.startswith("bench-")}
+    alerts: dict[int, int] = {}
+    for message in await rows(engine, "outbox", kind="alert"):
+        alerts[message.case_id] = alerts.get(message.case_id, 0) + 1
+    figures.outbox_rows = await count(engine, "outbox")
     cases_of: dict[str, list[int]] = {}
-    for sender, _case_id, n_alerts in rows:
-        cases_of.setdefault(sender, []).append(n_alerts)
+    for case in await rows(engine, "cases"):
+        if case.reporter_id in senders:
+            cases_of.setdefault(senders[case.reporter_id], []).append(alerts.get(case.id, 0))
     figures.cases = sum(len(v) for v in cases_of.values())
     figures.alert_rows = sum(sum(v) for v in cases_of.values())
     for i in range(figures.reports):
@@ -133,15 +129,13 @@ async def verify(engine: Engine, figures: Figures) -> None:
             figures.failures.append(f"{sender}: case has no alert rows in the outbox")
 
 
-async def drain_phase(engine: Engine, figures: Figures, limit: float) -> None:
+async def drain_phase(engine: App, figures: Figures, limit: float) -> None:
     """Start the real workers and time them until no outbox row is pending any more."""
-    pending = select(func.count()).select_from(Outbox).where(Outbox.status == "pending")
     started = time.perf_counter()
-    await engine.start_workers()
-    engine.poke()
+    await engine.start()
+    engine.wake()
     while True:
-        async with engine.sessions() as s:
-            left = await s.scalar(pending) or 0
+        left = await count(engine, "outbox", status="pending")
         if left == 0:
             break
         if time.perf_counter() - started > limit:
@@ -149,9 +143,9 @@ async def drain_phase(engine: Engine, figures: Figures, limit: float) -> None:
             return
         await asyncio.sleep(POLL)
     figures.drain = time.perf_counter() - started
-    async with engine.sessions() as s:
-        result = await s.execute(select(Outbox.status, func.count()).group_by(Outbox.status))
-        by_status: dict[str, int] = {status: n for status, n in result.all()}
+    by_status: dict[str, int] = {}
+    for message in await rows(engine, "outbox"):
+        by_status[message.status] = by_status.get(message.status, 0) + 1
     unsent = {k: v for k, v in by_status.items() if k != "sent"}
     if unsent:
         figures.failures.append(f"outbox rows not sent: {unsent}")
@@ -164,11 +158,10 @@ def peak_rss_mib() -> float:
 
 
 def print_table(figures: Figures) -> None:
-    url = make_url(figures.url)
     ms = 1000.0
     lines: list[tuple[str, str]] = [
         ("python", sys.version.split()[0]),
-        ("database", f"{url.drivername} (temp file, WAL)"),
+        ("database", f"{figures.url.split(':', 1)[0]} (temp file, WAL)"),
         ("reports x concurrency", f"{figures.reports} x {figures.concurrency}"),
         ("inbound events", f"{figures.events} ({len(STEPS)} per report)"),
         ("wall time s", f"{figures.elapsed:.2f}"),
@@ -198,8 +191,8 @@ async def run(reports: int, concurrency: int, drain: bool, limit: float) -> int:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         figures = Figures(reports, concurrency, url)
         clock = SystemClock()
-        engine = await build_engine(url, load_commune(DEMO_CONFIG), clock,
-                                    {"web": WebChannel(clock)})
+        engine = await build_app(Setup(url, load_commune(DEMO_CONFIG), clock),
+                                 [SimulatorPlugin(serve_page=False)])
         try:
             async with asyncio.timeout(limit):
                 await report_phase(engine, figures)

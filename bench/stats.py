@@ -4,8 +4,8 @@
 
 Writes N cases spread over 2026 (varied forms, sexes, ages, villages, urgencies, statuses,
 outcomes, times) into a fresh SQLite file, then measures, for the year and for one quarter:
-- the statistics alone (`reports.period_stats`: one query, rows to facts, one counting pass),
-- the whole `reports.period_report` a reminder or /report runs (statistics, chat table,
+- the statistics alone (`period_reports.period_stats`: one query, rows to facts, one counting pass),
+- the whole `period_reports.period_report` a reminder or /stats runs (statistics, chat table,
   XLSX, PNG, both files stored),
 best of `--runs`, and the peak Python memory of each (tracemalloc, a separate run since it
 slows everything down) plus the process's peak RSS. Exits non-zero if the counts are wrong.
@@ -27,16 +27,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
-
 from bot.config import DEMO_CONFIG, load_commune
 from bot.domain.local_time import LOCAL_TZ
 from bot.domain.periods import Period
 from bot.domain.statistics import AGE_BANDS, FORMS, OUTCOMES, SEXES, URGENCIES
 from bot.services.directory import Directory, sync_commune
-from bot.services.reports import period_report, period_stats
-from storage.db import make_engine, migrate, sessionmaker
-from storage.models import Case
+from bot.services.period_reports import period_report, period_stats
+from storage.db import Database
+from tests.support.database import insert_rows
 
 YEAR = Period("year", 2026)
 QUARTER = Period("quarter", 2026, 2)
@@ -90,27 +88,23 @@ async def peak_memory(work: Callable[[], Awaitable[Any]]) -> float:
 
 async def main(cases: int, runs: int) -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        db = make_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'stats.db'}")
-        await migrate(db)
-        sessions = sessionmaker(db)
+        db = await Database.open(f"sqlite+aiosqlite:///{Path(tmp) / 'stats.db'}")
         now = datetime(2027, 1, 5, 9, 0, tzinfo=LOCAL_TZ).astimezone(UTC)
-        async with sessions.begin() as s:
+        async with db.transaction() as s:
             directory: Directory = await sync_commune(s, load_commune(DEMO_CONFIG), now)
         villages: list[int | None] = [*directory.village_ids.values(), None]
         began = time.perf_counter()
         rows = fake_cases(cases, directory.commune_id, villages)
-        for offset in range(0, len(rows), BATCH):
-            async with sessions.begin() as s:
-                await s.execute(insert(Case), rows[offset:offset + BATCH])
+        await insert_rows(db, "cases", rows, BATCH)
         del rows
         print(f"wrote {cases:,} cases in {time.perf_counter() - began:.1f} s")
 
         async def stats_of(period: Period) -> Any:
-            async with sessions() as s:
+            async with db.read() as s:
                 return await period_stats(s, directory.commune_id, period)
 
         async def report_of(period: Period) -> Any:
-            async with sessions.begin() as s:
+            async with db.transaction() as s:
                 return await period_report(s, directory, period, "vi", now)
 
         failed = False
@@ -125,7 +119,7 @@ async def main(cases: int, runs: int) -> int:
             if period == YEAR and stats.total != cases:
                 print(f"FAIL: the year counted {stats.total} cases, not {cases}")
                 failed = True
-        await db.dispose()
+        await db.close()
     # ru_maxrss is in KiB on Linux.
     print(f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 1 if failed else 0

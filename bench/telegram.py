@@ -39,18 +39,12 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bench.common import percentile, until
-from bot.app import Engine, build_engine
+from bot.app import App, Setup, build_app
 from bot.clock import SystemClock
 from bot.config import DEMO_CONFIG, parse_commune
 from bot.domain.messages import Reply, Text
-from bot.handlers.telegram import (
-    TelegramAdapter,
-    TelegramChannel,
-    TelegramPoller,
-    make_application,
-)
-from bot.services.outbox import enqueue
-from storage import repo
+from bot.handlers.telegram import TelegramPlugin, TelegramSettings
+from storage import people
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
 
 STEPS = [("text", "/start"), ("choice", "menu:report"), ("choice", "danger:no"),
@@ -77,21 +71,17 @@ class Bot:
         for person in raw["people"]:
             if person["key"] in ("officer", "police"):
                 person["telegram_id"] = OFFICER if person["key"] == "officer" else POLICE
-        self.application = make_application(TOKEN, base_url=self.fake.base_url,
-                                            rate_limit=self.rate_limit)
-        await self.application.initialize()
-        self.engine: Engine = await build_engine(
-            f"sqlite+aiosqlite:///{self.db}", parse_commune(raw), SystemClock(),
-            {"telegram": TelegramChannel(self.application.bot)})
-        self.poller = TelegramPoller(TelegramAdapter(self.application,
-                                                     self.engine.conversations), long_poll=1)
-        await self.engine.start_workers()
-        self.engine.tasks.append(asyncio.create_task(self.poller.run(self.engine.stop)))
+        telegram = TelegramPlugin(TelegramSettings(
+            token=TOKEN, api_base_url=self.fake.base_url, long_poll=1,
+            rate_limit=self.rate_limit))
+        self.engine: App = await build_app(
+            Setup(f"sqlite+aiosqlite:///{self.db}", parse_commune(raw), SystemClock()),
+            [telegram])
+        await self.engine.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.engine.close()
-        await self.application.shutdown()
 
 
 class Tally:
@@ -232,21 +222,21 @@ async def part_broadcast(tmp: Path, chats: int) -> dict[str, Any]:
     async with Bot(fake, tmp / "broadcast.db", rate_limit=True) as bot:
         engine = bot.engine
         now = engine.clock.now()
-        async with engine.sessions.begin() as s:
+        async with engine.database.transaction() as s:
             for i in range(chats):
-                person = await repo.add_person(
+                person = await people.add_person(
                     s, commune_id=engine.directory.commune_id, key=f"ctv-{i}",
                     role="collaborator", name=f"CTV {i}", language="vi", created_at=now)
-                await repo.bind_identity(s, person.id, "telegram", str(BASE + i))
+                await people.bind_identity(s, person.id, "telegram", str(BASE + i))
         reply = Reply((Text("raw", {"text": "Họp cộng tác viên 8 giờ sáng thứ Hai tại UBND xã."}),))
         started = time.perf_counter()
-        async with engine.sessions.begin() as s:
-            for person in await repo.people_of(s, engine.directory.commune_id):
+        async with engine.database.transaction() as s:
+            for person in await people.configured_people(s, engine.directory.commune_id):
                 if person.role == "collaborator" and person.key and person.key.startswith(
                         "ctv-"):
-                    await enqueue(s, person, reply, now, kind="broadcast",
-                                  to=("telegram", str(BASE + int(person.key[4:]))))
-        engine.poke()
+                    await engine.outbox.send(s, person, reply, now, kind="broadcast",
+                                             to=("telegram", str(BASE + int(person.key[4:]))))
+        engine.wake()
         delivered = Tally(fake, lambda m: m.chat_id >= BASE)
         await until(lambda: delivered() >= chats)
         elapsed = time.perf_counter() - started

@@ -46,8 +46,8 @@ import aiohttp
 from bench.common import percentile, until
 from bot.config import DEMO_CONFIG
 from tests.support.fake_zalo import FakeZalo
-from tests.pg import PostgresServer
-from tests.test_restart import free_port
+from tests.support.pg import PostgresServer
+from tests.support.processes import free_port
 
 STEPS = ("/start", "#menu:report", "#danger:no", "#type:violence", "#types:done", "Thôn Tây",
          "#age:6-10", "#sex:girl", "#skip", "#count:1",

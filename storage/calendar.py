@@ -83,11 +83,6 @@ async def update_event(tx: Tx, event_id: int, *, updated_at: datetime,
         **fields, updated_at=updated_at, updated_by=updated_by))
 
 
-async def keep_fields(tx: Tx, event_id: int, **fields: Any) -> None:
-    """Rewrite an event's fields without marking it changed (nothing to tell anyone)."""
-    await tx.conn.execute(update(events).where(events.c.id == event_id).values(**fields))
-
-
 async def delete_config_events_except(tx: Tx, commune_id: int, keep: Collection[str]) -> int:
     """Remove events that came from the config file and are no longer in it."""
     return rowcount(await tx.conn.execute(delete(events).where(

@@ -6,39 +6,36 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tomllib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from bot.handlers.web import WebChannel
 from playwright.async_api import Browser
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import Engine, build_engine
+from bot.app import App
 from bot.clock import FakeClock
-from bot.config import DEMO_CONFIG, parse_commune
+from bot.domain.delivery import Delivery, DeliveryError, Sender
 from bot.domain.messages import Input
 from bot.flows.broadcast import MAX_TEXT
-from bot.handlers.telegram import TelegramAdapter, TelegramChannel, TelegramPoller, make_application
-from bot.services.broadcasts import EDIT_EVERY, BroadcastTracker
+from bot.handlers.telegram.polling import TelegramPoller
 from bot.services.conversation import InboundEvent
-from bot.services.outbox import Delivery, DeliveryError, OutboxWorker
-from storage import broadcasts, outbox, people
-from storage.db import make_engine, sessionmaker
-from storage.models import Broadcast, Identity, Outbox
-from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
+from bot.workers.broadcasts import EDIT_EVERY, BroadcastTracker
+from bot.workers.delivery import DeliveryWorker
+from storage import broadcasts as broadcast_rows
+from storage import outbox, people
+from storage.db import Database, make_engine
+from tests.support.database import change, count, rows, write
+from tests.support.fake_telegram import FakeTelegram, Sent
 from tests.support.simulator import Simulator, choice_ids
-from tests.test_browser import browser  # noqa: F401  (a fixture)
+from tests.support.telegram import delivery_of, demo_commune_with, telegram_app
 
 WARNING = "Mùa hè sắp đến: nhắc các gia đình trông trẻ khi đi bơi, không để trẻ tắm sông một mình."
 COUNT = re.compile(r"(\d+)/(\d+)")
 
 
-async def add_collaborators(engine: Engine, n: int, channel: str | None, first: int = 0,
+async def add_collaborators(engine: App, n: int, channel: str | None, first: int = 0,
                             english_every: int = 0) -> list[int]:
     """`n` collaborators who joined through invites (no config key), each with one identity
     on `channel` (none at all when `channel` is None)."""
@@ -50,36 +47,44 @@ async def add_collaborators(engine: Engine, n: int, channel: str | None, first: 
                                            role="collaborator", name=f"CTV {first + i}",
                                            language=language, created_at=engine.clock.now())
             if channel is not None:
-                s.add(Identity(person_id=person.id, channel=channel,
-                               external_id=str(first + i)))
+                await people.bind_identity(s, person.id, channel, str(first + i))
             ids.append(person.id)
     return ids
 
 
-async def broadcasts(engine: Engine) -> list[Broadcast]:
-    async with engine.database.read() as s:
-        return list(await s.scalars(select(Broadcast).order_by(Broadcast.id)))
+async def broadcasts(engine: App) -> Sequence[Any]:
+    return await rows(engine, "broadcasts")
 
 
-async def copies(engine: Engine) -> int:
-    async with engine.database.read() as s:
-        return int(await s.scalar(select(func.count()).select_from(Outbox)
-                                  .where(Outbox.kind == "broadcast")) or 0)
+async def copies(engine: App) -> int:
+    return await count(engine, "outbox", kind="broadcast")
 
 
-def tracker_of(engine: Engine) -> BroadcastTracker:
-    assert engine.broadcasts is not None
-    return engine.broadcasts
+def tracker_of(engine: App) -> BroadcastTracker:
+    tracker = engine.scheduler.worker("broadcasts")
+    assert isinstance(tracker, BroadcastTracker)
+    return tracker
 
 
-async def settle(engine: Engine, worker: OutboxWorker | None = None) -> None:
+def simulator_sender(engine: App) -> Sender:
+    """The app's own simulator sender (what shows a message on a phone)."""
+    return delivery_of(engine).senders["web"]
+
+
+async def settle(engine: App) -> None:
     """Run the tracker and the outbox until neither has anything left to do right now."""
-    worker = worker or engine.outbox
-    while await worker.deliver_due() + await tracker_of(engine).track_due():
-        pass
+    await engine.settle(("delivery", "broadcasts"))
 
 
-async def officer_sends(engine: Engine, text: str = WARNING) -> None:
+async def set_role(engine: App, key: str, role: str) -> None:
+    """Change a configured person's role behind the bot's back."""
+    async with engine.database.read() as s:
+        person = await people.person_by_key(s, engine.directory.commune_id, key)
+    assert person is not None
+    assert await change(engine, "people", {"role": role}, id=person.id) == 1
+
+
+async def officer_sends(engine: App, text: str = WARNING) -> None:
     """The officer sends a broadcast in the simulator, without anything being delivered."""
     for n, inp in enumerate((Input("command", command="broadcast", args=text),
                              Input("choice", choice="broadcast:send"))):
@@ -198,10 +203,7 @@ async def test_sending_rechecks_the_role(sim: Simulator) -> None:
     officer = sim["officer"]
     await officer.text("/broadcast")
     await officer.text(WARNING)
-    async with sim.app.database.transaction() as s:
-        person = await people.person_by_key(s, sim.app.directory.commune_id, "officer")
-        assert person is not None
-        person.role = "police"
+    await set_role(sim.app, "officer", "police")
     await officer.tap("broadcast:send")
     assert (await officer.last())["ids"] == ["broadcast.not_allowed"]
     assert await broadcasts(sim.app) == [] and await copies(sim.app) == 0
@@ -219,10 +221,7 @@ async def test_moving_the_demo_clock_shows_the_summary(sim: Simulator) -> None:
 
 
 async def test_nobody_to_send_to(sim: Simulator) -> None:
-    async with sim.app.database.transaction() as s:
-        person = await people.person_by_key(s, sim.app.directory.commune_id, "collaborator")
-        assert person is not None
-        person.role = "citizen"
+    await set_role(sim.app, "collaborator", "citizen")
     await sim["officer"].text("/broadcast")
     assert (await sim["officer"].last())["ids"] == ["broadcast.nobody"]
 
@@ -235,29 +234,28 @@ class SlowEdits:
     while `failing` is set, as a chat API answering 429 to edits would."""
 
     name = "web"
-    transactional = True
 
-    def __init__(self, inner: WebChannel) -> None:
+    def __init__(self, inner: Sender) -> None:
         self.inner = inner
         self.failing = False
         # (text id, count shown) of every edit that went through, in order.
         self.edits: list[tuple[str, int]] = []
 
-    async def deliver(self, session: AsyncSession | None, delivery: Delivery) -> str | None:
+    async def deliver(self, delivery: Delivery) -> str | None:
         if delivery.kind == "edit":
             if self.failing:
                 raise DeliveryError("429", retry_after=60)
             text = delivery.reply.texts[0]
             self.edits.append((text.id, int(text.params["done"])))
-        return await self.inner.deliver(session, delivery)
+        return await self.inner.deliver(delivery)
 
 
 async def test_a_waiting_edit_takes_the_newest_count_and_none_overtakes_it(
-        engine: Engine, clock: FakeClock) -> None:
+        engine: App, clock: FakeClock) -> None:
     await add_collaborators(engine, 9, "web", first=900)
-    slow = SlowEdits(WebChannel(clock))
+    slow = SlowEdits(simulator_sender(engine))
     # Two rows per sweep, so the count grows step by step.
-    worker = OutboxWorker(engine.sessions, clock, {"web": slow}, batch=2)
+    worker = DeliveryWorker(engine.database, clock, {"web": slow}, batch=2)
     await officer_sends(engine)
     [sent] = await broadcasts(engine)
     assert sent.total == 10
@@ -266,12 +264,11 @@ async def test_a_waiting_edit_takes_the_newest_count_and_none_overtakes_it(
     slow.failing = True
     for _ in range(4):
         clock.advance(EDIT_EVERY)
-        await tracker.track_due()
+        await tracker.run_due(clock.now())
         await worker.deliver_due()
     clock.advance(EDIT_EVERY)
-    await tracker.track_due()
-    async with engine.database.read() as s:
-        edits = list(await s.scalars(select(Outbox).where(Outbox.kind == "edit")))
+    await tracker.run_due(clock.now())
+    edits = await rows(engine, "outbox", kind="edit")
     # One edit waits (it keeps failing); newer counts went into it, not into new rows.
     assert len(edits) == 1 and edits[0].status == "pending"
     async with engine.database.read() as s:
@@ -280,7 +277,7 @@ async def test_a_waiting_edit_takes_the_newest_count_and_none_overtakes_it(
     slow.failing = False
     for _ in range(10):
         clock.advance(timedelta(seconds=61))
-        await tracker.track_due()
+        await tracker.run_due(clock.now())
         await worker.deliver_due()
     shown = [done for _, done in slow.edits]
     assert len(shown) >= 2 and shown == sorted(set(shown)) and shown[-1] == 10
@@ -296,15 +293,16 @@ FIRST_CHAT = 700_000
 
 
 class Bulk:
-    def __init__(self, fake: FakeTelegram, engine: Engine, poller: TelegramPoller,
+    def __init__(self, fake: FakeTelegram, engine: App, poller: TelegramPoller,
                  clock: FakeClock) -> None:
         self.fake, self.engine, self.poller, self.clock = fake, engine, poller, clock
+        self.delivery = delivery_of(engine)
 
     async def pump(self) -> None:
         self.clock.advance(timedelta(seconds=2))
         while self.fake.updates and await self.poller.poll_once():
             pass
-        while await self.engine.outbox.deliver_due():
+        while await self.delivery.deliver_due():
             pass
 
 
@@ -312,24 +310,16 @@ class Bulk:
 async def bulk(db_url: str, clock: FakeClock) -> AsyncIterator[Bulk]:
     fake = FakeTelegram(now=lambda: clock.now().timestamp())
     await fake.start()
-    fake.add_user(OFFICER)
-    raw = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
-    for person in raw["people"]:
-        if person["key"] == "officer":
-            person["telegram_id"] = OFFICER
-    # The fake's own 429s (30 a second, its clock tied to ours) pace the sends, so moving
-    # the clock replaces waiting; PTB's AIORateLimiter would wait in real time.
-    application = make_application(TOKEN, base_url=fake.base_url, read_timeout=2.0,
-                                   rate_limit=False)
-    await application.initialize()
-    engine = await build_engine(db_url, parse_commune(raw), clock,
-                                {"telegram": TelegramChannel(application.bot),
-                                 "web": WebChannel(clock)})
-    poller = TelegramPoller(TelegramAdapter(application, engine.conversations), long_poll=0)
-    yield Bulk(fake, engine, poller, clock)
-    await engine.close()
-    await application.shutdown()
-    await fake.stop()
+    try:
+        fake.add_user(OFFICER)
+        # The fake's own 429s (30 a second, its clock tied to ours) pace the sends, so
+        # moving the clock replaces waiting; PTB's AIORateLimiter would wait in real time.
+        async with telegram_app(db_url, clock, fake, demo_commune_with({"officer": OFFICER}),
+                                simulator=True, rate_limit=False) as (engine, plugin):
+            assert plugin.poller is not None
+            yield Bulk(fake, engine, plugin.poller, clock)
+    finally:
+        await fake.stop()
 
 
 async def test_broadcast_to_500_collaborators_rate_limited_failing_and_blocked(
@@ -359,14 +349,14 @@ async def test_broadcast_to_500_collaborators_rate_limited_failing_and_blocked(
     progress: Sent | None = None
     for _ in range(200):
         bulk.clock.advance(timedelta(seconds=1.5))
-        while await engine.outbox.deliver_due():
+        while await bulk.delivery.deliver_due():
             pass
-        await tracker.track_due()
+        await tracker.run_due(bulk.clock.now())
         if progress is None:
             progress = next((m for m in fake.inbox(OFFICER) if COUNT.search(m.text)), None)
         if (await broadcasts(engine))[0].finished_at is not None:
             break
-    while await engine.outbox.deliver_due():
+    while await bulk.delivery.deliver_due():
         pass
     [sent] = await broadcasts(engine)
     assert sent.finished_at is not None and sent.total == 503
@@ -397,38 +387,40 @@ async def test_broadcast_to_500_collaborators_rate_limited_failing_and_blocked(
 # ---- two trackers on one database -----------------------------------------------------------
 
 
-async def test_two_trackers_never_both_edit_or_summarise(engine: Engine, db_url: str,
+async def test_two_trackers_never_both_edit_or_summarise(engine: App, db_url: str,
                                                          clock: FakeClock) -> None:
     await add_collaborators(engine, 29, "web", first=900)
     await officer_sends(engine)
     # A second process: its own connection pool and its own tracker.
-    other_db = make_engine(db_url)
+    other_db = Database(make_engine(db_url))
     try:
-        first = BroadcastTracker(engine.sessions, clock, owner="one")
-        second = BroadcastTracker(sessionmaker(other_db), clock, owner="two")
-        worker = OutboxWorker(engine.sessions, clock, {"web": WebChannel(clock)}, batch=4)
+        first = BroadcastTracker(engine.database, engine.outbox, owner="one")
+        second = BroadcastTracker(other_db, engine.outbox, owner="two")
+        worker = DeliveryWorker(engine.database, clock, {"web": simulator_sender(engine)},
+                                batch=4)
         per_round: list[int] = []
         for _ in range(30):
             clock.advance(EDIT_EVERY)
             await worker.deliver_due()
-            results = await asyncio.gather(first.track_due(), second.track_due(),
-                                           first.track_due(), second.track_due())
+            now = clock.now()
+            results = await asyncio.gather(first.run_due(now), second.run_due(now),
+                                           first.run_due(now), second.run_due(now))
             per_round.append(sum(results))
             if (await broadcasts(engine))[0].finished_at is not None:
                 break
         while await worker.deliver_due():
             pass
     finally:
-        await other_db.dispose()
+        await other_db.close()
     [sent] = await broadcasts(engine)
     assert sent.finished_at is not None
     # Within one sweep at one instant, one tracker at most did anything with it.
     assert max(per_round) == 1 and sum(per_round) >= 3
+    everything = await rows(engine, "outbox")
     async with engine.database.read() as s:
-        rows = list(await s.scalars(select(Outbox).order_by(Outbox.id)))
         officer = await people.person_by_key(s, engine.directory.commune_id, "officer")
     assert officer is not None
-    mine = [r for r in rows if r.person_id == officer.id]
+    mine = [r for r in everything if r.person_id == officer.id]
     summaries = [r for r in mine if r.payload["reply"]["texts"][0]["id"] == "broadcast.summary"]
     assert len(summaries) == 1
     edits = [r for r in mine if r.kind == "edit"]
@@ -438,20 +430,19 @@ async def test_two_trackers_never_both_edit_or_summarise(engine: Engine, db_url:
 
 
 async def test_a_leased_broadcast_is_left_alone_until_the_lease_runs_out(
-        engine: Engine, clock: FakeClock) -> None:
+        engine: App, clock: FakeClock) -> None:
     await officer_sends(engine)
-    while await engine.outbox.deliver_due():
+    while await delivery_of(engine).deliver_due():
         pass
     [sent] = await broadcasts(engine)
-    async with engine.database.transaction() as s:
-        # Another process claimed it and then died.
-        assert await broadcasts.claim(s, [sent.id], "dead", clock.now(),
-                                                     timedelta(seconds=60)) == [sent.id]
+    # Another process claimed it and then died.
+    assert await write(engine, broadcast_rows.claim, [sent.id], "dead", clock.now(),
+                       timedelta(seconds=60)) == [sent.id]
     tracker = tracker_of(engine)
-    assert await tracker.track_due() == 0
+    assert await tracker.run_due(clock.now()) == 0
     assert (await broadcasts(engine))[0].finished_at is None
     clock.advance(timedelta(seconds=61))
-    assert await tracker.track_due() == 1
+    assert await tracker.run_due(clock.now()) == 1
     assert (await broadcasts(engine))[0].finished_at is not None
 
 
@@ -460,10 +451,7 @@ def _ids(rows: list[dict[str, Any]]) -> list[list[str]]:
 
 
 async def test_people_with_no_channel_alone_finish_at_once(sim: Simulator) -> None:
-    async with sim.app.database.transaction() as s:
-        person = await people.person_by_key(s, sim.app.directory.commune_id, "collaborator")
-        assert person is not None
-        person.role = "citizen"
+    await set_role(sim.app, "collaborator", "citizen")
     await add_collaborators(sim.app, 3, None)
     await sim["officer"].text(f"/broadcast {WARNING}")
     await sim["officer"].tap("broadcast:send")
@@ -479,7 +467,7 @@ async def test_people_with_no_channel_alone_finish_at_once(sim: Simulator) -> No
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_simulator_page_redraws_the_edited_progress_message(
-        sim: Simulator, browser: Browser) -> None:  # noqa: F811 (the fixture imported above)
+        sim: Simulator, browser: Browser) -> None:
     page = await browser.new_page()
     await page.goto(sim.base + "/?phones=officer,collaborator")
     officer = page.locator("#phone-officer")

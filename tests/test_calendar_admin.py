@@ -7,12 +7,11 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-
-from bot.app import Engine
+from bot.app import App
 from bot.domain.local_time import LOCAL_TZ
-from storage.models import CalendarEventRow, Person
+from bot.workers.calendar import CalendarWorker
 from tests.support import START
+from tests.support.database import change, rows
 from tests.support.simulator import Simulator, choice_ids
 
 
@@ -67,9 +66,7 @@ async def test_who_may_do_what(sim: Simulator) -> None:
     for command in ("/calendar delete report_year", "/calendar pause", "/calendar pause a b"):
         await admin.text(command)
         assert (await admin.last())["ids"] == ["calendar.usage"]
-    async with sim.app.database.read() as s:
-        paused = (await s.scalars(select(CalendarEventRow.key)
-                                  .where(CalendarEventRow.paused))).all()
+    paused = [r.key for r in await rows(sim.app, "calendar_events", paused=True)]
     assert paused == []
 
 
@@ -133,9 +130,7 @@ async def test_an_admin_adds_an_event_that_then_fires(sim: Simulator) -> None:
     added = await admin.last()
     assert added["ids"] == ["calendar.added"]
     assert "Lần nhắc đầu tiên: 29/11/2026 lúc 10:00" in added["text"]
-    async with sim.app.database.read() as s:
-        row = (await s.scalars(select(CalendarEventRow)
-                               .where(CalendarEventRow.origin == "chat"))).one()
+    [row] = await rows(sim.app, "calendar_events", origin="chat")
     assert (row.title, row.rule, row.roles, row.days_before, row.at) == (
         "Họp giao ban quý IV", "once 2026-11-30", "officer,collaborator", "1,0", "10:00")
     assert row.key in added["text"]
@@ -209,8 +204,7 @@ async def test_a_day_already_past_is_not_stored(sim: Simulator) -> None:
 async def test_saving_checks_the_role_again(sim: Simulator) -> None:
     await add_event(sim, "yearly 12-24")
     # The admin lost the role while the flow was open.
-    async with sim.app.database.transaction() as s:
-        await s.execute(update(Person).where(Person.key == "admin").values(role="officer"))
+    assert await change(sim.app, "people", {"role": "officer"}, key="admin") == 1
     await sim["admin"].tap("calendar:save")
     assert (await sim["admin"].last())["ids"] == ["calendar.change_not_allowed"]
     assert await chat_events(sim.app) == []
@@ -226,16 +220,16 @@ async def test_cancel_leaves_the_calendar_unchanged(sim: Simulator) -> None:
 
 async def test_a_change_wakes_the_running_scheduler(sim: Simulator) -> None:
     await add_event(sim, "once 2026-11-23", who="who:collaborator", days="0", at="08:00")
-    await sim.app.start_workers()
-    scheduler = sim.app.calendar
-    assert scheduler is not None
+    await sim.app.start()
+    worker = sim.app.scheduler.worker("calendar")
+    assert isinstance(worker, CalendarWorker)
     deadline = asyncio.get_running_loop().time() + 10
-    while scheduler.runs < 1:
+    while worker.looks < 1:
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.02)
-    # Nothing is due for days, so the scheduler sleeps for its 10-minute re-check; the new
+    # Nothing is due for days, so the worker sleeps for its 10-minute re-check; the new
     # event's reminder for today (08:00, already past but still useful) must not wait.
-    # (The outbox worker now runs too, so replies are awaited rather than read at once.)
+    # (The delivery worker now runs too, so replies are awaited rather than read at once.)
     await sim["admin"].tap("calendar:save")
     collaborator = sim["collaborator"]
     got: list[dict[str, Any]] = []
@@ -246,7 +240,5 @@ async def test_a_change_wakes_the_running_scheduler(sim: Simulator) -> None:
     assert got[0]["text"] == "📅 Nhắc việc: Họp giao ban quý IV\nHôm nay, 23/11/2026."
 
 
-async def chat_events(engine: Engine) -> list[str]:
-    async with engine.database.read() as s:
-        return list((await s.scalars(select(CalendarEventRow.key)
-                                     .where(CalendarEventRow.origin == "chat"))).all())
+async def chat_events(engine: App) -> list[str]:
+    return [r.key for r in await rows(engine, "calendar_events", origin="chat")]

@@ -13,10 +13,8 @@ import inspect
 import re
 import string
 from collections.abc import Iterator
-from datetime import datetime
 from functools import cache
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,13 +24,11 @@ from bot import i18n
 from bot.config import load_default_calendar
 from bot.domain import alerts, cases
 from bot.domain.cases import DEADLINE_STEPS, URGENCIES
-from bot.domain.local_time import LOCAL_TZ
 from bot.domain.messages import Reply, Text
 from bot.domain.roles import INVITABLE
 from bot.flows import case_team, help, report
-from bot.flows.book import FLOWS
-from bot.flows.engine import Context, State
-from bot.services import reports
+from bot.services import period_reports
+from tests.support.catalog_samples import DUE, built_replies
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ("vi", "en")
@@ -89,7 +85,7 @@ def families() -> dict[str, frozenset[str]]:
         # reminders.title_of: every default calendar event has a catalog title.
         "calendar.event.*": {f"calendar.event.{e.key}" for e in load_default_calendar()},
         # reports.label_text: statistics labels without a catalog entry elsewhere.
-        "stats.*": {f"stats.{k}" for k in reports.OWN_LABEL_KEYS},
+        "stats.*": {f"stats.{k}" for k in period_reports.OWN_LABEL_KEYS},
     }
     return {shape: frozenset(ids) for shape, ids in table.items()}
 
@@ -173,50 +169,6 @@ def static_sites() -> dict[str, set[frozenset[str]]]:
                 target.setdefault(msgid, set()).add(keys)
     # A literal call site says more than a family that could, in principle, produce the id.
     return literal | {i: k for i, k in family.items() if i not in literal}
-
-
-SAMPLE_CTX = Context(
-    role="officer", villages=(("dong", "Thôn Đông"), ("tay", "Thôn Tây")),
-    team=(("7", "Anh Tuấn"),), officer_phone="0912 345 678",
-    trusted_addresses=("Trạm Y tế xã Vĩnh Thủy",), commune_name="Vĩnh Thủy")
-SAMPLE_DATA: tuple[dict[str, Any], ...] = (
-    {},
-    {"danger": "yes", "types": ["violence", "abandonment"], "village": "dong",
-     "age_band": "6-10", "sex": "boy", "child_name": "Bé Na", "child_count": 2,
-     "description": "Bố say rượu đánh bé.", "photos": ["p1", "p2"], "anonymous": False,
-     "code": "VT-2026-0042", "resume_to": "where"},
-    {"latitude": 19.8, "longitude": 105.7, "types": ["other"], "voice_ref": "v1"},
-)
-DUE = datetime(2026, 11, 22, 14, 5, tzinfo=LOCAL_TZ)
-
-
-def fake_case(**changes: Any) -> Any:
-    case = dict(id=42, code="VT-2026-0042", urgency="URGENT", types="violence,abandonment",
-                latitude=None, longitude=None, location_text="Gần chợ", age_band="0-5",
-                sex="girl", child_count=2, child_name=None, description="Bé bị đánh.",
-                reporter_anonymous=True, reporter_phone=None, assignee_id=None, status="new")
-    return SimpleNamespace(**(case | changes))
-
-
-def built_replies() -> Iterator[Reply]:
-    """Replies made by the real code: every flow prompt and the alerts of a sample case."""
-    for flow in FLOWS.flows.values():
-        for step in flow.steps.values():
-            for data in SAMPLE_DATA:
-                yield step.prompt(State(flow.id, step.id, data, ("x",)), SAMPLE_CTX)
-    for topic in help.TOPICS:
-        yield help.answer(topic, SAMPLE_CTX)
-        yield help.answer(topic, Context())
-    yield report.emergency_numbers()
-    deadlines = [SimpleNamespace(step=s, due_at=DUE, met_at=None) for s in DEADLINE_STEPS]
-    for case in (fake_case(), fake_case(latitude=19.8, longitude=105.7, assignee_id=3,
-                                        reporter_anonymous=False, reporter_phone="0912345678",
-                                        description=None, urgency="EMERGENCY")):
-        details = alerts.case_details(case, None, deadlines, 2)
-        yield alerts.team_alert(case, details, 1)
-        yield alerts.team_alert(case, details, 2, "acknowledge")
-        yield alerts.village_notice(case, "Thôn Đông")
-        yield alerts.reminder(case, "initial_assessment", DUE)
 
 
 def texts_in(reply: Reply) -> Iterator[Text]:

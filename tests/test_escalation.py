@@ -6,14 +6,13 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import func, select
-
-from bot.app import Engine
+from bot.app import App
 from bot.domain.messages import Input
 from bot.services.conversation import InboundEvent
 from storage import cases, deadlines, people
-from storage.models import Outbox, Person
+from tests.support.database import change, count, messages
 from tests.support.simulator import Simulator
+from tests.support.stories import EMERGENCY_REPORT
 from tests.support.waiting import eventually
 
 
@@ -25,11 +24,8 @@ async def report(sim: Simulator, steps: list[tuple[str, str]]) -> None:
 
 async def sent(sim: Simulator) -> list[tuple[str, str]]:
     """(person key, outbox kind) of every case message queued so far."""
-    async with sim.app.database.read() as s:
-        rows = (await s.execute(
-            select(Person.key, Outbox.kind).join(Person, Person.id == Outbox.person_id)
-            .where(Outbox.case_id.is_not(None)).order_by(Outbox.id))).all()
-    return [(k or "?", kind) for k, kind in rows]
+    return [(m.person_key or "?", m.kind) for m in await messages(sim.app)
+            if m.case_id is not None]
 
 
 async def test_unacknowledged_emergency_climbs_one_level_per_period(sim: Simulator) -> None:
@@ -109,17 +105,15 @@ async def test_standard_case_deadline_counts_working_hours(sim: Simulator) -> No
     assert ack.due_at == datetime(2026, 11, 30, 8, 30, tzinfo=LOCAL_TZ)
 
 
-async def test_background_sweeper_wakes_when_time_moves(engine: Engine) -> None:
+async def test_background_sweeper_wakes_when_time_moves(engine: App) -> None:
     """No explicit sweep: the running workers notice the clock and fire the due timer."""
-    await engine.start_workers()
+    await engine.start()
     for n, (kind, value) in enumerate(EMERGENCY_REPORT):
         inp = Input("text", text=value) if kind == "text" else Input("choice", choice=value)
         await engine.conversations.handle(InboundEvent("web", "citizen", inp, key=f"bg{n}"))
     engine.clock.advance(timedelta(minutes=16))  # type: ignore[attr-defined]
     for _ in range(200):
-        async with engine.database.read() as s:
-            pending = await s.scalar(select(func.count()).select_from(Outbox).where(
-                Outbox.kind == "escalation", Outbox.status == "sent"))
+        pending = await count(engine, "outbox", kind="escalation", status="sent")
         if pending == 3:
             break
         await asyncio.sleep(0.02)
@@ -134,20 +128,18 @@ async def give_officer_telegram(sim: Simulator, *, prefers: str | None,
     async with engine.database.transaction() as s:
         officer = await people.person_by_key(s, engine.directory.commune_id, "officer")
         assert officer is not None
-        officer.preferred_channel = prefers
         await people.bind_identity(s, officer.id, "telegram", "5005")
-        for ident in await people.identities_of(s, officer.id):
-            ident.last_seen_at = engine.clock.now() if ident.channel == "telegram" else None
         if web_unreachable:
             await people.mark_unreachable(s, "web", "officer", engine.clock.now())
+    await change(engine, "people", {"preferred_channel": prefers}, id=officer.id)
+    await change(engine, "identities", {"last_seen_at": None}, person_id=officer.id)
+    await change(engine, "identities", {"last_seen_at": engine.clock.now()},
+                 person_id=officer.id, channel="telegram")
 
 
 async def channels_of(sim: Simulator, key: str, kind: str) -> list[str]:
-    async with sim.app.database.read() as s:
-        rows = (await s.execute(
-            select(Outbox.channel).join(Person, Person.id == Outbox.person_id)
-            .where(Person.key == key, Outbox.kind == kind))).all()
-    return [r[0] for r in rows]
+    return [m.channel for m in await messages(sim.app)
+            if m.person_key == key and m.kind == kind]
 
 
 async def test_alerts_go_only_to_channels_this_deployment_runs(sim: Simulator) -> None:
@@ -164,7 +156,7 @@ async def test_a_team_member_with_no_channel_run_here_sends_the_case_up_at_once(
         sim: Simulator) -> None:
     await give_officer_telegram(sim, prefers=None, web_unreachable=True)
     # The background workers run, so nothing but the new case wakes the timer sweeper.
-    await sim.app.start_workers()
+    await sim.app.start()
     await report(sim, EMERGENCY_REPORT)
     assert await channels_of(sim, "officer", "alert") == []
     # No minute has passed, yet level 2 has the case (and no row waits on Telegram).
@@ -177,6 +169,4 @@ async def test_a_team_member_with_no_channel_run_here_sends_the_case_up_at_once(
     async with sim.app.database.read() as s:
         case = await cases.case_by_code(s, "VT-2026-0001")
         assert case is not None and case.escalation_level == 2
-        waiting = await s.scalar(select(func.count()).select_from(Outbox)
-                                 .where(Outbox.channel != "web"))
-    assert waiting == 0
+    assert [m for m in await messages(sim.app) if m.channel != "web"] == []

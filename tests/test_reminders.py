@@ -1,5 +1,5 @@
 """Calendar reminders on a real database: a simulated year with a moved clock, restarts,
-report deadlines carrying their numbers, the APScheduler job, and the calendar config."""
+report deadlines carrying their numbers, the calendar worker, and the calendar config."""
 
 from __future__ import annotations
 
@@ -14,18 +14,19 @@ from typing import Any
 
 import holidays
 import pytest
-from bot.handlers.web import WebChannel
-from bot.services.reminders import Reminders
-from sqlalchemy import func, select
 
-from bot.app import Engine, build_engine
-from bot.clock import FakeClock
+from bot.app import App, Setup, build_app
+from bot.clock import Clock, FakeClock
 from bot.config import DEMO_CONFIG, ConfigError, load_commune, parse_commune
 from bot.domain.commune import CommuneConfig
 from bot.domain.commune_calendar import occurrences
 from bot.domain.local_time import LOCAL_TZ
-from storage import calendar, people
-from storage.models import CalendarEventRow, CalendarReminder, Outbox, Person, SimMessage
+from bot.handlers.simulator import SimulatorPlugin
+from bot.services.calendar_reminders import CalendarReminders
+from bot.workers.calendar import CalendarWorker
+from bot.workers.delivery import DeliveryWorker
+from storage import calendar, outbox, people, simulator
+from tests.support.database import change, count, read, rows
 from tests.support.waiting import eventually
 
 YEAR_START = datetime(2026, 1, 1, 0, 0, tzinfo=LOCAL_TZ)
@@ -86,9 +87,21 @@ def expected_2026() -> dict[str, tuple[datetime, frozenset[str], str | None]]:
     return table
 
 
-def rem(engine: Engine) -> Reminders:
+def rem(engine: App) -> CalendarReminders:
     assert engine.reminders is not None
     return engine.reminders
+
+
+def calendar_worker(engine: App) -> CalendarWorker:
+    worker = engine.scheduler.worker("calendar")
+    assert isinstance(worker, CalendarWorker)
+    return worker
+
+
+def delivery_worker(engine: App) -> DeliveryWorker:
+    worker = engine.scheduler.worker("delivery")
+    assert isinstance(worker, DeliveryWorker)
+    return worker
 
 
 @dataclass
@@ -101,14 +114,12 @@ class Sent:
     files: dict[str, list[str]]  # person key -> names of the files that followed it
 
 
-async def sent_reminders(engine: Engine) -> dict[str, Sent]:
+async def sent_reminders(engine: App) -> dict[str, Sent]:
     """Calendar outbox rows grouped by reminder key (read back from their dedupe keys)."""
     found: dict[str, Sent] = {}
-    async with engine.database.read() as s:
-        rows = (await s.execute(select(Outbox, Person.key).join(Person, Person.id ==
-                                                                Outbox.person_id)
-                                .where(Outbox.kind == "calendar").order_by(Outbox.id))).all()
-    for row, person_key in rows:
+    keys = {person.id: person.key for person in await rows(engine, "people")}
+    for row in await rows(engine, "outbox", kind="calendar"):
+        person_key = keys[row.person_id]
         assert row.dedupe_key is not None
         _, _, event, day, before, _pid, *extra = row.dedupe_key.split(":")
         key = f"{event}:{day}:{before}"
@@ -125,12 +136,12 @@ async def sent_reminders(engine: Engine) -> dict[str, Sent]:
     return found
 
 
-async def deliver(engine: Engine) -> None:
-    while await engine.outbox.deliver_due():
+async def deliver(engine: App) -> None:
+    while await delivery_worker(engine).deliver_due():
         pass
 
 
-async def drive(engine: Engine, clock: FakeClock, until: datetime,
+async def drive(engine: App, clock: FakeClock, until: datetime,
                 offsets: tuple[timedelta, ...] = (timedelta(0), timedelta(minutes=1),
                                                   timedelta(minutes=25))) -> int:
     """Move the clock to each next due time (exactly, or a little past it) and send; a
@@ -180,7 +191,7 @@ def check_against_table(sent: dict[str, Sent], expected: dict[str, Any]) -> None
                 assert f"safechild-vinh-thuy-{period}.xlsx" in names, (key, names)
 
 
-async def test_a_simulated_year_sends_every_default_reminder_once(engine: Engine,
+async def test_a_simulated_year_sends_every_default_reminder_once(engine: App,
                                                                   clock: FakeClock) -> None:
     expected = expected_2026()
     assert len(expected) == 52
@@ -189,14 +200,11 @@ async def test_a_simulated_year_sends_every_default_reminder_once(engine: Engine
     assert set(sent) == set(expected), set(sent) ^ set(expected)
     check_against_table(sent, expected)
     assert steps <= len(expected)
-    async with engine.database.read() as s:
-        recorded = (await calendar.reminders_of(s, engine.directory.commune_id))
-        statuses = Counter(r.status for r in recorded)
-        unsent = await s.scalar(select(func.count()).select_from(Outbox)
-                                .where(Outbox.status != "sent"))
-        # Delivered for real: the simulator's officer phone shows every reminder it got.
-        shown = await s.scalar(select(func.count()).select_from(SimMessage).where(
-            SimMessage.address == "officer", SimMessage.direction == "out"))
+    recorded = await read(engine, calendar.reminders_of, engine.directory.commune_id)
+    statuses = Counter(r.status for r in recorded)
+    unsent = await count(engine, "outbox") - await count(engine, "outbox", status="sent")
+    # Delivered for real: the simulator's officer phone shows every reminder it got.
+    shown = await count(engine, "sim_messages", address="officer", direction="out")
     assert statuses == {"sent": 52}
     assert unsent == 0
     officer_rows = sum(1 for got in sent.values() if "officer" in got.people) + sum(
@@ -205,7 +213,7 @@ async def test_a_simulated_year_sends_every_default_reminder_once(engine: Engine
     assert shown == officer_rows
 
 
-async def test_mid_autumn_lands_on_the_published_dates(engine: Engine) -> None:
+async def test_mid_autumn_lands_on_the_published_dates(engine: App) -> None:
     async with engine.database.read() as s:
         events = {e.event.key: e.event for e in
                   await rem(engine).stored_events(s)}
@@ -218,10 +226,10 @@ async def test_mid_autumn_lands_on_the_published_dates(engine: Engine) -> None:
         assert [d for d, name in china.items() if "Mid-Autumn" in name] == [day]
 
 
-async def new_engine(db_url: str, clock: FakeClock, config: CommuneConfig | None = None
-                     ) -> Engine:
-    return await build_engine(db_url, config or load_commune(DEMO_CONFIG), clock,
-                              {"web": WebChannel(clock)})
+async def new_engine(db_url: str, clock: Clock, config: CommuneConfig | None = None
+                     ) -> App:
+    return await build_app(Setup(db_url, config or load_commune(DEMO_CONFIG), clock),
+                           [SimulatorPlugin()])
 
 
 async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) -> None:
@@ -235,10 +243,9 @@ async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) 
 
     # A restart at once: the start-up look repeats nothing it sent a minute ago.
     second = await new_engine(db_url, clock)
-    await second.start_workers()
-    scheduler = second.calendar
-    assert scheduler is not None
-    await eventually(lambda: scheduler.runs >= 1)
+    await second.start()
+    worker = calendar_worker(second)
+    await eventually(lambda: worker.looks >= 1)
     assert await sent_reminders(second) == before
     await second.close()
 
@@ -249,11 +256,10 @@ async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) 
     # (festival 25 September, ahead).
     clock.set(datetime(2026, 9, 14, 12, 0, tzinfo=LOCAL_TZ))
     third = await new_engine(db_url, clock)
-    await third.start_workers()
-    scheduler = third.calendar
-    assert scheduler is not None
-    await eventually(lambda: scheduler.runs >= 1)
-    await scheduler.stop()  # the rest of the year is driven by hand, below
+    await third.start()
+    worker = calendar_worker(third)
+    await eventually(lambda: worker.looks >= 1)
+    await third.scheduler.stop()  # the rest of the year is driven by hand, below
     at_start = await sent_reminders(third)
     new = {k: v for k, v in at_start.items() if k not in before}
     assert set(new) == {"report_9m:2026-09-15:1", "mid_autumn:2026-09-25:14"}
@@ -262,9 +268,8 @@ async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) 
     # Computed at send time: the festival is 11 days away now, not 14.
     assert new["mid_autumn:2026-09-25:14"].texts["collaborator"][0]["params"]["days"] == 11
     assert new["report_9m:2026-09-15:1"].files  # the numbers came along
-    async with third.database.read() as s:
-        statuses = {r.key: r.status for r in
-                    await calendar.reminders_of(s, third.directory.commune_id)}
+    statuses = {r.key: r.status for r in
+                await read(third, calendar.reminders_of, third.directory.commune_id)}
     assert statuses["report_9m:2026-09-15:7"] == "superseded"
     for lost in ("school_opening:2026-09-05:1", "collaborators_meeting:2026-09-07:1",
                  "collaborators_meeting:2026-09-07:0"):
@@ -284,10 +289,9 @@ async def test_the_scheduler_sends_when_the_clock_moves(db_url: str) -> None:
     clock = FakeClock(datetime(2026, 3, 12, 12, 0, tzinfo=LOCAL_TZ))
     engine = await new_engine(db_url, clock)
     try:
-        await engine.start_workers()
-        scheduler = engine.calendar
-        assert scheduler is not None
-        await eventually(lambda: scheduler.runs >= 1)
+        await engine.start()
+        worker = calendar_worker(engine)
+        await eventually(lambda: worker.looks >= 1)
         assert await officer_messages(engine) == []
         # The Q1 report's 7-day reminder is due 13 March 08:00; nobody calls send_due.
         clock.set(datetime(2026, 3, 13, 8, 0, tzinfo=LOCAL_TZ))
@@ -316,10 +320,9 @@ class ShiftedClock:
 async def test_the_scheduler_wakes_at_the_due_time_by_itself(db_url: str) -> None:
     due = datetime(2026, 3, 13, 8, 0, tzinfo=LOCAL_TZ)
     clock = ShiftedClock(due - datetime.now(UTC) - timedelta(seconds=1))
-    engine = await build_engine(db_url, load_commune(DEMO_CONFIG), clock,
-                                {"web": WebChannel(clock)})
+    engine = await new_engine(db_url, clock)
     try:
-        await engine.start_workers()
+        await engine.start()
 
         async def arrived() -> bool:
             return bool(await officer_messages(engine))
@@ -331,12 +334,9 @@ async def test_the_scheduler_wakes_at_the_due_time_by_itself(db_url: str) -> Non
         await engine.close()
 
 
-async def officer_messages(engine: Engine) -> list[dict[str, Any]]:
-    async with engine.database.read() as s:
-        rows = (await s.scalars(select(SimMessage).where(
-            SimMessage.address == "officer", SimMessage.direction == "out")
-            .order_by(SimMessage.id))).all()
-    return [r.payload for r in rows]
+async def officer_messages(engine: App) -> list[dict[str, Any]]:
+    return [r.payload for r in await rows(engine, "sim_messages", address="officer",
+                                          direction="out")]
 
 
 def demo_raw() -> dict[str, Any]:
@@ -363,8 +363,7 @@ async def test_report_numbers_go_to_officers_only(db_url: str) -> None:
             assert got.files[person] == ["safechild-vinh-thuy-2026-H1.xlsx",
                                          "safechild-vinh-thuy-2026-H1.png"]
         assert [t["id"] for t in got.texts["collaborator"]] == ["calendar.reminder.today"]
-        async with engine.database.read() as s:
-            row = (await s.scalars(select(CalendarReminder))).one()
+        [row] = await rows(engine, "calendar_reminders")
         assert (row.status, row.recipients) == ("sent", 3)
     finally:
         await engine.close()
@@ -398,9 +397,11 @@ async def test_nothing_is_sent_to_citizens_the_group_or_the_unreachable(db_url: 
     engine = await new_engine(db_url, clock, parse_commune(raw))
     try:
         async with engine.database.transaction() as s:
-            officer2 = (await s.scalars(select(Person).where(Person.key == "officer2"))).one()
+            officer2 = await people.person_by_key(s, engine.directory.commune_id, "officer2")
+            assert officer2 is not None
             for ident in await people.identities_of(s, officer2.id):
-                ident.unreachable_at = clock.now()
+                await people.mark_unreachable(s, ident.channel, ident.external_id,
+                                              clock.now())
         assert await rem(engine).send_due(clock.now()) == 1
         sent = await sent_reminders(engine)
         got = sent["everyone:2026-06-01:0"]
@@ -408,8 +409,7 @@ async def test_nothing_is_sent_to_citizens_the_group_or_the_unreachable(db_url: 
                                    "leader", "chairman", "province", "admin"}
         assert got.texts["admin"][0]["params"]["title"] == {
             "$text": {"id": "raw", "params": {"text": "Họp toàn xã"}}}
-        async with engine.database.read() as s:
-            row = (await s.scalars(select(CalendarReminder))).one()
+        [row] = await rows(engine, "calendar_reminders")
         assert row.recipients == 8
     finally:
         await engine.close()
@@ -476,11 +476,11 @@ async def test_sync_keeps_chat_pauses_and_chat_events(db_url: str, clock: FakeCl
     async with engine.database.transaction() as s:
         row = await calendar.event_by_key(s, engine.directory.commune_id, "report_q1")
         assert row is not None and row.origin == "config" and not row.paused
-        row.paused = True
         await calendar.add_event(s, commune_id=engine.directory.commune_id,
-                                      key="chat_1", title="Họp", rule="monthly 15",
-                                      roles="officer", days_before="0", at="08:00",
-                                      origin="chat", updated_at=clock.now())
+                                 key="chat_1", title="Họp", rule="monthly 15",
+                                 roles="officer", days_before="0", at="08:00", covers=None,
+                                 paused=False, origin="chat", updated_at=clock.now())
+    assert await change(engine, "calendar_events", {"paused": True}, id=row.id) == 1
     await engine.close()
 
     # The file changes: the Q1 report moves, the meeting goes, an event comes.
@@ -494,13 +494,12 @@ async def test_sync_keeps_chat_pauses_and_chat_events(db_url: str, clock: FakeCl
         e for e in cfg.calendar if e.key != "collaborators_meeting"))
     engine = await new_engine(db_url, clock, cfg)
     try:
-        async with engine.database.read() as s:
-            rows = {r.key: r for r in (await s.scalars(select(CalendarEventRow))).all()}
-        assert rows["report_q1"].paused and rows["report_q1"].rule == "yearly 03-25"
-        assert "collaborators_meeting" not in rows
-        assert rows["chat_1"].origin == "chat"
-        assert rows["girls_day"].title == "Ngày Quốc tế trẻ em gái"
-        assert len(rows) == 12
+        events = {r.key: r for r in await rows(engine, "calendar_events")}
+        assert events["report_q1"].paused and events["report_q1"].rule == "yearly 03-25"
+        assert "collaborators_meeting" not in events
+        assert events["chat_1"].origin == "chat"
+        assert events["girls_day"].title == "Ngày Quốc tế trẻ em gái"
+        assert len(events) == 12
         # A paused event is silent: 20 March 2026 passes without the Q1 report.
         clock.set(datetime(2026, 3, 25, 8, 0, tzinfo=LOCAL_TZ))
         assert await rem(engine).send_due(clock.now()) == 1  # special list
@@ -509,7 +508,7 @@ async def test_sync_keeps_chat_pauses_and_chat_events(db_url: str, clock: FakeCl
         await engine.close()
 
 
-async def test_only_the_latest_overdue_reminder_per_day_goes_out(engine: Engine,
+async def test_only_the_latest_overdue_reminder_per_day_goes_out(engine: App,
                                                                  clock: FakeClock) -> None:
     # Never run before 19 March 10:00: the Q1 report's 7-day and 1-day reminders are both
     # overdue; only the 1-day one goes out.
@@ -519,21 +518,19 @@ async def test_only_the_latest_overdue_reminder_per_day_goes_out(engine: Engine,
     assert set(sent) == {"report_q1:2026-03-20:1", "special_circumstances_list:2026-03-25:7"}
     assert sent["report_q1:2026-03-20:1"].texts["officer"][0]["id"] == \
         "calendar.reminder.tomorrow"
-    async with engine.database.read() as s:
-        by_status: dict[str, set[str]] = defaultdict(set)
-        for r in await calendar.reminders_of(s, engine.directory.commune_id):
-            by_status[r.status].add(r.key)
+    by_status: dict[str, set[str]] = defaultdict(set)
+    for r in await read(engine, calendar.reminders_of, engine.directory.commune_id):
+        by_status[r.status].add(r.key)
     assert by_status["superseded"] == {"report_q1:2026-03-20:7"}
     # Running again changes nothing.
     assert await rem(engine).send_due(clock.now()) == 0
 
 
-async def test_failing_numbers_do_not_stop_the_reminder(engine: Engine, clock: FakeClock) -> None:
+async def test_failing_numbers_do_not_stop_the_reminder(engine: App, clock: FakeClock) -> None:
     async def broken(s: Any, directory: Any, period: Any, language: str,
                      now: datetime) -> list[Any]:
         # Writes, then fails: the write must be undone, the reminder still sent.
-        s.add(SimMessage(address="nobody", direction="out", payload={}, created_at=now))
-        await s.flush()
+        await simulator.add_inbound(s, "nobody", {}, now)
         raise RuntimeError("chart library broke")
 
     rem(engine).period_report = broken
@@ -543,17 +540,17 @@ async def test_failing_numbers_do_not_stop_the_reminder(engine: Engine, clock: F
     got = sent["report_q1:2026-03-20:0"]
     assert set(got.people) == OFFICERS and got.files == {}
     assert [t["id"] for t in got.texts["officer"]] == ["calendar.reminder.today"]
-    async with engine.database.read() as s:
-        assert await s.scalar(select(func.count()).select_from(SimMessage)
-                              .where(SimMessage.address == "nobody")) == 0
+    assert await count(engine, "sim_messages", address="nobody") == 0
 
 
 async def test_stopping_the_calendar_lets_a_look_in_progress_finish(
-        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """APScheduler cancels running jobs at shutdown: a look cut off in the middle of a query
-    would leave its connection broken (on SQLite, with the write lock taken)."""
-    assert engine.reminders is not None and engine.calendar is not None
-    reminders, scheduler = engine.reminders, engine.calendar
+        engine: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopping must not cancel a look that is running (APScheduler did, at shutdown): a
+    look cut off in the middle of a query would leave its connection broken (on SQLite,
+    with the write lock taken)."""
+    assert engine.reminders is not None
+    reminders, scheduler = engine.reminders, engine.scheduler
+    assert calendar_worker(engine).reminders is reminders
     started, release = asyncio.Event(), asyncio.Event()
     finished: list[int] = []
     real = reminders.look
@@ -575,8 +572,11 @@ async def test_stopping_the_calendar_lets_a_look_in_progress_finish(
     await asyncio.wait_for(stopping, 5)
     assert finished == [1]
     # The database is free for the next transaction at once.
-    async with engine.database.transaction() as s:
-        await asyncio.wait_for(s.scalar(select(func.count()).select_from(Outbox)), 2)
+    async def next_transaction() -> int:
+        async with engine.database.transaction() as s:
+            return await outbox.pending_count(s)
+
+    await asyncio.wait_for(next_transaction(), 2)
 
 
 async def test_closing_the_engine_lets_each_worker_finish_its_sweep(
@@ -584,7 +584,8 @@ async def test_closing_the_engine_lets_each_worker_finish_its_sweep(
     engine = await new_engine(db_url, clock)
     started, release = asyncio.Event(), asyncio.Event()
     finished: list[int] = []
-    real = engine.outbox.deliver_due
+    delivery = delivery_worker(engine)
+    real = delivery.deliver_due
 
     async def slow() -> int:
         if not finished:
@@ -593,8 +594,8 @@ async def test_closing_the_engine_lets_each_worker_finish_its_sweep(
             finished.append(await real())
         return 0
 
-    monkeypatch.setattr(engine.outbox, "deliver_due", slow)
-    await engine.start_workers()
+    monkeypatch.setattr(delivery, "deliver_due", slow)
+    await engine.start()
     await asyncio.wait_for(started.wait(), 5)
     closing = asyncio.create_task(engine.close())
     await asyncio.sleep(0.05)

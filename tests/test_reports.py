@@ -2,89 +2,27 @@
 
 from __future__ import annotations
 
-import io
-from datetime import datetime, timedelta
-from typing import Any
-
-import matplotlib.image
-from bot.services.reports import XLSX_MIME, period_report, period_stats
-from openpyxl import load_workbook
-from sqlalchemy import func, select
-
 from bot import i18n
-from bot.app import Engine
-from bot.domain.local_time import LOCAL_TZ
+from bot.app import App
+from bot.domain.delivery import FileToSend
 from bot.domain.messages import Reply, Text
 from bot.domain.periods import Period
+from bot.services.period_reports import XLSX_MIME, period_report, period_stats
 from storage import files
-from storage.models import Case, Commune, StoredFile
+from tests.support.database import count
+from tests.support.reports import (
+    EXPECTED_FORMS,
+    EXPECTED_VILLAGES,
+    Q4,
+    add_cases,
+    check_png,
+    check_workbook,
+    workbook_values,
+)
 from tests.support.simulator import Simulator
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-Q4 = Period("quarter", 2026, 4)
 
-
-def local(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=LOCAL_TZ)  # type: ignore[misc]
-
-
-def minutes(n: float) -> timedelta:
-    return timedelta(minutes=n)
-
-
-# (created, types, confirmed form, sex, age, village key, urgency, status, outcome,
-#  minutes to acknowledge, minutes to assess, escalation level)
-INSIDE: list[tuple[Any, ...]] = [
-    # Local midnight opening the quarter counts (it is 30 Sep 17:00 UTC).
-    (local(2026, 10, 1, 0, 0), "abandonment,violence", "violence", "girl", "6-10", "dong",
-     "URGENT", "closed", "supported", 30, 360, 1),
-    (local(2026, 10, 5, 10, 0), "sexual_abuse,violence", None, "boy", "11-15", "tay",
-     "EMERGENCY", "assessed", None, 60, 720, 2),
-    (local(2026, 10, 20, 8, 0), "violence", None, "girl", "0-5", None,
-     "STANDARD", "acknowledged", None, 120, None, 1),
-    (local(2026, 11, 2, 14, 0), "injury", "abandonment", "unknown", "16-17", "dong",
-     "URGENT", "closed", "referred", 15, 780, 3),
-    (local(2026, 11, 10, 9, 0), "other", None, "girl", "unknown", "bac",
-     "URGENT", "new", None, None, None, 2),
-    # The last second of the quarter, local time.
-    (local(2026, 12, 31, 23, 59, 59), "child_marriage", None, "girl", "16-17", "nam",
-     "STANDARD", "new", None, None, None, 1),
-]
-OUTSIDE: list[tuple[Any, ...]] = [
-    (local(2026, 9, 30, 23, 59, 59), "violence", None, "boy", "6-10", "dong",
-     "URGENT", "closed", "supported", 10, 20, 2),
-    (local(2027, 1, 1, 0, 0), "violence", None, "boy", "6-10", "dong",
-     "URGENT", "closed", "supported", 10, 20, 2),
-]
-
-EXPECTED_FORMS = (("violence", 2), ("sexual_abuse", 1), ("abandonment", 1), ("injury", 0),
-                  ("exploitation", 0), ("trafficking", 0), ("child_marriage", 1), ("other", 1))
-EXPECTED_VILLAGES = (("", 1), ("Bản Bắc", 1), ("Thôn Đông", 2), ("Thôn Nam", 1),
-                     ("Thôn Tây", 1))
-
-
-async def add_cases(engine: Engine) -> None:
-    """The fixed cases, plus cases just outside Q4 and one of another commune in Q4."""
-    villages = engine.directory.village_ids
-    async with engine.database.transaction() as s:
-        other = Commune(key="other", name="Xã khác", code_prefix="XK")
-        s.add(other)
-        await s.flush()
-        rows = [(engine.directory.commune_id, spec) for spec in (*INSIDE, *OUTSIDE)]
-        rows.append((other.id, INSIDE[1]))
-        for n, (commune_id, spec) in enumerate(rows, start=1):
-            (created, types, form, sex, age, village, urgency, status, outcome, ack, assess,
-             level) = spec
-            s.add(Case(
-                commune_id=commune_id, code=f"T-{n:04d}", types=types, confirmed_form=form,
-                sex=sex, age_band=age, village_id=villages[village] if village else None,
-                urgency=urgency, status=status, outcome=outcome, created_at=created,
-                acknowledged_at=created + minutes(ack) if ack is not None else None,
-                assessed_at=created + minutes(assess) if assess is not None else None,
-                escalation_level=level, description="không bao giờ vào thống kê"))
-
-
-async def test_statistics_of_a_quarter_from_the_database(engine: Engine) -> None:
+async def test_statistics_of_a_quarter_from_the_database(engine: App) -> None:
     await add_cases(engine)
     async with engine.database.read() as s:
         stats = await period_stats(s, engine.directory.commune_id, Q4)
@@ -104,7 +42,7 @@ async def test_statistics_of_a_quarter_from_the_database(engine: Engine) -> None
     assert stats.escalated == 3
 
 
-async def test_the_quarter_before_sees_only_its_own_case(engine: Engine) -> None:
+async def test_the_quarter_before_sees_only_its_own_case(engine: App) -> None:
     await add_cases(engine)
     async with engine.database.read() as s:
         q3 = await period_stats(s, engine.directory.commune_id, Period("quarter", 2026, 3))
@@ -119,7 +57,7 @@ def rendered(text: Text, language: str) -> str:
     return out
 
 
-async def stored(engine: Engine, reply: Reply) -> StoredFile:
+async def stored(engine: App, reply: Reply) -> FileToSend:
     assert reply.media is not None and reply.media.channel == "stored"
     async with engine.database.read() as s:
         row = await files.stored_file(s, int(reply.media.ref))
@@ -127,52 +65,7 @@ async def stored(engine: Engine, reply: Reply) -> StoredFile:
     return row
 
 
-def workbook_values(content: bytes) -> dict[str, list[tuple[Any, ...]]]:
-    book = load_workbook(io.BytesIO(content))
-    return {sheet.title: [tuple(row) for row in sheet.iter_rows(values_only=True)]
-            for sheet in book.worksheets}
-
-
-def check_workbook(content: bytes, language: str = "vi") -> None:
-    """The workbook holds exactly the numbers of the fixed quarter."""
-    sheets = workbook_values(content)
-    t = lambda msgid: i18n.t(msgid, language)  # noqa: E731
-    assert list(sheets) == [t("stats.sheet.summary"), t("stats.sheet.form"),
-                            t("stats.sheet.sex"), t("stats.sheet.age_band"),
-                            t("stats.sheet.village"), t("stats.sheet.urgency"),
-                            t("stats.sheet.status"), t("stats.sheet.outcome")]
-    summary = {row[0]: row[1] for row in sheets[t("stats.sheet.summary")] if row and row[0]}
-    assert summary[t("stats.summary.period")] == "2026-Q4"
-    assert summary[t("stats.summary.total")] == 6
-    assert summary[t("stats.summary.acknowledged")] == 4
-    assert summary[t("stats.summary.assessed")] == 3
-    assert summary[t("stats.summary.ack_median")] == 0.8  # 45 minutes
-    assert summary[t("stats.summary.ack_p90")] == 2.0
-    assert summary[t("stats.summary.assess_median")] == 12.0
-    assert summary[t("stats.summary.assess_p90")] == 13.0
-    assert summary[t("stats.summary.assessed_within_12h")] == 2
-    assert summary[t("stats.summary.escalated")] == 3
-    forms = sheets[t("stats.sheet.form")]
-    assert [(label, count) for label, count, _ in forms[1:-1]] == [
-        (t(f"case_type.{key}"), n) for key, n in EXPECTED_FORMS]
-    assert forms[-1][:2] == (t("stats.summary.total"), 6)
-    villages = sheets[t("stats.sheet.village")]
-    assert [(label, count) for label, count, _ in villages[1:-1]] == [
-        (name or t("stats.village.unknown"), n) for name, n in EXPECTED_VILLAGES]
-    outcomes = sheets[t("stats.sheet.outcome")]
-    assert [(label, count) for label, count, _ in outcomes[1:-1]] == [
-        (t("outcome.supported"), 1), (t("outcome.referred"), 1), (t("stats.outcome.open"), 4)]
-    share = {label: share for label, _, share in sheets[t("stats.sheet.sex")][1:-1]}
-    assert abs(share[t("sex.girl")] - 4 / 6) < 1e-9
-
-
-def check_png(content: bytes) -> None:
-    assert content.startswith(PNG_SIGNATURE)
-    image = matplotlib.image.imread(io.BytesIO(content), format="png")
-    assert image.shape[:2] == (700, 1000)
-
-
-async def test_period_report_replies_and_files(engine: Engine) -> None:
+async def test_period_report_replies_and_files(engine: App) -> None:
     await add_cases(engine)
     now = engine.clock.now()
     async with engine.database.transaction() as s:
@@ -206,7 +99,7 @@ async def test_period_report_replies_and_files(engine: Engine) -> None:
             rendered(text, "en")
 
 
-async def test_english_report_formats_hours_the_english_way(engine: Engine) -> None:
+async def test_english_report_formats_hours_the_english_way(engine: App) -> None:
     await add_cases(engine)
     async with engine.database.transaction() as s:
         table, workbook, _ = await period_report(s, engine.directory, Q4, "en",
@@ -216,7 +109,7 @@ async def test_english_report_formats_hours_the_english_way(engine: Engine) -> N
     check_workbook((await stored(engine, workbook)).content, "en")
 
 
-async def test_a_period_without_cases(engine: Engine) -> None:
+async def test_a_period_without_cases(engine: App) -> None:
     async with engine.database.transaction() as s:
         table, workbook, chart = await period_report(s, engine.directory,
                                                      Period("month", 2025, 2), "vi",
@@ -225,7 +118,6 @@ async def test_a_period_without_cases(engine: Engine) -> None:
     summary = workbook_values((await stored(engine, workbook)).content)["Tóm tắt"]
     assert ("Tổng số vụ", 0) in summary
     check_png((await stored(engine, chart)).content)
-
 
 
 async def download(sim: Simulator, url: str) -> tuple[int, str, bytes]:
@@ -293,9 +185,7 @@ async def test_report_without_a_period_or_from_others_starts_a_case_report(
         messages = await phone.inbox()
         assert [m["ids"] for m in messages] == [["report.danger.prompt"]], (key, text)
         assert all(m["media"] is None for m in messages)
-    async with sim.app.database.read() as s:
-        files = (await s.execute(select(func.count()).select_from(StoredFile))).scalar_one()
-    assert files == 0
+    assert await count(sim.app, "stored_files") == 0
 
 
 async def test_leader_and_admin_get_figures_too(sim: Simulator) -> None:

@@ -6,11 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser
 
+from tests.support.reports import add_cases, check_workbook
 from tests.support.simulator import Simulator
-from tests.test_browser import browser
-from tests.test_reports import add_cases, check_workbook
-
-__all__ = ["browser"]
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

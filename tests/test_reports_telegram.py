@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from bot.domain.messages import Media, Reply, Text
-from bot.services.outbox import enqueue
-from storage import people
-from tests.test_reports import add_cases, check_png, check_workbook
-from tests.test_telegram import CITIZEN, OFFICER, TelegramWorld, world
+from collections.abc import AsyncIterator
 
-__all__ = ["world"]
+import pytest
+
+from bot.clock import FakeClock
+from bot.domain.messages import Media, Reply, Text
+from storage import people
+from tests.support.reports import add_cases, check_png, check_workbook
+from tests.support.telegram import CITIZEN, OFFICER, TelegramWorld, telegram_world
+
+
+@pytest.fixture
+async def world(db_url: str, clock: FakeClock) -> AsyncIterator[TelegramWorld]:
+    async with telegram_world(db_url, clock) as built:
+        yield built
 
 
 async def test_officer_gets_report_files_over_telegram(world: TelegramWorld) -> None:
     w = world
-    await add_cases(w.engine)
+    await add_cases(w.app)
     before = len(w.fake.inbox(OFFICER))
     await w.say(OFFICER, "/report 2026-Q4")
     table, workbook, chart = w.fake.inbox(OFFICER)[before:]
@@ -37,12 +45,13 @@ async def test_citizen_report_command_still_reports_a_case(world: TelegramWorld)
 
 async def test_a_missing_stored_file_still_delivers_the_text(world: TelegramWorld) -> None:
     w = world
-    async with w.engine.database.transaction() as s:
-        officer = await people.person_by_key(s, w.engine.directory.commune_id, "officer")
+    async with w.app.database.transaction() as s:
+        officer = await people.person_by_key(s, w.app.directory.commune_id, "officer")
         assert officer is not None
-        await enqueue(s, officer, Reply((Text("stats.file.workbook", {"period": "2026-Q4"}),),
-                                        media=Media("document", "stored", "424242", "x.xlsx")),
-                      w.clock.now())
+        await w.app.outbox.send(
+            s, officer, Reply((Text("stats.file.workbook", {"period": "2026-Q4"}),),
+                              media=Media("document", "stored", "424242", "x.xlsx")),
+            w.clock.now())
     await w.pump()
     last = w.last(OFFICER)
     assert last.media is None and "2026-Q4" in last.text

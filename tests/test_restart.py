@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,60 +11,9 @@ import aiohttp
 import pytest
 
 from tests.support import START
+from tests.support.processes import BotProcess, free_port
 from tests.support.simulator import Simulator
 from tests.support.stories import EMERGENCY_REPORT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class BotProcess:
-    def __init__(self, db: Path, port: int, env: dict[str, str] | None = None) -> None:
-        self.db, self.port, self.env = db, port, env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def spawn(self, clock_at: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "SAFECHILD_DB": str(self.db), "SAFECHILD_PORT": str(self.port),
-               "SAFECHILD_FAKE_CLOCK": clock_at, **self.env}
-        env.pop("DATABASE_URL", None)
-        return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    async def start(self, clock_at: str) -> None:
-        self.proc = self.spawn(clock_at)
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stderr.read().decode()[-2000:]
-                                       if self.proc.stderr else "bot died")
-                try:
-                    async with http.get(f"{self.base}/healthz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise RuntimeError("bot did not start")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 @pytest.fixture

@@ -9,16 +9,17 @@ import pytest
 
 from bot.config import DEMO_CONFIG, ConfigError, load_commune, parse_commune
 from bot.domain.local_time import LOCAL_TZ
+from bot.domain.people import Person
 from bot.domain.routing import first_recipients, is_police_case, level_recipients, triage
 from bot.domain.work_hours import Duration, WorkHours
-from storage.models import Person
 
 CFG = load_commune(DEMO_CONFIG)
 
 
 def people() -> list[Person]:
-    return [Person(id=n, key=p.key, role=p.role, on_duty=p.on_duty, tags=",".join(p.tags),
-                   village_id=None) for n, p in enumerate(CFG.people, start=1)]
+    return [Person(id=n, commune_id=1, key=p.key, role=p.role, name=p.name, phone=None,
+                   language="vi", village_id=None, on_duty=p.on_duty, tags=p.tags,
+                   preferred_channel=None) for n, p in enumerate(CFG.people, start=1)]
 
 
 @pytest.mark.parametrize(("danger", "types", "age", "expected"), [

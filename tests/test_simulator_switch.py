@@ -14,8 +14,7 @@ import pytest
 from bot.config import ConfigError, Settings
 from tests.support import START
 from tests.support.fake_telegram import TOKEN, FakeTelegram
-from tests.test_restart import BotProcess, free_port
-from tests.test_telegram_restart import config_with_telegram
+from tests.support.processes import BotProcess, config_with_telegram, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 
 from bot.domain.periods import Period, covering, parse_period
 from bot.domain.statistics import BREAKDOWNS, CaseFacts, PeriodStats, compute, p90
-from bot.services.stats_files import LABEL_KEYS, label_keys, to_csv, to_png, to_xlsx
+from bot.services.report_files import LABEL_KEYS, label_keys, to_csv, to_png, to_xlsx
 
 # --- periods ---------------------------------------------------------------------------------
 

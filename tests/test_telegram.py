@@ -3,96 +3,44 @@
 from __future__ import annotations
 
 import itertools
-import tomllib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from bot.app import Engine, build_engine
 from bot.clock import FakeClock
-from bot.config import DEMO_CONFIG, parse_commune
-from bot.handlers.telegram import (
-    TelegramAdapter,
-    TelegramChannel,
-    TelegramPoller,
-    make_application,
-)
+from bot.handlers.server import make_server
+from bot.handlers.telegram import TelegramWebhook, webhook_secret
 from storage import cases, outbox, people
-from storage.models import InboundKey
-from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
-
-CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF = 5001, 5002, 5003, 5004, 5005
-ADMIN, NEWCOMER, LATECOMER = 5006, 5007, 5008
-GROUP = -100_777  # the commune's alert group
-IDS = {"officer": OFFICER, "police": POLICE, "officer2": OFFICER2, "police_chief": CHIEF,
-       "admin": ADMIN}
-
-
-class TelegramWorld:
-    def __init__(self, fake: FakeTelegram, engine: Engine, poller: TelegramPoller,
-                 clock: FakeClock) -> None:
-        self.fake, self.engine, self.poller, self.clock = fake, engine, poller, clock
-
-    async def pump(self) -> None:
-        """A person takes a couple of seconds per tap: move the clock, fetch and handle
-        every pending update, then deliver what is due."""
-        self.clock.advance(timedelta(seconds=2))
-        while self.fake.updates and await self.poller.poll_once():
-            pass
-        while await self.engine.outbox.deliver_due() or await self.engine.sweeper.fire_due():
-            pass
-
-    async def say(self, user: int, text: str) -> None:
-        self.fake.user_text(user, text)
-        await self.pump()
-
-    async def press(self, user: int, data: str) -> None:
-        self.fake.press(user, data)
-        await self.pump()
-
-    def last(self, user: int) -> Sent:
-        return self.fake.inbox(user)[-1]
-
-    async def report(self, user: int, description: str, *, confirm: bool = True) -> None:
-        """Walk the report flow to the end (or to the last step before confirming)."""
-        await self.say(user, "/start")
-        for data in ("menu:report", "danger:no", "type:violence", "types:done"):
-            await self.press(user, data)
-        await self.say(user, "Thôn Tây")
-        for data in ("age:6-10", "sex:boy", "skip", "count:1"):
-            await self.press(user, data)
-        await self.say(user, description)
-        for data in ("photos:done", "contact:anonymous", *(("confirm",) if confirm else ())):
-            await self.press(user, data)
+from tests.support.database import count
+from tests.support.fake_telegram import TOKEN
+from tests.support.telegram import (
+    ADMIN,
+    CHIEF,
+    CITIZEN,
+    GROUP,
+    LATECOMER,
+    NEWCOMER,
+    OFFICER,
+    OFFICER2,
+    POLICE,
+    TelegramWorld,
+    telegram_world,
+)
 
 
 @pytest.fixture
 async def world(db_url: str, clock: FakeClock) -> AsyncIterator[TelegramWorld]:
-    fake = FakeTelegram(now=lambda: clock.now().timestamp())
-    await fake.start()
-    for user in (CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF, ADMIN, NEWCOMER, LATECOMER):
-        fake.add_user(user)
-    # A villager slipped into the officers' group: a member, yet no officer.
-    fake.add_group(GROUP, {OFFICER, POLICE, OFFICER2, CHIEF, NEWCOMER})
-    raw = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
-    raw["commune"]["telegram_alert_group"] = GROUP
-    for person in raw["people"]:
-        if person["key"] in IDS:
-            person["telegram_id"] = IDS[person["key"]]
-    # A short read timeout so the fake's hung requests cost a second, not ten.
-    application = make_application(TOKEN, base_url=fake.base_url, read_timeout=2.0)
-    await application.initialize()
-    engine = await build_engine(db_url, parse_commune(raw), clock,
-                                {"telegram": TelegramChannel(application.bot)})
-    poller = TelegramPoller(TelegramAdapter(application, engine.conversations), long_poll=0)
-    engine.conversations.invites.links["telegram"] = (
-        f"https://t.me/{application.bot.username}?start=")
-    yield TelegramWorld(fake, engine, poller, clock)
-    await engine.close()
-    await application.shutdown()
-    await fake.stop()
+    async with telegram_world(db_url, clock) as built:
+        yield built
+
+
+def webhook_server(w: TelegramWorld, hook: TelegramWebhook) -> TestServer:
+    return TestServer(make_server(w.app.support.stored_file,
+                                  [web.post("/telegram/webhook", hook.handle)]),
+                      host="127.0.0.1")
 
 
 async def test_story_over_telegram(world: TelegramWorld) -> None:
@@ -152,7 +100,7 @@ async def test_story_over_telegram(world: TelegramWorld) -> None:
     await w.say(CITIZEN, "VT-2026-0001")
     status = w.last(CITIZEN).text
     assert "VT-2026-0001" in status and "cổng trường" not in status
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         case = await cases.case_by_code(s, "VT-2026-0001")
     assert case is not None and case.status == "closed" and case.setting == "school"
 
@@ -169,8 +117,7 @@ async def test_update_delivered_twice_is_handled_once(world: TelegramWorld) -> N
 
 
 async def inbound_keys(world: TelegramWorld) -> int:
-    async with world.engine.database.read() as s:
-        return int(await s.scalar(select(func.count()).select_from(InboundKey)) or 0)
+    return await count(world.app, "inbound_keys")
 
 
 async def test_update_keys_outlive_redeliveries_then_go_so_a_reused_id_is_handled(
@@ -181,7 +128,7 @@ async def test_update_keys_outlive_redeliveries_then_go_so_a_reused_id_is_handle
     await w.pump()
     # Two days later the key is still there: a redelivery is recognised.
     w.clock.advance(timedelta(days=2))
-    await w.engine.inbound.handle_due()  # its hourly clean-up
+    await w.app.scheduler.worker("inbound").run_due(w.clock.now())  # its hourly clean-up
     assert await inbound_keys(w) == 1
     w.fake.updates.append(dict(first))
     await w.pump()
@@ -189,7 +136,7 @@ async def test_update_keys_outlive_redeliveries_then_go_so_a_reused_id_is_handle
     # After a week without updates Telegram numbers them from a random point, which may
     # meet an old number; the bot restarted meanwhile, so it asks from the start.
     w.clock.advance(timedelta(days=6))
-    await w.engine.inbound.handle_due()
+    await w.app.scheduler.worker("inbound").run_due(w.clock.now())
     assert await inbound_keys(w) == 0
     w.fake.update_ids = itertools.count(first["update_id"])
     w.poller.offset = None
@@ -223,7 +170,7 @@ async def test_faults_429_then_5xx_then_blocked(world: TelegramWorld, clock: Fak
     # A person who blocked the bot is marked unreachable on Telegram.
     w.fake.blocked.add(CITIZEN)
     await w.say(CITIZEN, "/help")
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         ident = await people.identity(s, "telegram", str(CITIZEN))
     assert ident is not None and ident.unreachable_at is not None
 
@@ -238,40 +185,29 @@ async def test_forged_callback_changes_nothing(world: TelegramWorld) -> None:
     w.fake.forge(CITIZEN, "x" * 64, w.last(CITIZEN))
     await w.pump()
     assert "không hiểu" in w.last(CITIZEN).text or "chọn" in w.last(CITIZEN).text
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         assert await cases.case_by_id(s, 1) is None
 
 
 async def test_webhook_checks_the_secret_and_stores_before_answering(
         world: TelegramWorld) -> None:
-    from aiohttp import web
-    from aiohttp.test_utils import TestServer
-    from bot.handlers.web import make_app
-    from sqlalchemy import func, select
-
-    from bot.handlers.telegram import TelegramWebhook, webhook_secret
-    from storage.models import InboundKey
-
     w = world
-    hook = TelegramWebhook(w.poller.adapter, webhook_secret(TOKEN, None))
-    server = TestServer(make_app(w.engine, [web.post("/telegram/webhook", hook.handle)]),
-                        host="127.0.0.1")
+    hook = TelegramWebhook(w.updates, webhook_secret(TOKEN, None))
+    server = webhook_server(w, hook)
     await server.start_server()
     try:
         await hook.register(str(server.make_url("/telegram/webhook")))
         update_id = w.fake.user_text(CITIZEN, "/start")
         assert await w.fake.post_webhook(update_id, secret="wrong-secret") == 403
         assert await w.fake.post_webhook(update_id, secret="") == 403
-        async with w.engine.database.read() as s:
-            assert await s.scalar(select(func.count()).select_from(InboundKey)) == 0
+        assert await inbound_keys(w) == 0
         duplicate = dict(w.fake.updates[-1])
         assert await w.fake.post_webhook(update_id) == 200
         # Telegram retries the same update (say our 200 was lost): handled once.
         assert await w.fake.post_webhook(body=duplicate) == 200
         await w.pump()
         assert len(w.fake.inbox(CITIZEN)) == 1
-        async with w.engine.database.read() as s:
-            assert await s.scalar(select(func.count()).select_from(InboundKey)) == 1
+        assert await inbound_keys(w) == 1
     finally:
         await server.close()
 
@@ -294,7 +230,7 @@ async def test_blocked_officer_hands_the_alert_up_the_chain_at_once(
     # No deadline has passed, yet level 2 already has it: the on-duty officer is unreachable.
     for user in (OFFICER2, CHIEF):
         assert "case:ack:1" in w.last(user).callback_data
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         case = await cases.case_by_id(s, 1)
         ident = await people.identity(s, "telegram", str(OFFICER))
     assert case is not None and case.escalation_level == 2
@@ -314,12 +250,12 @@ async def test_invite_link_binds_a_collaborator_who_reports_with_village_prefill
     assert 1 <= len(code) <= 64
 
     await w.say(NEWCOMER, f"/start {code}")
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         ident = await people.identity(s, "telegram", str(NEWCOMER))
         assert ident is not None
         person = await people.person(s, ident.person_id)
     assert person is not None and person.role == "collaborator"
-    assert person.village_id == w.engine.directory.village_ids["tay"]
+    assert person.village_id == w.app.directory.village_ids["tay"]
 
     # Single use: the same link does nothing for someone else.
     await w.say(LATECOMER, f"/start {code}")
@@ -334,9 +270,9 @@ async def test_invite_link_binds_a_collaborator_who_reports_with_village_prefill
     await w.say(NEWCOMER, "Gia đình định cho em lấy chồng tháng sau.")
     for data in ("photos:done", "contact:anonymous", "confirm"):
         await w.press(NEWCOMER, data)
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         case = await cases.case_by_id(s, 1)
-    assert case is not None and case.village_id == w.engine.directory.village_ids["tay"]
+    assert case is not None and case.village_id == w.app.directory.village_ids["tay"]
 
 
 async def test_alerts_arrive_once_through_429s_then_5xx_then_timeouts(
@@ -351,7 +287,7 @@ async def test_alerts_arrive_once_through_429s_then_5xx_then_timeouts(
     for _ in range(40):
         await w.pump()
         clock.advance(timedelta(seconds=5))
-        async with w.engine.database.read() as s:
+        async with w.app.database.read() as s:
             if not await outbox.pending_count(s):
                 break
     assert not w.fake.fail_next, "every fault was served"
@@ -361,7 +297,7 @@ async def test_alerts_arrive_once_through_429s_then_5xx_then_timeouts(
         assert len(alerts) == 1, chat
     confirmations = [m for m in w.fake.inbox(CITIZEN) if "VT-2026-0001" in m.text]
     assert len(confirmations) == 1
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         rows = await outbox.of_case(s, 1)
     assert {r.status for r in rows if r.kind == "alert"} == {"sent"}
 
@@ -381,7 +317,7 @@ async def test_alert_group_only_officers_and_police_may_take_a_case(
     await w.pump()
     assert "chỉ cán bộ" in w.fake.notices[-1]
     assert len(w.fake.sent) == sent_before and w.fake.inbox(NEWCOMER) == []
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         case = await cases.case_by_id(s, 1)
     assert case is not None and case.assignee_id is None
 
@@ -391,7 +327,7 @@ async def test_alert_group_only_officers_and_police_may_take_a_case(
     await w.pump()
     assert "VT-2026-0001" in w.fake.notices[-1]
     assert "case:assess:1" in w.last(OFFICER2).callback_data  # details go to a private chat
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         case = await cases.case_by_id(s, 1)
         taker = await people.identity(s, "telegram", str(OFFICER2))
         events = [e.action for e in await cases.case_events(s, 1)]
@@ -425,16 +361,9 @@ async def test_group_messages_respect_twenty_a_minute(world: TelegramWorld,
 
 
 async def test_webhook_answers_a_button_press_in_its_response(world: TelegramWorld) -> None:
-    from aiohttp import web
-    from aiohttp.test_utils import TestServer
-    from bot.handlers.web import make_app
-
-    from bot.handlers.telegram import TelegramWebhook, webhook_secret
-
     w = world
-    hook = TelegramWebhook(w.poller.adapter, webhook_secret(TOKEN, None))
-    server = TestServer(make_app(w.engine, [web.post("/telegram/webhook", hook.handle)]),
-                        host="127.0.0.1")
+    hook = TelegramWebhook(w.updates, webhook_secret(TOKEN, None))
+    server = webhook_server(w, hook)
     await server.start_server()
     try:
         await hook.register(str(server.make_url("/telegram/webhook")))

@@ -12,22 +12,11 @@ import pytest
 
 from tests.support import START
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
+from tests.support.processes import BotProcess, config_with_telegram, free_port
 from tests.support.stories import EMERGENCY_REPORT
 from tests.support.waiting import eventually
-from tests.test_restart import BotProcess, free_port
 
 CITIZEN, OFFICER, POLICE = 6001, 6002, 6003
-
-
-def config_with_telegram(tmp: Path) -> Path:
-    from bot.config import DEMO_CONFIG
-
-    text = DEMO_CONFIG.read_text(encoding="utf-8")
-    for key, user in (("officer", OFFICER), ("police", POLICE)):
-        text = text.replace(f'key = "{key}"\n', f'key = "{key}"\ntelegram_id = {user}\n', 1)
-    path = tmp / "commune.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def pending_alerts(db: Path) -> int:
@@ -64,7 +53,7 @@ async def test_alerts_queued_at_sigkill_arrive_once_after_restart(tmp_path: Path
     for user in (CITIZEN, OFFICER, POLICE):
         fake.add_user(user)
     env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": fake.base_url,
-           "SAFECHILD_CONFIG": str(config_with_telegram(tmp_path))}
+           "SAFECHILD_CONFIG": str(config_with_telegram(tmp_path, OFFICER, POLICE))}
     proc = BotProcess(tmp_path / "bot.db", free_port(), env)
     try:
         # Telegram is down for sending: every answer and alert stays in the outbox.

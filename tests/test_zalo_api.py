@@ -3,13 +3,15 @@ before sending, and how Zalo's answers become ZaloError / ZaloUnavailable."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from bot.handlers.zalo_api import (
+
+from bot.app import App
+from bot.clock import FakeClock
+from bot.handlers.zalo.api import (
     MAX_BUTTONS,
     ZaloApi,
     ZaloButton,
@@ -17,31 +19,20 @@ from bot.handlers.zalo_api import (
     ZaloSettings,
     ZaloUnavailable,
 )
-
-from bot.app import Engine
-from bot.clock import FakeClock
+from storage.zalo_tokens import ZaloTokenRows
 from tests.support.fake_zalo import FakeZalo
+from tests.support.zalo import sends, settings_for
 
 USER = "8812000000000000001"
 
 
-def settings_for(fake: FakeZalo, refresh_token: str, **changes: object) -> ZaloSettings:
-    settings = ZaloSettings.from_env(fake.env(refresh_token))
-    assert settings is not None
-    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
-
-
 @pytest.fixture
-async def api(engine: Engine, fake: FakeZalo, clock: FakeClock) -> AsyncIterator[ZaloApi]:
+async def api(engine: App, fake: FakeZalo, clock: FakeClock) -> AsyncIterator[ZaloApi]:
     _, refresh = fake.authorise()
-    client = ZaloApi(settings_for(fake, refresh, timeout=2.0), engine.sessions, clock,
-                     commune_id=engine.directory.commune_id)
+    settings = settings_for(fake, refresh, timeout=2.0)
+    client = ZaloApi(settings, ZaloTokenRows(engine.database, settings.oa_id), clock)
     yield client
     await client.close()
-
-
-def sends(fake: FakeZalo) -> int:
-    return sum(1 for c in fake.calls if c.startswith("message/cs"))
 
 
 async def test_text_buttons_and_image_arrive_as_zalo_shapes(api: ZaloApi,

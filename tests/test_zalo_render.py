@@ -12,9 +12,9 @@ from bot.domain.messages import Choice, Media, Reply, Text
 from bot.flows import help, report
 from bot.flows.book import FLOWS
 from bot.flows.engine import State
-from bot.handlers.zalo_api import MAX_BUTTONS, TEXT_LIMIT, button_json
-from bot.handlers.zalo_render import ZaloMessage, phone_payload, render, split_text
-from tests.test_catalogs import SAMPLE_CTX, SAMPLE_DATA, built_replies
+from bot.handlers.zalo.api import MAX_BUTTONS, TEXT_LIMIT, button_json
+from bot.handlers.zalo.render import ZaloMessage, phone_payload, render, split_text
+from tests.support.catalog_samples import SAMPLE_CTX, SAMPLE_DATA, built_replies
 
 
 def every_prompt() -> Iterator[tuple[str, Reply]]:

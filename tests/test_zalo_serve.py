@@ -16,8 +16,8 @@ from bot.config import DEMO_CONFIG
 from tests.support import START
 from tests.support.fake_telegram import TOKEN, FakeTelegram
 from tests.support.fake_zalo import FakeZalo
+from tests.support.processes import BotProcess, free_port
 from tests.support.waiting import eventually
-from tests.test_restart import BotProcess, free_port
 
 CITIZEN = "8801000000000000001"
 OFFICER, POLICE = 6102, 6103

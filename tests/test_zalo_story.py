@@ -4,167 +4,25 @@ on Zalo too. The core story, flows on Zalo, and reaching officers when Zalo cann
 
 from __future__ import annotations
 
-import dataclasses
-import tomllib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
-from bot.handlers.web import make_app
-from bot.handlers.zalo_api import ZaloSettings
-from bot.handlers.zalo_channel import ZaloConnection, connect_zalo
-from sqlalchemy import select
 
 from bot import i18n
-from bot.app import Engine, build_engine
 from bot.clock import FakeClock
-from bot.config import DEMO_CONFIG, parse_commune
-from bot.handlers.telegram import (
-    TelegramAdapter,
-    TelegramChannel,
-    TelegramPoller,
-    make_application,
-)
-from bot.handlers.zalo import WebhookSettings
-from bot.services.outbox import Channel
 from storage import cases, outbox, people
-from storage.models import Case, Outbox
-from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
-from tests.support.fake_zalo import FakeZalo, ZaloSent
+from tests.support.database import change, read, rows, write
+from tests.support.zalo import CITIZEN, ZaloWorld, make_world
+from tests.support.zalo import TELEGRAM_STAFF as TELEGRAM
+from tests.support.zalo import ZALO_STAFF as ZALO
+from tests.support.zalo import zalo_choices as choices
 
-CITIZEN = "7001000000000000001"
-ZALO = {"officer": "7001000000000000002", "police": "7001000000000000003",
-        "officer2": "7001000000000000004", "police_chief": "7001000000000000005"}
-TELEGRAM = {"officer": 6002, "police": 6003, "officer2": 6004, "police_chief": 6005}
 PHOTO = "https://photo-zaloapp.zadn.vn/w1280/8c1d2e.jpg"
 
 
-@dataclass
-class ZaloWorld:
-    fake: FakeZalo
-    engine: Engine
-    clock: FakeClock
-    zalo: ZaloConnection
-    tg: FakeTelegram | None = None
-    poller: TelegramPoller | None = None
-    mark: int = 0
-    closers: list[Callable[[], Any]] = field(default_factory=list)
-
-    async def pump(self) -> None:
-        """A person takes a couple of seconds per tap: move the clock, handle what came in
-        (webhook events, Telegram updates), deliver what is due, fire due timers."""
-        self.clock.advance(timedelta(seconds=2))
-        if self.tg is not None and self.poller is not None:
-            while self.tg.updates and await self.poller.poll_once():
-                pass
-        assert self.engine.inbound is not None
-        while await self.engine.inbound.handle_due():
-            pass
-        while await self.engine.outbox.deliver_due() or await self.engine.sweeper.fire_due():
-            pass
-
-    async def act(self, status: int) -> None:
-        assert status == 200
-        await self.pump()
-
-    def begin(self) -> None:
-        self.mark = len(self.fake.sent)
-
-    async def say(self, user: str, text: str) -> None:
-        self.begin()
-        await self.act(await self.fake.users.send_text(user, text))
-
-    async def press(self, user: str, choice: str) -> None:
-        """Tap a button the bot sent this person (like Zalo, only one that exists)."""
-        payload = f"#{choice}"
-        assert any(payload in m.payloads for m in self.fake.sent_to(user)), (user, choice)
-        self.begin()
-        await self.act(await self.fake.users.press(user, payload))
-
-    async def tg_press(self, user: int, data: str) -> None:
-        assert self.tg is not None
-        self.begin()
-        self.tg.press(user, data)
-        await self.pump()
-
-    def latest(self, user: str) -> list[ZaloSent]:
-        """What this person got since the last thing anyone did."""
-        return [m for m in self.fake.sent[self.mark:] if m.user_id == user]
-
-    def text(self, user: str) -> str:
-        return "\n".join(m.text for m in self.latest(user))
-
-    def tg_last(self, user: int) -> Sent:
-        assert self.tg is not None
-        return self.tg.inbox(user)[-1]
-
-    async def report(self, user: str, description: str, confirm: bool = True) -> None:
-        await self.say(user, "/start")
-        for choice in ("menu:report", "danger:no", "type:violence", "types:done"):
-            await self.press(user, choice)
-        await self.say(user, "Thôn Tây")
-        for choice in ("age:6-10", "sex:boy", "skip", "count:1"):
-            await self.press(user, choice)
-        await self.say(user, description)
-        for choice in ("photos:done", "contact:anonymous", *(("confirm",) if confirm else ())):
-            await self.press(user, choice)
-
-
-def choices(messages: list[ZaloSent]) -> list[str]:
-    return [p[1:] for m in messages for p in m.payloads]
-
-
-async def make_world(db_url: str, clock: FakeClock, officers: str,
-                     prefers: dict[str, str] | None = None) -> ZaloWorld:
-    """officers: "telegram" (citizen on Zalo, staff on Telegram), "zalo" (everyone on
-    Zalo) or "both" (staff have both; Zalo preferred once they have written there)."""
-    fake = FakeZalo(now=clock.now)
-    await fake.start()
-    raw = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
-    for person in raw["people"]:
-        if person["key"] in ZALO and officers in ("zalo", "both"):
-            person["zalo_id"] = ZALO[person["key"]]
-        if person["key"] in TELEGRAM and officers in ("telegram", "both"):
-            person["telegram_id"] = TELEGRAM[person["key"]]
-        if person["key"] in (prefers or {}):
-            person["prefers"] = (prefers or {})[person["key"]]
-    channels: dict[str, Channel] = {}
-    tg = application = None
-    if officers != "zalo":
-        tg = FakeTelegram(now=lambda: clock.now().timestamp())
-        await tg.start()
-        for user in TELEGRAM.values():
-            tg.add_user(user)
-        application = make_application(TOKEN, base_url=tg.base_url, read_timeout=2.0)
-        await application.initialize()
-        channels["telegram"] = TelegramChannel(application.bot)
-    engine = await build_engine(db_url, parse_commune(raw), clock, channels)
-    _, refresh = fake.authorise()
-    settings = ZaloSettings.from_env(fake.env(refresh))
-    assert settings is not None
-    # A request the fake leaves hanging costs this long; room left for a loaded machine.
-    settings = dataclasses.replace(settings, timeout=2.0)
-    zalo = connect_zalo(engine, settings, WebhookSettings(fake.app_id, fake.oa_secret_key))
-    server = TestServer(make_app(engine, zalo.routes()), host="127.0.0.1")
-    await server.start_server()
-    fake.users.webhook_url = str(server.make_url("/zalo/webhook"))
-    world = ZaloWorld(fake, engine, clock, zalo, tg)
-    if application is not None:
-        world.poller = TelegramPoller(TelegramAdapter(application, engine.conversations),
-                                      long_poll=0)
-        world.closers.append(application.shutdown)
-    world.closers[:0] = [server.close, zalo.close, engine.close, fake.stop]
-    if tg is not None:
-        world.closers.append(tg.stop)
-    return world
-
-
 async def close_world(world: ZaloWorld) -> None:
-    for close in world.closers:
-        await close()
+    await world.close()
 
 
 @pytest.fixture
@@ -244,7 +102,7 @@ async def test_story_citizen_on_zalo_officers_on_telegram(mixed: ZaloWorld) -> N
     status = await citizen_checks_status(w)
     assert "VT-2026-0001" in status and "cổng trường" not in status
     assert i18n.t("status.closed", "vi", code="VT-2026-0001") in status
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         case = await cases.case_by_code(s, "VT-2026-0001")
         assert case is not None
         files = await cases.attachments_of(s, case.id)
@@ -283,14 +141,15 @@ async def test_story_everyone_on_zalo(on_zalo: ZaloWorld) -> None:
     status = await citizen_checks_status(w)
     assert i18n.t("status.closed", "vi", code="VT-2026-0001") in status
     assert "cổng trường" not in status
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         case = await cases.case_by_code(s, "VT-2026-0001")
-        rows = await outbox.of_case(s, case.id) if case else []
+        queued = await outbox.of_case(s, case.id) if case else []
     assert case is not None and (case.status, case.outcome) == ("closed", "referred")
     # Every alert went out on Zalo, once.
-    alerts = [r for r in rows if r.kind == "alert"]
+    alerts = [r for r in queued if r.kind == "alert"]
     assert sorted((r.channel, r.status) for r in alerts) == [("zalo", "sent")] * 2
     # A message never carries more buttons than Zalo allows, and all are ours.
+    assert w.zalo.api is not None
     assert all(len(m.buttons) <= w.zalo.api.max_buttons for m in w.fake.sent)
 
 
@@ -349,13 +208,14 @@ async def test_officer_outside_the_zalo_window_is_reached_on_telegram(both: Zalo
     assert w.latest(officer) == []
     tg_alert = w.tg_last(TELEGRAM["officer"])
     assert "VT-2026-0001" in tg_alert.text and "case:ack:1" in tg_alert.callback_data
-    async with w.engine.database.read() as s:
+    async with w.app.database.read() as s:
         case = await cases.case_by_code(s, "VT-2026-0001")
         assert case is not None
-        rows = [r for r in await outbox.of_case(s, case.id) if r.kind == "alert"]
         person = (await people.identity(s, "zalo", officer))
+    # The outbox rows as stored (their last error too).
+    alerts = await rows(w.app, "outbox", case_id=case.id, kind="alert")
     assert person is not None and person.unreachable_at is not None
-    mine = [r for r in rows if r.person_id == person.person_id]
+    mine = [r for r in alerts if r.person_id == person.person_id]
     # The alert record shows where it failed and which channel delivered it.
     assert [(r.channel, r.status) for r in mine] == [("zalo", "failed"), ("telegram", "sent")]
     assert "-230" in (mine[0].last_error or "")
@@ -363,8 +223,7 @@ async def test_officer_outside_the_zalo_window_is_reached_on_telegram(both: Zalo
     # Nobody climbed the chain: the officer was reached.
     assert case.escalation_level == 1
     await w.tg_press(TELEGRAM["officer"], "case:ack:1")
-    async with w.engine.database.read() as s:
-        case = await cases.case_by_code(s, "VT-2026-0001")
+    case = await read(w.app, cases.case_by_code, "VT-2026-0001")
     assert case is not None and case.assignee_id == person.person_id
 
     # Writing on Zalo again (later that day) opens the window: the next alert goes there.
@@ -382,14 +241,13 @@ async def test_no_channel_left_alerts_the_next_level_at_once(on_zalo: ZaloWorld)
     # No deadline passed, yet level 2 has the case already.
     for user in (ZALO["officer2"], ZALO["police_chief"]):
         assert any("#case:ack:1" in m.payloads for m in w.fake.sent_to(user)), user
-    async with w.engine.database.read() as s:
-        case = (await s.scalars(select(Case))).one()
-        rows = (await s.scalars(select(Outbox).where(Outbox.case_id == case.id,
-                                                     Outbox.kind == "escalation"))).all()
+    (case,) = await rows(w.app, "cases")
+    escalations = await rows(w.app, "outbox", case_id=case.id, kind="escalation")
+    async with w.app.database.read() as s:
         level2 = {(await people.identity(s, "zalo", ZALO[k])).person_id  # type: ignore[union-attr]
                   for k in ("officer2", "police_chief")}
     assert case.escalation_level == 2
-    assert sorted((r.channel, r.status) for r in rows if r.person_id in level2) == [
+    assert sorted((r.channel, r.status) for r in escalations if r.person_id in level2) == [
         ("zalo", "sent"), ("zalo", "sent")]
 
 
@@ -441,7 +299,7 @@ async def test_an_officer_who_prefers_zalo_is_alerted_there_first(db_url: str,
         officer = ZALO["officer"]
         await w.say(officer, "/start")
         await w.say(ZALO["police"], "/start")
-        assert w.tg is not None and w.poller is not None
+        assert w.tg is not None and w.telegram is not None
         clock.advance(timedelta(minutes=10))
         w.tg.user_text(TELEGRAM["officer"], "/start")  # the officer's latest word: Telegram
         w.tg.user_text(TELEGRAM["police"], "/start")
@@ -467,16 +325,16 @@ async def test_a_broadcast_copy_zalo_cannot_deliver_goes_to_telegram(both: ZaloW
     """A collaborator last seen on Zalo, long ago (outside the window), also has Telegram:
     the broadcast reaches them there, and the summary counts them as reached."""
     w = both
-    assert w.tg is not None and w.engine.broadcasts is not None
+    assert w.tg is not None
+    broadcasts = w.app.scheduler.worker("broadcasts")
     collab_zalo, collab_tg = "7001000000000000009", 6009
-    async with w.engine.database.transaction() as s:
-        person = await people.person_by_key(s, w.engine.directory.commune_id, "collaborator")
-        assert person is not None
-        await people.bind_identity(s, person.id, "zalo", collab_zalo)
-        await people.bind_identity(s, person.id, "telegram", str(collab_tg))
-        for ident in await people.identities_of(s, person.id):
-            if ident.channel == "zalo":
-                ident.last_seen_at = w.clock.now()
+    person = await read(w.app, people.person_by_key, w.app.directory.commune_id,
+                        "collaborator")
+    assert person is not None
+    await write(w.app, people.bind_identity, person.id, "zalo", collab_zalo)
+    await write(w.app, people.bind_identity, person.id, "telegram", str(collab_tg))
+    await change(w.app, "identities", {"last_seen_at": w.clock.now()}, person_id=person.id,
+                 channel="zalo")
     w.tg.add_user(collab_tg)
     w.fake.close_window(collab_zalo)
     officer = ZALO["officer"]
@@ -485,14 +343,13 @@ async def test_a_broadcast_copy_zalo_cannot_deliver_goes_to_telegram(both: ZaloW
     await w.press(officer, "broadcast:send")
     for _ in range(5):
         await w.pump()
-        while await w.engine.broadcasts.track_due():
+        while await broadcasts.run_due(w.clock.now()):
             await w.pump()
     assert any(text in m.text for m in w.tg.inbox(collab_tg))
     assert w.fake.sent_to(collab_zalo) == []
-    async with w.engine.database.read() as s:
-        rows = (await s.scalars(select(Outbox).where(Outbox.kind == "broadcast")
-                                .order_by(Outbox.id))).all()
-    assert [(r.channel, r.status) for r in rows] == [("zalo", "failed"), ("telegram", "sent")]
-    assert rows[0].broadcast_id == rows[1].broadcast_id is not None
+    copies = await rows(w.app, "outbox", kind="broadcast")
+    assert [(r.channel, r.status) for r in copies] == [("zalo", "failed"),
+                                                       ("telegram", "sent")]
+    assert copies[0].broadcast_id == copies[1].broadcast_id is not None
     summary = i18n.t("broadcast.summary", "vi", total=1, sent=1, unreachable=0)
     assert any(m.text == summary for m in w.fake.sent_to(officer))

@@ -18,27 +18,36 @@ from typing import Any
 
 import aiohttp
 import pytest
-from bot.handlers.zalo_api import (
+
+from bot.app import App, Setup, build_app
+from bot.clock import FakeClock
+from bot.config import DEMO_CONFIG, load_commune
+from bot.handlers.simulator import SimulatorPlugin
+from bot.handlers.telegram.application import make_application
+from bot.handlers.telegram.sender import TelegramSender
+from bot.handlers.zalo.api import (
     ZaloApi,
     ZaloAuthError,
     ZaloError,
     ZaloSettings,
     ZaloUnavailable,
 )
-from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from bot.app import Engine
-from bot.clock import FakeClock
-from bot.handlers.telegram import TelegramChannel, make_application
 from storage import people
-from storage.db import make_engine, sessionmaker
-from storage.models import Identity, Outbox, ZaloToken
+from storage.db import Database
+from storage.zalo_tokens import TokenRow, ZaloTokenRows
+from tests.support.channels import SenderPlugin
+from tests.support.database import change, read, write
 from tests.support.fake_telegram import TOKEN as TG_TOKEN
 from tests.support.fake_zalo import OAUTH_INVALID_APP, OAUTH_INVALID_REFRESH, FakeZalo
 from tests.support.waiting import eventually
-from tests.test_zalo_api import sends
+from tests.support.zalo import (
+    admin_alerts,
+    database_error,
+    sends,
+    token_lost_alerts,
+    token_rows,
+    zalo_plugin,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "8812000000000000001"
@@ -48,61 +57,71 @@ ADMIN_TELEGRAM = "5550001"
 class Apis:
     """ZaloApi clients made by a test ("processes"), closed at the end."""
 
-    def __init__(self, engine: Engine, fake: FakeZalo, clock: FakeClock) -> None:
+    def __init__(self, engine: App, fake: FakeZalo, clock: FakeClock) -> None:
         self.engine, self.fake, self.clock = engine, fake, clock
         self.made: list[ZaloApi] = []
 
-    def make(self, refresh_token: str,
-             sessions: async_sessionmaker[AsyncSession] | None = None,
+    def make(self, refresh_token: str, database: Database | None = None,
              on_queued: Callable[[], None] | None = None, **changes: Any) -> ZaloApi:
         env = self.fake.env(refresh_token)
         settings = ZaloSettings.from_env(env)
         assert settings is not None
         # Room for a loaded CI machine; a request the fake leaves hanging costs this much.
         fields = {**settings.__dict__, "timeout": 2.0, **changes}
-        api = ZaloApi(ZaloSettings(**fields), sessions or self.engine.sessions, self.clock,
-                      commune_id=self.engine.directory.commune_id, on_queued=on_queued)
+        settings = ZaloSettings(**fields)
+        database = database or self.engine.database
+        api = ZaloApi(settings, ZaloTokenRows(database, settings.oa_id), self.clock,
+                      alert_admins=token_lost_alerts(self.engine, database, on_queued))
         self.made.append(api)
         return api
 
 
 @pytest.fixture
-async def apis(engine: Engine, fake: FakeZalo, clock: FakeClock) -> AsyncIterator[Apis]:
+async def apis(engine: App, fake: FakeZalo, clock: FakeClock) -> AsyncIterator[Apis]:
     made = Apis(engine, fake, clock)
     yield made
     for api in made.made:
         await api.close()
 
 
-async def token_rows(engine: Engine) -> list[ZaloToken]:
-    async with engine.database.read() as s:
-        return list(await s.scalars(select(ZaloToken).order_by(ZaloToken.id)))
+@pytest.fixture
+async def with_telegram(db_url: str, clock: FakeClock) -> AsyncIterator[App]:
+    """The demo commune's process running Telegram too (its channel is attached; nothing
+    here delivers, so no server is needed)."""
+    bot = make_application(TG_TOKEN, base_url="http://127.0.0.1:9/bot").bot
+    app = await build_app(Setup(db_url, load_commune(DEMO_CONFIG), clock),
+                          [SimulatorPlugin(), SenderPlugin(TelegramSender(bot))])
+    yield app
+    await app.close()
 
 
-async def admin_alerts(engine: Engine) -> list[Outbox]:
-    async with engine.database.read() as s:
-        return list(await s.scalars(select(Outbox).where(Outbox.kind == "admin")
-                                    .order_by(Outbox.id)))
+@pytest.fixture
+async def telegram_apis(with_telegram: App, fake: FakeZalo,
+                        clock: FakeClock) -> AsyncIterator[Apis]:
+    made = Apis(with_telegram, fake, clock)
+    yield made
+    for api in made.made:
+        await api.close()
 
 
-async def give_admin_telegram_and_zalo(engine: Engine) -> None:
+async def other_process_database(db_url: str) -> Database:
+    """The same database as another process sees it: its own connections."""
+    return await Database.open(db_url)
+
+
+async def give_admin_telegram_and_zalo(engine: App) -> None:
     """The admin uses Zalo most (last seen there), and Telegram too, which this deployment
-    runs (its channel is attached; nothing here delivers, so no server is needed)."""
-    engine.outbox.channels["telegram"] = TelegramChannel(
-        make_application(TG_TOKEN, base_url="http://127.0.0.1:9/bot").bot)
-    async with engine.database.transaction() as s:
-        admin = await people.person_by_key(s, engine.directory.commune_id, "admin")
-        assert admin is not None
-        await people.bind_identity(s, admin.id, "telegram", ADMIN_TELEGRAM)
-        await people.bind_identity(s, admin.id, "zalo", "7700000000000000009")
-        await s.execute(update(Identity).where(Identity.person_id == admin.id,
-                                               Identity.channel == "zalo")
-                        .values(last_seen_at=engine.clock.now()))
-
+    runs."""
+    admin = await read(engine, people.person_by_key, engine.directory.commune_id, "admin")
+    assert admin is not None
+    await write(engine, people.bind_identity, admin.id, "telegram", ADMIN_TELEGRAM)
+    await write(engine, people.bind_identity, admin.id, "zalo", "7700000000000000009")
+    await change(engine, "identities", {"last_seen_at": engine.clock.now()},
+                 person_id=admin.id, channel="zalo")
 
 
 async def test_a_refresh_stores_the_new_pair_and_marks_the_old_used(
-        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock) -> None:
+        apis: Apis, fake: FakeZalo, engine: App, clock: FakeClock) -> None:
     _, first_refresh = fake.authorise()
     api = apis.make(first_refresh)
     await api.send_text(USER, "Xin chào")
@@ -120,7 +139,7 @@ async def test_a_refresh_stores_the_new_pair_and_marks_the_old_used(
 
 @pytest.mark.parametrize("expiry", ["on_our_clock", "early_at_zalo"])
 async def test_expiry_mid_conversation_refreshes_once(apis: Apis, fake: FakeZalo,
-                                                      engine: Engine, clock: FakeClock,
+                                                      engine: App, clock: FakeClock,
                                                       expiry: str) -> None:
     _, refresh = fake.authorise()
     api = apis.make(refresh)
@@ -143,12 +162,12 @@ async def test_expiry_mid_conversation_refreshes_once(apis: Apis, fake: FakeZalo
 
 
 async def test_two_processes_needing_a_refresh_spend_the_refresh_token_once(
-        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock, db_url: str) -> None:
+        apis: Apis, fake: FakeZalo, engine: App, clock: FakeClock, db_url: str) -> None:
     _, refresh = fake.authorise()
-    other_db = make_engine(db_url)
+    other_db = await other_process_database(db_url)
     try:
         first = apis.make(refresh)
-        second = apis.make(refresh, sessions=sessionmaker(other_db))
+        second = apis.make(refresh, database=other_db)
         await first.send_text(USER, "một")
         await second.send_text(USER, "hai")  # uses the stored pair, spends nothing
         assert fake.refresh_outcomes() == ["ok"]
@@ -158,7 +177,7 @@ async def test_two_processes_needing_a_refresh_spend_the_refresh_token_once(
                                for n in range(3)
                                for name, api in (("A", first), ("B", second))))
     finally:
-        await other_db.dispose()
+        await other_db.close()
     assert fake.refresh_outcomes() == ["ok", "ok"]
     assert first.tokens.refreshes + second.tokens.refreshes == 2
     assert len(fake.sent) == 8
@@ -166,16 +185,16 @@ async def test_two_processes_needing_a_refresh_spend_the_refresh_token_once(
 
 
 async def test_seeding_from_the_environment_happens_once(apis: Apis, fake: FakeZalo,
-                                                         engine: Engine, db_url: str) -> None:
+                                                         engine: App, db_url: str) -> None:
     _, refresh = fake.authorise()
-    other_db = make_engine(db_url)
+    other_db = await other_process_database(db_url)
     try:
         first = apis.make(refresh)
-        second = apis.make(refresh, sessions=sessionmaker(other_db))
+        second = apis.make(refresh, database=other_db)
         one, two = await asyncio.gather(first.tokens.access_token(),
                                         second.tokens.access_token())
     finally:
-        await other_db.dispose()
+        await other_db.close()
     assert one.token == two.token and one.row_id == two.row_id
     assert fake.refresh_outcomes() == ["ok"]
     # A restart with the same (now spent) environment token does not use it again.
@@ -202,7 +221,8 @@ async def test_a_refresh_token_used_twice_is_refused_as_zalo_would(fake: FakeZal
 
 
 async def test_a_refused_refresh_alerts_the_admins_elsewhere_once(
-        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock) -> None:
+        telegram_apis: Apis, fake: FakeZalo, with_telegram: App, clock: FakeClock) -> None:
+    apis, engine = telegram_apis, with_telegram
     await give_admin_telegram_and_zalo(engine)
     _, refresh = fake.authorise()
     woken: list[int] = []
@@ -243,7 +263,7 @@ async def test_a_refused_refresh_alerts_the_admins_elsewhere_once(
 
 
 async def test_a_refusal_that_was_not_for_good_is_undone_at_the_next_start(
-        apis: Apis, fake: FakeZalo, engine: Engine) -> None:
+        apis: Apis, fake: FakeZalo, engine: App) -> None:
     """A wrong app secret makes Zalo refuse without spending the refresh token; once the
     configuration is right, the start tries the refused token again."""
     _, refresh = fake.authorise()
@@ -261,28 +281,35 @@ async def test_a_refusal_that_was_not_for_good_is_undone_at_the_next_start(
 
 
 async def test_the_background_refresher_refreshes_before_expiry(
-        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock) -> None:
+        fake: FakeZalo, db_url: str, clock: FakeClock) -> None:
     _, refresh = fake.authorise()
-    api = apis.make(refresh)
-    await api.start()
-    assert fake.refresh_outcomes() == ["ok"]
-    clock.advance(timedelta(hours=23))
-    await api.tokens.sweep()
-    assert fake.refresh_outcomes() == ["ok"]  # not due yet
-    clock.advance(timedelta(hours=1, minutes=1))  # an hour before expiry
-    api.tokens.wake.set()
-    # Until the refresher has stored the new pair, a send may still go with the old token
-    # (Zalo may have dropped it: one -216 and a second send), so wait for it to finish.
-    await eventually(lambda: fake.refresh_outcomes() == ["ok", "ok"]
-                     and not api.tokens.refreshing)
-    sent_before = sends(fake)
-    await api.send_text(USER, "không cần làm mới")
-    assert sends(fake) == sent_before + 1 and fake.refresh_outcomes() == ["ok", "ok"]
-
+    zalo = zalo_plugin(fake, refresh)
+    # Building the process opens the channel, which starts the client (seeds the store).
+    app = await build_app(Setup(db_url, load_commune(DEMO_CONFIG), clock),
+                          [SimulatorPlugin(), zalo])
+    try:
+        api = zalo.api
+        assert api is not None
+        assert fake.refresh_outcomes() == ["ok"]
+        await app.start()  # the process's scheduler runs the refresher in the background
+        clock.advance(timedelta(hours=23))
+        await api.tokens.sweep()
+        assert fake.refresh_outcomes() == ["ok"]  # not due yet
+        clock.advance(timedelta(hours=1, minutes=1))  # an hour before expiry: wakes it
+        # Until the refresher has stored the new pair, a send may still go with the old
+        # token (Zalo may have dropped it: one -216 and a second send), so wait for it to
+        # finish.
+        await eventually(lambda: fake.refresh_outcomes() == ["ok", "ok"]
+                         and not api.tokens.refreshing)
+        sent_before = sends(fake)
+        await api.send_text(USER, "không cần làm mới")
+        assert sends(fake) == sent_before + 1 and fake.refresh_outcomes() == ["ok", "ok"]
+    finally:
+        await app.close()
 
 
 async def test_an_answer_lost_in_transit_cannot_be_recovered_and_is_reported(
-        apis: Apis, fake: FakeZalo, engine: Engine) -> None:
+        apis: Apis, fake: FakeZalo, engine: App) -> None:
     """Zalo spends the refresh token but its answer never arrives: nothing can bring the
     new pair back. We retry (it might not have reached Zalo), are refused, and say so."""
     _, refresh = fake.authorise()
@@ -300,20 +327,20 @@ async def test_an_answer_lost_in_transit_cannot_be_recovered_and_is_reported(
 
 
 async def test_a_database_failure_after_the_refresh_keeps_the_pair(
-        apis: Apis, fake: FakeZalo, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+        apis: Apis, fake: FakeZalo, engine: App, monkeypatch: pytest.MonkeyPatch) -> None:
     _, refresh = fake.authorise()
     api = apis.make(refresh)
-    real_insert = zalo_repo.insert_active
+    real_replace = ZaloTokenRows.replace
     failures = []
 
-    async def flaky_insert(s: AsyncSession, oa_id: str, access: str, refresh_token: str,
-                           *args: Any) -> ZaloToken:
+    async def flaky_replace(rows: ZaloTokenRows, old_id: int, access: str,
+                            refresh_token: str, *args: Any) -> TokenRow:
         if refresh_token != refresh and not failures:
             failures.append(1)
-            raise OperationalError("INSERT", {}, Exception("database went away"))
-        return await real_insert(s, oa_id, access, refresh_token, *args)
+            raise database_error()
+        return await real_replace(rows, old_id, access, refresh_token, *args)
 
-    monkeypatch.setattr(zalo_repo, "insert_active", flaky_insert)
+    monkeypatch.setattr(ZaloTokenRows, "replace", flaky_replace)
     await api.send_text(USER, "một")  # sent with the new pair, held in memory
     assert failures and [r.status for r in await token_rows(engine)] == ["active"]
     await api.send_text(USER, "hai")  # the next call stores it
@@ -327,13 +354,15 @@ CHILD = """
 import asyncio, json, os, sys
 from datetime import datetime
 from bot.clock import FakeClock
-from bot.handlers.zalo_api import ZaloApi, ZaloSettings
-from storage.db import make_engine, sessionmaker
+from bot.handlers.zalo.api import ZaloApi, ZaloSettings
+from storage.db import Database
+from storage.zalo_tokens import ZaloTokenRows
 
 async def main() -> None:
     url, now, point, user = sys.argv[1:5]
     settings = ZaloSettings.from_env(json.loads(os.environ["ZALO_ENV"]))
-    api = ZaloApi(settings, sessionmaker(make_engine(url)),
+    database = await Database.open(url)
+    api = ZaloApi(settings, ZaloTokenRows(database, settings.oa_id),
                   FakeClock(datetime.fromisoformat(now)))
     spend = api.tokens.refresher
 
@@ -377,7 +406,7 @@ async def kill_child_at(point: str, db_url: str, fake: FakeZalo, refresh: str,
 
 @pytest.mark.parametrize("point", ["before_call", "after_commit"])
 async def test_a_process_killed_during_a_refresh_loses_nothing_that_can_be_saved(
-        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock, db_url: str,
+        apis: Apis, fake: FakeZalo, engine: App, clock: FakeClock, db_url: str,
         tmp_path: Path, point: str) -> None:
     _, refresh = fake.authorise()
     await kill_child_at(point, db_url, fake, refresh, clock, tmp_path)
@@ -396,7 +425,7 @@ async def test_a_process_killed_during_a_refresh_loses_nothing_that_can_be_saved
 
 
 async def test_a_process_killed_between_zalo_answer_and_commit_reports_the_loss(
-        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock, db_url: str,
+        apis: Apis, fake: FakeZalo, engine: App, clock: FakeClock, db_url: str,
         tmp_path: Path) -> None:
     """The one window nothing can close: Zalo spent the refresh token and the new pair died
     with the process. The next process is refused and the admins are told; a new
@@ -415,7 +444,7 @@ async def test_a_process_killed_between_zalo_answer_and_commit_reports_the_loss(
     assert [m.text for m in fake.sent] == ["một"]
 
 
-async def test_no_token_is_ever_logged(apis: Apis, fake: FakeZalo, engine: Engine,
+async def test_no_token_is_ever_logged(apis: Apis, fake: FakeZalo, engine: App,
                                        clock: FakeClock,
                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
@@ -441,7 +470,7 @@ async def test_no_token_is_ever_logged(apis: Apis, fake: FakeZalo, engine: Engin
 
 
 async def test_without_any_token_sends_fail_kindly_and_it_is_said_once(
-        apis: Apis, fake: FakeZalo, engine: Engine,
+        apis: Apis, fake: FakeZalo, engine: App,
         caplog: pytest.LogCaptureFixture) -> None:
     api = apis.make("")
     for _ in range(2):
@@ -453,22 +482,22 @@ async def test_without_any_token_sends_fail_kindly_and_it_is_said_once(
 
 
 async def test_while_the_new_pair_is_unsaved_the_spent_token_is_never_used(
-        apis: Apis, fake: FakeZalo, engine: Engine, clock: FakeClock,
+        apis: Apis, fake: FakeZalo, engine: App, clock: FakeClock,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The database keeps refusing the new pair; meanwhile Zalo rejects an access token
     and the background sweep comes due: neither may spend the stored (spent) token."""
     _, refresh = fake.authorise()
     api = apis.make(refresh)
-    real_insert = zalo_repo.insert_active
+    real_replace = ZaloTokenRows.replace
     down = [True]
 
-    async def flaky_insert(s: AsyncSession, oa_id: str, access: str, refresh_token: str,
-                           *args: Any) -> ZaloToken:
+    async def flaky_replace(rows: ZaloTokenRows, old_id: int, access: str,
+                            refresh_token: str, *args: Any) -> TokenRow:
         if refresh_token != refresh and down[0]:
-            raise OperationalError("INSERT", {}, Exception("database went away"))
-        return await real_insert(s, oa_id, access, refresh_token, *args)
+            raise database_error()
+        return await real_replace(rows, old_id, access, refresh_token, *args)
 
-    monkeypatch.setattr(zalo_repo, "insert_active", flaky_insert)
+    monkeypatch.setattr(ZaloTokenRows, "replace", flaky_replace)
     await api.send_text(USER, "một")
     fake.expire_access_tokens()
     with pytest.raises(ZaloError) as rejected:

@@ -49,7 +49,7 @@ XLSX_MIME: Final[str] = "application/vnd.openxmlformats-officedocument.spreadshe
 PNG_MIME: Final[str] = "image/png"
 NO_VALUE: Final[str] = "—"
 
-# Values each kind of stats_files label knows; anything else is shown as it is stored.
+# Values each kind of report_files label knows; anything else is shown as it is stored.
 _KNOWN_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
     VALUE_KIND[name]: values for name, values in KNOWN_VALUES.items()}
 # Kinds of value the bot already names elsewhere, with the catalog prefix of those texts.
@@ -59,7 +59,7 @@ _CATALOG_PREFIX: Final[dict[str, str]] = {
 
 
 def label_text(key: str) -> Text:
-    """The catalog text for a stats_files label key ("form.violence", "sheet.village").
+    """The catalog text for a report_files label key ("form.violence", "sheet.village").
 
     Values the bot already names elsewhere reuse those texts (a form is a case type); the
     rest live under "stats." (so does "outcome.open": an open case has no outcome)."""
@@ -85,7 +85,7 @@ def value_text(breakdown: str, value: str) -> Text:
 
 
 def file_labels(language: str) -> Labels:
-    """stats_files' labels from the catalogs; an unknown key raises KeyError (shown as is)."""
+    """report_files' labels from the catalogs; an unknown key raises KeyError (shown as is)."""
     def label(key: str) -> str:
         text = label_text(key)
         if text.id != "raw" and text.id not in i18n.catalog(language) and (
@@ -119,8 +119,9 @@ async def period_stats(tx: Tx, commune_id: int, period: Period) -> PeriodStats:
     """Counted while the rows stream in, never all held."""
     start, end = period.bounds()
     tally = Tally(period)
-    async for row in statistics.case_facts(tx, commune_id, start, end):
-        tally.add(to_facts(row))
+    async for chunk in statistics.case_facts(tx, commune_id, start, end):
+        for row in chunk:
+            tally.add(to_facts(row))
     return tally.result()
 
 

@@ -4,11 +4,13 @@ as strings here, or read through storage's own functions with `read`."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Row, Table, func, select, update
+from sqlalchemy import Row, Table, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import App
@@ -80,3 +82,53 @@ async def change(where: App | Database, table: str, values: dict[str, Any],
     async with orm(where).begin() as s:
         result = await s.execute(update(t).where(*_where(t, equal)).values(**values))
         return int(getattr(result, "rowcount", 0))
+
+
+async def messages(where: App | Database) -> Sequence[Row[Any]]:
+    """Every outbox message with its person's config key (`person_key`), oldest first."""
+    outbox, people = _table("outbox"), _table("people")
+    async with orm(where)() as s:
+        found = await s.execute(
+            select(people.c.key.label("person_key"), *outbox.c)
+            .join(people, people.c.id == outbox.c.person_id).order_by(outbox.c.id))
+        return found.all()
+
+
+@contextmanager
+def power_cut_at_commit(where: App | Database) -> Iterator[None]:
+    """Every commit fails while inside, as if the process died at that moment."""
+    engine = database_of(where).engine.sync_engine
+
+    def crash(conn: Any) -> None:
+        raise RuntimeError("power cut")
+
+    event.listen(engine, "commit", crash)
+    try:
+        yield
+    finally:
+        event.remove(engine, "commit", crash)
+
+
+@contextmanager
+def counting_commits(where: App | Database) -> Iterator[Counter[str]]:
+    """Counts the commits made while inside (under "commit")."""
+    engine = database_of(where).engine.sync_engine
+    commits = Counter[str]()
+
+    def counted(conn: Any) -> None:
+        commits.update(["commit"])
+
+    event.listen(engine, "commit", counted)
+    try:
+        yield commits
+    finally:
+        event.remove(engine, "commit", counted)
+
+
+async def insert_rows(where: App | Database, table: str, values: Sequence[dict[str, Any]],
+                      batch: int = 5_000) -> None:
+    """Rows written straight into a table (a benchmark's year of cases), in batches."""
+    t = _table(table)
+    for offset in range(0, len(values), batch):
+        async with orm(where).begin() as s:
+            await s.execute(t.insert(), list(values[offset:offset + batch]))

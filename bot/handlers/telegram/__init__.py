@@ -34,6 +34,9 @@ class TelegramSettings:
     webhook_secret: str = field(default="", repr=False)
     read_timeout: float = 10.0
     long_poll: int = 25
+    # Off only for a Bot API server without limits (benchmarks, tests whose fake paces
+    # sends on their own clock): the limiter would wait in real time.
+    rate_limit: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TelegramSettings | None:
@@ -64,7 +67,8 @@ class TelegramPlugin:
         settings = self.settings
         application = make_application(settings.token, settings.api_base_url,
                                        settings.file_base_url,
-                                       read_timeout=settings.read_timeout)
+                                       read_timeout=settings.read_timeout,
+                                       rate_limit=settings.rate_limit)
         await application.initialize()  # getMe: the bot's username, for invitation links
         self.application = application
         return Outbound(sender=TelegramSender(application.bot), labels=match_label,

@@ -1,0 +1,2 @@
+"""Tests of storage/ itself (its SQLite turns, its migrations): like tests/support, they may
+use SQLAlchemy and the models directly."""

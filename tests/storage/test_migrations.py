@@ -1,0 +1,78 @@
+"""The Alembic migrations build exactly the schema the models describe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from storage.db import make_engine, migrate
+from storage.models import Base
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": False})
+    return [d for d in compare_metadata(context, Base.metadata)
+            # Alembic's own bookkeeping table is not a model.
+            if not (d[0] == "remove_table" and d[1].name == "alembic_version")]
+
+
+async def test_migrated_schema_matches_the_models(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        await migrate(engine)
+        async with engine.connect() as conn:
+            differences = await conn.run_sync(_differences)
+    finally:
+        await engine.dispose()
+    assert differences == []
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
+
+
+async def test_0011_upgrades_a_database_of_the_previous_version(db_url: str) -> None:
+    """A database made before 0011 keeps the simulator's log; its rows carry no outbox id,
+    and from now on a message is logged once per outbox message."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0010")
+            await conn.execute(text(
+                "INSERT INTO sim_messages (address, direction, payload, created_at) "
+                "VALUES ('citizen', 'out', '{\"text\": \"xin chào\"}', '2026-11-23 02:00:00')"))
+        await migrate(engine)
+        async with engine.begin() as conn:
+            old = (await conn.execute(text(
+                "SELECT address, outbox_id FROM sim_messages"))).all()
+            assert [tuple(r) for r in old] == [("citizen", None)]
+            await conn.execute(text(
+                "INSERT INTO sim_messages (address, direction, payload, created_at, outbox_id) "
+                "VALUES ('citizen', 'out', '{}', '2026-11-23 02:00:00', 7)"))
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(
+                    "INSERT INTO sim_messages (address, direction, payload, created_at, "
+                    "outbox_id) VALUES ('citizen', 'out', '{}', '2026-11-23 02:00:00', 7)"))
+        except IntegrityError:
+            pass
+        else:
+            raise AssertionError("a second log row for one outbox message was accepted")
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_differences) == []
+    finally:
+        await engine.dispose()

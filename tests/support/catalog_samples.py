@@ -1,0 +1,61 @@
+"""Sample flow contexts and the replies the real code builds from them (the catalog tests
+and the channels' rendering tests walk the same replies)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from bot.domain import alerts
+from bot.domain.cases import DEADLINE_STEPS
+from bot.domain.local_time import LOCAL_TZ
+from bot.domain.messages import Reply
+from bot.flows import help, report
+from bot.flows.book import FLOWS
+from bot.flows.engine import Context, State
+
+SAMPLE_CTX = Context(
+    role="officer", villages=(("dong", "Thôn Đông"), ("tay", "Thôn Tây")),
+    team=(("7", "Anh Tuấn"),), officer_phone="0912 345 678",
+    trusted_addresses=("Trạm Y tế xã Vĩnh Thủy",), commune_name="Vĩnh Thủy")
+SAMPLE_DATA: tuple[dict[str, Any], ...] = (
+    {},
+    {"danger": "yes", "types": ["violence", "abandonment"], "village": "dong",
+     "age_band": "6-10", "sex": "boy", "child_name": "Bé Na", "child_count": 2,
+     "description": "Bố say rượu đánh bé.", "photos": ["p1", "p2"], "anonymous": False,
+     "code": "VT-2026-0042", "resume_to": "where"},
+    {"latitude": 19.8, "longitude": 105.7, "types": ["other"], "voice_ref": "v1"},
+)
+DUE = datetime(2026, 11, 22, 14, 5, tzinfo=LOCAL_TZ)
+
+
+def fake_case(**changes: Any) -> Any:
+    """A case as the alert builders read it (bot.domain.cases.Case: `types` a tuple)."""
+    case = dict(id=42, code="VT-2026-0042", urgency="URGENT", types=("violence", "abandonment"),
+                latitude=None, longitude=None, location_text="Gần chợ", age_band="0-5",
+                sex="girl", child_count=2, child_name=None, description="Bé bị đánh.",
+                reporter_anonymous=True, reporter_phone=None, assignee_id=None, status="new")
+    return SimpleNamespace(**(case | changes))
+
+
+def built_replies() -> Iterator[Reply]:
+    """Replies made by the real code: every flow prompt and the alerts of a sample case."""
+    for flow in FLOWS.flows.values():
+        for step in flow.steps.values():
+            for data in SAMPLE_DATA:
+                yield step.prompt(State(flow.id, step.id, data, ("x",)), SAMPLE_CTX)
+    for topic in help.TOPICS:
+        yield help.answer(topic, SAMPLE_CTX)
+        yield help.answer(topic, Context())
+    yield report.emergency_numbers()
+    deadlines = [SimpleNamespace(step=s, due_at=DUE, met_at=None) for s in DEADLINE_STEPS]
+    for case in (fake_case(), fake_case(latitude=19.8, longitude=105.7, assignee_id=3,
+                                        reporter_anonymous=False, reporter_phone="0912345678",
+                                        description=None, urgency="EMERGENCY")):
+        details = alerts.case_details(case, None, deadlines, 2)
+        yield alerts.team_alert(case, details, 1)
+        yield alerts.team_alert(case, details, 2, "acknowledge")
+        yield alerts.village_notice(case, "Thôn Đông")
+        yield alerts.reminder(case, "initial_assessment", DUE)
