@@ -70,7 +70,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def engine(db_url: str, clock: FakeClock) -> AsyncIterator[App]:
+async def app(db_url: str, clock: FakeClock) -> AsyncIterator[App]:
     """The demo commune's process with the simulator channel, its workers not started
     (tests move the clock and run them with `app.settle()`)."""
     app = await build_app(Setup(db_url, load_commune(DEMO_CONFIG), clock),
@@ -80,11 +80,11 @@ async def engine(db_url: str, clock: FakeClock) -> AsyncIterator[App]:
 
 
 @pytest.fixture
-async def sim(engine: App) -> AsyncIterator[Simulator]:
-    server = TestServer(engine.server, host="127.0.0.1")
+async def sim(app: App) -> AsyncIterator[Simulator]:
+    server = TestServer(app.server, host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession() as http:
-        yield Simulator(engine, http, str(server.make_url("")).rstrip("/"))
+        yield Simulator(app, http, str(server.make_url("")).rstrip("/"))
     await server.close()
 
 

@@ -35,60 +35,60 @@ WARNING = "Mùa hè sắp đến: nhắc các gia đình trông trẻ khi đi b�
 COUNT = re.compile(r"(\d+)/(\d+)")
 
 
-async def add_collaborators(engine: App, n: int, channel: str | None, first: int = 0,
+async def add_collaborators(app: App, n: int, channel: str | None, first: int = 0,
                             english_every: int = 0) -> list[int]:
     """`n` collaborators who joined through invites (no config key), each with one identity
     on `channel` (none at all when `channel` is None)."""
     ids: list[int] = []
-    async with engine.database.transaction() as s:
+    async with app.database.transaction() as s:
         for i in range(n):
             language = "en" if english_every and i % english_every == 0 else "vi"
-            person = await people.add_person(s, commune_id=engine.directory.commune_id, key=None,
+            person = await people.add_person(s, commune_id=app.directory.commune_id, key=None,
                                            role="collaborator", name=f"CTV {first + i}",
-                                           language=language, created_at=engine.clock.now())
+                                           language=language, created_at=app.clock.now())
             if channel is not None:
                 await people.bind_identity(s, person.id, channel, str(first + i))
             ids.append(person.id)
     return ids
 
 
-async def broadcasts(engine: App) -> Sequence[Any]:
-    return await rows(engine, "broadcasts")
+async def broadcasts(app: App) -> Sequence[Any]:
+    return await rows(app, "broadcasts")
 
 
-async def copies(engine: App) -> int:
-    return await count(engine, "outbox", kind="broadcast")
+async def copies(app: App) -> int:
+    return await count(app, "outbox", kind="broadcast")
 
 
-def tracker_of(engine: App) -> BroadcastTracker:
-    tracker = engine.scheduler.worker("broadcasts")
+def tracker_of(app: App) -> BroadcastTracker:
+    tracker = app.scheduler.worker("broadcasts")
     assert isinstance(tracker, BroadcastTracker)
     return tracker
 
 
-def simulator_sender(engine: App) -> Sender:
+def simulator_sender(app: App) -> Sender:
     """The app's own simulator sender (what shows a message on a phone)."""
-    return delivery_of(engine).senders["web"]
+    return delivery_of(app).senders["web"]
 
 
-async def settle(engine: App) -> None:
+async def settle(app: App) -> None:
     """Run the tracker and the outbox until neither has anything left to do right now."""
-    await engine.settle(("delivery", "broadcasts"))
+    await app.settle(("delivery", "broadcasts"))
 
 
-async def set_role(engine: App, key: str, role: str) -> None:
+async def set_role(app: App, key: str, role: str) -> None:
     """Change a configured person's role behind the bot's back."""
-    async with engine.database.read() as s:
-        person = await people.person_by_key(s, engine.directory.commune_id, key)
+    async with app.database.read() as s:
+        person = await people.person_by_key(s, app.directory.commune_id, key)
     assert person is not None
-    assert await change(engine, "people", {"role": role}, id=person.id) == 1
+    assert await change(app, "people", {"role": role}, id=person.id) == 1
 
 
-async def officer_sends(engine: App, text: str = WARNING) -> None:
+async def officer_sends(app: App, text: str = WARNING) -> None:
     """The officer sends a broadcast in the simulator, without anything being delivered."""
     for n, inp in enumerate((Input("command", command="broadcast", args=text),
                              Input("choice", choice="broadcast:send"))):
-        await engine.conversations.handle(InboundEvent("web", "officer", inp, key=f"o{n}"))
+        await app.conversations.handle(InboundEvent("web", "officer", inp, key=f"o{n}"))
 
 
 def numbers(text: str) -> tuple[int, int]:
@@ -102,10 +102,10 @@ def numbers(text: str) -> tuple[int, int]:
 
 async def test_officer_broadcasts_through_the_simulator(sim: Simulator,
                                                        clock: FakeClock) -> None:
-    engine = sim.app
+    app = sim.app
     # Beside the demo collaborator (a simulator phone): two more with phones, one with none.
-    await add_collaborators(engine, 2, "web", first=900)
-    await add_collaborators(engine, 1, None, first=950)
+    await add_collaborators(app, 2, "web", first=900)
+    await add_collaborators(app, 1, None, first=950)
     officer = sim["officer"]
     await officer.text("/broadcast")
     prompt = await officer.last()
@@ -121,10 +121,10 @@ async def test_officer_broadcasts_through_the_simulator(sim: Simulator,
     assert confirm["ids"] == ["broadcast.confirm"]
     assert WARNING in confirm["text"] and "4 cộng tác viên" in confirm["text"]
     assert choice_ids(confirm) == ["broadcast:send", "back", "cancel"]
-    assert await broadcasts(engine) == []
+    assert await broadcasts(app) == []
 
     await officer.tap("broadcast:send")
-    await settle(engine)
+    await settle(app)
     for key in ("collaborator", "900", "901"):
         got = [m for m in await sim[key].inbox(all_=True) if "broadcast.message" in m["ids"]]
         assert len(got) == 1, key
@@ -139,11 +139,11 @@ async def test_officer_broadcasts_through_the_simulator(sim: Simulator,
     assert numbers(progress[0]["text"]) == (4, 4)
     summary = progress[1]["text"]
     assert "Đã nhận: 3" in summary and "Không gửi được: 1" in summary
-    [done] = await broadcasts(engine)
+    [done] = await broadcasts(app)
     assert done.finished_at is not None and done.total == 4
     # Sweeping again changes nothing: no second summary, no more edits.
     clock.advance(timedelta(minutes=5))
-    await settle(engine)
+    await settle(app)
     assert await officer.inbox(all_=True) == log
     assert len([m for m in await sim["collaborator"].inbox(all_=True)
                 if "broadcast.message" in m["ids"]]) == 1
@@ -251,15 +251,15 @@ class SlowEdits:
 
 
 async def test_a_waiting_edit_takes_the_newest_count_and_none_overtakes_it(
-        engine: App, clock: FakeClock) -> None:
-    await add_collaborators(engine, 9, "web", first=900)
-    slow = SlowEdits(simulator_sender(engine))
+        app: App, clock: FakeClock) -> None:
+    await add_collaborators(app, 9, "web", first=900)
+    slow = SlowEdits(simulator_sender(app))
     # Two rows per sweep, so the count grows step by step.
-    worker = DeliveryWorker(engine.database, clock, {"web": slow}, batch=2)
-    await officer_sends(engine)
-    [sent] = await broadcasts(engine)
+    worker = DeliveryWorker(app.database, clock, {"web": slow}, batch=2)
+    await officer_sends(app)
+    [sent] = await broadcasts(app)
     assert sent.total == 10
-    tracker = tracker_of(engine)
+    tracker = tracker_of(app)
 
     slow.failing = True
     for _ in range(4):
@@ -268,10 +268,10 @@ async def test_a_waiting_edit_takes_the_newest_count_and_none_overtakes_it(
         await worker.deliver_due()
     clock.advance(EDIT_EVERY)
     await tracker.run_due(clock.now())
-    edits = await rows(engine, "outbox", kind="edit")
+    edits = await rows(app, "outbox", kind="edit")
     # One edit waits (it keeps failing); newer counts went into it, not into new rows.
     assert len(edits) == 1 and edits[0].status == "pending"
-    async with engine.database.read() as s:
+    async with app.database.read() as s:
         counts = await outbox.broadcast_counts(s, sent.id)
     assert edits[0].payload["reply"]["texts"][0]["params"]["done"] == 10 - counts["pending"]
     slow.failing = False
@@ -282,7 +282,7 @@ async def test_a_waiting_edit_takes_the_newest_count_and_none_overtakes_it(
     shown = [done for _, done in slow.edits]
     assert len(shown) >= 2 and shown == sorted(set(shown)) and shown[-1] == 10
     assert slow.edits[-1][0] == "broadcast.progress_done"
-    [done] = await broadcasts(engine)
+    [done] = await broadcasts(app)
     assert done.finished_at is not None
 
 
@@ -293,10 +293,10 @@ FIRST_CHAT = 700_000
 
 
 class Bulk:
-    def __init__(self, fake: FakeTelegram, engine: App, poller: TelegramPoller,
+    def __init__(self, fake: FakeTelegram, app: App, poller: TelegramPoller,
                  clock: FakeClock) -> None:
-        self.fake, self.engine, self.poller, self.clock = fake, engine, poller, clock
-        self.delivery = delivery_of(engine)
+        self.fake, self.app, self.poller, self.clock = fake, app, poller, clock
+        self.delivery = delivery_of(app)
 
     async def pump(self) -> None:
         self.clock.advance(timedelta(seconds=2))
@@ -315,18 +315,18 @@ async def bulk(db_url: str, clock: FakeClock) -> AsyncIterator[Bulk]:
         # The fake's own 429s (30 a second, its clock tied to ours) pace the sends, so
         # moving the clock replaces waiting; PTB's AIORateLimiter would wait in real time.
         async with telegram_app(db_url, clock, fake, demo_commune_with({"officer": OFFICER}),
-                                simulator=True, rate_limit=False) as (engine, plugin):
+                                simulator=True, rate_limit=False) as (app, plugin):
             assert plugin.poller is not None
-            yield Bulk(fake, engine, plugin.poller, clock)
+            yield Bulk(fake, app, plugin.poller, clock)
     finally:
         await fake.stop()
 
 
 async def test_broadcast_to_500_collaborators_rate_limited_failing_and_blocked(
         bulk: Bulk) -> None:
-    fake, engine = bulk.fake, bulk.engine
-    await add_collaborators(engine, 500, "telegram", first=FIRST_CHAT, english_every=5)
-    await add_collaborators(engine, 2, None, first=2000)  # no channel at all
+    fake, app = bulk.fake, bulk.app
+    await add_collaborators(app, 500, "telegram", first=FIRST_CHAT, english_every=5)
+    await add_collaborators(app, 2, None, first=2000)  # no channel at all
     chats = range(FIRST_CHAT, FIRST_CHAT + 500)
     for chat in chats:
         fake.add_user(chat)
@@ -345,7 +345,7 @@ async def test_broadcast_to_500_collaborators_rate_limited_failing_and_blocked(
     while fake.updates and await bulk.poller.poll_once():
         pass
 
-    tracker = tracker_of(engine)
+    tracker = tracker_of(app)
     progress: Sent | None = None
     for _ in range(200):
         bulk.clock.advance(timedelta(seconds=1.5))
@@ -354,11 +354,11 @@ async def test_broadcast_to_500_collaborators_rate_limited_failing_and_blocked(
         await tracker.run_due(bulk.clock.now())
         if progress is None:
             progress = next((m for m in fake.inbox(OFFICER) if COUNT.search(m.text)), None)
-        if (await broadcasts(engine))[0].finished_at is not None:
+        if (await broadcasts(app))[0].finished_at is not None:
             break
     while await bulk.delivery.deliver_due():
         pass
-    [sent] = await broadcasts(engine)
+    [sent] = await broadcasts(app)
     assert sent.finished_at is not None and sent.total == 503
     assert not fake.fail_next, "every fault was served"
     assert fake.rejected_429 > 0, "the rate limit was hit"
@@ -377,7 +377,7 @@ async def test_broadcast_to_500_collaborators_rate_limited_failing_and_blocked(
     assert counts[0][0] < counts[-1][0] == 503 and {t for _, t in counts} == {503}
     summary = fake.inbox(OFFICER)[-1].text
     assert "Đã nhận: 476" in summary and "Không gửi được: 27" in summary
-    async with engine.database.read() as s:
+    async with app.database.read() as s:
         ident = await people.identity(s, "telegram", str(min(blocked)))
         failed = await outbox.broadcast_counts(s, sent.id)
     assert ident is not None and ident.unreachable_at is not None
@@ -387,16 +387,16 @@ async def test_broadcast_to_500_collaborators_rate_limited_failing_and_blocked(
 # ---- two trackers on one database -----------------------------------------------------------
 
 
-async def test_two_trackers_never_both_edit_or_summarise(engine: App, db_url: str,
+async def test_two_trackers_never_both_edit_or_summarise(app: App, db_url: str,
                                                          clock: FakeClock) -> None:
-    await add_collaborators(engine, 29, "web", first=900)
-    await officer_sends(engine)
+    await add_collaborators(app, 29, "web", first=900)
+    await officer_sends(app)
     # A second process: its own connection pool and its own tracker.
     other_db = Database(make_engine(db_url))
     try:
-        first = BroadcastTracker(engine.database, engine.outbox, owner="one")
-        second = BroadcastTracker(other_db, engine.outbox, owner="two")
-        worker = DeliveryWorker(engine.database, clock, {"web": simulator_sender(engine)},
+        first = BroadcastTracker(app.database, app.outbox, owner="one")
+        second = BroadcastTracker(other_db, app.outbox, owner="two")
+        worker = DeliveryWorker(app.database, clock, {"web": simulator_sender(app)},
                                 batch=4)
         per_round: list[int] = []
         for _ in range(30):
@@ -406,19 +406,19 @@ async def test_two_trackers_never_both_edit_or_summarise(engine: App, db_url: st
             results = await asyncio.gather(first.run_due(now), second.run_due(now),
                                            first.run_due(now), second.run_due(now))
             per_round.append(sum(results))
-            if (await broadcasts(engine))[0].finished_at is not None:
+            if (await broadcasts(app))[0].finished_at is not None:
                 break
         while await worker.deliver_due():
             pass
     finally:
         await other_db.close()
-    [sent] = await broadcasts(engine)
+    [sent] = await broadcasts(app)
     assert sent.finished_at is not None
     # Within one sweep at one instant, one tracker at most did anything with it.
     assert max(per_round) == 1 and sum(per_round) >= 3
-    everything = await rows(engine, "outbox")
-    async with engine.database.read() as s:
-        officer = await people.person_by_key(s, engine.directory.commune_id, "officer")
+    everything = await rows(app, "outbox")
+    async with app.database.read() as s:
+        officer = await people.person_by_key(s, app.directory.commune_id, "officer")
     assert officer is not None
     mine = [r for r in everything if r.person_id == officer.id]
     summaries = [r for r in mine if r.payload["reply"]["texts"][0]["id"] == "broadcast.summary"]
@@ -430,20 +430,20 @@ async def test_two_trackers_never_both_edit_or_summarise(engine: App, db_url: st
 
 
 async def test_a_leased_broadcast_is_left_alone_until_the_lease_runs_out(
-        engine: App, clock: FakeClock) -> None:
-    await officer_sends(engine)
-    while await delivery_of(engine).deliver_due():
+        app: App, clock: FakeClock) -> None:
+    await officer_sends(app)
+    while await delivery_of(app).deliver_due():
         pass
-    [sent] = await broadcasts(engine)
+    [sent] = await broadcasts(app)
     # Another process claimed it and then died.
-    assert await write(engine, broadcast_rows.claim, [sent.id], "dead", clock.now(),
+    assert await write(app, broadcast_rows.claim, [sent.id], "dead", clock.now(),
                        timedelta(seconds=60)) == [sent.id]
-    tracker = tracker_of(engine)
+    tracker = tracker_of(app)
     assert await tracker.run_due(clock.now()) == 0
-    assert (await broadcasts(engine))[0].finished_at is None
+    assert (await broadcasts(app))[0].finished_at is None
     clock.advance(timedelta(seconds=61))
     assert await tracker.run_due(clock.now()) == 1
-    assert (await broadcasts(engine))[0].finished_at is not None
+    assert (await broadcasts(app))[0].finished_at is not None
 
 
 def _ids(rows: list[dict[str, Any]]) -> list[list[str]]:

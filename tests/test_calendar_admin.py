@@ -240,5 +240,5 @@ async def test_a_change_wakes_the_running_scheduler(sim: Simulator) -> None:
     assert got[0]["text"] == "📅 Nhắc việc: Họp giao ban quý IV\nHôm nay, 23/11/2026."
 
 
-async def chat_events(engine: App) -> list[str]:
-    return [r.key for r in await rows(engine, "calendar_events", origin="chat")]
+async def chat_events(app: App) -> list[str]:
+    return [r.key for r in await rows(app, "calendar_events", origin="chat")]

@@ -105,15 +105,15 @@ async def test_standard_case_deadline_counts_working_hours(sim: Simulator) -> No
     assert ack.due_at == datetime(2026, 11, 30, 8, 30, tzinfo=LOCAL_TZ)
 
 
-async def test_background_sweeper_wakes_when_time_moves(engine: App) -> None:
+async def test_background_sweeper_wakes_when_time_moves(app: App) -> None:
     """No explicit sweep: the running workers notice the clock and fire the due timer."""
-    await engine.start()
+    await app.start()
     for n, (kind, value) in enumerate(EMERGENCY_REPORT):
         inp = Input("text", text=value) if kind == "text" else Input("choice", choice=value)
-        await engine.conversations.handle(InboundEvent("web", "citizen", inp, key=f"bg{n}"))
-    engine.clock.advance(timedelta(minutes=16))  # type: ignore[attr-defined]
+        await app.conversations.handle(InboundEvent("web", "citizen", inp, key=f"bg{n}"))
+    app.clock.advance(timedelta(minutes=16))  # type: ignore[attr-defined]
     for _ in range(200):
-        pending = await count(engine, "outbox", kind="escalation", status="sent")
+        pending = await count(app, "outbox", kind="escalation", status="sent")
         if pending == 3:
             break
         await asyncio.sleep(0.02)
@@ -123,17 +123,17 @@ async def test_background_sweeper_wakes_when_time_moves(engine: App) -> None:
 async def give_officer_telegram(sim: Simulator, *, prefers: str | None,
                                 web_unreachable: bool = False) -> None:
     """The officer also has a Telegram account, which this deployment does not run (the
-    engine delivers on the simulator only), and has just written there."""
-    engine = sim.app
-    async with engine.database.transaction() as s:
-        officer = await people.person_by_key(s, engine.directory.commune_id, "officer")
+    app delivers on the simulator only), and has just written there."""
+    app = sim.app
+    async with app.database.transaction() as s:
+        officer = await people.person_by_key(s, app.directory.commune_id, "officer")
         assert officer is not None
         await people.bind_identity(s, officer.id, "telegram", "5005")
         if web_unreachable:
-            await people.mark_unreachable(s, "web", "officer", engine.clock.now())
-    await change(engine, "people", {"preferred_channel": prefers}, id=officer.id)
-    await change(engine, "identities", {"last_seen_at": None}, person_id=officer.id)
-    await change(engine, "identities", {"last_seen_at": engine.clock.now()},
+            await people.mark_unreachable(s, "web", "officer", app.clock.now())
+    await change(app, "people", {"preferred_channel": prefers}, id=officer.id)
+    await change(app, "identities", {"last_seen_at": None}, person_id=officer.id)
+    await change(app, "identities", {"last_seen_at": app.clock.now()},
                  person_id=officer.id, channel="telegram")
 
 

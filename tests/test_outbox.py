@@ -41,10 +41,10 @@ class FlakyChannel:
         return str(delivery.outbox_id)
 
 
-async def report(engine: App, sender: str = "citizen") -> None:
+async def report(app: App, sender: str = "citizen") -> None:
     for n, (kind, value) in enumerate(EMERGENCY_REPORT):
         inp = Input("text", text=value) if kind == "text" else Input("choice", choice=value)
-        await engine.conversations.handle(InboundEvent("web", sender, inp, key=f"{sender}:{n}"))
+        await app.conversations.handle(InboundEvent("web", sender, inp, key=f"{sender}:{n}"))
 
 
 async def make_app(db_url: str, clock: FakeClock, channel: ChannelPlugin) -> App:
@@ -57,22 +57,22 @@ def delivery(app: App) -> DeliveryWorker:
     return worker
 
 
-async def test_crash_before_commit_sends_nothing_and_loses_nothing(engine: App) -> None:
+async def test_crash_before_commit_sends_nothing_and_loses_nothing(app: App) -> None:
     for n, (kind, value) in enumerate(EMERGENCY_REPORT[:-1]):
         inp = Input("text", text=value) if kind == "text" else Input("choice", choice=value)
-        await engine.conversations.handle(InboundEvent("web", "citizen", inp, key=f"c:{n}"))
-    before = await count(engine, "outbox")
+        await app.conversations.handle(InboundEvent("web", "citizen", inp, key=f"c:{n}"))
+    before = await count(app, "outbox")
 
-    with power_cut_at_commit(engine), pytest.raises(RuntimeError):
-        await engine.conversations.handle(
+    with power_cut_at_commit(app), pytest.raises(RuntimeError):
+        await app.conversations.handle(
             InboundEvent("web", "citizen", Input("choice", choice="confirm"), key="c:last"))
-    assert await count(engine, "cases") == 0
-    assert await count(engine, "outbox") == before
+    assert await count(app, "cases") == 0
+    assert await count(app, "outbox") == before
     # The channel redelivers the same update: it is processed now, once.
-    assert await engine.conversations.handle(
+    assert await app.conversations.handle(
         InboundEvent("web", "citizen", Input("choice", choice="confirm"), key="c:last"))
-    assert await count(engine, "cases") == 1
-    assert await count(engine, "outbox", kind="alert") == 2
+    assert await count(app, "cases") == 1
+    assert await count(app, "outbox", kind="alert") == 2
 
 
 async def test_alerts_committed_before_a_crash_are_delivered_after_restart(

@@ -87,19 +87,19 @@ def expected_2026() -> dict[str, tuple[datetime, frozenset[str], str | None]]:
     return table
 
 
-def rem(engine: App) -> CalendarReminders:
-    assert engine.reminders is not None
-    return engine.reminders
+def rem(app: App) -> CalendarReminders:
+    assert app.reminders is not None
+    return app.reminders
 
 
-def calendar_worker(engine: App) -> CalendarWorker:
-    worker = engine.scheduler.worker("calendar")
+def calendar_worker(app: App) -> CalendarWorker:
+    worker = app.scheduler.worker("calendar")
     assert isinstance(worker, CalendarWorker)
     return worker
 
 
-def delivery_worker(engine: App) -> DeliveryWorker:
-    worker = engine.scheduler.worker("delivery")
+def delivery_worker(app: App) -> DeliveryWorker:
+    worker = app.scheduler.worker("delivery")
     assert isinstance(worker, DeliveryWorker)
     return worker
 
@@ -114,11 +114,11 @@ class Sent:
     files: dict[str, list[str]]  # person key -> names of the files that followed it
 
 
-async def sent_reminders(engine: App) -> dict[str, Sent]:
+async def sent_reminders(app: App) -> dict[str, Sent]:
     """Calendar outbox rows grouped by reminder key (read back from their dedupe keys)."""
     found: dict[str, Sent] = {}
-    keys = {person.id: person.key for person in await rows(engine, "people")}
-    for row in await rows(engine, "outbox", kind="calendar"):
+    keys = {person.id: person.key for person in await rows(app, "people")}
+    for row in await rows(app, "outbox", kind="calendar"):
         person_key = keys[row.person_id]
         assert row.dedupe_key is not None
         _, _, event, day, before, _pid, *extra = row.dedupe_key.split(":")
@@ -136,29 +136,29 @@ async def sent_reminders(engine: App) -> dict[str, Sent]:
     return found
 
 
-async def deliver(engine: App) -> None:
-    while await delivery_worker(engine).deliver_due():
+async def deliver(app: App) -> None:
+    while await delivery_worker(app).deliver_due():
         pass
 
 
-async def drive(engine: App, clock: FakeClock, until: datetime,
+async def drive(app: App, clock: FakeClock, until: datetime,
                 offsets: tuple[timedelta, ...] = (timedelta(0), timedelta(minutes=1),
                                                   timedelta(minutes=25))) -> int:
     """Move the clock to each next due time (exactly, or a little past it) and send; a
     minute before each due time nothing may go out. Returns the number of steps."""
     steps = 0
     while True:
-        upcoming = await rem(engine).next_due(clock.now())
+        upcoming = await rem(app).next_due(clock.now())
         if upcoming is None or upcoming >= until:
             break
         clock.set(upcoming - timedelta(minutes=1))
-        assert await rem(engine).send_due(clock.now()) == 0
+        assert await rem(app).send_due(clock.now()) == 0
         clock.set(upcoming + offsets[steps % len(offsets)])
-        assert await rem(engine).send_due(clock.now()) >= 1
-        await deliver(engine)
+        assert await rem(app).send_due(clock.now()) >= 1
+        await deliver(app)
         steps += 1
     clock.set(until)
-    assert await rem(engine).send_due(clock.now()) == 0
+    assert await rem(app).send_due(clock.now()) == 0
     return steps
 
 
@@ -191,20 +191,20 @@ def check_against_table(sent: dict[str, Sent], expected: dict[str, Any]) -> None
                 assert f"safechild-vinh-thuy-{period}.xlsx" in names, (key, names)
 
 
-async def test_a_simulated_year_sends_every_default_reminder_once(engine: App,
+async def test_a_simulated_year_sends_every_default_reminder_once(app: App,
                                                                   clock: FakeClock) -> None:
     expected = expected_2026()
     assert len(expected) == 52
-    steps = await drive(engine, clock, YEAR_END)
-    sent = await sent_reminders(engine)
+    steps = await drive(app, clock, YEAR_END)
+    sent = await sent_reminders(app)
     assert set(sent) == set(expected), set(sent) ^ set(expected)
     check_against_table(sent, expected)
     assert steps <= len(expected)
-    recorded = await read(engine, calendar.reminders_of, engine.directory.commune_id)
+    recorded = await read(app, calendar.reminders_of, app.directory.commune_id)
     statuses = Counter(r.status for r in recorded)
-    unsent = await count(engine, "outbox") - await count(engine, "outbox", status="sent")
+    unsent = await count(app, "outbox") - await count(app, "outbox", status="sent")
     # Delivered for real: the simulator's officer phone shows every reminder it got.
-    shown = await count(engine, "sim_messages", address="officer", direction="out")
+    shown = await count(app, "sim_messages", address="officer", direction="out")
     assert statuses == {"sent": 52}
     assert unsent == 0
     officer_rows = sum(1 for got in sent.values() if "officer" in got.people) + sum(
@@ -213,10 +213,10 @@ async def test_a_simulated_year_sends_every_default_reminder_once(engine: App,
     assert shown == officer_rows
 
 
-async def test_mid_autumn_lands_on_the_published_dates(engine: App) -> None:
-    async with engine.database.read() as s:
+async def test_mid_autumn_lands_on_the_published_dates(app: App) -> None:
+    async with app.database.read() as s:
         events = {e.event.key: e.event for e in
-                  await rem(engine).stored_events(s)}
+                  await rem(app).stored_events(s)}
     days = occurrences(events["mid_autumn"].rule, date(2025, 1, 1), date(2027, 12, 31))
     # Published Vietnamese calendars (lịch vạn niên) ...
     assert days == [date(2025, 10, 6), date(2026, 9, 25), date(2027, 9, 15)]
@@ -287,24 +287,24 @@ async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) 
 
 async def test_the_scheduler_sends_when_the_clock_moves(db_url: str) -> None:
     clock = FakeClock(datetime(2026, 3, 12, 12, 0, tzinfo=LOCAL_TZ))
-    engine = await new_engine(db_url, clock)
+    app = await new_engine(db_url, clock)
     try:
-        await engine.start()
-        worker = calendar_worker(engine)
+        await app.start()
+        worker = calendar_worker(app)
         await eventually(lambda: worker.looks >= 1)
-        assert await officer_messages(engine) == []
+        assert await officer_messages(app) == []
         # The Q1 report's 7-day reminder is due 13 March 08:00; nobody calls send_due.
         clock.set(datetime(2026, 3, 13, 8, 0, tzinfo=LOCAL_TZ))
 
         async def arrived() -> bool:
-            return len(await officer_messages(engine)) >= 4
+            return len(await officer_messages(app)) >= 4
 
         await eventually(arrived)
-        shown = await officer_messages(engine)
+        shown = await officer_messages(app)
         assert shown[0]["ids"][0] == "calendar.reminder.days"
         assert [m["media"]["kind"] for m in shown[1:] if m["media"]] == ["document", "photo"]
     finally:
-        await engine.close()
+        await app.close()
 
 
 class ShiftedClock:
@@ -320,22 +320,22 @@ class ShiftedClock:
 async def test_the_scheduler_wakes_at_the_due_time_by_itself(db_url: str) -> None:
     due = datetime(2026, 3, 13, 8, 0, tzinfo=LOCAL_TZ)
     clock = ShiftedClock(due - datetime.now(UTC) - timedelta(seconds=1))
-    engine = await new_engine(db_url, clock)
+    app = await new_engine(db_url, clock)
     try:
-        await engine.start()
+        await app.start()
 
         async def arrived() -> bool:
-            return bool(await officer_messages(engine))
+            return bool(await officer_messages(app))
 
         assert not await arrived()
         await eventually(arrived)
         assert clock.now() >= due
     finally:
-        await engine.close()
+        await app.close()
 
 
-async def officer_messages(engine: App) -> list[dict[str, Any]]:
-    return [r.payload for r in await rows(engine, "sim_messages", address="officer",
+async def officer_messages(app: App) -> list[dict[str, Any]]:
+    return [r.payload for r in await rows(app, "sim_messages", address="officer",
                                           direction="out")]
 
 
@@ -349,11 +349,11 @@ async def test_report_numbers_go_to_officers_only(db_url: str) -> None:
     raw = demo_raw()
     raw["calendar"] = {"event": [{"key": "report_h1", "roles": ["officer", "collaborator"]}]}
     clock = FakeClock(datetime(2026, 6, 15, 8, 0, tzinfo=LOCAL_TZ))
-    engine = await new_engine(db_url, clock, parse_commune(raw))
+    app = await new_engine(db_url, clock, parse_commune(raw))
     try:
-        assert await rem(engine).send_due(clock.now()) == 1
-        await deliver(engine)
-        sent = await sent_reminders(engine)
+        assert await rem(app).send_due(clock.now()) == 1
+        await deliver(app)
+        sent = await sent_reminders(app)
         got = sent["report_h1:2026-06-15:0"]
         assert set(got.people) == BOTH
         assert set(got.files) == OFFICERS
@@ -363,10 +363,10 @@ async def test_report_numbers_go_to_officers_only(db_url: str) -> None:
             assert got.files[person] == ["safechild-vinh-thuy-2026-H1.xlsx",
                                          "safechild-vinh-thuy-2026-H1.png"]
         assert [t["id"] for t in got.texts["collaborator"]] == ["calendar.reminder.today"]
-        [row] = await rows(engine, "calendar_reminders")
+        [row] = await rows(app, "calendar_reminders")
         assert (row.status, row.recipients) == ("sent", 3)
     finally:
-        await engine.close()
+        await app.close()
 
 
 async def test_two_processes_send_a_reminder_once(db_url: str) -> None:
@@ -394,25 +394,25 @@ async def test_nothing_is_sent_to_citizens_the_group_or_the_unreachable(db_url: 
         "key": "everyone", "title": "Họp toàn xã", "rule": "yearly 06-01",
         "roles": ["collaborator", "officer", "police", "leader", "admin"]}]}
     clock = FakeClock(datetime(2026, 6, 1, 8, 0, tzinfo=LOCAL_TZ))
-    engine = await new_engine(db_url, clock, parse_commune(raw))
+    app = await new_engine(db_url, clock, parse_commune(raw))
     try:
-        async with engine.database.transaction() as s:
-            officer2 = await people.person_by_key(s, engine.directory.commune_id, "officer2")
+        async with app.database.transaction() as s:
+            officer2 = await people.person_by_key(s, app.directory.commune_id, "officer2")
             assert officer2 is not None
             for ident in await people.identities_of(s, officer2.id):
                 await people.mark_unreachable(s, ident.channel, ident.external_id,
                                               clock.now())
-        assert await rem(engine).send_due(clock.now()) == 1
-        sent = await sent_reminders(engine)
+        assert await rem(app).send_due(clock.now()) == 1
+        sent = await sent_reminders(app)
         got = sent["everyone:2026-06-01:0"]
         assert set(got.people) == {"collaborator", "officer", "police", "police_chief",
                                    "leader", "chairman", "province", "admin"}
         assert got.texts["admin"][0]["params"]["title"] == {
             "$text": {"id": "raw", "params": {"text": "Họp toàn xã"}}}
-        [row] = await rows(engine, "calendar_reminders")
+        [row] = await rows(app, "calendar_reminders")
         assert row.recipients == 8
     finally:
-        await engine.close()
+        await app.close()
 
 
 # --- the calendar in the config file and in the database ---------------------------------
@@ -472,16 +472,16 @@ def test_calendar_mistakes_name_the_event(calendar: dict[str, Any], message: str
 
 
 async def test_sync_keeps_chat_pauses_and_chat_events(db_url: str, clock: FakeClock) -> None:
-    engine = await new_engine(db_url, clock)
-    async with engine.database.transaction() as s:
-        row = await calendar.event_by_key(s, engine.directory.commune_id, "report_q1")
+    app = await new_engine(db_url, clock)
+    async with app.database.transaction() as s:
+        row = await calendar.event_by_key(s, app.directory.commune_id, "report_q1")
         assert row is not None and row.origin == "config" and not row.paused
-        await calendar.add_event(s, commune_id=engine.directory.commune_id,
+        await calendar.add_event(s, commune_id=app.directory.commune_id,
                                  key="chat_1", title="Họp", rule="monthly 15",
                                  roles="officer", days_before="0", at="08:00", covers=None,
                                  paused=False, origin="chat", updated_at=clock.now())
-    assert await change(engine, "calendar_events", {"paused": True}, id=row.id) == 1
-    await engine.close()
+    assert await change(app, "calendar_events", {"paused": True}, id=row.id) == 1
+    await app.close()
 
     # The file changes: the Q1 report moves, the meeting goes, an event comes.
     raw = demo_raw()
@@ -492,9 +492,9 @@ async def test_sync_keeps_chat_pauses_and_chat_events(db_url: str, clock: FakeCl
     cfg = parse_commune(raw)
     cfg = dataclasses.replace(cfg, calendar=tuple(
         e for e in cfg.calendar if e.key != "collaborators_meeting"))
-    engine = await new_engine(db_url, clock, cfg)
+    app = await new_engine(db_url, clock, cfg)
     try:
-        events = {r.key: r for r in await rows(engine, "calendar_events")}
+        events = {r.key: r for r in await rows(app, "calendar_events")}
         assert events["report_q1"].paused and events["report_q1"].rule == "yearly 03-25"
         assert "collaborators_meeting" not in events
         assert events["chat_1"].origin == "chat"
@@ -502,55 +502,55 @@ async def test_sync_keeps_chat_pauses_and_chat_events(db_url: str, clock: FakeCl
         assert len(events) == 12
         # A paused event is silent: 20 March 2026 passes without the Q1 report.
         clock.set(datetime(2026, 3, 25, 8, 0, tzinfo=LOCAL_TZ))
-        assert await rem(engine).send_due(clock.now()) == 1  # special list
-        assert "report_q1:2026-03-25:0" not in await sent_reminders(engine)
+        assert await rem(app).send_due(clock.now()) == 1  # special list
+        assert "report_q1:2026-03-25:0" not in await sent_reminders(app)
     finally:
-        await engine.close()
+        await app.close()
 
 
-async def test_only_the_latest_overdue_reminder_per_day_goes_out(engine: App,
+async def test_only_the_latest_overdue_reminder_per_day_goes_out(app: App,
                                                                  clock: FakeClock) -> None:
     # Never run before 19 March 10:00: the Q1 report's 7-day and 1-day reminders are both
     # overdue; only the 1-day one goes out.
     clock.set(datetime(2026, 3, 19, 10, 0, tzinfo=LOCAL_TZ))
-    assert await rem(engine).send_due(clock.now()) == 2  # + special list (18th)
-    sent = await sent_reminders(engine)
+    assert await rem(app).send_due(clock.now()) == 2  # + special list (18th)
+    sent = await sent_reminders(app)
     assert set(sent) == {"report_q1:2026-03-20:1", "special_circumstances_list:2026-03-25:7"}
     assert sent["report_q1:2026-03-20:1"].texts["officer"][0]["id"] == \
         "calendar.reminder.tomorrow"
     by_status: dict[str, set[str]] = defaultdict(set)
-    for r in await read(engine, calendar.reminders_of, engine.directory.commune_id):
+    for r in await read(app, calendar.reminders_of, app.directory.commune_id):
         by_status[r.status].add(r.key)
     assert by_status["superseded"] == {"report_q1:2026-03-20:7"}
     # Running again changes nothing.
-    assert await rem(engine).send_due(clock.now()) == 0
+    assert await rem(app).send_due(clock.now()) == 0
 
 
-async def test_failing_numbers_do_not_stop_the_reminder(engine: App, clock: FakeClock) -> None:
+async def test_failing_numbers_do_not_stop_the_reminder(app: App, clock: FakeClock) -> None:
     async def broken(s: Any, directory: Any, period: Any, language: str,
                      now: datetime) -> list[Any]:
         # Writes, then fails: the write must be undone, the reminder still sent.
         await simulator.add_inbound(s, "nobody", {}, now)
         raise RuntimeError("chart library broke")
 
-    rem(engine).period_report = broken
+    rem(app).period_report = broken
     clock.set(datetime(2026, 3, 20, 8, 0, tzinfo=LOCAL_TZ))
-    assert await rem(engine).send_due(clock.now()) == 2  # + the special list's 7-day one
-    sent = await sent_reminders(engine)
+    assert await rem(app).send_due(clock.now()) == 2  # + the special list's 7-day one
+    sent = await sent_reminders(app)
     got = sent["report_q1:2026-03-20:0"]
     assert set(got.people) == OFFICERS and got.files == {}
     assert [t["id"] for t in got.texts["officer"]] == ["calendar.reminder.today"]
-    assert await count(engine, "sim_messages", address="nobody") == 0
+    assert await count(app, "sim_messages", address="nobody") == 0
 
 
 async def test_stopping_the_calendar_lets_a_look_in_progress_finish(
-        engine: App, monkeypatch: pytest.MonkeyPatch) -> None:
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """Stopping must not cancel a look that is running (APScheduler did, at shutdown): a
     look cut off in the middle of a query would leave its connection broken (on SQLite,
     with the write lock taken)."""
-    assert engine.reminders is not None
-    reminders, scheduler = engine.reminders, engine.scheduler
-    assert calendar_worker(engine).reminders is reminders
+    assert app.reminders is not None
+    reminders, scheduler = app.reminders, app.scheduler
+    assert calendar_worker(app).reminders is reminders
     started, release = asyncio.Event(), asyncio.Event()
     finished: list[int] = []
     real = reminders.look
@@ -573,7 +573,7 @@ async def test_stopping_the_calendar_lets_a_look_in_progress_finish(
     assert finished == [1]
     # The database is free for the next transaction at once.
     async def next_transaction() -> int:
-        async with engine.database.transaction() as s:
+        async with app.database.transaction() as s:
             return await outbox.pending_count(s)
 
     await asyncio.wait_for(next_transaction(), 2)
@@ -581,10 +581,10 @@ async def test_stopping_the_calendar_lets_a_look_in_progress_finish(
 
 async def test_closing_the_engine_lets_each_worker_finish_its_sweep(
         db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = await new_engine(db_url, clock)
+    app = await new_engine(db_url, clock)
     started, release = asyncio.Event(), asyncio.Event()
     finished: list[int] = []
-    delivery = delivery_worker(engine)
+    delivery = delivery_worker(app)
     real = delivery.deliver_due
 
     async def slow() -> int:
@@ -595,9 +595,9 @@ async def test_closing_the_engine_lets_each_worker_finish_its_sweep(
         return 0
 
     monkeypatch.setattr(delivery, "deliver_due", slow)
-    await engine.start()
+    await app.start()
     await asyncio.wait_for(started.wait(), 5)
-    closing = asyncio.create_task(engine.close())
+    closing = asyncio.create_task(app.close())
     await asyncio.sleep(0.05)
     assert not closing.done()
     release.set()

@@ -22,10 +22,10 @@ from tests.support.reports import (
 from tests.support.simulator import Simulator
 
 
-async def test_statistics_of_a_quarter_from_the_database(engine: App) -> None:
-    await add_cases(engine)
-    async with engine.database.read() as s:
-        stats = await period_stats(s, engine.directory.commune_id, Q4)
+async def test_statistics_of_a_quarter_from_the_database(app: App) -> None:
+    await add_cases(app)
+    async with app.database.read() as s:
+        stats = await period_stats(s, app.directory.commune_id, Q4)
     assert stats.total == 6
     assert stats.by_form == EXPECTED_FORMS
     assert stats.by_sex == (("girl", 4), ("boy", 1), ("unknown", 1))
@@ -42,11 +42,11 @@ async def test_statistics_of_a_quarter_from_the_database(engine: App) -> None:
     assert stats.escalated == 3
 
 
-async def test_the_quarter_before_sees_only_its_own_case(engine: App) -> None:
-    await add_cases(engine)
-    async with engine.database.read() as s:
-        q3 = await period_stats(s, engine.directory.commune_id, Period("quarter", 2026, 3))
-        y2027 = await period_stats(s, engine.directory.commune_id, Period("year", 2027))
+async def test_the_quarter_before_sees_only_its_own_case(app: App) -> None:
+    await add_cases(app)
+    async with app.database.read() as s:
+        q3 = await period_stats(s, app.directory.commune_id, Period("quarter", 2026, 3))
+        y2027 = await period_stats(s, app.directory.commune_id, Period("year", 2027))
     assert (q3.total, q3.escalated, q3.ack_median_min) == (1, 1, 10.0)
     assert y2027.total == 1
 
@@ -57,26 +57,26 @@ def rendered(text: Text, language: str) -> str:
     return out
 
 
-async def stored(engine: App, reply: Reply) -> FileToSend:
+async def stored(app: App, reply: Reply) -> FileToSend:
     assert reply.media is not None and reply.media.channel == "stored"
-    async with engine.database.read() as s:
+    async with app.database.read() as s:
         row = await files.stored_file(s, int(reply.media.ref))
     assert row is not None and row.name == reply.media.name and len(row.token) >= 32
     return row
 
 
-async def test_period_report_replies_and_files(engine: App) -> None:
-    await add_cases(engine)
-    now = engine.clock.now()
-    async with engine.database.transaction() as s:
-        replies = await period_report(s, engine.directory, Q4, "vi", now)
+async def test_period_report_replies_and_files(app: App) -> None:
+    await add_cases(app)
+    now = app.clock.now()
+    async with app.database.transaction() as s:
+        replies = await period_report(s, app.directory, Q4, "vi", now)
     table, workbook, chart = replies
     assert table.media is None
     assert workbook.media is not None and workbook.media.kind == "document"
     assert workbook.media.name == "safechild-vinh-thuy-2026-Q4.xlsx"
     assert chart.media is not None and chart.media.kind == "photo"
-    check_workbook((await stored(engine, workbook)).content)
-    check_png((await stored(engine, chart)).content)
+    check_workbook((await stored(app, workbook)).content)
+    check_png((await stored(app, chart)).content)
 
     ids = [text.id for text in table.texts]
     # The quarter is not over on 23 November: the table says the figures are so far.
@@ -99,25 +99,25 @@ async def test_period_report_replies_and_files(engine: App) -> None:
             rendered(text, "en")
 
 
-async def test_english_report_formats_hours_the_english_way(engine: App) -> None:
-    await add_cases(engine)
-    async with engine.database.transaction() as s:
-        table, workbook, _ = await period_report(s, engine.directory, Q4, "en",
-                                                 engine.clock.now())
+async def test_english_report_formats_hours_the_english_way(app: App) -> None:
+    await add_cases(app)
+    async with app.database.transaction() as s:
+        table, workbook, _ = await period_report(s, app.directory, Q4, "en",
+                                                 app.clock.now())
     en = "\n\n".join(rendered(text, "en") for text in table.texts)
     assert "median 0.8, 9 in 10 within 2" in en
-    check_workbook((await stored(engine, workbook)).content, "en")
+    check_workbook((await stored(app, workbook)).content, "en")
 
 
-async def test_a_period_without_cases(engine: App) -> None:
-    async with engine.database.transaction() as s:
-        table, workbook, chart = await period_report(s, engine.directory,
+async def test_a_period_without_cases(app: App) -> None:
+    async with app.database.transaction() as s:
+        table, workbook, chart = await period_report(s, app.directory,
                                                      Period("month", 2025, 2), "vi",
-                                                     engine.clock.now())
+                                                     app.clock.now())
     assert [t.id for t in table.texts] == ["stats.chat.title", "stats.chat.no_cases"]
-    summary = workbook_values((await stored(engine, workbook)).content)["Tóm tắt"]
+    summary = workbook_values((await stored(app, workbook)).content)["Tóm tắt"]
     assert ("Tổng số vụ", 0) in summary
-    check_png((await stored(engine, chart)).content)
+    check_png((await stored(app, chart)).content)
 
 
 async def download(sim: Simulator, url: str) -> tuple[int, str, bytes]:

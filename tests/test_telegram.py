@@ -16,6 +16,7 @@ from bot.handlers.telegram import TelegramWebhook, webhook_secret
 from storage import cases, outbox, people
 from tests.support.database import count
 from tests.support.fake_telegram import TOKEN
+from tests.support.messages import shows
 from tests.support.telegram import (
     ADMIN,
     CHIEF,
@@ -71,7 +72,7 @@ async def test_story_over_telegram(world: TelegramWorld) -> None:
     # A citizen who forges an officer's button gets a polite refusal; nothing changes.
     w.fake.forge(CITIZEN, "case:ack:1", w.last(CITIZEN))
     await w.pump()
-    assert "chỉ dành cho" in w.last(CITIZEN).text
+    assert shows(w.last(CITIZEN).text, "case.not_allowed")
 
     await w.press(POLICE, "case:ack:1")
     assert "VT-2026-0001" in w.last(POLICE).text
@@ -181,10 +182,10 @@ async def test_forged_callback_changes_nothing(world: TelegramWorld) -> None:
     # A citizen forges an officer's button on a message of their own.
     w.fake.forge(CITIZEN, "case:close:1", w.last(CITIZEN))
     await w.pump()
-    assert "không còn dùng được" in w.last(CITIZEN).text
+    assert shows(w.last(CITIZEN).text, "error.stale_button")
     w.fake.forge(CITIZEN, "x" * 64, w.last(CITIZEN))
     await w.pump()
-    assert "không hiểu" in w.last(CITIZEN).text or "chọn" in w.last(CITIZEN).text
+    assert shows(w.last(CITIZEN).text, "error.not_understood")
     async with w.app.database.read() as s:
         assert await cases.case_by_id(s, 1) is None
 
@@ -241,7 +242,7 @@ async def test_invite_link_binds_a_collaborator_who_reports_with_village_prefill
         world: TelegramWorld) -> None:
     w = world
     await w.say(CITIZEN, "/invite collaborator Thôn Tây")
-    assert "chỉ" in w.last(CITIZEN).text.casefold()  # only an admin may invite
+    assert shows(w.last(CITIZEN).text, "invite.not_allowed")
     await w.say(ADMIN, "/invite collaborator Thôn Tây")
     text = w.last(ADMIN).text
     link = next(word for word in text.split() if word.startswith("https://t.me/"))
@@ -259,7 +260,7 @@ async def test_invite_link_binds_a_collaborator_who_reports_with_village_prefill
 
     # Single use: the same link does nothing for someone else.
     await w.say(LATECOMER, f"/start {code}")
-    assert "không dùng được" in w.fake.inbox(LATECOMER)[0].text
+    assert shows(w.fake.inbox(LATECOMER)[0].text, "invite.invalid")
 
     # The new collaborator reports: after the case types, the bot skips the village.
     for data in ("menu:report", "danger:no", "type:child_marriage", "types:done"):
@@ -315,7 +316,7 @@ async def test_alert_group_only_officers_and_police_may_take_a_case(
     sent_before = len(w.fake.sent)
     w.fake.press_in_group(NEWCOMER, "case:ack:1", GROUP)
     await w.pump()
-    assert "chỉ cán bộ" in w.fake.notices[-1]
+    assert shows(w.fake.notices[-1], "group.not_allowed")
     assert len(w.fake.sent) == sent_before and w.fake.inbox(NEWCOMER) == []
     async with w.app.database.read() as s:
         case = await cases.case_by_id(s, 1)
@@ -342,7 +343,7 @@ async def test_alert_group_only_officers_and_police_may_take_a_case(
     # A late press in the group by another officer: told it is taken, nothing changes.
     w.fake.forge(OFFICER, "case:ack:1", group_alert)
     await w.pump()
-    assert "đã có người nhận" in w.fake.notices[-1]
+    assert shows(w.fake.notices[-1], "group.already_taken", code="VT-2026-0001")
 
 
 async def test_group_messages_respect_twenty_a_minute(world: TelegramWorld,

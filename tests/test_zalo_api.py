@@ -27,10 +27,10 @@ USER = "8812000000000000001"
 
 
 @pytest.fixture
-async def api(engine: App, fake: FakeZalo, clock: FakeClock) -> AsyncIterator[ZaloApi]:
+async def api(app: App, fake: FakeZalo, clock: FakeClock) -> AsyncIterator[ZaloApi]:
     _, refresh = fake.authorise()
     settings = settings_for(fake, refresh, timeout=2.0)
-    client = ZaloApi(settings, ZaloTokenRows(engine.database, settings.oa_id), clock)
+    client = ZaloApi(settings, ZaloTokenRows(app.database, settings.oa_id), clock)
     yield client
     await client.close()
 

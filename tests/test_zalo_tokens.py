@@ -57,8 +57,8 @@ ADMIN_TELEGRAM = "5550001"
 class Apis:
     """ZaloApi clients made by a test ("processes"), closed at the end."""
 
-    def __init__(self, engine: App, fake: FakeZalo, clock: FakeClock) -> None:
-        self.engine, self.fake, self.clock = engine, fake, clock
+    def __init__(self, app: App, fake: FakeZalo, clock: FakeClock) -> None:
+        self.app, self.fake, self.clock = app, fake, clock
         self.made: list[ZaloApi] = []
 
     def make(self, refresh_token: str, database: Database | None = None,
@@ -69,16 +69,16 @@ class Apis:
         # Room for a loaded CI machine; a request the fake leaves hanging costs this much.
         fields = {**settings.__dict__, "timeout": 2.0, **changes}
         settings = ZaloSettings(**fields)
-        database = database or self.engine.database
+        database = database or self.app.database
         api = ZaloApi(settings, ZaloTokenRows(database, settings.oa_id), self.clock,
-                      alert_admins=token_lost_alerts(self.engine, database, on_queued))
+                      alert_admins=token_lost_alerts(self.app, database, on_queued))
         self.made.append(api)
         return api
 
 
 @pytest.fixture
-async def apis(engine: App, fake: FakeZalo, clock: FakeClock) -> AsyncIterator[Apis]:
-    made = Apis(engine, fake, clock)
+async def apis(app: App, fake: FakeZalo, clock: FakeClock) -> AsyncIterator[Apis]:
+    made = Apis(app, fake, clock)
     yield made
     for api in made.made:
         await api.close()
@@ -109,23 +109,23 @@ async def other_process_database(db_url: str) -> Database:
     return await Database.open(db_url)
 
 
-async def give_admin_telegram_and_zalo(engine: App) -> None:
+async def give_admin_telegram_and_zalo(app: App) -> None:
     """The admin uses Zalo most (last seen there), and Telegram too, which this deployment
     runs."""
-    admin = await read(engine, people.person_by_key, engine.directory.commune_id, "admin")
+    admin = await read(app, people.person_by_key, app.directory.commune_id, "admin")
     assert admin is not None
-    await write(engine, people.bind_identity, admin.id, "telegram", ADMIN_TELEGRAM)
-    await write(engine, people.bind_identity, admin.id, "zalo", "7700000000000000009")
-    await change(engine, "identities", {"last_seen_at": engine.clock.now()},
+    await write(app, people.bind_identity, admin.id, "telegram", ADMIN_TELEGRAM)
+    await write(app, people.bind_identity, admin.id, "zalo", "7700000000000000009")
+    await change(app, "identities", {"last_seen_at": app.clock.now()},
                  person_id=admin.id, channel="zalo")
 
 
 async def test_a_refresh_stores_the_new_pair_and_marks_the_old_used(
-        apis: Apis, fake: FakeZalo, engine: App, clock: FakeClock) -> None:
+        apis: Apis, fake: FakeZalo, app: App, clock: FakeClock) -> None:
     _, first_refresh = fake.authorise()
     api = apis.make(first_refresh)
     await api.send_text(USER, "Xin chào")
-    seeded, active = await token_rows(engine)
+    seeded, active = await token_rows(app)
     assert (seeded.status, seeded.refresh_token, seeded.used_at) == ("used", first_refresh,
                                                                      clock.now())
     assert seeded.lease_owner is None
@@ -139,7 +139,7 @@ async def test_a_refresh_stores_the_new_pair_and_marks_the_old_used(
 
 @pytest.mark.parametrize("expiry", ["on_our_clock", "early_at_zalo"])
 async def test_expiry_mid_conversation_refreshes_once(apis: Apis, fake: FakeZalo,
-                                                      engine: App, clock: FakeClock,
+                                                      app: App, clock: FakeClock,
                                                       expiry: str) -> None:
     _, refresh = fake.authorise()
     api = apis.make(refresh)
@@ -158,11 +158,11 @@ async def test_expiry_mid_conversation_refreshes_once(apis: Apis, fake: FakeZalo
         assert refused == 0  # refreshed before sending
     else:
         assert 1 <= refused <= 3
-    assert [r.status for r in await token_rows(engine)] == ["used", "used", "active"]
+    assert [r.status for r in await token_rows(app)] == ["used", "used", "active"]
 
 
 async def test_two_processes_needing_a_refresh_spend_the_refresh_token_once(
-        apis: Apis, fake: FakeZalo, engine: App, clock: FakeClock, db_url: str) -> None:
+        apis: Apis, fake: FakeZalo, app: App, clock: FakeClock, db_url: str) -> None:
     _, refresh = fake.authorise()
     other_db = await other_process_database(db_url)
     try:
@@ -181,11 +181,11 @@ async def test_two_processes_needing_a_refresh_spend_the_refresh_token_once(
     assert fake.refresh_outcomes() == ["ok", "ok"]
     assert first.tokens.refreshes + second.tokens.refreshes == 2
     assert len(fake.sent) == 8
-    assert [r.status for r in await token_rows(engine)] == ["used", "used", "active"]
+    assert [r.status for r in await token_rows(app)] == ["used", "used", "active"]
 
 
 async def test_seeding_from_the_environment_happens_once(apis: Apis, fake: FakeZalo,
-                                                         engine: App, db_url: str) -> None:
+                                                         app: App, db_url: str) -> None:
     _, refresh = fake.authorise()
     other_db = await other_process_database(db_url)
     try:
@@ -201,7 +201,7 @@ async def test_seeding_from_the_environment_happens_once(apis: Apis, fake: FakeZ
     restarted = apis.make(refresh)
     await restarted.send_text(USER, "sau khi khởi động lại")
     assert fake.refresh_outcomes() == ["ok"]
-    assert [r.status for r in await token_rows(engine)] == ["used", "active"]
+    assert [r.status for r in await token_rows(app)] == ["used", "active"]
 
 
 async def test_a_refresh_token_used_twice_is_refused_as_zalo_would(fake: FakeZalo) -> None:
@@ -222,13 +222,13 @@ async def test_a_refresh_token_used_twice_is_refused_as_zalo_would(fake: FakeZal
 
 async def test_a_refused_refresh_alerts_the_admins_elsewhere_once(
         telegram_apis: Apis, fake: FakeZalo, with_telegram: App, clock: FakeClock) -> None:
-    apis, engine = telegram_apis, with_telegram
-    await give_admin_telegram_and_zalo(engine)
+    apis, app = telegram_apis, with_telegram
+    await give_admin_telegram_and_zalo(app)
     _, refresh = fake.authorise()
     woken: list[int] = []
     api = apis.make(refresh, on_queued=lambda: woken.append(1))
     await api.send_text(USER, "một")
-    stored = (await token_rows(engine))[-1]
+    stored = (await token_rows(app))[-1]
     # The stored refresh token gets spent behind our back (a copied database elsewhere).
     async with aiohttp.ClientSession() as http, http.post(
             f"{fake.base_url}/v4/oa/access_token", headers={"secret_key": fake.app_secret},
@@ -240,8 +240,8 @@ async def test_a_refused_refresh_alerts_the_admins_elsewhere_once(
         await api.send_text(USER, "hai")
     assert lost.value.outside_window and lost.value.permanent
     assert lost.value.code == OAUTH_INVALID_REFRESH
-    assert (await token_rows(engine))[-1].status == "failed"
-    (alert,) = await admin_alerts(engine)
+    assert (await token_rows(app))[-1].status == "failed"
+    (alert,) = await admin_alerts(app)
     assert woken == [1]  # the outbox was told at once
     # On Telegram, though the admin was last seen on Zalo: Zalo is what broke.
     assert (alert.channel, alert.address) == ("telegram", ADMIN_TELEGRAM)
@@ -252,18 +252,18 @@ async def test_a_refused_refresh_alerts_the_admins_elsewhere_once(
     with pytest.raises(ZaloAuthError):
         await api.send_text(USER, "ba")
     await api.tokens.sweep()
-    assert len(fake.refreshes) == attempts and len(await admin_alerts(engine)) == 1
+    assert len(fake.refreshes) == attempts and len(await admin_alerts(app)) == 1
     # The OA manager authorises the app again and restarts with the new refresh token.
     _, renewed = fake.authorise()
     restarted = apis.make(renewed)
     await restarted.send_text(USER, "ba")
     assert [m.text for m in fake.sent] == ["một", "ba"]
-    assert [r.status for r in await token_rows(engine)] == ["used", "failed", "used",
+    assert [r.status for r in await token_rows(app)] == ["used", "failed", "used",
                                                             "active"]
 
 
 async def test_a_refusal_that_was_not_for_good_is_undone_at_the_next_start(
-        apis: Apis, fake: FakeZalo, engine: App) -> None:
+        apis: Apis, fake: FakeZalo, app: App) -> None:
     """A wrong app secret makes Zalo refuse without spending the refresh token; once the
     configuration is right, the start tries the refused token again."""
     _, refresh = fake.authorise()
@@ -271,13 +271,13 @@ async def test_a_refusal_that_was_not_for_good_is_undone_at_the_next_start(
     with pytest.raises(ZaloAuthError) as lost:
         await wrong.send_text(USER, "một")
     assert lost.value.code == OAUTH_INVALID_APP
-    assert len(await admin_alerts(engine)) == 1  # the admin's simulator phone
+    assert len(await admin_alerts(app)) == 1  # the admin's simulator phone
     right = apis.make(refresh)
     await right.start()
     await right.send_text(USER, "một")
     assert fake.refresh_outcomes() == ["ok"]
-    assert [r.status for r in await token_rows(engine)] == ["used", "active"]
-    assert len(await admin_alerts(engine)) == 1
+    assert [r.status for r in await token_rows(app)] == ["used", "active"]
+    assert len(await admin_alerts(app)) == 1
 
 
 async def test_the_background_refresher_refreshes_before_expiry(
@@ -309,7 +309,7 @@ async def test_the_background_refresher_refreshes_before_expiry(
 
 
 async def test_an_answer_lost_in_transit_cannot_be_recovered_and_is_reported(
-        apis: Apis, fake: FakeZalo, engine: App) -> None:
+        apis: Apis, fake: FakeZalo, app: App) -> None:
     """Zalo spends the refresh token but its answer never arrives: nothing can bring the
     new pair back. We retry (it might not have reached Zalo), are refused, and say so."""
     _, refresh = fake.authorise()
@@ -318,16 +318,16 @@ async def test_an_answer_lost_in_transit_cannot_be_recovered_and_is_reported(
     fake.oauth_fail_next.append("lost")
     with pytest.raises(ZaloUnavailable):
         await api.send_text(USER, "một")
-    (row,) = await token_rows(engine)
+    (row,) = await token_rows(app)
     assert (row.status, row.lease_owner) == ("active", None)  # released for a retry
     with pytest.raises(ZaloAuthError):
         await api.send_text(USER, "một")
     assert fake.refresh_outcomes() == ["lost", "refused"]
-    assert len(await admin_alerts(engine)) == 1
+    assert len(await admin_alerts(app)) == 1
 
 
 async def test_a_database_failure_after_the_refresh_keeps_the_pair(
-        apis: Apis, fake: FakeZalo, engine: App, monkeypatch: pytest.MonkeyPatch) -> None:
+        apis: Apis, fake: FakeZalo, app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     _, refresh = fake.authorise()
     api = apis.make(refresh)
     real_replace = ZaloTokenRows.replace
@@ -342,9 +342,9 @@ async def test_a_database_failure_after_the_refresh_keeps_the_pair(
 
     monkeypatch.setattr(ZaloTokenRows, "replace", flaky_replace)
     await api.send_text(USER, "một")  # sent with the new pair, held in memory
-    assert failures and [r.status for r in await token_rows(engine)] == ["active"]
+    assert failures and [r.status for r in await token_rows(app)] == ["active"]
     await api.send_text(USER, "hai")  # the next call stores it
-    rows = await token_rows(engine)
+    rows = await token_rows(app)
     assert [r.status for r in rows] == ["used", "active"]
     assert rows[1].refresh_token in fake.refresh_tokens
     assert fake.refresh_outcomes() == ["ok"] and len(fake.sent) == 2
@@ -406,26 +406,26 @@ async def kill_child_at(point: str, db_url: str, fake: FakeZalo, refresh: str,
 
 @pytest.mark.parametrize("point", ["before_call", "after_commit"])
 async def test_a_process_killed_during_a_refresh_loses_nothing_that_can_be_saved(
-        apis: Apis, fake: FakeZalo, engine: App, clock: FakeClock, db_url: str,
+        apis: Apis, fake: FakeZalo, app: App, clock: FakeClock, db_url: str,
         tmp_path: Path, point: str) -> None:
     _, refresh = fake.authorise()
     await kill_child_at(point, db_url, fake, refresh, clock, tmp_path)
     if point == "before_call":
         # Its claim is still on the row; it runs out, and the token was never spent.
-        (row,) = await token_rows(engine)
+        (row,) = await token_rows(app)
         assert row.status == "active" and row.lease_owner is not None
         assert fake.refresh_outcomes() == []
         clock.advance(timedelta(seconds=31))
     restarted = apis.make(refresh)
     await restarted.send_text(USER, "sau khi khởi động lại")
     assert fake.refresh_outcomes() == ["ok"]  # spent once, by whoever reached Zalo
-    assert [r.status for r in await token_rows(engine)] == ["used", "active"]
-    assert await admin_alerts(engine) == []
+    assert [r.status for r in await token_rows(app)] == ["used", "active"]
+    assert await admin_alerts(app) == []
     assert fake.sent[-1].text == "sau khi khởi động lại"
 
 
 async def test_a_process_killed_between_zalo_answer_and_commit_reports_the_loss(
-        apis: Apis, fake: FakeZalo, engine: App, clock: FakeClock, db_url: str,
+        apis: Apis, fake: FakeZalo, app: App, clock: FakeClock, db_url: str,
         tmp_path: Path) -> None:
     """The one window nothing can close: Zalo spent the refresh token and the new pair died
     with the process. The next process is refused and the admins are told; a new
@@ -438,13 +438,13 @@ async def test_a_process_killed_between_zalo_answer_and_commit_reports_the_loss(
     with pytest.raises(ZaloAuthError):
         await restarted.send_text(USER, "một")
     assert fake.refresh_outcomes() == ["ok", "refused"]
-    assert len(await admin_alerts(engine)) == 1
+    assert len(await admin_alerts(app)) == 1
     _, renewed = fake.authorise()
     await apis.make(renewed).send_text(USER, "một")
     assert [m.text for m in fake.sent] == ["một"]
 
 
-async def test_no_token_is_ever_logged(apis: Apis, fake: FakeZalo, engine: App,
+async def test_no_token_is_ever_logged(apis: Apis, fake: FakeZalo, app: App,
                                        clock: FakeClock,
                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
@@ -465,12 +465,12 @@ async def test_no_token_is_ever_logged(apis: Apis, fake: FakeZalo, engine: App,
     for token in fake.issued:
         assert token not in caplog.text
         assert token not in str(lost.value) and token not in repr(api.tokens._current)
-    for alert in await admin_alerts(engine):
+    for alert in await admin_alerts(app):
         assert all(token not in json.dumps(alert.payload) for token in fake.issued)
 
 
 async def test_without_any_token_sends_fail_kindly_and_it_is_said_once(
-        apis: Apis, fake: FakeZalo, engine: App,
+        apis: Apis, fake: FakeZalo, app: App,
         caplog: pytest.LogCaptureFixture) -> None:
     api = apis.make("")
     for _ in range(2):
@@ -478,11 +478,11 @@ async def test_without_any_token_sends_fail_kindly_and_it_is_said_once(
             await api.send_text(USER, "một")
         assert lost.value.outside_window
     assert caplog.text.count("no ZALO_REFRESH_TOKEN") == 1
-    assert fake.calls == [] and await token_rows(engine) == []
+    assert fake.calls == [] and await token_rows(app) == []
 
 
 async def test_while_the_new_pair_is_unsaved_the_spent_token_is_never_used(
-        apis: Apis, fake: FakeZalo, engine: App, clock: FakeClock,
+        apis: Apis, fake: FakeZalo, app: App, clock: FakeClock,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The database keeps refusing the new pair; meanwhile Zalo rejects an access token
     and the background sweep comes due: neither may spend the stored (spent) token."""
@@ -505,10 +505,10 @@ async def test_while_the_new_pair_is_unsaved_the_spent_token_is_never_used(
     assert rejected.value.code == -216
     clock.advance(timedelta(hours=24, minutes=30))
     await api.tokens.sweep()
-    assert fake.refresh_outcomes() == ["ok"] and await admin_alerts(engine) == []
+    assert fake.refresh_outcomes() == ["ok"] and await admin_alerts(app) == []
     down[0] = False
     await api.tokens.sweep()  # stored now; the pair is due, so it is refreshed
     assert fake.refresh_outcomes() == ["ok", "ok"]
-    assert [r.status for r in await token_rows(engine)] == ["used", "used", "active"]
+    assert [r.status for r in await token_rows(app)] == ["used", "used", "active"]
     await api.send_text(USER, "hai")
     assert [m.text for m in fake.sent] == ["một", "hai"]

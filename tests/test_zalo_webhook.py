@@ -149,7 +149,7 @@ async def test_one_persons_events_are_handled_in_order_by_two_processes(
     for text in ("/start", *REPORT, "#confirm"):
         assert await h.users.send_text(CITIZEN, text) == 200
     assert await h.users.send_text(OTHER, "/help") == 200
-    # A second process on the same database, with its own engine and worker; both take
+    # A second process on the same database, with its own app and worker; both take
     # small batches, so each would get some of the citizen's events if it could.
     other = await start_hook(db_url, h.clock)
     try:
