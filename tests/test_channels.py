@@ -17,6 +17,7 @@ from bot.config import DEMO_CONFIG, load_commune
 from bot.handlers.simulator import SimulatorPlugin
 from tests.support.drivers import Driver, SimulatorDriver, TelegramDriver, ZaloDriver
 from tests.support.simulator import Simulator
+from tests.support.stories import violence_in_thon_tay
 from tests.support.telegram import telegram_world
 from tests.support.zalo import make_world
 
@@ -46,24 +47,19 @@ async def driver(request: pytest.FixtureRequest, db_url: str,
             await world.close()
 
 
-async def report(driver: Driver, *, where: tuple[str, ...]) -> None:
-    await driver.say("citizen", "/start")
-    for choice in ("menu:report", "danger:no", "type:violence", "types:done"):
-        await driver.press("citizen", choice)
-    if where[0] == "say":
-        await driver.say("citizen", where[1])
-    else:
-        await driver.share_location("citizen", 19.81, 105.77)
-    for choice in ("age:6-10", "sex:boy", "skip", "count:1"):
-        await driver.press("citizen", choice)
-    await driver.say("citizen", "Bố say rượu, đánh bé nhiều lần.")
-    for choice in ("photos:done", "contact:anonymous", "confirm"):
-        await driver.press("citizen", choice)
+async def report(driver: Driver, *, share_location: bool = False) -> None:
+    for kind, value in violence_in_thon_tay("Bố say rượu, đánh bé nhiều lần."):
+        if kind == "press":
+            await driver.press("citizen", value)
+        elif value == "Thôn Tây" and share_location:
+            await driver.share_location("citizen", 19.81, 105.77)
+        else:
+            await driver.say("citizen", value)
 
 
 async def test_the_story_on_every_channel(driver: Driver) -> None:
     # The village typed by name where its button was offered.
-    await report(driver, where=("say", "Thôn Tây"))
+    await report(driver)
     assert "VT-2026-0001" in (await driver.last("citizen")).text
     for who in ("officer", "police"):
         alert = await driver.last(who)
@@ -80,6 +76,6 @@ async def test_the_story_on_every_channel(driver: Driver) -> None:
 
 
 async def test_a_shared_location_is_the_place_on_every_channel(driver: Driver) -> None:
-    await report(driver, where=("share",))
+    await report(driver, share_location=True)
     alert = await driver.last("officer")
     assert "19.81000" in alert.text and "105.77000" in alert.text

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.domain.cases import Access
-from bot.domain.roles import GROUP_TAKERS, HANDOVER_TARGETS, OFFICE, STAFF, Role
+from bot.domain.roles import CASE_HANDLERS, HANDOVER_TARGETS, OFFICE, STAFF, Role
 
 
 class Someone(Protocol):
@@ -68,7 +68,13 @@ def hears_as_reporter(person: Someone) -> bool:
 
 def may_take_from_group(role: str) -> bool:
     """Take a case with the alert group's button."""
-    return role in GROUP_TAKERS
+    return role in CASE_HANDLERS
+
+
+def offered_for_handover(role: str) -> bool:
+    """Listed as a colleague a case can be handed over to (may_receive_handover checks
+    again, with the database, when the case is handed over)."""
+    return role in CASE_HANDLERS
 
 
 def may_receive_handover(person: Someone, commune_id: int) -> bool:

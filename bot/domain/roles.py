@@ -29,8 +29,9 @@ STAFF: Final[frozenset[Role]] = frozenset({Role.OFFICER, Role.POLICE, Role.LEADE
 # The commune office (the police answer cases but do not speak for the commune): who may
 # broadcast to the collaborators, read the statistics and the calendar.
 OFFICE: Final[frozenset[Role]] = frozenset({Role.OFFICER, Role.LEADER, Role.ADMIN})
-# Who may take a case from the alert group (the group's copy has only the take button).
-GROUP_TAKERS: Final[frozenset[Role]] = frozenset({Role.OFFICER, Role.POLICE})
+# Who handles cases in the field: they may take a case from the alert group (the group's
+# copy has only the take button), and a case is handed over to one of them.
+CASE_HANDLERS: Final[frozenset[Role]] = frozenset({Role.OFFICER, Role.POLICE})
 # Roles an admin can hand out through an invitation link.
 INVITABLE: Final[tuple[Role, ...]] = (Role.COLLABORATOR, Role.OFFICER, Role.POLICE,
                                       Role.LEADER)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.domain.messages import Choice, Input, Reply, Text, say
-from bot.domain.roles import STAFF
 from bot.flows.effects import Effect, RedeemInvite
 from bot.flows.routes import (
     MENU,
@@ -44,10 +43,6 @@ class Context:
     languages: tuple[str, ...] = ("vi", "en")
     # The input came from a group chat (the alert group), not a private one.
     in_group: bool = False
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in STAFF
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.domain.cases import AGE_BANDS, CASE_TYPES, DANGER_ANSWERS, SEXES
 from bot.domain.messages import Choice, Input, Reply, Text
+from bot.domain.roles import Role
 from bot.flows.effects import OpenCase, ReportAnswers
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
 from bot.flows.steps import ask_text, choose, meaningful, store
@@ -205,7 +206,7 @@ def resume_params(state: State, ctx: Context) -> dict[str, Any]:
 
 
 def report_start_data(ctx: Context, data: Any) -> dict[str, Any]:
-    if ctx.role == "collaborator" and ctx.own_village:
+    if ctx.role == Role.COLLABORATOR and ctx.own_village:
         return {"village": ctx.own_village, "village_prefilled": True, "types": []}
     return {"types": []}
 

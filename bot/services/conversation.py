@@ -20,7 +20,7 @@ from bot.clock import Clock
 from bot.domain import alerts
 from bot.domain.messages import Choice, Input, Reply, Text, say
 from bot.domain.people import Person
-from bot.domain.permissions import works_cases
+from bot.domain.permissions import offered_for_handover, works_cases
 from bot.domain.roles import Role
 from bot.flows import engine
 from bot.flows.book import FLOWS
@@ -201,7 +201,7 @@ class ConversationService:
         if works_cases(person.role):
             everyone = await people.configured_people(tx, self.directory.commune_id)
             team = tuple((str(p.id), p.name) for p in everyone
-                         if p.role in (Role.OFFICER, Role.POLICE) and p.id != person.id)
+                         if offered_for_handover(p.role) and p.id != person.id)
         return engine.Context(
             role=person.role, language=person.language, villages=cfg.villages,
             own_village=self.directory.village_key(person.village_id), team=team,

@@ -21,3 +21,15 @@ EMERGENCY_REPORT: Steps = [
     ("text", "Cháu bé rơi xuống ao, đang được hàng xóm sơ cứu."),
     ("choice", "photos:done"), ("choice", "contact:anonymous"), ("choice", "confirm"),
 ]
+
+
+def violence_in_thon_tay(description: str, *, confirm: bool = True) -> Steps:
+    """A report of violence in Thôn Tây, the village typed by name (a reply keyboard's
+    button on Telegram), as ("say", text) and ("press", choice id) steps."""
+    return [("say", "/start"), *(("press", c) for c in ("menu:report", "danger:no",
+                                                          "type:violence", "types:done")),
+            ("say", "Thôn Tây"), *(("press", c) for c in ("age:6-10", "sex:boy", "skip",
+                                                          "count:1")),
+            ("say", description),
+            *(("press", c) for c in ("photos:done", "contact:anonymous",
+                                     *(("confirm",) if confirm else ())))]

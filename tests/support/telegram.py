@@ -20,6 +20,7 @@ from bot.handlers.telegram.inbound import TelegramUpdates
 from bot.handlers.telegram.polling import TelegramPoller
 from bot.workers.delivery import DeliveryWorker
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
+from tests.support.stories import violence_in_thon_tay
 
 CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF = 5001, 5002, 5003, 5004, 5005
 ADMIN, NEWCOMER, LATECOMER = 5006, 5007, 5008
@@ -103,15 +104,8 @@ class TelegramWorld:
 
     async def report(self, user: int, description: str, *, confirm: bool = True) -> None:
         """Walk the report flow to the end (or to the last step before confirming)."""
-        await self.say(user, "/start")
-        for data in ("menu:report", "danger:no", "type:violence", "types:done"):
-            await self.press(user, data)
-        await self.say(user, "Thôn Tây")
-        for data in ("age:6-10", "sex:boy", "skip", "count:1"):
-            await self.press(user, data)
-        await self.say(user, description)
-        for data in ("photos:done", "contact:anonymous", *(("confirm",) if confirm else ())):
-            await self.press(user, data)
+        for kind, value in violence_in_thon_tay(description, confirm=confirm):
+            await (self.say(user, value) if kind == "say" else self.press(user, value))
 
 
 @asynccontextmanager

@@ -32,6 +32,7 @@ from storage.db import Database
 from tests.support.database import count, rows
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
 from tests.support.fake_zalo import FakeZalo, ZaloSent, ZaloUsers
+from tests.support.stories import violence_in_thon_tay
 
 # Room for a loaded machine: a request the fake leaves hanging costs this many seconds.
 CLIENT_TIMEOUT = 2.0
@@ -243,15 +244,8 @@ class ZaloWorld:
         return self.tg.inbox(user)[-1]
 
     async def report(self, user: str, description: str, confirm: bool = True) -> None:
-        await self.say(user, "/start")
-        for choice in ("menu:report", "danger:no", "type:violence", "types:done"):
-            await self.press(user, choice)
-        await self.say(user, "Thôn Tây")
-        for choice in ("age:6-10", "sex:boy", "skip", "count:1"):
-            await self.press(user, choice)
-        await self.say(user, description)
-        for choice in ("photos:done", "contact:anonymous", *(("confirm",) if confirm else ())):
-            await self.press(user, choice)
+        for kind, value in violence_in_thon_tay(description, confirm=confirm):
+            await (self.say(user, value) if kind == "say" else self.press(user, value))
 
     async def close(self) -> None:
         for close in self.closers:
