@@ -29,7 +29,8 @@ from storage.db import Database, make_engine
 from tests.support.database import change, count, rows, write
 from tests.support.fake_telegram import FakeTelegram, Sent
 from tests.support.simulator import Simulator, choice_ids
-from tests.support.telegram import delivery_of, demo_commune_with, telegram_app
+from tests.support.telegram import demo_commune_with, telegram_app
+from tests.support.workers import worker_of
 
 WARNING = "Mùa hè sắp đến: nhắc các gia đình trông trẻ khi đi bơi, không để trẻ tắm sông một mình."
 COUNT = re.compile(r"(\d+)/(\d+)")
@@ -68,7 +69,7 @@ def tracker_of(app: App) -> BroadcastTracker:
 
 def simulator_sender(app: App) -> Sender:
     """The app's own simulator sender (what shows a message on a phone)."""
-    return delivery_of(app).senders["web"]
+    return worker_of(app, DeliveryWorker).senders["web"]
 
 
 async def settle(app: App) -> None:
@@ -296,7 +297,7 @@ class Bulk:
     def __init__(self, fake: FakeTelegram, app: App, poller: TelegramPoller,
                  clock: FakeClock) -> None:
         self.fake, self.app, self.poller, self.clock = fake, app, poller, clock
-        self.delivery = delivery_of(app)
+        self.delivery = worker_of(app, DeliveryWorker)
 
     async def pump(self) -> None:
         self.clock.advance(timedelta(seconds=2))
@@ -432,7 +433,7 @@ async def test_two_trackers_never_both_edit_or_summarise(app: App, db_url: str,
 async def test_a_leased_broadcast_is_left_alone_until_the_lease_runs_out(
         app: App, clock: FakeClock) -> None:
     await officer_sends(app)
-    while await delivery_of(app).deliver_due():
+    while await worker_of(app, DeliveryWorker).deliver_due():
         pass
     [sent] = await broadcasts(app)
     # Another process claimed it and then died.

@@ -20,6 +20,7 @@ from bot.workers.delivery import DeliveryWorker
 from tests.support.channels import SenderPlugin
 from tests.support.database import count, counting_commits, power_cut_at_commit, rows
 from tests.support.stories import EMERGENCY_REPORT
+from tests.support.workers import worker_of
 
 
 class FlakyChannel:
@@ -51,12 +52,6 @@ async def make_app(db_url: str, clock: FakeClock, channel: ChannelPlugin) -> App
     return await build_app(Setup(db_url, load_commune(DEMO_CONFIG), clock), [channel])
 
 
-def delivery(app: App) -> DeliveryWorker:
-    worker = app.scheduler.worker("delivery")
-    assert isinstance(worker, DeliveryWorker)
-    return worker
-
-
 async def test_crash_before_commit_sends_nothing_and_loses_nothing(app: App) -> None:
     for n, (kind, value) in enumerate(EMERGENCY_REPORT[:-1]):
         inp = Input("text", text=value) if kind == "text" else Input("choice", choice=value)
@@ -85,7 +80,7 @@ async def test_alerts_committed_before_a_crash_are_delivered_after_restart(
     second = await make_app(db_url, clock, SimulatorPlugin())
     try:
         assert await count(second, "outbox", status="pending") >= 3
-        while await delivery(second).deliver_due():
+        while await worker_of(second, DeliveryWorker).deliver_due():
             pass
         assert await count(second, "outbox", status="pending") == 0
         addresses = Counter(m.address for m in await rows(second, "sim_messages",
@@ -93,7 +88,7 @@ async def test_alerts_committed_before_a_crash_are_delivered_after_restart(
         assert addresses["officer"] >= 1 and addresses["police"] >= 1
         # Running the worker again sends nothing more.
         before = await count(second, "sim_messages")
-        assert await delivery(second).deliver_due() == 0
+        assert await worker_of(second, DeliveryWorker).deliver_due() == 0
         assert await count(second, "sim_messages") == before
     finally:
         await second.close()
@@ -106,7 +101,7 @@ async def test_rate_limited_send_waits_retry_after_and_sends_once(
     try:
         await eng.conversations.handle(
             InboundEvent("web", "citizen", Input("command", command="start"), key="s1"))
-        worker = delivery(eng)
+        worker = worker_of(eng, DeliveryWorker)
         assert await worker.deliver_due() == 0  # 429
         assert await worker.deliver_due() == 0  # not due again before retry_after
         clock.advance(timedelta(seconds=31))
@@ -157,7 +152,7 @@ async def test_results_finishing_together_are_committed_together(
         total = await count(eng, "outbox")
         assert total > 30
         with counting_commits(eng) as commits:
-            while await delivery(eng).deliver_due():
+            while await worker_of(eng, DeliveryWorker).deliver_due():
                 pass
         # One claim per batch plus far fewer result commits than messages.
         assert commits["commit"] < total / 2
@@ -169,7 +164,7 @@ async def test_results_finishing_together_are_committed_together(
         assert len(sent) + len(waiting) == total and len(waiting) >= 3
         assert all(r.lease_owner is None for r in waiting)
         clock.advance(timedelta(seconds=31))
-        while await delivery(eng).deliver_due():
+        while await worker_of(eng, DeliveryWorker).deliver_due():
             pass
         assert await count(eng, "outbox", status="sent") == total
         assert sorted(channel.sent) == sorted(r.id for r in queued)

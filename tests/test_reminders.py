@@ -28,6 +28,7 @@ from bot.workers.delivery import DeliveryWorker
 from storage import calendar, outbox, people, simulator
 from tests.support.database import change, count, read, rows
 from tests.support.waiting import eventually
+from tests.support.workers import worker_of
 
 YEAR_START = datetime(2026, 1, 1, 0, 0, tzinfo=LOCAL_TZ)
 YEAR_END = datetime(2027, 1, 1, 0, 0, tzinfo=LOCAL_TZ)
@@ -92,18 +93,6 @@ def rem(app: App) -> CalendarReminders:
     return app.reminders
 
 
-def calendar_worker(app: App) -> CalendarWorker:
-    worker = app.scheduler.worker("calendar")
-    assert isinstance(worker, CalendarWorker)
-    return worker
-
-
-def delivery_worker(app: App) -> DeliveryWorker:
-    worker = app.scheduler.worker("delivery")
-    assert isinstance(worker, DeliveryWorker)
-    return worker
-
-
 @dataclass
 class Sent:
     """One reminder as the outbox holds it."""
@@ -137,7 +126,7 @@ async def sent_reminders(app: App) -> dict[str, Sent]:
 
 
 async def deliver(app: App) -> None:
-    while await delivery_worker(app).deliver_due():
+    while await worker_of(app, DeliveryWorker).deliver_due():
         pass
 
 
@@ -244,7 +233,7 @@ async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) 
     # A restart at once: the start-up look repeats nothing it sent a minute ago.
     second = await new_engine(db_url, clock)
     await second.start()
-    worker = calendar_worker(second)
+    worker = worker_of(second, CalendarWorker)
     await eventually(lambda: worker.looks >= 1)
     assert await sent_reminders(second) == before
     await second.close()
@@ -257,7 +246,7 @@ async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) 
     clock.set(datetime(2026, 9, 14, 12, 0, tzinfo=LOCAL_TZ))
     third = await new_engine(db_url, clock)
     await third.start()
-    worker = calendar_worker(third)
+    worker = worker_of(third, CalendarWorker)
     await eventually(lambda: worker.looks >= 1)
     await third.scheduler.stop()  # the rest of the year is driven by hand, below
     at_start = await sent_reminders(third)
@@ -290,7 +279,7 @@ async def test_the_scheduler_sends_when_the_clock_moves(db_url: str) -> None:
     app = await new_engine(db_url, clock)
     try:
         await app.start()
-        worker = calendar_worker(app)
+        worker = worker_of(app, CalendarWorker)
         await eventually(lambda: worker.looks >= 1)
         assert await officer_messages(app) == []
         # The Q1 report's 7-day reminder is due 13 March 08:00; nobody calls send_due.
@@ -550,7 +539,7 @@ async def test_stopping_the_calendar_lets_a_look_in_progress_finish(
     with the write lock taken)."""
     assert app.reminders is not None
     reminders, scheduler = app.reminders, app.scheduler
-    assert calendar_worker(app).reminders is reminders
+    assert worker_of(app, CalendarWorker).reminders is reminders
     started, release = asyncio.Event(), asyncio.Event()
     finished: list[int] = []
     real = reminders.look
@@ -584,7 +573,7 @@ async def test_closing_the_engine_lets_each_worker_finish_its_sweep(
     app = await new_engine(db_url, clock)
     started, release = asyncio.Event(), asyncio.Event()
     finished: list[int] = []
-    delivery = delivery_worker(app)
+    delivery = worker_of(app, DeliveryWorker)
     real = delivery.deliver_due
 
     async def slow() -> int:

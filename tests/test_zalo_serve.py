@@ -12,11 +12,10 @@ from pathlib import Path
 import aiohttp
 
 from bot import i18n
-from bot.config import DEMO_CONFIG
 from tests.support import START
 from tests.support.fake_telegram import TOKEN, FakeTelegram
 from tests.support.fake_zalo import FakeZalo
-from tests.support.processes import BotProcess, free_port
+from tests.support.processes import BotProcess, config_with_telegram, free_port
 from tests.support.waiting import eventually
 
 CITIZEN = "8801000000000000001"
@@ -25,15 +24,6 @@ REPORT = ("/start", "#menu:report", "#danger:no", "#type:violence", "#types:done
           "#age:6-10", "#sex:boy", "#skip", "#count:1",
           "Bố đánh bé bằng roi, bé chạy sang nhà hàng xóm.", "#photos:done",
           "#contact:anonymous", "#confirm")
-
-
-def config(tmp: Path) -> Path:
-    text = DEMO_CONFIG.read_text(encoding="utf-8")
-    for key, user in (("officer", OFFICER), ("police", POLICE)):
-        text = text.replace(f'key = "{key}"\n', f'key = "{key}"\ntelegram_id = {user}\n', 1)
-    path = tmp / "commune.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def pending(db: Path) -> int:
@@ -53,7 +43,8 @@ async def test_three_channels_in_one_process_and_a_sigkill(tmp_path: Path) -> No
     _, refresh = zalo.authorise()
     port = free_port()
     env = {**zalo.env(refresh), "TELEGRAM_BOT_TOKEN": TOKEN,
-           "TELEGRAM_API_BASE_URL": telegram.base_url, "SAFECHILD_CONFIG": str(config(tmp_path)),
+           "TELEGRAM_API_BASE_URL": telegram.base_url,
+           "SAFECHILD_CONFIG": str(config_with_telegram(tmp_path, OFFICER, POLICE)),
            "SAFECHILD_SIMULATOR": "1"}  # with real channels, only when asked for
     proc = BotProcess(tmp_path / "bot.db", port, env)
     zalo.users.webhook_url = f"{proc.base}/zalo/webhook"

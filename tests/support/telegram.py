@@ -21,6 +21,7 @@ from bot.handlers.telegram.polling import TelegramPoller
 from bot.workers.delivery import DeliveryWorker
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
 from tests.support.stories import violence_in_thon_tay
+from tests.support.workers import worker_of
 
 CITIZEN, OFFICER, POLICE, OFFICER2, CHIEF = 5001, 5002, 5003, 5004, 5005
 ADMIN, NEWCOMER, LATECOMER = 5006, 5007, 5008
@@ -39,12 +40,6 @@ def demo_commune_with(telegram_ids: Mapping[str, int],
         if person["key"] in telegram_ids:
             person["telegram_id"] = telegram_ids[person["key"]]
     return raw
-
-
-def delivery_of(app: App) -> DeliveryWorker:
-    worker = app.scheduler.worker("delivery")
-    assert isinstance(worker, DeliveryWorker)
-    return worker
 
 
 @asynccontextmanager
@@ -87,7 +82,7 @@ class TelegramWorld:
         self.clock.advance(timedelta(seconds=2))
         while self.fake.updates and await self.poller.poll_once():
             pass
-        delivery, timers = delivery_of(self.app), self.app.scheduler.worker("timers")
+        delivery, timers = worker_of(self.app, DeliveryWorker), self.app.scheduler.worker("timers")
         while await delivery.deliver_due() or await timers.run_due(self.clock.now()):
             pass
 
