@@ -130,11 +130,9 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     admin_alerts = AdminAlerts(database, clock, outbox, directory.commune_id,
                                on_queued=lambda: wakeups.wake(DELIVERY))
     simulator_log = SimulatorLog(database, clock, directory)
-    base = Base(clock, extras={
-        "zalo_token_rows": lambda oa_id: ZaloTokenRows(database, oa_id),
-        "alert_admins": admin_alerts.channel_authorisation_lost,
-        "simulator_log": simulator_log,
-    })
+    base = Base(clock, token_rows=lambda oa_id: ZaloTokenRows(database, oa_id),
+                alert_admins=admin_alerts.channel_authorisation_lost,
+                simulator_log=simulator_log)
     outbound: dict[str, Outbound] = {}
     for channel in channels:
         outbound[channel.name] = await channel.open(base)
@@ -164,6 +162,8 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     support = ChannelSupport(database, clock)
 
     async def settle(names: Sequence[str]) -> int:
+        # Called at request time (the simulator's clock), once the scheduler below exists:
+        # the workers need the channels' senders and handlers, which need this core.
         return await scheduler.run_until_idle(names)
 
     core = Core(clock=clock, conversations=conversations, store_events=support.store_events,

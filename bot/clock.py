@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
-
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class Clock(Protocol):
@@ -40,10 +37,3 @@ class FakeClock:
         self._now = when.astimezone(UTC)
         self.moved.set()
         return self._now
-
-
-def utc(dt: datetime) -> datetime:
-    """Return dt as aware UTC; naive values (SQLite hands them back) are taken as UTC."""
-    if dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from bot.domain.cases import Attachment, Case, NewCase, Status, TeamMember
 from storage.db import Tx
@@ -217,7 +217,3 @@ async def case_events(tx: Tx, case_id: int) -> list[AuditEntry]:
                                         events.c.at, events.c.detail)
                                  .where(events.c.case_id == case_id).order_by(events.c.id))
     return [AuditEntry(*r) for r in rows]
-
-
-async def count_cases(tx: Tx) -> int:
-    return int(await tx.conn.scalar(select(func.count()).select_from(cases)) or 0)

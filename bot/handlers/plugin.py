@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.domain.delivery import FileToSend, Sender
 from bot.services.conversation import ConversationService, LabelMatcher
+from bot.services.simulator_log import SimulatorLog
 from bot.workers.worker import Worker
 
 EventHandler = Callable[[Mapping[str, Any]], Awaitable[None]]
@@ -28,12 +29,17 @@ Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 @dataclass(frozen=True)
 class Base:
-    """What a channel may use before the core exists: the clock and the services the
-    composition root provides by name (Zalo's token rows, the admins' alerts, the
-    simulator's log)."""
+    """What a channel may use before the core exists."""
 
     clock: Clock
-    extras: Mapping[str, Any] = field(default_factory=dict)
+    # A channel's credential rows in the database, for an account id (Zalo's OA tokens:
+    # storage/zalo_tokens.ZaloTokenRows, which bot/handlers/zalo/tokens.TokenRows names).
+    token_rows: Callable[[str], Any]
+    # Tell the admins, on another channel than this one, that its credentials were refused:
+    # (channel, credential row id, the platform's code) -> how many were told.
+    alert_admins: Callable[[str, int, int], Awaitable[int]]
+    # The simulator's phones and chat log.
+    simulator_log: SimulatorLog
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ class SimulatorPlugin:
         self.log: SimulatorLog | None = None
 
     async def open(self, base: Base) -> Outbound:
-        self.log = base.extras["simulator_log"]
+        self.log = base.simulator_log
         assert self.log is not None
         return Outbound(sender=SimulatorSender(self.log), labels=match_label)
 

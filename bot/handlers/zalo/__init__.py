@@ -17,7 +17,7 @@ from bot.handlers.zalo.webhook import CHANNEL, WEBHOOK_PATH, WebhookSettings, Za
 
 class ZaloPlugin:
     """`public_url`: the web server's public address, which files the bot made are linked
-    from. The OA's tokens are kept in the database (`core.extras["zalo_token_rows"]`)."""
+    from. The OA's tokens are kept in the database (`base.token_rows`)."""
 
     name = CHANNEL
 
@@ -30,11 +30,10 @@ class ZaloPlugin:
         self.api: ZaloApi | None = None
 
     async def open(self, base: Base) -> Outbound:
-        rows = base.extras["zalo_token_rows"](self.settings.oa_id)
-        alert = base.extras["alert_admins"]
+        rows = base.token_rows(self.settings.oa_id)
 
         async def alert_admins(row_id: int, code: int) -> int:
-            return int(await alert(CHANNEL, row_id, code))
+            return await base.alert_admins(CHANNEL, row_id, code)
 
         api = ZaloApi(self.settings, rows, base.clock, http=self.http,
                       alert_admins=alert_admins)
