@@ -10,6 +10,7 @@ import signal
 
 from aiohttp import web
 
+from bot import logs
 from bot.app import Setup, build_app
 from bot.config import ConfigError, Settings
 from bot.handlers.plugin import ChannelPlugin
@@ -65,10 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the bot (web simulator when no channel token is set)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request URL, and Telegram's URLs carry the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure()
     if args.command == "serve":
         try:
             settings = Settings.from_env()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from storage import cases, conversations, people
-from tests.support.database import count
+from tests.support.database import count, read
 from tests.support.simulator import Simulator, choice_ids, walk_report
 from tests.support.stories import REPORT_STEPS
 
@@ -134,3 +138,67 @@ async def test_back_cancel_and_resume(sim: Simulator) -> None:
     assert (await state_of(sim, "citizen")).get("flow") is None
     assert await count(sim.app, "cases") == 0
     assert await count(sim.app, "people") > 0
+
+
+@pytest.mark.parametrize(("typed", "kept"), [
+    ("Bé bị đánh \ud800 nhiều lần ở nhà", "Bé bị đánh \ufffd nhiều lần ở nhà"),
+    ("Bé bị\x00 đánh nhiều lần ở nhà", "Bé bị đánh nhiều lần ở nhà"),
+])
+async def test_text_no_database_could_keep_still_makes_a_report(
+        sim: Simulator, typed: str, kept: str) -> None:
+    """A lone surrogate (refused by SQLite and PostgreSQL) or a NUL (PostgreSQL) made
+    Confirm answer 500 on every try, so the report could never be sent."""
+    steps = [(k, typed if v.startswith("Một người") else v) for k, v in REPORT_STEPS]
+    code = await walk_report(sim, "citizen", steps)
+    case = await read(sim.app, cases.case_by_code, code)
+    assert case is not None and case.description == kept
+    assert kept in (await sim["officer"].last())["text"]
+
+
+async def post(sim: Simulator, path: str, body: bytes | str,
+               content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
+    async with sim.http.post(sim.base + path, data=body,
+                             headers={"Content-Type": content_type}) as r:
+        return r.status, await r.json(content_type=None)
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", "42", '"hello"', "null", "{not json", "",
+                                  '{"kind": "location", "latitude": "x"}',
+                                  '{"kind": "location"}',
+                                  '{"kind": "text", "text": "hi", "id": "' + "x" * 129 + '"}',
+                                  '{"kind": "text", "text": "hi", "id": [1]}',
+                                  "[" * 5000 + "]" * 5000])
+async def test_a_malformed_message_body_gets_a_400_with_a_reason(
+        sim: Simulator, body: str) -> None:
+    status, answer = await post(sim, "/api/phones/citizen/send", body)
+    assert status == 400, answer
+    assert isinstance(answer["error"], str) and answer["error"] and "\n" not in answer["error"]
+    # Nothing was taken from it: the phone shows no bubble and the bot no answer.
+    assert await sim["citizen"].inbox(all_=True) == []
+
+
+@pytest.mark.parametrize("after", ["abc", "-1", "1.5", "9" * 40])
+async def test_a_bad_after_gets_a_400(sim: Simulator, after: str) -> None:
+    async with sim.http.get(f"{sim.base}/api/phones/citizen/messages",
+                            params={"after": after}) as r:
+        assert r.status == 400
+        assert "after" in (await r.json())["error"]
+
+
+@pytest.mark.parametrize("body", ['{"minutes": "x"}', '{"minutes": 1e300}',
+                                  '{"minutes": NaN}', '{"minutes": -5}', '{"minutes": true}',
+                                  "[15]", "not json"])
+async def test_a_bad_clock_move_gets_a_400_and_the_clock_stays(
+        sim: Simulator, body: str) -> None:
+    before = sim.app.clock.now()
+    status, answer = await post(sim, "/api/clock", body)
+    assert status == 400 and "\n" not in answer["error"]
+    assert sim.app.clock.now() == before
+
+
+async def test_a_case_id_past_any_integer_column_is_a_stale_button(sim: Simulator) -> None:
+    await walk_report(sim, "citizen", REPORT_STEPS)
+    await sim["officer"].inbox()  # the alert
+    for huge in (2 ** 63, 2 ** 64 + 5, 10 ** 30):
+        await sim["officer"].tap(f"case:ack:{huge}")
+        assert await ids_of_last(sim, "officer") == ["error.stale_button"]

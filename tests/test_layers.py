@@ -37,7 +37,7 @@ def layer_of(module: str) -> str | None:
         return "domain"
     if module.startswith("bot.flows"):
         return "flows"
-    if module in ("bot", "bot.clock", "bot.config", "bot.i18n", "bot.locales"):
+    if module in ("bot", "bot.clock", "bot.config", "bot.i18n", "bot.locales", "bot.logs"):
         return "base"
     if module == "storage" or module.startswith("storage."):
         return "storage"

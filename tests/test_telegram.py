@@ -6,6 +6,7 @@ import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -402,3 +403,34 @@ async def test_reporters_photos_and_voice_reach_the_case_team(world: TelegramWor
         assert all("VT-2026-0001" in m.text for m in w.fake.inbox(user) if m.media)
     # The group never sees them; neither does anyone the case was not routed to.
     assert not [m for m in w.fake.sent if m.media and m.chat_id in (GROUP, OFFICER2, CITIZEN)]
+
+
+async def test_a_webhook_body_that_is_no_update_gets_a_400(world: TelegramWorld) -> None:
+    """Telegram only ever sends an Update object; anything else (past the secret) gets a
+    400 saying why, never a 500, and nothing is stored."""
+    w = world
+    hook = TelegramWebhook(w.updates, webhook_secret(TOKEN, None))
+    server = webhook_server(w, hook)
+    await server.start_server()
+    url = str(server.make_url("/telegram/webhook"))
+    headers = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(TOKEN, None),
+               "Content-Type": "application/json"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            for body in ("[1]", "7", '"x"', "null", "{oops", "", '{"update_id": "abc"}',
+                         '{"update_id": 1, "message": 5}', "[" * 5000 + "]" * 5000):
+                async with http.post(url, data=body, headers=headers) as r:
+                    assert r.status == 400, body
+                    assert "\n" not in (await r.json())["error"]
+            # A real update with a lone surrogate and a NUL in its text goes through.
+            assert not w.fake.updates
+            w.fake.user_text(CITIZEN, "/start")
+            raw = w.fake.updates.pop()
+            raw["message"] = {**raw["message"], "text": "bé \ud800 bị\x00 đánh"}
+            async with http.post(url, json=raw, headers=headers) as r:
+                assert r.status == 200
+        await w.pump()
+        assert shows(w.last(CITIZEN).text, "error.not_understood")
+        assert await inbound_keys(w) == 1
+    finally:
+        await server.close()

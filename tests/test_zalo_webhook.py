@@ -402,3 +402,17 @@ async def test_an_event_waiting_behind_a_retry_does_not_make_the_worker_look_ear
     assert await h.handle() == 1  # the first failed; the second waits behind it
     due = await h.inbound.next_due(h.clock.now())
     assert due is not None and due == h.clock.now() + backoff(1)
+
+
+async def test_text_no_database_could_keep_is_stored_and_answered(hooked: Hooked) -> None:
+    """A lone surrogate and a NUL, signed by Zalo: the event is stored (as the database can
+    keep it) and the report made of it goes through, on SQLite and PostgreSQL alike."""
+    h = hooked
+    description = "Bố đánh bé \ud800 bằng roi,\x00 bé chạy sang nhà hàng xóm."
+    await h.say(CITIZEN, "/start", *(description if t.startswith("Bố") else t
+                                     for t in REPORT), "#confirm")
+    texts = [t["id"] for r in await h.replies(CITIZEN) for t in r["texts"]]
+    assert "report.received" in texts
+    (case,) = await rows(h.app, "cases")
+    assert case.description == "Bố đánh bé \ufffd bằng roi, bé chạy sang nhà hàng xóm."
+    assert await count(h.app, "inbound_queue", processed_at=None) == 0

@@ -3,6 +3,7 @@ says (Reply: translatable Texts, Choices with stable ids, Media), channel-free."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,3 +124,29 @@ class Input:
     longitude: float | None = None
     phone: str = ""
     file_ref: str = ""
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """What a person sent, as any database can keep it: a lone surrogate becomes U+FFFD
+    and NUL characters are dropped (SQLite and PostgreSQL refuse the first, PostgreSQL the
+    second), in strings and inside lists and tables; everything else stays as it was."""
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value) is None:
+            return value
+        return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(storable(v) for v in value)
+    return value
+
+
+def storable_input(inp: Input) -> Input:
+    """The input with every text field storable."""
+    return Input(kind=inp.kind, text=storable(inp.text), choice=storable(inp.choice),
+                 command=storable(inp.command), args=storable(inp.args),
+                 latitude=inp.latitude, longitude=inp.longitude, phone=storable(inp.phone),
+                 file_ref=storable(inp.file_ref))

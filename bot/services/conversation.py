@@ -18,7 +18,7 @@ from typing import assert_never
 from bot import i18n
 from bot.clock import Clock
 from bot.domain import alerts
-from bot.domain.messages import Choice, Input, Reply, Text, say
+from bot.domain.messages import Choice, Input, Reply, Text, say, storable, storable_input
 from bot.domain.people import Person
 from bot.domain.permissions import offered_for_handover, works_cases
 from bot.domain.roles import Role
@@ -134,6 +134,10 @@ class ConversationService:
 
     async def handle(self, event: InboundEvent) -> Handled:
         """Process one event; falsy if it was a redelivery and changed nothing."""
+        # Whatever a channel lets through, the database must be able to keep.
+        event = InboundEvent(event.channel, storable(event.sender),
+                             storable_input(event.input), storable(event.key),
+                             storable(event.group))
         lock_key = (event.channel, event.sender)
         lock = self._locks.setdefault(lock_key, asyncio.Lock())
         try:

@@ -533,7 +533,11 @@ class ZaloUsers:
                    header: bool = True, tamper: Callable[[bytes], bytes] | None = None) -> int:
         """POST the event signed (with `key` instead of the OA's, if given); `tamper`
         changes the body after signing; `header=False` sends no signature at all."""
-        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        except UnicodeEncodeError:
+            # A lone surrogate has no UTF-8 form: JSON carries it escaped (\ud800).
+            body = json.dumps(event, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json"}
         if header:
             headers["X-ZEvent-Signature"] = self.sign(event, body, key)

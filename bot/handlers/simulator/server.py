@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.clock import FakeClock
-from bot.domain.messages import Input
+from bot.domain.messages import Input, storable, storable_input
 from bot.handlers.plugin import Core
 from bot.handlers.typed import typed_input
 from bot.services.conversation import InboundEvent
@@ -23,22 +23,47 @@ from bot.services.simulator_log import CHANNEL, SimulatorLog
 STATIC = Path(__file__).parent / "static"
 DEMO_PHONES = ("citizen", "collaborator", "officer", "police", "leader")
 MAX_INPUT = 50_000
+# Longer ids could not be part of an inbound key (128 characters).
+MAX_MESSAGE_ID = 100
+# A year at a time is far more than a trainer needs, and keeps datetimes in range.
+MAX_CLOCK_MINUTES = 366 * 24 * 60
 
 
-def parse_input(body: dict[str, Any]) -> Input:
+class BadRequest(ValueError):
+    """What was wrong with a request, in one line for the 400's body."""
+
+
+def parse_input(body: Any) -> Input:
+    """A phone's message from its JSON body; BadRequest says what is wrong with it."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
     kind = body.get("kind", "text")
     if kind == "text":
         return typed_input(str(body.get("text", ""))[:MAX_INPUT])
     if kind == "choice":
         return Input("choice", choice=str(body.get("choice", ""))[:128])
     if kind == "location":
-        return Input("location", latitude=float(body["latitude"]),
-                     longitude=float(body["longitude"]))
+        try:
+            latitude, longitude = float(body["latitude"]), float(body["longitude"])
+        except (KeyError, TypeError, ValueError):
+            raise BadRequest("a location needs numbers 'latitude' and 'longitude'") from None
+        return Input("location", latitude=latitude, longitude=longitude)
     if kind == "contact":
         return Input("contact", phone=str(body.get("phone", ""))[:32])
     if kind in ("photo", "voice"):
         return Input(kind, file_ref=str(body.get("file_ref", ""))[:200])
     return Input("other")
+
+
+async def json_body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not JSON (or nested too deep)") from None
+
+
+def bad(reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=400)
 
 
 class SimulatorRoutes:
@@ -68,19 +93,22 @@ class SimulatorRoutes:
     async def send(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
         try:
-            body = await request.json()
-            inp = parse_input(body)
-        except (ValueError, KeyError, TypeError):
-            return web.json_response({"error": "bad request"}, status=400)
+            body = await json_body(request)
+            inp = storable_input(parse_input(body))
+            msg_id = body.get("id")
+            if msg_id is not None and (not isinstance(msg_id, str | int)
+                                       or len(str(msg_id)) > MAX_MESSAGE_ID):
+                raise BadRequest(f"'id' must be a text of at most {MAX_MESSAGE_ID} characters")
+        except BadRequest as exc:
+            return bad(str(exc))
         known = await self.log.record_sent(key, {
             "kind": inp.kind, "text": inp.text or (f"/{inp.command}" if inp.command else ""),
             # The tapped button's label, for the phone's own bubble (display only).
-            "choice": inp.choice, "label": str(body.get("label", ""))[:100],
+            "choice": inp.choice, "label": storable(str(body.get("label", ""))[:100]),
             "latitude": inp.latitude, "longitude": inp.longitude,
             "phone": inp.phone, "file_ref": inp.file_ref})
         if not known:
             return web.json_response({"error": "unknown phone"}, status=404)
-        msg_id = body.get("id")
         event = InboundEvent(CHANNEL, key, inp, key=f"web:{key}:{msg_id}" if msg_id else None)
         handled = await self.core.conversations.handle(event)
         # Deliver at once so the phone (and a test) sees the answer without waiting.
@@ -88,7 +116,10 @@ class SimulatorRoutes:
         return web.json_response({"ok": True, "duplicate": not handled})
 
     async def messages(self, request: web.Request) -> web.Response:
-        after = int(request.query.get("after", "0"))
+        raw = request.query.get("after", "0")
+        if not raw.isdigit() or len(raw) > 18:
+            return bad("'after' must be a message id (a whole number)")
+        after = int(raw)
         rows = await self.log.messages(request.match_info["key"], after)
         return web.json_response({"messages": [
             {"id": m.id, "direction": m.direction, **m.payload} for m in rows]})
@@ -99,8 +130,15 @@ class SimulatorRoutes:
         clock = self.core.clock
         if not isinstance(clock, FakeClock):
             return web.json_response({"error": "clock is real"}, status=409)
-        body = await request.json()
-        clock.advance(timedelta(minutes=float(body.get("minutes", 0))))
+        try:
+            body = await json_body(request)
+            minutes = body.get("minutes", 0) if isinstance(body, dict) else None
+            if isinstance(minutes, bool) or not isinstance(minutes, int | float) \
+                    or not 0 <= minutes <= MAX_CLOCK_MINUTES:
+                raise BadRequest(f"'minutes' must be a number from 0 to {MAX_CLOCK_MINUTES}")
+        except BadRequest as exc:
+            return bad(str(exc))
+        clock.advance(timedelta(minutes=minutes))
         # Timers, calendar reminders, deliveries and broadcast progress, until all is done.
         await self.core.settle(())
         return web.json_response({"now": clock.now().isoformat()})

@@ -10,6 +10,7 @@ import logging
 from aiohttp import web
 from telegram import Update
 
+from bot.domain.messages import storable
 from bot.handlers.telegram.application import ALLOWED_UPDATES
 from bot.handlers.telegram.inbound import TelegramUpdates
 
@@ -39,13 +40,22 @@ class TelegramWebhook:
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
             return web.Response(status=403)
+        # Telegram sends an Update object; anything else is no update (a 400 says why, and
+        # Telegram itself never sends one, so nothing it would retry is refused).
         try:
-            update = Update.de_json(await request.json(), self.adapter.bot)
-        except (ValueError, KeyError, TypeError):
-            # Malformed: telling Telegram to retry would not help.
-            return web.Response(status=200)
+            raw = await request.json()
+        except (ValueError, RecursionError):
+            return web.json_response({"error": "the body is not JSON"}, status=400)
+        if not isinstance(raw, dict):
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        if isinstance(raw.get("update_id"), bool) or not isinstance(raw.get("update_id"), int):
+            return web.json_response({"error": "update_id must be a whole number"}, status=400)
+        try:
+            update = Update.de_json(storable(raw), self.adapter.bot)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return web.json_response({"error": "not a Telegram update"}, status=400)
         if update is None:
-            return web.Response(status=200)
+            return web.json_response({"error": "not a Telegram update"}, status=400)
         try:
             answer = await self.adapter.process(update)
         except Exception:

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.clock import Clock
+from bot.domain.messages import storable
 
 log = logging.getLogger(__name__)
 CHANNEL = "zalo"
@@ -122,6 +123,8 @@ class ZaloWebhook:
             log.warning("zalo event %s refused: timestamp outside the accepted window",
                         str(event.get("event_name"))[:40])
             return web.json_response({"error": "stale event"}, status=401)
+        # Checked as it arrived; kept as the database can keep it.
+        event = storable(event)
         key = event_key(event)
         stored = await self._store(key, sender_of(event), event, now)
         if stored and self.on_stored is not None:
@@ -163,7 +166,7 @@ class ZaloWebhook:
             return None
         try:
             event = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if not isinstance(event, dict):
             return None
