@@ -202,3 +202,30 @@ async def test_a_case_id_past_any_integer_column_is_a_stale_button(sim: Simulato
     for huge in (2 ** 63, 2 ** 64 + 5, 10 ** 30):
         await sim["officer"].tap(f"case:ack:{huge}")
         assert await ids_of_last(sim, "officer") == ["error.stale_button"]
+
+
+async def test_confirm_pressed_again_answers_with_the_case_it_made(sim: Simulator) -> None:
+    """Pressed twice (once per update), Confirm opened a second case: the same case twice
+    in the officer's hands. Now the second press answers with the first one's code."""
+    code = await walk_report(sim, "citizen", REPORT_STEPS)
+    await sim["citizen"].tap("confirm")
+    again = await sim["citizen"].last()
+    assert again["ids"] == ["report.already_sent"] and code in again["text"]
+    assert again["phones"] == ["111"]
+    assert await count(sim.app, "cases") == 1
+    # Still so after other things were done in between.
+    await sim["citizen"].tap("menu:help")
+    await sim["citizen"].tap("confirm")
+    assert (await sim["citizen"].last())["ids"] == ["report.already_sent"]
+    # A new report's own Confirm makes a new case.
+    code2 = await walk_report(sim, "citizen", REPORT_STEPS[1:])
+    assert code2 != code and await count(sim.app, "cases") == 2
+
+
+async def test_a_broadcast_sent_again_is_not_sent_twice(sim: Simulator) -> None:
+    officer = sim["officer"]
+    await officer.text("/broadcast Họp cộng tác viên sáng thứ Hai")
+    await officer.tap("broadcast:send")
+    await officer.tap("broadcast:send")
+    assert (await officer.last())["ids"] == ["broadcast.already_sent"]
+    assert await count(sim.app, "broadcasts") == 1

@@ -434,3 +434,19 @@ async def test_a_webhook_body_that_is_no_update_gets_a_400(world: TelegramWorld)
         assert await inbound_keys(w) == 1
     finally:
         await server.close()
+
+
+async def test_confirm_tapped_twice_before_the_bot_answers_makes_one_case(
+        world: TelegramWorld) -> None:
+    """Both presses reach the bot in one batch (a double tap on a slow network)."""
+    w = world
+    await w.report(CITIZEN, "Bé bị đánh ở nhà hàng xóm.", confirm=False)
+    review = w.last(CITIZEN)
+    w.fake.press(CITIZEN, "confirm", review)
+    w.fake.press(CITIZEN, "confirm", review)
+    await w.pump()
+    first, second = w.fake.inbox(CITIZEN)[-2:]
+    assert "VT-2026-0001" in first.text
+    assert shows(second.text, "report.already_sent", code="VT-2026-0001")
+    async with w.app.database.read() as s:
+        assert await cases.case_by_id(s, 2) is None

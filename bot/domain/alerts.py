@@ -98,6 +98,11 @@ def reminder(case: Case, step: str, due: datetime) -> Reply:
 
 
 
+def report_already_sent(case: Case) -> Reply:
+    """Confirm pressed again: the report is not made twice; its code, and where to call."""
+    return Reply((Text("report.already_sent", {"code": case.code}),), phones=("111",))
+
+
 def report_received(case: Case) -> Reply:
     """The reporter's answer once their report is a case: its code, what happens next."""
     return Reply((Text("report.received", {"code": case.code}),

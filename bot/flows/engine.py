@@ -53,6 +53,9 @@ class State:
     history: tuple[str, ...] = ()
     # A half-filled report set aside while the person asks for help or checks a status.
     parked: Mapping[str, Any] | None = None
+    # What a button that made something (a report's Confirm) answers when pressed again:
+    # choice id -> the Reply as JSON. Pressed twice, it makes nothing twice.
+    done: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def idle(self) -> bool:
@@ -60,22 +63,31 @@ class State:
 
     @property
     def report_draft(self) -> State | None:
-        if self.flow == "report" and self.step not in (None, "resume"):
-            return replace(self, parked=None)
+        if self.flow == "report" and self.step == "resume":
+            # Offered for resuming: still the draft, at the step it was left at.
+            data = dict(self.data)
+            resume_to = data.pop("resume_to", None) or "danger"
+            return State("report", resume_to, data, self.history)
+        if self.flow == "report" and self.step is not None:
+            return replace(self, parked=None, done={})
         if self.parked:
             return State.from_json(self.parked)
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return {"flow": self.flow, "step": self.step, "data": dict(self.data),
-                "history": list(self.history), "parked": self.parked}
+        raw: dict[str, Any] = {"flow": self.flow, "step": self.step, "data": dict(self.data),
+                               "history": list(self.history), "parked": self.parked}
+        if self.done:
+            raw["done"] = dict(self.done)
+        return raw
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any] | None) -> State:
         if not raw:
             return cls()
         return cls(raw.get("flow"), raw.get("step"), dict(raw.get("data") or {}),
-                   tuple(raw.get("history") or ()), raw.get("parked"))
+                   tuple(raw.get("history") or ()), raw.get("parked"),
+                   dict(raw.get("done") or {}))
 
 
 @dataclass(frozen=True)
@@ -170,7 +182,7 @@ def start(book: FlowBook, flow_id: str, ctx: Context, data: Mapping[str, Any] | 
         base.update(flow.start_data(ctx, base))
     first = flow.first_step(base, ctx) if flow.first_step else flow.first
     parked = draft.to_json() if draft is not None else None
-    state = State(flow_id, first, base, (), parked)
+    state = State(flow_id, first, base, (), parked, current.done if current else {})
     return state, [flow.steps[first].prompt(state, ctx)]
 
 
@@ -205,6 +217,10 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
             return _cancel(state, ctx)
         if inp.choice in MENU:
             return start(book, MENU[inp.choice], ctx, current=state)
+        if inp.choice in state.done and inp.choice not in _offered(book, state, ctx):
+            # A button that made something, pressed again (a double tap, a redelivered
+            # press): the same answer, nothing made twice.
+            return state, [Reply.from_json(state.done[inp.choice])]
     if state.idle or state.flow not in book.flows or state.step not in book[state.flow].steps:
         return _idle(state, inp, ctx)
     if inp.kind == "choice" and inp.choice == "back":
@@ -218,7 +234,7 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
     data = {**state.data, **outcome.data}
     effects: list[Effect] = list(outcome.effects)
     if outcome.next is None:
-        after = State(parked=state.parked)
+        after = State(parked=state.parked, done=state.done)
         if after.parked:
             effects.append(_offer_resume())
         return after, effects
@@ -239,7 +255,8 @@ def _on_command(book: FlowBook, state: State, inp: Input,
         if state.report_draft is not None:
             resumed, effects = start(book, "report", ctx, current=state)
             return resumed, [*lead, *effects]
-        return State(), [*lead, main_menu(ctx, Text("welcome", {"commune": ctx.commune_name}))]
+        welcome = main_menu(ctx, Text("welcome", {"commune": ctx.commune_name}))
+        return State(done=state.done), [*lead, welcome]
     if isinstance(target, OpenFlow):
         return start(book, target.flow, ctx, current=state)
     if isinstance(target, ServiceCommand):
@@ -250,21 +267,34 @@ def _on_command(book: FlowBook, state: State, inp: Input,
 
 
 def _idle(state: State, inp: Input, ctx: Context) -> tuple[State, list[Effect]]:
-    return State(parked=state.parked), [main_menu(ctx, Text("error.not_understood"))]
+    return (State(parked=state.parked, done=state.done),
+            [main_menu(ctx, Text("error.not_understood"))])
 
 
 def _offer_resume() -> Reply:
     return Reply((Text("report.draft_waiting"),), (Choice("menu:report", Text("menu.resume")),))
 
 
+def _offered(book: FlowBook, state: State, ctx: Context) -> set[str]:
+    """The choice ids the current step's question offers."""
+    flow = book.flows.get(state.flow) if state.flow else None
+    if flow is None or state.step not in flow.steps:
+        return set()
+    return {c.id for c in prompt_of(book, state, ctx).choices}
+
+
 def _cancel(state: State, ctx: Context) -> tuple[State, list[Effect]]:
     if state.idle and not state.parked:
-        return State(), [main_menu(ctx)]
+        return State(done=state.done), [main_menu(ctx)]
+    if state.flow == "report" and state.step == "resume" and state.report_draft is not None:
+        # "Not now" to resuming is no "start over": the draft stays until they say so.
+        return (State(parked=state.report_draft.to_json(), done=state.done),
+                [main_menu(ctx, Text("flow.cancelled")), _offer_resume()])
     if state.flow not in (None, "report") and state.parked:
         # Leaving help or status keeps the report draft that was set aside.
-        return State(parked=state.parked), [main_menu(ctx, Text("flow.cancelled")),
-                                            _offer_resume()]
-    return State(), [main_menu(ctx, Text("flow.cancelled"))]
+        return State(parked=state.parked, done=state.done), [
+            main_menu(ctx, Text("flow.cancelled")), _offer_resume()]
+    return State(done=state.done), [main_menu(ctx, Text("flow.cancelled"))]
 
 
 def _back(book: FlowBook, state: State, ctx: Context) -> tuple[State, list[Effect]]:

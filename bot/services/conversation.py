@@ -24,6 +24,8 @@ from bot.domain.permissions import offered_for_handover, works_cases
 from bot.domain.roles import Role
 from bot.flows import engine
 from bot.flows.book import FLOWS
+from bot.flows.broadcast import SEND
+from bot.flows.calendar_admin import SAVE
 from bot.flows.effects import (
     AddCalendarEvent,
     AskReporter,
@@ -45,6 +47,7 @@ from bot.flows.effects import (
     ShowStatistics,
     StartBroadcast,
 )
+from bot.flows.report import CONFIRM
 from bot.flows.routes import CASE_BUTTONS
 from bot.services.broadcasts import Broadcasts
 from bot.services.calendar_commands import CalendarCommands
@@ -101,6 +104,10 @@ class Turn:
     ctx: engine.Context
     now: datetime
     notice: Text | None = None
+
+    def made(self, choice: str, again: Reply) -> None:
+        """The button `choice` made something: pressed again, it answers `again`."""
+        self.state = replace(self.state, done={**self.state.done, choice: again.to_json()})
 
 
 class _LostRace(Exception):
@@ -244,6 +251,7 @@ class ConversationService:
                 return [await s.invites.create(tx, person, args, turn.channel, now)]
             case OpenCase(report=report):
                 case = await s.cases.open_case(tx, person, turn.channel, report, now)
+                turn.made(CONFIRM.id, alerts.report_already_sent(case))
                 return [alerts.report_received(case)]
             case LookUpStatus(code=code):
                 return await s.cases.status(tx, code, person, now)
@@ -260,13 +268,19 @@ class ConversationService:
                                                                turn.ctx)
                 return [e for e in effects if isinstance(e, Reply)]
             case SendBroadcast(text=text):
-                return await s.broadcasts.send(tx, person, turn.channel, text, now)
+                replies = await s.broadcasts.send(tx, person, turn.channel, text, now)
+                if not replies:  # queued: its progress message is the answer
+                    turn.made(SEND.id, say("broadcast.already_sent"))
+                return replies
             case CalendarCommand(args=args):
                 turn.state, effects = await s.calendar.command(tx, person, args, turn.state,
                                                                turn.ctx, now)
                 return [e for e in effects if isinstance(e, Reply)]
             case AddCalendarEvent():
-                return await s.calendar.add(tx, person, effect, now)
+                replies = await s.calendar.add(tx, person, effect, now)
+                if replies and replies[0].texts[0].id == "calendar.added":
+                    turn.made(SAVE[0].id, say("calendar.add.already_saved", title=effect.title))
+                return replies
             case ShowStatistics(period=period):
                 return await s.period_reports.command(tx, person, period, now)
             case _:
