@@ -40,6 +40,7 @@ from bot.workers.broadcasts import BroadcastTracker
 from bot.workers.calendar import CalendarWorker
 from bot.workers.delivery import DeliveryWorker
 from bot.workers.inbound import InboundWorker
+from bot.workers.pruning import PruningWorker
 from bot.workers.scheduler import Scheduler, Wakeups
 from bot.workers.timers import TimerWorker
 from bot.workers.worker import Worker
@@ -184,6 +185,8 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         DeliveryWorker(database, clock, {name: o.sender for name, o in outbound.items()},
                        reroute=escalation.reroute, climbed=lambda: wakeups.wake(TIMERS)),
         BroadcastTracker(database, outbox, on_queued=lambda: wakeups.wake(DELIVERY)),
+        # Needs no lease: deleting by age is idempotent (see bot/workers/pruning.py).
+        PruningWorker(database, setup.commune.retention),
         *(w for o in outbound.values() for w in o.workers),
     ]
     scheduler = Scheduler(clock, workers, wakeups)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.cases import DEADLINE_STEPS, URGENCIES
-from bot.domain.commune import CHANNELS, CommuneConfig, PersonConfig, RoutingRule
+from bot.domain.commune import CHANNELS, CommuneConfig, PersonConfig, Retention, RoutingRule
 from bot.domain.commune_calendar import MAX_TITLE, CalendarEvent, parse_calendar
 from bot.domain.roles import CONFIGURED
 from bot.domain.work_hours import Duration
@@ -80,9 +80,9 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         deadlines=deadlines, levels=levels,
         reminders_at=tuple(esc.get("reminders_at", (0.5, 0.9))),
         telegram_alert_group=_group_id(c.get("telegram_alert_group")),
+        retention=_retention(raw.get("retention", {})),
         **_calendar(raw.get("calendar", {})),
     )
-
 
 
 def load_calendar(path: Path) -> list[CalendarEvent]:
@@ -147,6 +147,23 @@ def _calendar(raw: Any) -> dict[str, Any]:
     except ValueError as exc:
         raise ConfigError(f"calendar {exc}") from None
     return {"calendar": tuple(events), "calendar_titles": titles}
+
+
+def _retention(raw: Any) -> Retention:
+    """`[retention]`: whole days, each at least 1; a missing field keeps its default."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("retention: expected a table ([retention])")
+    fields = ("delivered_days", "files_days")
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"retention: unknown field(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(fields)}")
+    for name in fields:
+        value = raw.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"retention: {name!r} must be a whole number of days, at least "
+                              f"1, not {value!r}")
+    return Retention(**{name: raw[name] for name in fields if name in raw})
 
 
 def _group_id(raw: Any) -> str | None:

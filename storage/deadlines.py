@@ -16,7 +16,7 @@ from bot.domain.cases import Deadline, Timer
 from storage.db import Tx
 from storage.models import CaseDeadline
 from storage.models import Timer as TimerRow
-from storage.sql import rowcount, table
+from storage.sql import delete_batch, rowcount, table
 
 deadlines = table(CaseDeadline)
 timers = table(TimerRow)
@@ -139,3 +139,12 @@ async def next_timer_at(tx: Tx) -> datetime | None:
     value: datetime | None = await tx.conn.scalar(
         select(func.min(timers.c.fire_at)).where(timers.c.done_at.is_(None)))
     return value
+
+
+async def prune_timers(tx: Tx, done_before: datetime, limit: int) -> int:
+    """Delete up to `limit` timers done (fired, or found stale) before `done_before`; how
+    many. A timer not yet done is never touched. A done one serves nothing: the next timer
+    of a chain is armed when this one fires, and its (deadline_id, kind, seq) never comes
+    round again (kinds carry the deadline's version; seq the chain's step or the id of the
+    message that failed). ix_timers_due (done_at, fire_at) finds them."""
+    return await delete_batch(tx, timers, timers.c.done_at < done_before, limit)

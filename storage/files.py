@@ -1,8 +1,10 @@
-"""Stored files (storage layer): workbooks and charts the bot made, kept until delivered."""
+"""Stored files (storage layer): workbooks and charts the bot made, kept until delivered
+and for a few days after (their download links work that long)."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import select
@@ -10,7 +12,7 @@ from sqlalchemy import select
 from bot.domain.delivery import FileToSend
 from storage.db import Tx
 from storage.models import StoredFile
-from storage.sql import table
+from storage.sql import delete_batch, table
 
 files = table(StoredFile)
 
@@ -29,3 +31,12 @@ async def stored_file(tx: Tx, file_id: int) -> FileToSend | None:
                                         files.c.content, files.c.token)
                                  .where(files.c.id == file_id))).first()
     return FileToSend(row[0], row[1], row[2], row[3], row[4] or "") if row else None
+
+
+async def prune(tx: Tx, before: datetime, keep: Collection[int], limit: int) -> int:
+    """Delete up to `limit` files made before `before`, except those in `keep` (a message
+    still waiting to carry them: storage.outbox.files_waiting); how many."""
+    old = files.c.created_at < before
+    if keep:
+        old = old & files.c.id.not_in(list(keep))
+    return await delete_batch(tx, files, old, limit)

@@ -226,7 +226,9 @@ class Outbox(Base):
     """Outbound messages, written with the change that causes them, delivered by a worker."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    # ix_outbox_created_at: old messages are deleted by age (0013).
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
+                      Index("ix_outbox_created_at", "created_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
@@ -262,7 +264,9 @@ class SimMessage(Base):
     """The web simulator's chat log: what each demo phone shows."""
 
     __tablename__ = "sim_messages"
-    __table_args__ = (UniqueConstraint("outbox_id", name="uq_sim_messages_outbox_id"),)
+    __table_args__ = (UniqueConstraint("outbox_id", name="uq_sim_messages_outbox_id"),
+                      # Old rows are deleted by age (0013).
+                      Index("ix_sim_messages_created_at", "created_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
     # The outbox message this row shows (0011): a resend after a crash writes nothing new.
@@ -357,6 +361,8 @@ class StoredFile(Base):
     Holds aggregate figures only, never a case's details."""
 
     __tablename__ = "stored_files"
+    # Files are deleted by age (0013); without it SQLite would read every file to find them.
+    __table_args__ = (Index("ix_stored_files_created_at", "created_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     mime: Mapped[str] = mapped_column(String(100))

@@ -8,15 +8,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 
-from bot.domain.delivery import OutboxMessage
-from bot.domain.message_kinds import BULK, URGENT, kinds_with_priority
+from bot.domain.cases import Status
+from bot.domain.delivery import STORED, OutboxMessage
+from bot.domain.message_kinds import BULK, URGENT, Kind, kinds_with_priority
 from storage.db import Tx
-from storage.models import Outbox
-from storage.sql import rowcount, table
+from storage.models import Broadcast, Outbox
+from storage.models import Case as CaseRow
+from storage.sql import delete_batch, rowcount, table
 
 outbox = table(Outbox)
+_cases = table(CaseRow)
+_broadcasts = table(Broadcast)
 COLUMNS = (outbox.c.id, outbox.c.person_id, outbox.c.case_id, outbox.c.channel,
            outbox.c.address, outbox.c.kind, outbox.c.payload, outbox.c.dedupe_key,
            outbox.c.status, outbox.c.attempts, outbox.c.next_attempt_at, outbox.c.external_ref,
@@ -166,10 +170,15 @@ async def pending_count(tx: Tx) -> int:
                                     .where(outbox.c.status == PENDING)) or 0)
 
 
+# The kinds of a case's alerts: edited (their buttons taken away) when someone takes it.
+ALERT_KINDS = (Kind.ALERT.value, Kind.ESCALATION.value)
+
+
 async def case_alerts(tx: Tx, case_id: int) -> list[OutboxMessage]:
-    """The alerts (first and escalated) of a case that still show action buttons."""
+    """The alerts (first and escalated) of a case that still show action buttons. Pruning
+    keeps them while the case is open (prune_delivered)."""
     rows = await tx.conn.execute(select(*COLUMNS).where(
-        outbox.c.case_id == case_id, outbox.c.kind.in_(("alert", "escalation")),
+        outbox.c.case_id == case_id, outbox.c.kind.in_(ALERT_KINDS),
         outbox.c.status.in_((PENDING, SENT))).order_by(outbox.c.id))
     return [to_message(r._mapping) for r in rows]
 
@@ -195,3 +204,51 @@ async def broadcast_counts(tx: Tx, broadcast_id: int) -> dict[str, int]:
         outbox.c.broadcast_id == broadcast_id, outbox.c.kind == "broadcast")
         .group_by(outbox.c.status))
     return {str(status): int(n) for status, n in rows.all()}
+
+
+# The same table again, for subqueries about the other rows (not correlated with the row
+# being looked at).
+_waiting = outbox.alias("waiting")
+_EDIT_OF = _waiting.c.payload[("meta", "edit_of")].as_integer()
+_FILE_CHANNEL = outbox.c.payload[("reply", "media", "channel")].as_string()
+_FILE_REF = outbox.c.payload[("reply", "media", "ref")].as_string()
+
+
+def _done_with(before: datetime) -> Any:
+    """Messages delivered (or skipped, or failed for good) before `before` that nothing
+    still needs. Kept, whatever their age:
+    - the alerts of a case still open: taking the case edits them (case_alerts);
+    - the message a waiting edit changes: delivering the edit needs its external_ref;
+    - the copies and the progress message of a broadcast not finished: the tracker counts
+      the copies and edits the progress message.
+    Once a message goes, an edit of it queued afterwards is skipped (delivery finds no
+    original), and its dedupe key is free again; no key comes round after the days kept
+    (each names a case, a timer, a message or a broadcast that acts once)."""
+    open_case = select(_cases.c.id).where(_cases.c.id == outbox.c.case_id,
+                                          _cases.c.status != Status.CLOSED.value).exists()
+    unfinished = _broadcasts.c.finished_at.is_(None)
+    return and_(
+        outbox.c.status.in_((SENT, SKIPPED, FAILED)),
+        outbox.c.created_at < before,
+        or_(outbox.c.kind.not_in(ALERT_KINDS), outbox.c.case_id.is_(None), ~open_case),
+        outbox.c.id.not_in(select(_EDIT_OF).where(_waiting.c.status == PENDING,
+                                                  _EDIT_OF.is_not(None))),
+        or_(outbox.c.broadcast_id.is_(None),
+            outbox.c.broadcast_id.not_in(select(_broadcasts.c.id).where(unfinished))),
+        outbox.c.id.not_in(select(_broadcasts.c.progress_outbox_id).where(
+            unfinished, _broadcasts.c.progress_outbox_id.is_not(None))),
+    )
+
+
+async def prune_delivered(tx: Tx, before: datetime, limit: int) -> int:
+    """Delete up to `limit` messages queued before `before` that went out (or were skipped
+    or failed for good) and that nothing still needs (see _done_with); how many. A message
+    still pending is never deleted. ix_outbox_created_at finds the old ones."""
+    return await delete_batch(tx, outbox, _done_with(before), limit)
+
+
+async def files_waiting(tx: Tx) -> set[int]:
+    """The stored files (storage.files) that messages still pending will carry."""
+    refs = await tx.conn.scalars(select(_FILE_REF).where(
+        outbox.c.status == PENDING, _FILE_CHANNEL == STORED))
+    return {int(ref) for ref in refs if ref and ref.isdigit()}

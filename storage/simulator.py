@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from storage.db import Tx
 from storage.models import SimMessage
-from storage.sql import insert, table
+from storage.sql import delete_batch, insert, table
 
 log = table(SimMessage)
 
@@ -51,3 +51,10 @@ async def messages_after(tx: Tx, address: str, after: int,
     rows = await tx.conn.execute(select(log.c.id, log.c.direction, log.c.payload).where(
         log.c.address == address, log.c.id > after).order_by(log.c.id).limit(limit))
     return [LoggedMessage(r[0], r[1], dict(r[2])) for r in rows]
+
+
+async def prune(tx: Tx, before: datetime, limit: int) -> int:
+    """Delete up to `limit` chat log rows written before `before`; how many. An edit of a
+    deleted bubble (its outbox message's external_ref) then changes nothing, and a phone
+    reading after its last id still sees every newer message."""
+    return await delete_batch(tx, log, log.c.created_at < before, limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import time, timedelta
 
 from bot.domain.commune_calendar import CalendarEvent
 from bot.domain.work_hours import Duration
@@ -42,6 +42,25 @@ class RoutingRule:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long what only served delivery is kept (the commune file's `[retention]`)."""
+
+    # Outbox messages once sent (or skipped, or failed for good), timers once fired, the
+    # web simulator's chat log.
+    delivered_days: int = 30
+    # Statistics files (the period reports' workbooks and charts) and their download links.
+    files_days: int = 7
+
+    @property
+    def delivered(self) -> timedelta:
+        return timedelta(days=self.delivered_days)
+
+    @property
+    def files(self) -> timedelta:
+        return timedelta(days=self.files_days)
+
+
+@dataclass(frozen=True)
 class CommuneConfig:
     key: str
     name: str
@@ -63,3 +82,4 @@ class CommuneConfig:
     calendar: tuple[CalendarEvent, ...] = ()
     # Titles written in the commune file; events without one use `calendar.event.<key>`.
     calendar_titles: Mapping[str, str] = field(default_factory=dict)
+    retention: Retention = field(default_factory=Retention)
