@@ -35,8 +35,10 @@ async def stored_file(tx: Tx, file_id: int) -> FileToSend | None:
 
 async def prune(tx: Tx, before: datetime, keep: Collection[int], limit: int) -> int:
     """Delete up to `limit` files made before `before`, except those in `keep` (a message
-    still waiting to carry them: storage.outbox.files_waiting); how many."""
+    still waiting to carry them: storage.outbox.files_waiting); how many. The newest file
+    goes too: should SQLite give its id to a new file, a link to the old one still fails,
+    for it carries the old file's random token."""
     old = files.c.created_at < before
     if keep:
         old = old & files.c.id.not_in(list(keep))
-    return await delete_batch(tx, files, old, limit)
+    return await delete_batch(tx, files, old, limit, keep_newest=False)

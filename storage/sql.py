@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, delete, func, select
+from sqlalchemy import CursorResult, Table, and_, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.db import Tx
@@ -24,21 +24,25 @@ def rowcount(result: Any) -> int:
     return int(cast("CursorResult[Any]", result).rowcount)
 
 
-async def delete_batch(tx: Tx, table: Table, old: Any, limit: int) -> int:
+async def delete_batch(tx: Tx, table: Table, old: Any, limit: int, *,
+                       keep_newest: bool = True) -> int:
     """Delete up to `limit` rows of `table` that match `old`, lowest ids first, in one
     portable statement (DELETE ... WHERE id IN (SELECT id ... ORDER BY id LIMIT n)); how
     many went. Callers loop, a transaction per batch, so none holds a lock for long.
 
-    The newest row is never deleted: SQLite numbers a new row max(id) + 1 (these tables
-    have no AUTOINCREMENT), so deleting it would hand its id out again, and ids name rows
-    elsewhere (dedupe keys such as t<timer id> and edit:<outbox id>, sim_messages.outbox_id,
-    the simulator phones' read cursor). PostgreSQL's sequences never go back anyway.
+    With `keep_newest` the table's newest row stays: SQLite numbers a new row max(id) + 1
+    (these tables have no AUTOINCREMENT), so deleting it would hand its id out again, and
+    ids name rows elsewhere (dedupe keys such as t<timer id> and edit:<outbox id>,
+    sim_messages.outbox_id, the simulator phones' read cursor). PostgreSQL's sequences
+    never go back anyway.
 
     Rows another transaction holds are skipped (FOR UPDATE SKIP LOCKED on PostgreSQL;
     SQLite has one writer at a time): two processes pruning at once never wait for each
     other, and a row one of them deletes is simply not found by the other."""
-    newest = select(func.max(table.c.id)).correlate(None).scalar_subquery()
-    ids = (select(table.c.id).where(old, table.c.id < newest)
+    if keep_newest:
+        old = and_(old, table.c.id < select(func.max(table.c.id)).correlate(None)
+                   .scalar_subquery())
+    ids = (select(table.c.id).where(old)
            .order_by(table.c.id).limit(limit)
            .with_for_update(skip_locked=True, of=table)
            # The candidates are read from the table itself, not correlated with the DELETE.

@@ -76,3 +76,52 @@ async def test_0011_upgrades_a_database_of_the_previous_version(db_url: str) -> 
             assert await conn.run_sync(_differences) == []
     finally:
         await engine.dispose()
+
+
+def _downgrade_to(connection: Connection, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.downgrade(cfg, revision)
+
+
+def _pruning_indexes(connection: Connection) -> set[str]:
+    from sqlalchemy import inspect
+
+    found = {ix["name"] for table in ("outbox", "sim_messages", "stored_files")
+             for ix in inspect(connection).get_indexes(table)}
+    return found & {"ix_outbox_created_at", "ix_sim_messages_created_at",
+                    "ix_stored_files_created_at"}
+
+
+async def test_0013_indexes_a_database_of_the_previous_version_and_goes_back(
+        db_url: str) -> None:
+    """0013 adds the indexes pruning deletes by to a database made before it, keeping its
+    rows; going back to 0011 drops them again."""
+    from sqlalchemy import text
+
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0011")
+            await conn.execute(text(
+                "INSERT INTO sim_messages (address, direction, payload, created_at) "
+                "VALUES ('citizen', 'in', '{}', '2026-11-23 02:00:00')"))
+            assert await conn.run_sync(_pruning_indexes) == set()
+        await migrate(engine)
+        async with engine.begin() as conn:
+            assert len(await conn.run_sync(_pruning_indexes)) == 3
+            assert (await conn.execute(text("SELECT count(*) FROM sim_messages"))).scalar() == 1
+            assert await conn.run_sync(_differences) == []
+            await conn.run_sync(_downgrade_to, "0011")
+            assert await conn.run_sync(_pruning_indexes) == set()
+        await migrate(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_differences) == []
+    finally:
+        await engine.dispose()
