@@ -147,4 +147,4 @@ async def prune_timers(tx: Tx, done_before: datetime, limit: int) -> int:
     of a chain is armed when this one fires, and its (deadline_id, kind, seq) never comes
     round again (kinds carry the deadline's version; seq the chain's step or the id of the
     message that failed). ix_timers_due (done_at, fire_at) finds them."""
-    return await delete_batch(tx, timers, timers.c.done_at < done_before, limit)
+    return await delete_batch(tx, timers, timers.c.done_at, done_before, limit)

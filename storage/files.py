@@ -38,7 +38,6 @@ async def prune(tx: Tx, before: datetime, keep: Collection[int], limit: int) -> 
     still waiting to carry them: storage.outbox.files_waiting); how many. The newest file
     goes too: should SQLite give its id to a new file, a link to the old one still fails,
     for it carries the old file's random token."""
-    old = files.c.created_at < before
-    if keep:
-        old = old & files.c.id.not_in(list(keep))
-    return await delete_batch(tx, files, old, limit, keep_newest=False)
+    return await delete_batch(tx, files, files.c.created_at, before, limit,
+                              where=files.c.id.not_in(list(keep)) if keep else None,
+                              keep_newest=False)

@@ -214,9 +214,9 @@ _FILE_CHANNEL = outbox.c.payload[("reply", "media", "channel")].as_string()
 _FILE_REF = outbox.c.payload[("reply", "media", "ref")].as_string()
 
 
-def _done_with(before: datetime) -> Any:
-    """Messages delivered (or skipped, or failed for good) before `before` that nothing
-    still needs. Kept, whatever their age:
+def _done_with() -> Any:
+    """Messages delivered (or skipped, or failed for good) that nothing still needs. Kept,
+    whatever their age:
     - the alerts of a case still open: taking the case edits them (case_alerts);
     - the message a waiting edit changes: delivering the edit needs its external_ref;
     - the copies and the progress message of a broadcast not finished: the tracker counts
@@ -228,8 +228,10 @@ def _done_with(before: datetime) -> Any:
                                           _cases.c.status != Status.CLOSED.value).exists()
     unfinished = _broadcasts.c.finished_at.is_(None)
     return and_(
-        outbox.c.status.in_((SENT, SKIPPED, FAILED)),
-        outbox.c.created_at < before,
+        # Sent, skipped or failed: a message still pending is never deleted. (Not IN those
+        # three: SQLite would walk ix_outbox_due through every sent row instead of taking
+        # the old ones from ix_outbox_created_at.)
+        outbox.c.status != PENDING,
         or_(outbox.c.kind.not_in(ALERT_KINDS), outbox.c.case_id.is_(None), ~open_case),
         outbox.c.id.not_in(select(_EDIT_OF).where(_waiting.c.status == PENDING,
                                                   _EDIT_OF.is_not(None))),
@@ -244,7 +246,8 @@ async def prune_delivered(tx: Tx, before: datetime, limit: int) -> int:
     """Delete up to `limit` messages queued before `before` that went out (or were skipped
     or failed for good) and that nothing still needs (see _done_with); how many. A message
     still pending is never deleted. ix_outbox_created_at finds the old ones."""
-    return await delete_batch(tx, outbox, _done_with(before), limit)
+    return await delete_batch(tx, outbox, outbox.c.created_at, before, limit,
+                              where=_done_with())
 
 
 async def files_waiting(tx: Tx) -> set[int]:

@@ -57,4 +57,4 @@ async def prune(tx: Tx, before: datetime, limit: int) -> int:
     """Delete up to `limit` chat log rows written before `before`; how many. An edit of a
     deleted bubble (its outbox message's external_ref) then changes nothing, and a phone
     reading after its last id still sees every newer message."""
-    return await delete_batch(tx, log, log.c.created_at < before, limit)
+    return await delete_batch(tx, log, log.c.created_at, before, limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, and_, delete, func, select
@@ -24,11 +25,14 @@ def rowcount(result: Any) -> int:
     return int(cast("CursorResult[Any]", result).rowcount)
 
 
-async def delete_batch(tx: Tx, table: Table, old: Any, limit: int, *,
-                       keep_newest: bool = True) -> int:
-    """Delete up to `limit` rows of `table` that match `old`, lowest ids first, in one
-    portable statement (DELETE ... WHERE id IN (SELECT id ... ORDER BY id LIMIT n)); how
-    many went. Callers loop, a transaction per batch, so none holds a lock for long.
+async def delete_batch(tx: Tx, table: Table, age: Any, before: datetime, limit: int, *,
+                       where: Any = None, keep_newest: bool = True) -> int:
+    """Delete up to `limit` rows of `table` whose `age` column is before `before` (and that
+    match `where`), oldest first, in one portable statement (DELETE ... WHERE id IN
+    (SELECT id ... WHERE <old> ORDER BY <age>, id LIMIT n)); how many went. Callers loop,
+    a transaction per batch, so none holds a lock for long. Ordered by the age column, the
+    batch is a range of that column's index whatever the planner knows of the table
+    (SQLite keeps no statistics unless asked): it reads the old rows, not the kept ones.
 
     With `keep_newest` the table's newest row stays: SQLite numbers a new row max(id) + 1
     (these tables have no AUTOINCREMENT), so deleting it would hand its id out again, and
@@ -39,11 +43,14 @@ async def delete_batch(tx: Tx, table: Table, old: Any, limit: int, *,
     Rows another transaction holds are skipped (FOR UPDATE SKIP LOCKED on PostgreSQL;
     SQLite has one writer at a time): two processes pruning at once never wait for each
     other, and a row one of them deletes is simply not found by the other."""
+    old = age < before
+    if where is not None:
+        old = and_(old, where)
     if keep_newest:
         old = and_(old, table.c.id < select(func.max(table.c.id)).correlate(None)
                    .scalar_subquery())
     ids = (select(table.c.id).where(old)
-           .order_by(table.c.id).limit(limit)
+           .order_by(age, table.c.id).limit(limit)
            .with_for_update(skip_locked=True, of=table)
            # The candidates are read from the table itself, not correlated with the DELETE.
            .correlate(None))

@@ -18,7 +18,7 @@ import pytest
 from bot.app import App, Setup, build_app
 from bot.clock import Clock, FakeClock
 from bot.config import DEMO_CONFIG, ConfigError, load_commune, parse_commune
-from bot.domain.commune import CommuneConfig
+from bot.domain.commune import CommuneConfig, Retention
 from bot.domain.commune_calendar import occurrences
 from bot.domain.local_time import LOCAL_TZ
 from bot.handlers.simulator import SimulatorPlugin
@@ -217,8 +217,12 @@ async def test_mid_autumn_lands_on_the_published_dates(app: App) -> None:
 
 async def new_engine(db_url: str, clock: Clock, config: CommuneConfig | None = None
                      ) -> App:
-    return await build_app(Setup(db_url, config or load_commune(DEMO_CONFIG), clock),
-                           [SimulatorPlugin()])
+    """The year's outbox is what these tests read back: kept past the 30 days pruning
+    keeps delivered messages (bot/workers/pruning.py), which a started process would
+    otherwise delete months into the year."""
+    config = dataclasses.replace(config or load_commune(DEMO_CONFIG),
+                                 retention=Retention(3650, 3650))
+    return await build_app(Setup(db_url, config, clock), [SimulatorPlugin()])
 
 
 async def test_restart_in_the_middle_of_the_year(db_url: str, clock: FakeClock) -> None:
