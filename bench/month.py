@@ -45,7 +45,7 @@ from bot.workers.pruning import PruningWorker
 from tests.support import START
 from tests.support.database import count, rows
 from tests.support.pg import PostgresServer
-from tests.support.simulator import Simulator, walk_report
+from tests.support.simulator import Simulator
 from tests.support.stories import REPORT_STEPS
 
 TABLES = ("outbox", "sim_messages", "timers", "case_deadlines", "stored_files",
@@ -61,6 +61,7 @@ class Life:
 
     retention: Retention
     reports: int = 0
+    cases: int = 0
     taken: int = 0
     closed: int = 0
     statistics: int = 0
@@ -129,6 +130,7 @@ async def live(url: str, days: int, per_day: int, retention: Retention) -> Life:
                     await hour_of(sim, app, clock, day, hour, per_day, later, life)
             life.seconds = time.perf_counter() - started
             life.sizes = {t: await count(app, t) for t in TABLES}
+            life.cases = await count(app, "cases")
     finally:
         await server.close()
         await app.close()
@@ -152,7 +154,10 @@ async def hour_of(sim: Simulator, app: App, clock: FakeClock, day: int, hour: in
             await act(sim, who, f"case:close:{case_id}", "outcome:supported")
             life.closed += 1
     if local.hour in REPORT_HOURS[:per_day]:
-        await walk_report(sim, "citizen", REPORT_STEPS)
+        citizen = sim["citizen"]
+        for kind, value in REPORT_STEPS:
+            await citizen.step(kind, value)
+        await citizen.inbox()
         life.reports += 1
         case_id = max(int(c.id) for c in await rows(app, "cases"))
         who = "officer" if life.reports % 2 else "police"
@@ -202,6 +207,10 @@ async def run(days: int, per_day: int, retention: Retention, postgres: bool) -> 
     print_figures(days, per_day, backend, pruned, kept)
     if (pruned.reports, pruned.closed) != (kept.reports, kept.closed):
         print("FAILED: the two runs lived different lives", file=sys.stderr)
+        return 1
+    if pruned.cases != pruned.reports or kept.cases != kept.reports:
+        print(f"FAILED: {pruned.cases} and {kept.cases} cases for {pruned.reports} reports",
+              file=sys.stderr)
         return 1
     return 0
 

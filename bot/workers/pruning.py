@@ -6,12 +6,13 @@ messages sent, skipped or failed for good, timers done, the web simulator's chat
 a case or a waiting message still needs is kept whatever its age (storage.outbox's
 prune_delivered says what).
 
-It takes no lease. Each table goes in bounded batches (DELETE ... WHERE id IN (SELECT id
-... ORDER BY id LIMIT n)), each batch its own short transaction, so neither SQLite's write
-lock nor PostgreSQL's row locks are held for long. Deleting by age is idempotent: processes
-sharing one database each prune on their own schedule, rows another process is deleting at
-that moment are skipped (SKIP LOCKED), rows already gone are not found, and the last one to
-look deletes what is left, or nothing. Two processes deleting at once is harmless.
+It takes no lease. Each table goes in bounded batches, oldest first (DELETE ... WHERE id IN
+(SELECT id ... ORDER BY <age>, id LIMIT n): storage.sql.delete_batch), each batch its own
+short transaction, so neither SQLite's write lock nor PostgreSQL's row locks are held for
+long. Deleting by age is idempotent: processes sharing one database each prune on their
+own schedule, rows another process is deleting at that moment are skipped (SKIP LOCKED),
+rows already gone are not found, and the last one to look deletes what is left, or
+nothing. Two processes deleting at once is harmless.
 """
 
 from __future__ import annotations
