@@ -36,6 +36,7 @@ from bot.services.invites import Invites
 from bot.services.outbox import Outbox
 from bot.services.period_reports import PeriodReports, period_report
 from bot.services.simulator_log import SimulatorLog
+from bot.services.top_digest import TopDigest
 from bot.workers.broadcasts import BroadcastTracker
 from bot.workers.calendar import CalendarWorker
 from bot.workers.delivery import DeliveryWorker
@@ -137,7 +138,8 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     for channel in channels:
         outbound[channel.name] = await channel.open(base)
 
-    escalation = Escalation(directory, WorkHours(*setup.commune.working_hours), outbox)
+    escalation = Escalation(directory, WorkHours(*setup.commune.working_hours), outbox,
+                            TopDigest(directory, outbox))
     cases = CaseService(directory, escalation, outbox)
     reminders = CalendarReminders(database, directory, outbox, period_report)
     async with database.transaction() as tx:

@@ -176,6 +176,22 @@ class Timer(Base):
     lease_until: Mapped[datetime | None]
 
 
+class TopDigest(Base):
+    """When the next digest of waiting cases falls due for a person at the top of the
+    escalation chain (None: nothing waits on them); claimed with a lease like a timer, so
+    of several processes one sends it. `seq` counts the digests sent and names the next
+    one's outbox dedupe key."""
+
+    __tablename__ = "top_digests"
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True,
+                                           autoincrement=False)
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_sent_at: Mapped[datetime | None]
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+
 class CaseRecipient(Base):
     """Who a case was routed to: the only people allowed to see its details."""
 

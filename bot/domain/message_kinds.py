@@ -21,6 +21,7 @@ class Kind(StrEnum):
     ALERT = "alert"
     ESCALATION = "escalation"
     REMINDER = "reminder"
+    DIGEST = "digest"
     HANDOVER = "handover"
     QUESTION = "question"
     NOTICE = "notice"
@@ -49,6 +50,10 @@ RULES: Final[dict[Kind, KindRule]] = {
     Kind.ALERT: KindRule(URGENT, reroute=True, climbs=True),
     Kind.ESCALATION: KindRule(URGENT, reroute=True, climbs=True),
     Kind.REMINDER: KindRule(CONVERSATION, reroute=True),
+    # The top of the chain's daily list of the cases still waiting on it: a reminder of
+    # cases it was alerted to already, on its other channel if need be; nothing is above
+    # the top, so it never climbs.
+    Kind.DIGEST: KindRule(CONVERSATION, reroute=True),
     Kind.HANDOVER: KindRule(URGENT, reroute=True),
     Kind.QUESTION: KindRule(URGENT, reroute=True),
     Kind.NOTICE: KindRule(CONVERSATION, reroute=True),

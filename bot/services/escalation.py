@@ -1,6 +1,12 @@
 """Deadlines, reminders and escalation (service layer). Timers are rows: the timer worker
 (bot/workers/timers.py) claims due ones and hands each to `fire`, in its own transaction; a
-timer set for an older deadline version does nothing."""
+timer set for an older deadline version does nothing.
+
+Below the top of the chain a missed deadline climbs one level each period, day and night.
+The top is alerted once per case, when the case reaches it (not in its quiet hours unless
+the case is an EMERGENCY: the climb waits for their end); from then on the case waits in
+the top people's digest (bot/services/top_digest.py), not in an alert per period.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import logging
 from datetime import datetime
 
 from bot.domain import alerts
-from bot.domain.cases import FIRST_STEPS, Access, Case, Deadline, Timer
+from bot.domain.cases import FIRST_STEPS, Access, Case, Deadline, Timer, Urgency
 from bot.domain.delivery import OutboxMessage
 from bot.domain.message_kinds import Kind, rule_of
 from bot.domain.people import Person
@@ -16,6 +22,7 @@ from bot.domain.routing import level_recipients
 from bot.domain.work_hours import WorkHours
 from bot.services.directory import Directory
 from bot.services.outbox import Outbox
+from bot.services.top_digest import TopDigest
 from storage import cases, deadlines, people
 from storage.db import Tx
 
@@ -23,10 +30,16 @@ log = logging.getLogger(__name__)
 
 
 class Escalation:
-    def __init__(self, directory: Directory, hours: WorkHours, outbox: Outbox) -> None:
+    def __init__(self, directory: Directory, hours: WorkHours, outbox: Outbox,
+                 digest: TopDigest) -> None:
         self.directory = directory
         self.hours = hours
         self.outbox = outbox
+        self.digest = digest
+
+    @property
+    def top(self) -> int:
+        return len(self.directory.config.levels)
 
     def due(self, step: str, urgency: str, start: datetime) -> datetime:
         return self.hours.add(start, self.directory.config.deadlines[step][urgency])
@@ -102,11 +115,16 @@ class Escalation:
         dl = await deadlines.deadline(tx, case_id, "acknowledge")
         if dl is None or dl.met_at is not None:
             return False
+        case = await cases.case_by_id(tx, case_id)
+        if case is None or case.escalation_level >= self.top:
+            return False  # nobody above the top: its digest keeps the case before it
         await deadlines.arm_timer(tx, dl.id, f"unreachable{dl.version}", seq, now, dl.version)
         return True
 
     async def _remind(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
                       now: datetime) -> None:
+        if case.assignee_id is None and case.escalation_level >= self.top:
+            return  # the top hears of a case nobody took in its digest, not per deadline
         targets = await self._current_team(tx, case)
         reply = alerts.reminder(case, dl.step, dl.due_at)
         for person in targets:
@@ -126,8 +144,19 @@ class Escalation:
 
     async def _escalate(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
                         now: datetime, rearm: bool = True) -> None:
-        top = len(self.directory.config.levels)
-        level = min(case.escalation_level + 1, top)
+        top = self.top
+        if case.escalation_level >= top:
+            await self._wait_at_top(tx, case, dl, now)
+            return
+        level = case.escalation_level + 1
+        pace = self.directory.config.top_digest
+        if level == top and case.urgency != Urgency.EMERGENCY and pace.is_quiet(now):
+            # The top is not woken for this case: it climbs when the quiet hours end (the
+            # timer's own id keeps the new one's seq unique).
+            await deadlines.arm_timer(tx, dl.id, f"dawn{dl.version}", timer.id,
+                                      pace.quiet_end(now), dl.version)
+            log.info("case %s reaches the top after the quiet hours", case.id)
+            return
         case = await cases.climb_to(tx, case.id, level)
         everyone = await people.configured_people(tx, self.directory.commune_id)
         targets = level_recipients(self.directory.config, everyone, level, case.police_case)
@@ -148,6 +177,11 @@ class Escalation:
                                              f"t{timer.id}:p{person.id}")
         await cases.audit(tx, case.id, None, "escalated", now, step=dl.step, level=level,
                           recipients=[p.id for p in targets])
+        if level == top:
+            # From now on the case waits in the top people's digest, not in a re-alert.
+            await self.digest.arm_after_alert(tx, [p.id for p in targets], now)
+            log.info("case %s escalated to the top on %s", case.id, dl.step)
+            return
         if not rearm:
             return
         # Keep climbing each period until someone acts; a period missed while the bot was
@@ -158,3 +192,11 @@ class Escalation:
             next_at = now + period
         await deadlines.arm_timer(tx, dl.id, timer.kind, timer.seq + 1, next_at, dl.version)
         log.info("case %s escalated to level %s on %s", case.id, level, dl.step)
+
+    async def _wait_at_top(self, tx: Tx, case: Case, dl: Deadline, now: datetime) -> None:
+        """A deadline passed for a case already at the top: no alert again, the case goes
+        into the digest of everyone on its team there."""
+        ids = [m.person_id for m in await cases.team_of(tx, case.id)
+               if m.access == Access.TEAM and m.level == case.escalation_level]
+        await self.digest.arm_now(tx, ids, now)
+        await cases.audit(tx, case.id, None, "overdue_at_top", now, step=dl.step)

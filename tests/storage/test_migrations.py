@@ -76,3 +76,36 @@ async def test_0011_upgrades_a_database_of_the_previous_version(db_url: str) -> 
             assert await conn.run_sync(_differences) == []
     finally:
         await engine.dispose()
+
+
+async def test_0014_adds_the_top_digests_and_takes_them_away_again(db_url: str) -> None:
+    """A database of the version before gets the (empty) digest timers; downgrading drops
+    them and leaves the rest."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from storage.db import MIGRATIONS
+
+    def downgrade(connection: Connection) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0011")
+
+    def tables(connection: Connection) -> set[str]:
+        return set(inspect(connection).get_table_names())
+
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0011")
+            assert "top_digests" not in await conn.run_sync(tables)
+        await migrate(engine)
+        async with engine.begin() as conn:
+            assert "top_digests" in await conn.run_sync(tables)
+            await conn.run_sync(downgrade)
+            assert "top_digests" not in await conn.run_sync(tables)
+            assert "outbox" in await conn.run_sync(tables)
+    finally:
+        await engine.dispose()

@@ -77,3 +77,12 @@ def config_with_telegram(tmp: Path, officer: int = 6002, police: int = 6003) -> 
     path = tmp / "commune.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def serve_refused(env: dict[str, str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """`python -m bot.cli serve` expected to refuse to start (a mistake in its settings):
+    what it said and its exit code. One that starts anyway runs into the timeout."""
+    full = {**os.environ, "SAFECHILD_PORT": str(free_port()), **env}
+    full.pop("DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "bot.cli", "serve"], env=full,
+                          capture_output=True, text=True, timeout=timeout, check=False)
