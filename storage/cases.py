@@ -176,14 +176,15 @@ async def team_of(tx: Tx, case_id: int) -> list[TeamMember]:
 
 
 async def waiting_on(tx: Tx, person_id: int, level: int, now: datetime) -> list[WaitingCase]:
-    """The open cases at escalation `level` with this person on their team there, that
-    have a deadline passed and not met: each with the first such step, oldest case first."""
+    """The open cases at escalation `level` (or above it, had the chain been shortened)
+    with this person on their team there, that have a deadline passed and not met: each
+    with the first such step, oldest case first."""
     rows = await tx.conn.execute(
         select(*CASE_COLUMNS, deadlines.c.step)
         .join(team, team.c.case_id == cases.c.id)
         .join(deadlines, deadlines.c.case_id == cases.c.id)
-        .where(team.c.person_id == person_id, team.c.level == level,
-               team.c.access == Access.TEAM.value, cases.c.escalation_level == level,
+        .where(team.c.person_id == person_id, team.c.level >= level,
+               team.c.access == Access.TEAM.value, cases.c.escalation_level >= level,
                cases.c.status != Status.CLOSED.value, deadlines.c.met_at.is_(None),
                deadlines.c.due_at <= now)
         .order_by(cases.c.created_at, cases.c.id, deadlines.c.due_at, deadlines.c.id))

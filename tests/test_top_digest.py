@@ -127,11 +127,18 @@ async def test_a_case_someone_takes_drops_out_of_the_next_digest(sim: Simulator)
     await chairman.text("Đã báo công an xã, cháu ở với bà ngoại.")
     await chairman.tap("form:violence")
     await chairman.tap("setting:family")
+    # The officer takes the first case, but its initial assessment is late already.
+    await sim["officer"].tap("case:ack:1")
     await hours(sim, 24)
 
     for key in TOP:
         digests = await top_messages(sim.app, key, "digest")
         assert [listed(d) for d in digests] == [[first, second], [first]]
+    digest = (await chairman.inbox())[-1]
+    assert shows(digest["text"], "digest.top", count=1)
+    assert choice_ids(digest) == ["case:handover:1"]
+    await chairman.tap("case:handover:1")
+    assert shows((await chairman.last())["text"], "handover.prompt", code=first)
 
 
 async def test_two_processes_on_one_database_send_one_digest(

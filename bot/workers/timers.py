@@ -32,6 +32,7 @@ class TimerWorker:
         fired = 0
         async with self.database.transaction() as tx:
             claimed = await deadlines.lease_due_timers(tx, now, self.owner, LEASE, self.batch)
+            digests = await top_digests.lease_due(tx, now, self.owner, LEASE, self.batch)
         for timer_id in claimed:
             async with self.database.transaction() as tx:
                 timer = await deadlines.leased_timer(tx, timer_id, self.owner)
@@ -39,21 +40,16 @@ class TimerWorker:
                     continue
                 await self.escalation.fire(tx, timer, now)
                 fired += 1
-        fired += await self._digests(now)
+        for person_id in digests:
+            async with self.database.transaction() as tx:
+                digest = await top_digests.leased(tx, person_id, self.owner, now)
+                if digest is not None:
+                    await self.escalation.digest.fire(tx, digest, now)
+        # Every claimed digest moved its due time on (sent, held or at rest): work done.
+        fired += len(digests)
         if fired and self.on_fired:
             self.on_fired()
         return fired
-
-    async def _digests(self, now: datetime) -> int:
-        async with self.database.transaction() as tx:
-            claimed = await top_digests.lease_due(tx, now, self.owner, LEASE, self.batch)
-        for person_id in claimed:
-            async with self.database.transaction() as tx:
-                timer = await top_digests.leased(tx, person_id, self.owner, now)
-                if timer is not None:
-                    await self.escalation.digest.fire(tx, timer, now)
-        # Every claimed digest moved its due time on (sent, held or at rest): work done.
-        return len(claimed)
 
     async def next_due(self, now: datetime) -> datetime | None:
         async with self.database.read() as tx:
