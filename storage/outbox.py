@@ -8,25 +8,37 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import exists as sql_exists
 
 from bot.domain.delivery import OutboxMessage
 from bot.domain.message_kinds import BULK, URGENT, kinds_with_priority
 from storage.db import Tx
-from storage.models import Outbox
+from storage.models import ClaimLock, Outbox
 from storage.sql import rowcount, table
 
 outbox = table(Outbox)
+older = outbox.alias("older")
+claim_locks = table(ClaimLock)
 COLUMNS = (outbox.c.id, outbox.c.person_id, outbox.c.case_id, outbox.c.channel,
            outbox.c.address, outbox.c.kind, outbox.c.payload, outbox.c.dedupe_key,
            outbox.c.status, outbox.c.attempts, outbox.c.next_attempt_at, outbox.c.external_ref,
            outbox.c.broadcast_id, outbox.c.lease_owner, outbox.c.lease_until)
 PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
 
+
+
+def _priority(kind: Any) -> Any:
+    return case((kind.in_(kinds_with_priority(URGENT)), 0),
+                (kind.in_(kinds_with_priority(BULK)), 2), else_=1)
+
+
 # When a rate limit makes messages wait, the urgent kinds go first and bulk sends last
 # (bot/domain/message_kinds.py says which is which).
-_PRIORITY = case((outbox.c.kind.in_(kinds_with_priority(URGENT)), 0),
-                 (outbox.c.kind.in_(kinds_with_priority(BULK)), 2), else_=1)
+_PRIORITY = _priority(outbox.c.kind)
+_OLDER_PRIORITY = _priority(older.c.kind)
+_TAKE_TURN = (update(claim_locks).where(claim_locks.c.name == "outbox")
+              .values(taken=claim_locks.c.taken + 1))
 _INSERT = outbox.insert().values(
     person_id=bindparam("person_id"), case_id=bindparam("case_id"),
     channel=bindparam("channel"), address=bindparam("address"), kind=bindparam("kind"),
@@ -83,16 +95,40 @@ def _free(now: datetime) -> Any:
     return or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
 
 
+def _older_waiting() -> Any:
+    """An older row of the same chat still waiting to go."""
+    return and_(older.c.status == PENDING, older.c.channel == outbox.c.channel,
+                older.c.address == outbox.c.address, older.c.id < outbox.c.id)
+
+
+def _held_up(now: datetime) -> Any:
+    """An older row of the same chat that cannot go out with this one: not due yet, held
+    by a sender, or of a lower priority (which would let this one overtake it)."""
+    return sql_exists().where(_older_waiting(), or_(
+        older.c.next_attempt_at > now,
+        and_(older.c.lease_until.is_not(None), older.c.lease_until >= now),
+        _OLDER_PRIORITY > _PRIORITY))
+
+
 async def lease_due(tx: Tx, now: datetime, channels: Sequence[str], owner: str,
                     lease: timedelta, limit: int) -> list[OutboxMessage]:
     """Claim up to `limit` due messages nobody holds, urgent kinds first, then in the order
-    they were queued. `owner` is unique per claim, so what carries it is ours alone."""
+    they were queued. `owner` is unique per claim, so what carries it is ours alone.
+
+    One chat's rows go strictly in id order: a row is claimed only when every older row
+    of its chat is claimed with it. Within a chat the sort key (priority, id) then rises
+    with the id, so the limit cuts each chat's rows after a prefix. Claimers take turns
+    (the claim lock; SQLite's single writer already does), so a second process sees the
+    first one's leases and never takes a chat's later rows while the first sends its
+    earlier ones."""
     if not channels:
         return []
+    if tx.dialect != "sqlite":
+        await tx.conn.execute(_TAKE_TURN)
     ids = list(await tx.conn.scalars(
         select(outbox.c.id)
         .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
-               outbox.c.channel.in_(list(channels)), _free(now))
+               outbox.c.channel.in_(list(channels)), _free(now), ~_held_up(now))
         .order_by(_PRIORITY, outbox.c.id).limit(limit)))
     if not ids:
         return []
@@ -152,12 +188,17 @@ async def mark_failed(tx: Tx, outbox_id: int, error: str, *, retry_at: datetime 
     await tx.conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(**values))
 
 
-async def next_due_at(tx: Tx, channels: Sequence[str]) -> datetime | None:
+async def next_due_at(tx: Tx, channels: Sequence[str], now: datetime) -> datetime | None:
+    """When the first chat's first waiting row can go: its due time, or the end of the
+    lease another sender holds it by. Rows behind it in their chat wait for it."""
     if not channels:
         return None
     value: datetime | None = await tx.conn.scalar(
-        select(func.min(outbox.c.next_attempt_at))
-        .where(outbox.c.status == PENDING, outbox.c.channel.in_(list(channels))))
+        select(func.min(case((and_(outbox.c.lease_until.is_not(None),
+                                   outbox.c.lease_until >= now), outbox.c.lease_until),
+                             else_=outbox.c.next_attempt_at)))
+        .where(outbox.c.status == PENDING, outbox.c.channel.in_(list(channels)),
+               ~sql_exists().where(_older_waiting())))
     return value
 
 

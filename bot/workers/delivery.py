@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final, Literal
 
 from bot.clock import Clock
 from bot.domain.delivery import STORED, Delivery, DeliveryError, OutboxMessage, Sender
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 12
 EDIT_WAIT = timedelta(seconds=2)
+LATER: Final = "later"
+SKIPPED: Final = "skipped"
 
 # What to do when a channel says it cannot reach a message's person: True when the case
 # was sent up the chain (the timer worker should look).
@@ -76,7 +79,7 @@ class DeliveryWorker:
 
     async def next_due(self, now: datetime) -> datetime | None:
         async with self.database.read() as tx:
-            return await outbox.next_due_at(tx, list(self.senders))
+            return await outbox.next_due_at(tx, list(self.senders), now)
 
     async def deliver_due(self) -> int:
         """One look: claim due messages, send them, record the results. Returns how many
@@ -88,11 +91,19 @@ class DeliveryWorker:
             claimed = await outbox.lease_due(tx, now, list(self.senders), token, LEASE,
                                              self.batch)
             ready: list[int] = []
+            waiting: set[tuple[str, str]] = set()
             for message in claimed:
+                chat = (message.channel, message.address)
+                if chat in waiting:  # behind a row of its chat that cannot go yet
+                    await outbox.release(tx, [message.id], token, now, attempted=False)
+                    continue
                 delivery = await self._prepare(tx, message, token, now)
-                if delivery is not None:
-                    ready.append(message.id)
-                    chats.setdefault((message.channel, message.address), []).append(delivery)
+                if delivery is LATER:
+                    waiting.add(chat)
+                if not isinstance(delivery, Delivery):
+                    continue
+                ready.append(message.id)
+                chats.setdefault(chat, []).append(delivery)
             await outbox.count_attempts(tx, ready)
         if not claimed:
             return 0
@@ -101,19 +112,20 @@ class DeliveryWorker:
         return sum(results)
 
     async def _prepare(self, tx: Tx, message: OutboxMessage, token: str,
-                       now: datetime) -> Delivery | None:
-        """The message as a Delivery, or None when it cannot go yet (its lease is let go)."""
+                       now: datetime) -> Delivery | Literal["later", "skipped"]:
+        """The message as a Delivery; LATER when it cannot go yet (its lease is let go),
+        SKIPPED when it is not to be sent at all."""
         meta = dict(message.meta)
         if "edit_of" in meta:
             # An edit needs the channel's reference of the message it changes.
             original = await outbox.message(tx, int(meta["edit_of"]))
             if original is None or original.status == outbox.FAILED:
                 await outbox.skip(tx, message.id)
-                return None
+                return SKIPPED
             if original.status != outbox.SENT or not original.external_ref:
                 await outbox.release(tx, [message.id], token, now + EDIT_WAIT,
                                      attempted=False)
-                return None
+                return LATER
             meta["message_ref"] = original.external_ref
         reply = message.reply
         file = await files.stored_file(tx, int(reply.media.ref)) if (
