@@ -8,7 +8,7 @@ import random
 from collections import defaultdict
 from datetime import timedelta
 
-from bot.app import App, Setup, build_app
+from bot.app import Setup, build_app
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, load_commune
 from bot.domain.delivery import Delivery, DeliveryError

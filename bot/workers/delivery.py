@@ -144,8 +144,11 @@ class DeliveryWorker:
             try:
                 async with self.slots:
                     ref = await sender.deliver(delivery)
-            except DeliveryError as exc:
-                await self._record(delivery.outbox_id, token, None, exc,
+            except Exception as exc:
+                # A sender's own bug counts as a failed send: retried, never left leased.
+                error = (exc if isinstance(exc, DeliveryError)
+                         else DeliveryError(type(exc).__name__))
+                await self._record(delivery.outbox_id, token, None, error,
                                    [d.outbox_id for d in deliveries[n + 1:]])
                 return sent
             # Committed before the chat's next send: the window in which a crash would
