@@ -37,6 +37,7 @@ from bot.services.invites import Invites
 from bot.services.outbox import Outbox
 from bot.services.period_reports import PeriodReports, period_report
 from bot.services.simulator_log import SimulatorLog
+from bot.services.undelivered import Undelivered
 from bot.workers.broadcasts import BroadcastTracker
 from bot.workers.calendar import CalendarWorker
 from bot.workers.delivery import DeliveryWorker
@@ -197,7 +198,9 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         InboundWorker(database, handlers, owner=identity.owner(INBOUND),
                       concurrency=3 if database.dialect == "sqlite" else 12),
         DeliveryWorker(database, clock, {name: o.sender for name, o in outbound.items()},
-                       reroute=escalation.reroute, climbed=lambda: wakeups.wake(TIMERS),
+                       undelivered=Undelivered(escalation, outbox, directory.commune_id,
+                                               conversations.where_you_were),
+                       policy=setup.commune.delivery, climbed=lambda: wakeups.wake(TIMERS),
                        owner=identity.owner(DELIVERY)),
         BroadcastTracker(database, outbox, on_queued=lambda: wakeups.wake(DELIVERY),
                          owner=identity.owner(BROADCASTS)),

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.domain.cases import DEADLINE_STEPS, URGENCIES
 from bot.domain.commune import CHANNELS, CommuneConfig, PersonConfig, RoutingRule
 from bot.domain.commune_calendar import MAX_TITLE, CalendarEvent, parse_calendar
+from bot.domain.delivery import DeliveryPolicy
 from bot.domain.roles import CONFIGURED
 from bot.domain.work_hours import Duration
 
@@ -81,7 +83,30 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         reminders_at=tuple(esc.get("reminders_at", (0.5, 0.9))),
         telegram_alert_group=_group_id(c.get("telegram_alert_group")),
         **_calendar(raw.get("calendar", {})),
+        delivery=_delivery(raw.get("delivery", {})),
     )
+
+
+def _delivery(raw: Any) -> DeliveryPolicy:
+    """[delivery]: calendar durations ("3h", "15m") for riding out a failing channel."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("delivery: expected a table ([delivery])")
+    fields = {f.name for f in dataclasses.fields(DeliveryPolicy)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise ConfigError(f"delivery: unknown field(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(fields))}")
+    values: dict[str, timedelta] = {}
+    for name, value in raw.items():
+        try:
+            duration = Duration.parse(value) if isinstance(value, str) else None
+        except ValueError:
+            duration = None
+        if duration is None or duration.unit != "m" or duration.amount <= 0:
+            raise ConfigError(f"delivery.{name}: a length of time like \"3h\" or \"15m\", "
+                              f"not {value!r}")
+        values[name] = timedelta(minutes=duration.amount)
+    return DeliveryPolicy(**values)
 
 
 

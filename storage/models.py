@@ -447,3 +447,5 @@ class ChannelHealth(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     failing_since: Mapped[datetime | None]
     admins_told_at: Mapped[datetime | None]
+    # When one waiting row is next tried early, to find out whether the channel is back.
+    probe_at: Mapped[datetime | None]

@@ -23,8 +23,11 @@ claim_locks = table(ClaimLock)
 COLUMNS = (outbox.c.id, outbox.c.person_id, outbox.c.case_id, outbox.c.channel,
            outbox.c.address, outbox.c.kind, outbox.c.payload, outbox.c.dedupe_key,
            outbox.c.status, outbox.c.attempts, outbox.c.next_attempt_at, outbox.c.external_ref,
-           outbox.c.broadcast_id, outbox.c.lease_owner, outbox.c.lease_until)
+           outbox.c.broadcast_id, outbox.c.lease_owner, outbox.c.lease_until,
+           outbox.c.created_at, outbox.c.waiting_on)
 PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
+# waiting_on: the row waits for its channel to work again.
+OUTAGE = "outage"
 
 
 
@@ -66,7 +69,8 @@ async def add_message(tx: Tx, *, person_id: int, case_id: int | None, channel: s
     return OutboxMessage(id=new_id, person_id=person_id, case_id=case_id, channel=channel,
                          address=address, kind=str(kind), payload=payload,
                          dedupe_key=dedupe_key, status=PENDING, attempts=0,
-                         next_attempt_at=now, external_ref=None, broadcast_id=broadcast_id)
+                         next_attempt_at=now, external_ref=None, broadcast_id=broadcast_id,
+                         created_at=now)
 
 
 async def exists(tx: Tx, dedupe_key: str) -> bool:
@@ -110,6 +114,13 @@ def _held_up(now: datetime) -> Any:
         _OLDER_PRIORITY > _PRIORITY))
 
 
+async def take_turn(tx: Tx) -> None:
+    """Wait for the other claimers: called first in a claiming transaction (see
+    lease_due), before any other row is touched, so that claimers never deadlock."""
+    if tx.dialect != "sqlite":
+        await tx.conn.execute(_TAKE_TURN)
+
+
 async def lease_due(tx: Tx, now: datetime, channels: Sequence[str], owner: str,
                     lease: timedelta, limit: int) -> list[OutboxMessage]:
     """Claim up to `limit` due messages nobody holds, urgent kinds first, then in the order
@@ -120,11 +131,9 @@ async def lease_due(tx: Tx, now: datetime, channels: Sequence[str], owner: str,
     with the id, so the limit cuts each chat's rows after a prefix. Claimers take turns
     (the claim lock; SQLite's single writer already does), so a second process sees the
     first one's leases and never takes a chat's later rows while the first sends its
-    earlier ones."""
+    earlier ones: the transaction must have called take_turn first."""
     if not channels:
         return []
-    if tx.dialect != "sqlite":
-        await tx.conn.execute(_TAKE_TURN)
     ids = list(await tx.conn.scalars(
         select(outbox.c.id)
         .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
@@ -176,16 +185,66 @@ async def mark_sent(tx: Tx, sent: Sequence[tuple[int, str | None]], now: datetim
                                       for oid, ref in sent])
 
 
-async def mark_failed(tx: Tx, outbox_id: int, error: str, *, retry_at: datetime | None
-                      ) -> None:
-    """A send failed: it comes back at `retry_at`, or with None it has failed for good."""
+async def mark_failed(tx: Tx, outbox_id: int, error: str, *, retry_at: datetime | None,
+                      waiting_on: str | None = None) -> None:
+    """A send failed: it comes back at `retry_at` (or sooner, when it is `waiting_on` an
+    OUTAGE that ends), or with None it has failed for good."""
     values: dict[str, Any] = {"last_error": error[:200], "lease_owner": None,
-                              "lease_until": None}
+                              "lease_until": None, "waiting_on": waiting_on}
     if retry_at is None:
         values["status"] = FAILED
     else:
         values["next_attempt_at"] = retry_at
     await tx.conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(**values))
+
+
+async def withdraw(tx: Tx, outbox_id: int, reason: str) -> None:
+    """Not to be sent any more (expired, its case closed), though it never went."""
+    await tx.conn.execute(update(outbox)
+                          .where(outbox.c.id == outbox_id, outbox.c.status == PENDING)
+                          .values(status=SKIPPED, last_error=reason, lease_owner=None,
+                                  lease_until=None))
+
+
+async def withdraw_waiting(tx: Tx, now: datetime, *, ids: Sequence[int] = (),
+                           dedupe_key: str | None = None) -> int:
+    """Withdraw copies that no sender holds right now (one of them already arrived)."""
+    if not ids and dedupe_key is None:
+        return 0
+    which = outbox.c.id.in_(list(ids)) if ids else outbox.c.dedupe_key == dedupe_key
+    return rowcount(await tx.conn.execute(
+        update(outbox).where(which, outbox.c.status == PENDING, _free(now))
+        .values(status=SKIPPED, last_error="arrived on another channel")))
+
+
+async def outage_over(tx: Tx, channel: str, now: datetime) -> int:
+    """The channel works again: every row waiting for it is due now (its chats' order and
+    the channel's rate limit still pace them); how many."""
+    return rowcount(await tx.conn.execute(
+        update(outbox).where(outbox.c.channel == channel, outbox.c.status == PENDING,
+                             outbox.c.waiting_on == OUTAGE)
+        .values(next_attempt_at=now, waiting_on=None)))
+
+
+async def probe(tx: Tx, channel: str, now: datetime) -> int | None:
+    """Make the oldest row waiting for a failing channel due now (nobody holds it, it is
+    first in its chat): trying it tells whether the channel is back."""
+    outbox_id = await tx.conn.scalar(
+        select(outbox.c.id).where(outbox.c.channel == channel, outbox.c.status == PENDING,
+                                  outbox.c.waiting_on == OUTAGE, _free(now),
+                                  ~sql_exists().where(_older_waiting()))
+        .order_by(outbox.c.id).limit(1))
+    if outbox_id is None:
+        return None
+    await tx.conn.execute(update(outbox).where(outbox.c.id == outbox_id)
+                          .values(next_attempt_at=now))
+    return int(outbox_id)
+
+
+async def waiting_of_kind(tx: Tx, channel: str, address: str, kind: str) -> bool:
+    return (await tx.conn.execute(select(outbox.c.id).where(
+        outbox.c.channel == channel, outbox.c.address == address, outbox.c.kind == kind,
+        outbox.c.status == PENDING).limit(1))).first() is not None
 
 
 async def next_due_at(tx: Tx, channels: Sequence[str], now: datetime) -> datetime | None:

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("failing_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("admins_told_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("probe_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("channel"),
     )
 
