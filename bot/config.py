@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.domain.cases import DEADLINE_STEPS, URGENCIES
 from bot.domain.commune import CHANNELS, CommuneConfig, PersonConfig, RoutingRule
 from bot.domain.commune_calendar import MAX_TITLE, CalendarEvent, parse_calendar
+from bot.domain.delivery import DeliveryPolicy
 from bot.domain.roles import CONFIGURED
 from bot.domain.top_digest import DEFAULT_QUIET, MAX_PER_DAY, DigestPace
 from bot.domain.work_hours import Duration
@@ -88,6 +90,7 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         top_digest=_top_digest(esc),
         telegram_alert_group=_group_id(c.get("telegram_alert_group")),
         **_calendar(raw.get("calendar", {})),
+        delivery=_delivery(raw.get("delivery", {})),
     )
 
 
@@ -116,6 +119,28 @@ def _top_digest(esc: Mapping[str, Any]) -> DigestPace:
     if start == end:
         raise ConfigError("escalation: quiet_hours must start and end at different times")
     return DigestPace(per_day=per_day, quiet=(start, end))
+
+def _delivery(raw: Any) -> DeliveryPolicy:
+    """[delivery]: calendar durations ("3h", "15m") for riding out a failing channel."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("delivery: expected a table ([delivery])")
+    fields = {f.name for f in dataclasses.fields(DeliveryPolicy)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise ConfigError(f"delivery: unknown field(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(fields))}")
+    values: dict[str, timedelta] = {}
+    for name, value in raw.items():
+        try:
+            duration = Duration.parse(value) if isinstance(value, str) else None
+        except ValueError:
+            duration = None
+        if duration is None or duration.unit != "m" or duration.amount <= 0:
+            raise ConfigError(f"delivery.{name}: a length of time like \"3h\" or \"15m\", "
+                              f"not {value!r}")
+        values[name] = timedelta(minutes=duration.amount)
+    return DeliveryPolicy(**values)
+
 
 
 def load_calendar(path: Path) -> list[CalendarEvent]:

@@ -242,7 +242,13 @@ class Outbox(Base):
     """Outbound messages, written with the change that causes them, delivered by a worker."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # A chat's waiting rows in order: a row is claimed only behind its chat's older ones.
+        Index("ix_outbox_chat_waiting", "channel", "address", "id",
+              sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
@@ -263,6 +269,8 @@ class Outbox(Base):
     external_ref: Mapped[str | None] = mapped_column(String(64))
     # The broadcast this row delivers, so its progress can be counted.
     broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    # "outage" while the row waits for its channel to work again (then it is due at once).
+    waiting_on: Mapped[str | None] = mapped_column(String(16))
 
 
 class InboundKey(Base):
@@ -424,3 +432,36 @@ class InboundQueue(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class ClaimLock(Base):
+    """One row per kind of claim: taking it serialises claimers, so two processes never
+    claim rows of the same chat out of order (PostgreSQL; SQLite has one writer anyway)."""
+
+    __tablename__ = "claim_locks"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    taken: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProcessRow(Base):
+    """A running process and its heartbeat: rows leased by a process that stopped beating
+    are free again within seconds (claims carry the process id as their prefix)."""
+
+    __tablename__ = "processes"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # The same across restarts (host:port): a new incarnation frees its predecessor's work.
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime]
+
+
+class ChannelHealth(Base):
+    """Whether a channel's sends fail right now, since when, and whether the
+    administrators were told of it."""
+
+    __tablename__ = "channel_health"
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    failing_since: Mapped[datetime | None]
+    admins_told_at: Mapped[datetime | None]
+    # When one waiting row is next tried early, to find out whether the channel is back.
+    probe_at: Mapped[datetime | None]

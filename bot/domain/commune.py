@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import time
 
 from bot.domain.commune_calendar import CalendarEvent
+from bot.domain.delivery import DeliveryPolicy
 from bot.domain.top_digest import DigestPace
 from bot.domain.work_hours import Duration
 
@@ -66,3 +67,5 @@ class CommuneConfig:
     calendar: tuple[CalendarEvent, ...] = ()
     # Titles written in the commune file; events without one use `calendar.event.<key>`.
     calendar_titles: Mapping[str, str] = field(default_factory=dict)
+    # How the outbox rides out a failing channel ([delivery]).
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from bot.domain import alerts
 from bot.domain.cases import FIRST_STEPS, Access, Case, Deadline, Timer, Urgency
-from bot.domain.delivery import OutboxMessage
+from bot.domain.delivery import INSTEAD_OF, OutboxMessage, copy_key
 from bot.domain.message_kinds import Kind, rule_of
 from bot.domain.people import Person
 from bot.domain.routing import level_recipients
@@ -94,20 +94,41 @@ class Escalation:
         """A message could not reach its person on that channel: try their other channels
         (those this deployment serves); an alert with none left climbs one level at once
         instead of waiting for the deadline. True when a timer was armed for that."""
+        if await self._copy_elsewhere(tx, message, now):
+            return False
+        if message.case_id is not None and rule_of(message.kind).climbs:
+            return await self.climb_at_once(tx, message.case_id, message.id, now)
+        return False
+
+    async def channel_failing(self, tx: Tx, message: OutboxMessage, now: datetime) -> bool:
+        """A message a case waits on keeps failing because its channel does: a copy goes
+        at once on the person's other channel (whichever arrives first withdraws the
+        other). A case's first alert also moves it up the chain, as for a person nobody
+        can reach: the channel may be down for everyone on it. A later escalation climbs
+        only when it has no other channel (or its copy fails too), or an outage would
+        carry every case to the top in minutes. True when a timer was armed for that."""
+        copied = INSTEAD_OF not in message.meta and await self._copy_elsewhere(
+            tx, message, now)
+        if (message.case_id is not None and rule_of(message.kind).climbs
+                and (message.kind == Kind.ALERT or not copied)):
+            return await self.climb_at_once(tx, message.case_id, message.id, now)
+        return False
+
+    async def _copy_elsewhere(self, tx: Tx, message: OutboxMessage, now: datetime) -> bool:
+        """The message again on the person's other reachable channels; False if none."""
         person = await people.person(tx, message.person_id)
         others = [i for i in self.outbox.served_identities(
                       await people.identities_of(tx, message.person_id))
                   if i.unreachable_at is None
                   and (i.channel, i.external_id) != (message.channel, message.address)]
-        if person is not None and others:
-            await self.outbox.send(tx, person, message.reply, now, kind=message.kind,
-                                   case_id=message.case_id,
-                                   dedupe_key=f"reroute:{message.id}", identities=others,
-                                   meta=message.meta, broadcast_id=message.broadcast_id)
+        if person is None or not others:
             return False
-        if message.case_id is not None and rule_of(message.kind).climbs:
-            return await self.climb_at_once(tx, message.case_id, message.id, now)
-        return False
+        await self.outbox.send(tx, person, message.reply, now, kind=message.kind,
+                               case_id=message.case_id, dedupe_key=copy_key(message.id),
+                               identities=others,
+                               meta={**message.meta, INSTEAD_OF: message.id},
+                               broadcast_id=message.broadcast_id)
+        return True
 
     async def climb_at_once(self, tx: Tx, case_id: int, seq: int, now: datetime) -> bool:
         """Someone on the team cannot be reached at all: the next level is alerted now, not
@@ -118,8 +139,8 @@ class Escalation:
         case = await cases.case_by_id(tx, case_id)
         if case is None or case.escalation_level >= self.top:
             return False  # nobody above the top: its digest keeps the case before it
-        await deadlines.arm_timer(tx, dl.id, f"unreachable{dl.version}", seq, now, dl.version)
-        return True
+        return await deadlines.arm_timer(tx, dl.id, f"unreachable{dl.version}", seq, now,
+                                         dl.version)
 
     async def _remind(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
                       now: datetime) -> None:

@@ -78,7 +78,7 @@ async def test_0011_upgrades_a_database_of_the_previous_version(db_url: str) -> 
         await engine.dispose()
 
 
-async def test_0014_adds_the_top_digests_and_takes_them_away_again(db_url: str) -> None:
+async def test_0013_adds_the_top_digests_and_takes_them_away_again(db_url: str) -> None:
     """A database of the version before gets the (empty) digest timers; downgrading drops
     them and leaves the rest."""
     from alembic import command
@@ -91,7 +91,7 @@ async def test_0014_adds_the_top_digests_and_takes_them_away_again(db_url: str) 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = connection
-        command.downgrade(cfg, "0011")
+        command.downgrade(cfg, "0012")
 
     def tables(connection: Connection) -> set[str]:
         return set(inspect(connection).get_table_names())
@@ -99,7 +99,7 @@ async def test_0014_adds_the_top_digests_and_takes_them_away_again(db_url: str) 
     engine = make_engine(db_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade_to, "0011")
+            await conn.run_sync(_upgrade_to, "0012")
             assert "top_digests" not in await conn.run_sync(tables)
         await migrate(engine)
         async with engine.begin() as conn:

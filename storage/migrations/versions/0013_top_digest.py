@@ -6,8 +6,8 @@ period, day and night. Now each of them has one row here: when their next digest
 cases still waiting on them falls due (empty when none waits), when the last one went and
 how many went; processes claim a due row with a lease, as they claim timers.
 
-Revision ID: 0014
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-03 10:00:00
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
