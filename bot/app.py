@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,9 +37,12 @@ from bot.services.invites import Invites
 from bot.services.outbox import Outbox
 from bot.services.period_reports import PeriodReports, period_report
 from bot.services.simulator_log import SimulatorLog
+from bot.services.top_digest import TopDigest
+from bot.services.undelivered import Undelivered
 from bot.workers.broadcasts import BroadcastTracker
 from bot.workers.calendar import CalendarWorker
 from bot.workers.delivery import DeliveryWorker
+from bot.workers.heartbeat import Heartbeat, ProcessIdentity
 from bot.workers.inbound import InboundWorker
 from bot.workers.pruning import PruningWorker
 from bot.workers.scheduler import Scheduler, Wakeups
@@ -59,12 +63,17 @@ class Setup:
     database_url: str
     commune: CommuneConfig
     clock: Clock
+    # The same across restarts (host:port): a restart takes back what the killed one held.
+    process_name: str | None = None
+    # The real clock, for heartbeats (a fake `clock` jumps hours; liveness must not).
+    wall: Clock = field(default_factory=SystemClock)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Setup:
         clock: Clock = (FakeClock(datetime.fromisoformat(settings.fake_clock_start))
                         if settings.fake_clock_start else SystemClock())
-        return cls(settings.database_url, load_commune(settings.config_path), clock)
+        return cls(settings.database_url, load_commune(settings.config_path), clock,
+                   process_name=f"{socket.gethostname()}:{settings.port}")
 
 
 @dataclass
@@ -84,6 +93,7 @@ class App:
     server: web.Application
     channels: list[ChannelPlugin]
     inbound: dict[str, Inbound]
+    heartbeat: Heartbeat
     _loops: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -118,6 +128,8 @@ class App:
         await self.scheduler.stop()
         for channel in self.channels:
             await channel.close()
+        with contextlib.suppress(Exception):  # a database already gone: the others reap us
+            await self.heartbeat.stop()
         await self.database.close()
 
 
@@ -127,18 +139,22 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     async with database.transaction() as tx:
         directory = await sync_commune(tx, setup.commune, clock.now())
     wakeups = Wakeups()
+    identity = ProcessIdentity.new(setup.process_name)
+    heartbeat = Heartbeat(database, identity, setup.wall, on_freed=wakeups.wake)
+    await heartbeat.register()
     outbox = Outbox(served=[c.name for c in channels])
     admin_alerts = AdminAlerts(database, clock, outbox, directory.commune_id,
                                on_queued=lambda: wakeups.wake(DELIVERY))
     simulator_log = SimulatorLog(database, clock, directory)
-    base = Base(clock, token_rows=lambda oa_id: ZaloTokenRows(database, oa_id),
+    base = Base(clock, identity, token_rows=lambda oa_id: ZaloTokenRows(database, oa_id),
                 alert_admins=admin_alerts.channel_authorisation_lost,
                 simulator_log=simulator_log)
     outbound: dict[str, Outbound] = {}
     for channel in channels:
         outbound[channel.name] = await channel.open(base)
 
-    escalation = Escalation(directory, WorkHours(*setup.commune.working_hours), outbox)
+    escalation = Escalation(directory, WorkHours(*setup.commune.working_hours), outbox,
+                            TopDigest(directory, outbox))
     cases = CaseService(directory, escalation, outbox)
     reminders = CalendarReminders(database, directory, outbox, period_report)
     async with database.transaction() as tx:
@@ -177,14 +193,20 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     handlers = {name: i.stored_events for name, i in inbound.items()
                 if i.stored_events is not None}
     workers: list[Worker] = [
-        TimerWorker(database, escalation, on_fired=lambda: wakeups.wake(DELIVERY)),
+        heartbeat,
+        TimerWorker(database, escalation, on_fired=lambda: wakeups.wake(DELIVERY),
+                    owner=identity.owner(TIMERS)),
         CalendarWorker(reminders, on_queued=lambda: wakeups.wake(DELIVERY)),
         # Events handled at once: each holds a database connection while it runs.
-        InboundWorker(database, handlers,
+        InboundWorker(database, handlers, owner=identity.owner(INBOUND),
                       concurrency=3 if database.dialect == "sqlite" else 12),
         DeliveryWorker(database, clock, {name: o.sender for name, o in outbound.items()},
-                       reroute=escalation.reroute, climbed=lambda: wakeups.wake(TIMERS)),
-        BroadcastTracker(database, outbox, on_queued=lambda: wakeups.wake(DELIVERY)),
+                       undelivered=Undelivered(escalation, outbox, directory.commune_id,
+                                               conversations.where_you_were),
+                       policy=setup.commune.delivery, climbed=lambda: wakeups.wake(TIMERS),
+                       owner=identity.owner(DELIVERY)),
+        BroadcastTracker(database, outbox, on_queued=lambda: wakeups.wake(DELIVERY),
+                         owner=identity.owner(BROADCASTS)),
         # Needs no lease: deleting by age is idempotent (see bot/workers/pruning.py).
         PruningWorker(database, setup.commune.retention),
         *(w for o in outbound.values() for w in o.workers),
@@ -195,4 +217,4 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     return App(database=database, clock=clock, directory=directory, outbox=outbox,
                conversations=conversations, cases=cases, escalation=escalation,
                reminders=reminders, support=support, scheduler=scheduler, server=server,
-               channels=list(channels), inbound=inbound)
+               channels=list(channels), inbound=inbound, heartbeat=heartbeat)

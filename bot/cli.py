@@ -38,8 +38,8 @@ def channels_of(settings: Settings) -> list[ChannelPlugin]:
     return channels
 
 
-async def serve(settings: Settings, channels: list[ChannelPlugin]) -> None:
-    app = await build_app(Setup.from_settings(settings), channels)
+async def serve(settings: Settings, setup: Setup, channels: list[ChannelPlugin]) -> None:
+    app = await build_app(setup, channels)
     await app.start()
     runner = web.AppRunner(app.server, access_log=None)
     await runner.setup()
@@ -71,9 +71,11 @@ def main(argv: list[str] | None = None) -> None:
         try:
             settings = Settings.from_env()
             channels = channels_of(settings)
+            # The commune file is read here, so a mistake in it is one line, not a traceback.
+            setup = Setup.from_settings(settings)
         except (ConfigError, ValueError) as exc:
             parser.exit(2, f"safechild: {exc}\n")
-        asyncio.run(serve(settings, channels))
+        asyncio.run(serve(settings, setup, channels))
 
 
 if __name__ == "__main__":

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.domain.cases import DEADLINE_STEPS, URGENCIES
 from bot.domain.commune import CHANNELS, CommuneConfig, PersonConfig, Retention, RoutingRule
 from bot.domain.commune_calendar import MAX_TITLE, CalendarEvent, parse_calendar
+from bot.domain.delivery import DeliveryPolicy
 from bot.domain.roles import CONFIGURED
+from bot.domain.top_digest import DEFAULT_QUIET, MAX_PER_DAY, DigestPace
 from bot.domain.work_hours import Duration
 
 DEMO_CONFIG = Path(__file__).parent / "demo_commune.toml"
@@ -66,6 +69,11 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
     start, end = c.get("working_hours", raw.get("commune", {}).get("working_hours",
                                                                    ["07:30", "17:00"]))
     esc = raw.get("escalation", {})
+    if not isinstance(esc, Mapping):
+        raise ConfigError("escalation: expected a table ([escalation])")
+    unknown = sorted(set(esc) - ESCALATION_FIELDS)
+    if unknown:
+        raise ConfigError(f"escalation: unknown field(s) {', '.join(unknown)}")
     levels = tuple(tuple(level) for level in esc.get("levels", ()))
     if not levels:
         raise ConfigError("escalation needs at least one level")
@@ -79,10 +87,61 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         tell_village_collaborator=bool(routing.get("tell_village_collaborator", True)),
         deadlines=deadlines, levels=levels,
         reminders_at=tuple(esc.get("reminders_at", (0.5, 0.9))),
+        top_digest=_top_digest(esc),
         telegram_alert_group=_group_id(c.get("telegram_alert_group")),
         retention=_retention(raw.get("retention", {})),
         **_calendar(raw.get("calendar", {})),
+        delivery=_delivery(raw.get("delivery", {})),
     )
+
+
+ESCALATION_FIELDS = frozenset({"levels", "reminders_at", "top_reminders_per_day",
+                               "quiet_hours"})
+
+
+def _top_digest(esc: Mapping[str, Any]) -> DigestPace:
+    """How often the top of the chain is reminded of the cases waiting on it (at most
+    `top_reminders_per_day` digests a day per person), and the local hours it never is
+    unless a case is an EMERGENCY (`quiet_hours = ["22:00", "06:00"]`)."""
+    per_day = esc.get("top_reminders_per_day", 1)
+    if isinstance(per_day, bool) or not isinstance(per_day, int) \
+            or not 1 <= per_day <= MAX_PER_DAY:
+        raise ConfigError(f"escalation: top_reminders_per_day must be a whole number from 1 "
+                          f"to {MAX_PER_DAY}, not {per_day!r}")
+    quiet = esc.get("quiet_hours", [t.strftime("%H:%M") for t in DEFAULT_QUIET])
+    try:
+        if not isinstance(quiet, list) or len(quiet) != 2 \
+                or not all(isinstance(q, str) and len(q) == 5 for q in quiet):
+            raise ValueError
+        start, end = (time.fromisoformat(q) for q in quiet)
+    except ValueError:
+        raise ConfigError(f"escalation: quiet_hours must be two times like "
+                          f"[\"22:00\", \"06:00\"], not {quiet!r}") from None
+    if start == end:
+        raise ConfigError("escalation: quiet_hours must start and end at different times")
+    return DigestPace(per_day=per_day, quiet=(start, end))
+
+
+def _delivery(raw: Any) -> DeliveryPolicy:
+    """[delivery]: calendar durations ("3h", "15m") for riding out a failing channel."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("delivery: expected a table ([delivery])")
+    fields = {f.name for f in dataclasses.fields(DeliveryPolicy)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise ConfigError(f"delivery: unknown field(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(fields))}")
+    values: dict[str, timedelta] = {}
+    for name, value in raw.items():
+        try:
+            duration = Duration.parse(value) if isinstance(value, str) else None
+        except ValueError:
+            duration = None
+        if duration is None or duration.unit != "m" or duration.amount <= 0:
+            raise ConfigError(f"delivery.{name}: a length of time like \"3h\" or \"15m\", "
+                              f"not {value!r}")
+        values[name] = timedelta(minutes=duration.amount)
+    return DeliveryPolicy(**values)
 
 
 def load_calendar(path: Path) -> list[CalendarEvent]:

@@ -13,11 +13,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.domain.cases import Attachment, Case, NewCase, Status, TeamMember
+from bot.domain.cases import Access, Attachment, Case, NewCase, Status, TeamMember
+from bot.domain.top_digest import WaitingCase
 from storage.db import Tx
 from storage.models import Attachment as AttachmentRow
 from storage.models import Case as CaseRow
-from storage.models import CaseCounter, CaseEvent, CaseRecipient
+from storage.models import CaseCounter, CaseDeadline, CaseEvent, CaseRecipient
 from storage.sql import insert, rowcount, table
 
 cases = table(CaseRow)
@@ -25,6 +26,7 @@ counters = table(CaseCounter)
 team = table(CaseRecipient)
 attachments = table(AttachmentRow)
 events = table(CaseEvent)
+deadlines = table(CaseDeadline)
 CASE_COLUMNS = tuple(cases.c)
 
 
@@ -171,6 +173,26 @@ async def team_of(tx: Tx, case_id: int) -> list[TeamMember]:
     rows = await tx.conn.execute(select(team).where(team.c.case_id == case_id)
                                  .order_by(team.c.id))
     return [_team_member(r._mapping) for r in rows]
+
+
+async def waiting_on(tx: Tx, person_id: int, level: int, now: datetime) -> list[WaitingCase]:
+    """The open cases at escalation `level` (or above it, had the chain been shortened)
+    with this person on their team there, that have a deadline passed and not met: each
+    with the first such step, oldest case first."""
+    rows = await tx.conn.execute(
+        select(*CASE_COLUMNS, deadlines.c.step)
+        .join(team, team.c.case_id == cases.c.id)
+        .join(deadlines, deadlines.c.case_id == cases.c.id)
+        .where(team.c.person_id == person_id, team.c.level >= level,
+               team.c.access == Access.TEAM.value, cases.c.escalation_level >= level,
+               cases.c.status != Status.CLOSED.value, deadlines.c.met_at.is_(None),
+               deadlines.c.due_at <= now)
+        .order_by(cases.c.created_at, cases.c.id, deadlines.c.due_at, deadlines.c.id))
+    found: dict[int, WaitingCase] = {}
+    for row in rows:
+        case = to_case(row._mapping)
+        found.setdefault(case.id, WaitingCase(case, row._mapping["step"]))
+    return list(found.values())
 
 
 # ---- attachments ----------------------------------------------------------------------------

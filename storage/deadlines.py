@@ -16,7 +16,7 @@ from bot.domain.cases import Deadline, Timer
 from storage.db import Tx
 from storage.models import CaseDeadline
 from storage.models import Timer as TimerRow
-from storage.sql import delete_batch, rowcount, table
+from storage.sql import delete_batch, insert, rowcount, table
 
 deadlines = table(CaseDeadline)
 timers = table(TimerRow)
@@ -97,9 +97,12 @@ async def arm_timers(tx: Tx, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 async def arm_timer(tx: Tx, deadline_id: int, kind: str, seq: int, fire_at: datetime,
-                    deadline_version: int) -> None:
-    await arm_timers(tx, [{"deadline_id": deadline_id, "kind": kind, "seq": seq,
-                           "fire_at": fire_at, "deadline_version": deadline_version}])
+                    deadline_version: int) -> bool:
+    """One timer; False when that very timer (deadline, kind, seq) was armed before."""
+    return rowcount(await tx.conn.execute(
+        insert(tx, timers).values(deadline_id=deadline_id, kind=kind, seq=seq,
+                                  fire_at=fire_at, deadline_version=deadline_version)
+        .on_conflict_do_nothing(index_elements=["deadline_id", "kind", "seq"]))) == 1
 
 
 def _free(now: datetime) -> Any:

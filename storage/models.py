@@ -176,6 +176,22 @@ class Timer(Base):
     lease_until: Mapped[datetime | None]
 
 
+class TopDigest(Base):
+    """When the next digest of waiting cases falls due for a person at the top of the
+    escalation chain (None: nothing waits on them); claimed with a lease like a timer, so
+    of several processes one sends it. `seq` counts the digests sent and names the next
+    one's outbox dedupe key."""
+
+    __tablename__ = "top_digests"
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True,
+                                           autoincrement=False)
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_sent_at: Mapped[datetime | None]
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+
 class CaseRecipient(Base):
     """Who a case was routed to: the only people allowed to see its details."""
 
@@ -226,9 +242,15 @@ class Outbox(Base):
     """Outbound messages, written with the change that causes them, delivered by a worker."""
 
     __tablename__ = "outbox"
-    # ix_outbox_created_at: old messages are deleted by age (0013).
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
-                      Index("ix_outbox_created_at", "created_at"))
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # A chat's waiting rows in order: a row is claimed only behind its chat's older ones.
+        Index("ix_outbox_chat_waiting", "channel", "address", "id",
+              sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
+        # Old messages are deleted by age (0014).
+        Index("ix_outbox_created_at", "created_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
@@ -249,6 +271,8 @@ class Outbox(Base):
     external_ref: Mapped[str | None] = mapped_column(String(64))
     # The broadcast this row delivers, so its progress can be counted.
     broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    # "outage" while the row waits for its channel to work again (then it is due at once).
+    waiting_on: Mapped[str | None] = mapped_column(String(16))
 
 
 class InboundKey(Base):
@@ -265,7 +289,7 @@ class SimMessage(Base):
 
     __tablename__ = "sim_messages"
     __table_args__ = (UniqueConstraint("outbox_id", name="uq_sim_messages_outbox_id"),
-                      # Old rows are deleted by age (0013).
+                      # Old rows are deleted by age (0014).
                       Index("ix_sim_messages_created_at", "created_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
@@ -361,7 +385,7 @@ class StoredFile(Base):
     Holds aggregate figures only, never a case's details."""
 
     __tablename__ = "stored_files"
-    # Files are deleted by age (0013); without it SQLite would read every file to find them.
+    # Files are deleted by age (0014); without it SQLite would read every file to find them.
     __table_args__ = (Index("ix_stored_files_created_at", "created_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -414,3 +438,36 @@ class InboundQueue(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class ClaimLock(Base):
+    """One row per kind of claim: taking it serialises claimers, so two processes never
+    claim rows of the same chat out of order (PostgreSQL; SQLite has one writer anyway)."""
+
+    __tablename__ = "claim_locks"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    taken: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProcessRow(Base):
+    """A running process and its heartbeat: rows leased by a process that stopped beating
+    are free again within seconds (claims carry the process id as their prefix)."""
+
+    __tablename__ = "processes"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # The same across restarts (host:port): a new incarnation frees its predecessor's work.
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime]
+
+
+class ChannelHealth(Base):
+    """Whether a channel's sends fail right now, since when, and whether the
+    administrators were told of it."""
+
+    __tablename__ = "channel_health"
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    failing_since: Mapped[datetime | None]
+    admins_told_at: Mapped[datetime | None]
+    # When one waiting row is next tried early, to find out whether the channel is back.
+    probe_at: Mapped[datetime | None]

@@ -9,28 +9,43 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import exists as sql_exists
 
 from bot.domain.cases import Status
 from bot.domain.delivery import STORED, OutboxMessage
 from bot.domain.message_kinds import BULK, URGENT, Kind, kinds_with_priority
 from storage.db import Tx
-from storage.models import Broadcast, Outbox
+from storage.models import Broadcast, ClaimLock, Outbox
 from storage.models import Case as CaseRow
 from storage.sql import delete_batch, rowcount, table
 
 outbox = table(Outbox)
+older = outbox.alias("older")
+claim_locks = table(ClaimLock)
 _cases = table(CaseRow)
 _broadcasts = table(Broadcast)
 COLUMNS = (outbox.c.id, outbox.c.person_id, outbox.c.case_id, outbox.c.channel,
            outbox.c.address, outbox.c.kind, outbox.c.payload, outbox.c.dedupe_key,
            outbox.c.status, outbox.c.attempts, outbox.c.next_attempt_at, outbox.c.external_ref,
-           outbox.c.broadcast_id, outbox.c.lease_owner, outbox.c.lease_until)
+           outbox.c.broadcast_id, outbox.c.lease_owner, outbox.c.lease_until,
+           outbox.c.created_at, outbox.c.waiting_on)
 PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
+# waiting_on: the row waits for its channel to work again.
+OUTAGE = "outage"
+
+
+
+def _priority(kind: Any) -> Any:
+    return case((kind.in_(kinds_with_priority(URGENT)), 0),
+                (kind.in_(kinds_with_priority(BULK)), 2), else_=1)
+
 
 # When a rate limit makes messages wait, the urgent kinds go first and bulk sends last
 # (bot/domain/message_kinds.py says which is which).
-_PRIORITY = case((outbox.c.kind.in_(kinds_with_priority(URGENT)), 0),
-                 (outbox.c.kind.in_(kinds_with_priority(BULK)), 2), else_=1)
+_PRIORITY = _priority(outbox.c.kind)
+_OLDER_PRIORITY = _priority(older.c.kind)
+_TAKE_TURN = (update(claim_locks).where(claim_locks.c.name == "outbox")
+              .values(taken=claim_locks.c.taken + 1))
 _INSERT = outbox.insert().values(
     person_id=bindparam("person_id"), case_id=bindparam("case_id"),
     channel=bindparam("channel"), address=bindparam("address"), kind=bindparam("kind"),
@@ -58,7 +73,8 @@ async def add_message(tx: Tx, *, person_id: int, case_id: int | None, channel: s
     return OutboxMessage(id=new_id, person_id=person_id, case_id=case_id, channel=channel,
                          address=address, kind=str(kind), payload=payload,
                          dedupe_key=dedupe_key, status=PENDING, attempts=0,
-                         next_attempt_at=now, external_ref=None, broadcast_id=broadcast_id)
+                         next_attempt_at=now, external_ref=None, broadcast_id=broadcast_id,
+                         created_at=now)
 
 
 async def exists(tx: Tx, dedupe_key: str) -> bool:
@@ -87,16 +103,45 @@ def _free(now: datetime) -> Any:
     return or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
 
 
+def _older_waiting() -> Any:
+    """An older row of the same chat still waiting to go."""
+    return and_(older.c.status == PENDING, older.c.channel == outbox.c.channel,
+                older.c.address == outbox.c.address, older.c.id < outbox.c.id)
+
+
+def _held_up(now: datetime) -> Any:
+    """An older row of the same chat that cannot go out with this one: not due yet, held
+    by a sender, or of a lower priority (which would let this one overtake it)."""
+    return sql_exists().where(_older_waiting(), or_(
+        older.c.next_attempt_at > now,
+        and_(older.c.lease_until.is_not(None), older.c.lease_until >= now),
+        _OLDER_PRIORITY > _PRIORITY))
+
+
+async def take_turn(tx: Tx) -> None:
+    """Wait for the other claimers: called first in a claiming transaction (see
+    lease_due), before any other row is touched, so that claimers never deadlock."""
+    if tx.dialect != "sqlite":
+        await tx.conn.execute(_TAKE_TURN)
+
+
 async def lease_due(tx: Tx, now: datetime, channels: Sequence[str], owner: str,
                     lease: timedelta, limit: int) -> list[OutboxMessage]:
     """Claim up to `limit` due messages nobody holds, urgent kinds first, then in the order
-    they were queued. `owner` is unique per claim, so what carries it is ours alone."""
+    they were queued. `owner` is unique per claim, so what carries it is ours alone.
+
+    One chat's rows go strictly in id order: a row is claimed only when every older row
+    of its chat is claimed with it. Within a chat the sort key (priority, id) then rises
+    with the id, so the limit cuts each chat's rows after a prefix. Claimers take turns
+    (the claim lock; SQLite's single writer already does), so a second process sees the
+    first one's leases and never takes a chat's later rows while the first sends its
+    earlier ones: the transaction must have called take_turn first."""
     if not channels:
         return []
     ids = list(await tx.conn.scalars(
         select(outbox.c.id)
         .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
-               outbox.c.channel.in_(list(channels)), _free(now))
+               outbox.c.channel.in_(list(channels)), _free(now), ~_held_up(now))
         .order_by(_PRIORITY, outbox.c.id).limit(limit)))
     if not ids:
         return []
@@ -144,11 +189,12 @@ async def mark_sent(tx: Tx, sent: Sequence[tuple[int, str | None]], now: datetim
                                       for oid, ref in sent])
 
 
-async def mark_failed(tx: Tx, outbox_id: int, error: str, *, retry_at: datetime | None
-                      ) -> None:
-    """A send failed: it comes back at `retry_at`, or with None it has failed for good."""
+async def mark_failed(tx: Tx, outbox_id: int, error: str, *, retry_at: datetime | None,
+                      waiting_on: str | None = None) -> None:
+    """A send failed: it comes back at `retry_at` (or sooner, when it is `waiting_on` an
+    OUTAGE that ends), or with None it has failed for good."""
     values: dict[str, Any] = {"last_error": error[:200], "lease_owner": None,
-                              "lease_until": None}
+                              "lease_until": None, "waiting_on": waiting_on}
     if retry_at is None:
         values["status"] = FAILED
     else:
@@ -156,12 +202,66 @@ async def mark_failed(tx: Tx, outbox_id: int, error: str, *, retry_at: datetime 
     await tx.conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(**values))
 
 
-async def next_due_at(tx: Tx, channels: Sequence[str]) -> datetime | None:
+async def withdraw(tx: Tx, outbox_id: int, reason: str) -> None:
+    """Not to be sent any more (expired, its case closed), though it never went."""
+    await tx.conn.execute(update(outbox)
+                          .where(outbox.c.id == outbox_id, outbox.c.status == PENDING)
+                          .values(status=SKIPPED, last_error=reason, lease_owner=None,
+                                  lease_until=None))
+
+
+async def withdraw_waiting(tx: Tx, now: datetime, *, ids: Sequence[int] = (),
+                           dedupe_key: str | None = None) -> int:
+    """Withdraw copies that no sender holds right now (one of them already arrived)."""
+    if not ids and dedupe_key is None:
+        return 0
+    which = outbox.c.id.in_(list(ids)) if ids else outbox.c.dedupe_key == dedupe_key
+    return rowcount(await tx.conn.execute(
+        update(outbox).where(which, outbox.c.status == PENDING, _free(now))
+        .values(status=SKIPPED, last_error="arrived on another channel")))
+
+
+async def outage_over(tx: Tx, channel: str, now: datetime) -> int:
+    """The channel works again: every row waiting for it is due now (its chats' order and
+    the channel's rate limit still pace them); how many."""
+    return rowcount(await tx.conn.execute(
+        update(outbox).where(outbox.c.channel == channel, outbox.c.status == PENDING,
+                             outbox.c.waiting_on == OUTAGE)
+        .values(next_attempt_at=now, waiting_on=None)))
+
+
+async def probe(tx: Tx, channel: str, now: datetime) -> int | None:
+    """Make the oldest row waiting for a failing channel due now (nobody holds it, it is
+    first in its chat): trying it tells whether the channel is back."""
+    outbox_id = await tx.conn.scalar(
+        select(outbox.c.id).where(outbox.c.channel == channel, outbox.c.status == PENDING,
+                                  outbox.c.waiting_on == OUTAGE, _free(now),
+                                  ~sql_exists().where(_older_waiting()))
+        .order_by(outbox.c.id).limit(1))
+    if outbox_id is None:
+        return None
+    await tx.conn.execute(update(outbox).where(outbox.c.id == outbox_id)
+                          .values(next_attempt_at=now))
+    return int(outbox_id)
+
+
+async def waiting_of_kind(tx: Tx, channel: str, address: str, kind: str) -> bool:
+    return (await tx.conn.execute(select(outbox.c.id).where(
+        outbox.c.channel == channel, outbox.c.address == address, outbox.c.kind == kind,
+        outbox.c.status == PENDING).limit(1))).first() is not None
+
+
+async def next_due_at(tx: Tx, channels: Sequence[str], now: datetime) -> datetime | None:
+    """When the first chat's first waiting row can go: its due time, or the end of the
+    lease another sender holds it by. Rows behind it in their chat wait for it."""
     if not channels:
         return None
     value: datetime | None = await tx.conn.scalar(
-        select(func.min(outbox.c.next_attempt_at))
-        .where(outbox.c.status == PENDING, outbox.c.channel.in_(list(channels))))
+        select(func.min(case((and_(outbox.c.lease_until.is_not(None),
+                                   outbox.c.lease_until >= now), outbox.c.lease_until),
+                             else_=outbox.c.next_attempt_at)))
+        .where(outbox.c.status == PENDING, outbox.c.channel.in_(list(channels)),
+               ~sql_exists().where(_older_waiting())))
     return value
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from bot.domain.cases import Attachment, Case, Deadline
+from bot.domain.cases import URGENCIES, Attachment, Case, Deadline
 from bot.domain.messages import Choice, Media, Reply, Text
+from bot.domain.top_digest import WaitingCase
 
 ALERT_DESCRIPTION_MAX = 1500
 ACTIONS = ("ack", "ask", "handover", "assess", "progress", "close")
 FOLLOW_UP = ("assess", "progress", "ask", "handover", "close")
+# Cases a digest lists one by one, each with its button; the rest are counted.
+DIGEST_MAX = 10
 
 
 def action_choices(case_id: int, actions: Sequence[str]) -> tuple[Choice, ...]:
@@ -96,6 +99,43 @@ def reminder(case: Case, step: str, due: datetime) -> Reply:
                                              "due": due}),),
                  action_choices(case.id, ("ack",) if case.assignee_id is None else FOLLOW_UP))
 
+
+
+def waited(span: timedelta) -> Text:
+    """How long something has waited, in the largest whole unit: 40 minutes, 5 hours,
+    3 days (hours up to two days, so a night is not yet "1 day")."""
+    minutes = max(0, int(span.total_seconds() // 60))
+    if minutes < 60:
+        return Text("waited.minute" if minutes == 1 else "waited.minutes", {"count": minutes})
+    if minutes < 48 * 60:
+        hours = minutes // 60
+        return Text("waited.hour" if hours == 1 else "waited.hours", {"count": hours})
+    return Text("waited.days", {"count": minutes // (24 * 60)})
+
+
+def top_digest(waiting: Sequence[tuple[WaitingCase, str | None]], now: datetime) -> Reply:
+    """The top of the chain's reminder of every case still waiting on it (with its
+    village's name, if any): emergencies first, then the oldest; each listed case has a
+    button to take it (or, taken but late, to hand it over); 111 is one tap away."""
+    ordered = sorted(waiting, key=lambda w: (URGENCIES.index(w[0].case.urgency)
+                                            if w[0].case.urgency in URGENCIES else 99,
+                                            w[0].case.created_at, w[0].case.id))
+    listed = ordered[:DIGEST_MAX]
+    texts = [Text("digest.top", {"count": len(ordered)})]
+    texts.extend(Text("digest.case", {
+        "code": w.case.code, "urgency": Text(f"urgency.{w.case.urgency}"),
+        "place": place_of(w.case, village), "waited": waited(now - w.case.created_at),
+        "step": Text(f"step.{w.step}")}) for w, village in listed)
+    if len(ordered) > len(listed):
+        texts.append(Text("digest.more", {"count": len(ordered) - len(listed)}))
+    texts.append(Text("digest.act"))
+    choices = tuple(
+        Choice(f"case:ack:{w.case.id}", Text("digest.button.ack", {"code": w.case.code}))
+        if w.case.assignee_id is None else
+        Choice(f"case:handover:{w.case.id}",
+               Text("digest.button.handover", {"code": w.case.code}))
+        for w, _ in listed)
+    return Reply(tuple(texts), choices, phones=("111",))
 
 
 def report_already_sent(case: Case) -> Reply:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 
 from bot.domain.commune_calendar import CalendarEvent
+from bot.domain.delivery import DeliveryPolicy
+from bot.domain.top_digest import DigestPace
 from bot.domain.work_hours import Duration
 
 # Also the order in which a person's equally recent channels are preferred (outbox).
@@ -76,6 +78,8 @@ class CommuneConfig:
     deadlines: Mapping[str, Mapping[str, Duration]]
     levels: tuple[tuple[str, ...], ...]
     reminders_at: tuple[float, ...] = field(default=(0.5, 0.9))
+    # How often the top of the chain hears of the cases still waiting on it, and when not.
+    top_digest: DigestPace = field(default_factory=DigestPace)
     # A Telegram group of the commune's officers and police that gets every new alert.
     telegram_alert_group: str | None = None
     # Reminder calendar: the default events (unless dropped) merged with the commune's own.
@@ -83,3 +87,5 @@ class CommuneConfig:
     # Titles written in the commune file; events without one use `calendar.event.<key>`.
     calendar_titles: Mapping[str, str] = field(default_factory=dict)
     retention: Retention = field(default_factory=Retention)
+    # How the outbox rides out a failing channel ([delivery]).
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)

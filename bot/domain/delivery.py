@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.domain.messages import Reply
 
 # Media.channel of a file the bot made itself, kept in stored_files (any channel may send it).
 STORED = "stored"
+# A copy's meta names the message it stands in for (the same on another channel).
+INSTEAD_OF = "instead_of"
+
+
+def copy_key(outbox_id: int) -> str:
+    """The dedupe key of a message's copy on the person's other channel."""
+    return f"reroute:{outbox_id}"
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,9 @@ class OutboxMessage:
     broadcast_id: int | None
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    created_at: datetime | None = None
+    # "outage" while it waits for its channel to work again.
+    waiting_on: str | None = None
 
     @property
     def language(self) -> str:
@@ -49,6 +59,21 @@ class OutboxMessage:
         return Reply.from_json(self.payload["reply"])
 
 
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How the outbox rides out a channel that fails (the commune's [delivery] table).
+
+    `replies_expire_after`: a conversation reply older than this is dropped instead of
+    sent late (the person is told once where they were). `reroute_after`: a message a case
+    waits on that still fails with its channel this long after it was queued also goes to
+    the person's other channel, and its case climbs. `tell_admins_after`: a channel
+    failing this long is reported to the administrators, once, on a channel that works."""
+
+    replies_expire_after: timedelta = timedelta(hours=3)
+    reroute_after: timedelta = timedelta(minutes=2)
+    tell_admins_after: timedelta = timedelta(minutes=15)
+
+
 class DeliveryError(Exception):
     """A send failed; `retry_after` (seconds) when the channel said when to come back."""
 
@@ -60,6 +85,12 @@ class DeliveryError(Exception):
         self.permanent = permanent
         # The person cannot be reached on this channel any more (e.g. blocked the bot).
         self.unreachable = unreachable
+
+    @property
+    def outage(self) -> bool:
+        """The channel itself failed (5xx, timeout, no connection), not this message: it
+        may work again any moment, for every chat at once."""
+        return not (self.permanent or self.unreachable or self.retry_after is not None)
 
 
 @dataclass(frozen=True)

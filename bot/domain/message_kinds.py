@@ -6,12 +6,18 @@ then conversations, then bulk sends. `reroute`: when a channel says it cannot re
 person (blocked, unfollowed, outside Zalo's window) the message goes at once to their other
 channel; not conversation replies and their media (the person is writing on that very
 channel), nor edits and progress counts of messages that stay where they are. `climbs`: with
-no channel left, the case goes up the escalation chain at once.
+no channel left, the case goes up the escalation chain at once. `persistent`: what a case
+waits on (alerts, escalations, hand-overs, questions to a reporter) is never given up while
+its case is open, however long its channel fails. `expires`: how long any other kind is
+worth sending late; past it the message is dropped (a conversation reply: the person is
+told once that we had trouble, and where they were). None: the delivery policy's reply
+lifetime (bot/domain/delivery.DeliveryPolicy), configurable per commune.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -21,6 +27,7 @@ class Kind(StrEnum):
     ALERT = "alert"
     ESCALATION = "escalation"
     REMINDER = "reminder"
+    DIGEST = "digest"
     HANDOVER = "handover"
     QUESTION = "question"
     NOTICE = "notice"
@@ -32,9 +39,13 @@ class Kind(StrEnum):
     MEDIA = "media"
     EDIT = "edit"
     ADMIN = "admin"
+    SORRY = "sorry"
 
 
 URGENT, CONVERSATION, BULK = 0, 1, 2
+
+
+DAY = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -42,24 +53,31 @@ class KindRule:
     priority: int
     reroute: bool
     climbs: bool = False
+    persistent: bool = False
+    expires: timedelta | None = None
 
 
 RULES: Final[dict[Kind, KindRule]] = {
     Kind.REPLY: KindRule(CONVERSATION, reroute=False),
-    Kind.ALERT: KindRule(URGENT, reroute=True, climbs=True),
-    Kind.ESCALATION: KindRule(URGENT, reroute=True, climbs=True),
-    Kind.REMINDER: KindRule(CONVERSATION, reroute=True),
-    Kind.HANDOVER: KindRule(URGENT, reroute=True),
-    Kind.QUESTION: KindRule(URGENT, reroute=True),
-    Kind.NOTICE: KindRule(CONVERSATION, reroute=True),
-    Kind.TEAM_NOTICE: KindRule(CONVERSATION, reroute=True),
-    Kind.REPORTER_NOTICE: KindRule(CONVERSATION, reroute=True),
-    Kind.CALENDAR: KindRule(BULK, reroute=True),
-    Kind.BROADCAST: KindRule(BULK, reroute=True),
+    Kind.ALERT: KindRule(URGENT, reroute=True, climbs=True, persistent=True),
+    Kind.ESCALATION: KindRule(URGENT, reroute=True, climbs=True, persistent=True),
+    Kind.REMINDER: KindRule(CONVERSATION, reroute=True, expires=timedelta(hours=12)),
+    # The top of the chain's daily list of the cases still waiting on it: a reminder of
+    # cases it was alerted to already, on its other channel if need be; nothing is above
+    # the top, so it never climbs. Tomorrow's list replaces one that could not be sent.
+    Kind.DIGEST: KindRule(CONVERSATION, reroute=True, expires=timedelta(hours=12)),
+    Kind.HANDOVER: KindRule(URGENT, reroute=True, persistent=True),
+    Kind.QUESTION: KindRule(URGENT, reroute=True, persistent=True),
+    Kind.NOTICE: KindRule(CONVERSATION, reroute=True, expires=DAY),
+    Kind.TEAM_NOTICE: KindRule(CONVERSATION, reroute=True, expires=DAY),
+    Kind.REPORTER_NOTICE: KindRule(CONVERSATION, reroute=True, expires=DAY),
+    Kind.CALENDAR: KindRule(BULK, reroute=True, expires=DAY),
+    Kind.BROADCAST: KindRule(BULK, reroute=True, expires=DAY),
     Kind.PROGRESS: KindRule(CONVERSATION, reroute=False),
-    Kind.MEDIA: KindRule(CONVERSATION, reroute=False),
+    Kind.MEDIA: KindRule(CONVERSATION, reroute=False, expires=DAY),
     Kind.EDIT: KindRule(CONVERSATION, reroute=False),
-    Kind.ADMIN: KindRule(CONVERSATION, reroute=True),
+    Kind.ADMIN: KindRule(CONVERSATION, reroute=True, expires=DAY),
+    Kind.SORRY: KindRule(CONVERSATION, reroute=False, expires=DAY),
 }
 
 

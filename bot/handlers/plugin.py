@@ -21,6 +21,7 @@ from bot.clock import Clock
 from bot.domain.delivery import FileToSend, Sender
 from bot.services.conversation import ConversationService, LabelMatcher
 from bot.services.simulator_log import SimulatorLog
+from bot.workers.heartbeat import ProcessIdentity
 from bot.workers.worker import Worker
 
 EventHandler = Callable[[Mapping[str, Any]], Awaitable[None]]
@@ -32,6 +33,8 @@ class Base:
     """What a channel may use before the core exists."""
 
     clock: Clock
+    # Who this process is: the channel's own workers lease rows as `identity.owner(...)`.
+    identity: ProcessIdentity
     # A channel's credential rows in the database, for an account id (Zalo's OA tokens:
     # storage/zalo_tokens.ZaloTokenRows, which bot/handlers/zalo/tokens.TokenRows names).
     token_rows: Callable[[str], Any]

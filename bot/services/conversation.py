@@ -192,6 +192,22 @@ class ConversationService:
         notice = i18n.render(turn.notice, turn.person.language) if turn.notice else None
         return Handled(True, notice)
 
+    async def where_you_were(self, tx: Tx, person_id: int, now: datetime) -> Reply | None:
+        """After replies to this person were dropped (their channel failed for hours): one
+        message that says sorry, gives the hotline and asks the question they were at
+        again, its buttons with it, so the conversation goes on where it stood."""
+        person = await people.person(tx, person_id)
+        if person is None:
+            return None
+        conv = await conversations.conversation(tx, person_id)
+        state = engine.State.from_json(conv.state if conv else None)
+        if conv is not None and now - conv.updated_at > DRAFT_TTL:
+            state = engine.State()
+        ctx = await self._context(tx, person, in_group=False)
+        prompt = (engine.main_menu(ctx) if state.idle or not state.step
+                  else engine.prompt_of(FLOWS, state, ctx))
+        return replace(prompt, texts=(Text("delivery.sorry"), *prompt.texts))
+
     async def _sender(self, tx: Tx, event: InboundEvent, now: datetime
                       ) -> tuple[Person, StoredConversation | None]:
         found = await conversations.sender(tx, event.channel, event.sender)

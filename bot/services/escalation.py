@@ -1,6 +1,12 @@
 """Deadlines, reminders and escalation (service layer). Timers are rows: the timer worker
 (bot/workers/timers.py) claims due ones and hands each to `fire`, in its own transaction; a
-timer set for an older deadline version does nothing."""
+timer set for an older deadline version does nothing.
+
+Below the top of the chain a missed deadline climbs one level each period, day and night.
+The top is alerted once per case, when the case reaches it (not in its quiet hours unless
+the case is an EMERGENCY: the climb waits for their end); from then on the case waits in
+the top people's digest (bot/services/top_digest.py), not in an alert per period.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,15 @@ import logging
 from datetime import datetime
 
 from bot.domain import alerts
-from bot.domain.cases import FIRST_STEPS, Access, Case, Deadline, Timer
-from bot.domain.delivery import OutboxMessage
+from bot.domain.cases import FIRST_STEPS, Access, Case, Deadline, Timer, Urgency
+from bot.domain.delivery import INSTEAD_OF, OutboxMessage, copy_key
 from bot.domain.message_kinds import Kind, rule_of
 from bot.domain.people import Person
 from bot.domain.routing import level_recipients
 from bot.domain.work_hours import WorkHours
 from bot.services.directory import Directory
 from bot.services.outbox import Outbox
+from bot.services.top_digest import TopDigest
 from storage import cases, deadlines, people
 from storage.db import Tx
 
@@ -23,10 +30,16 @@ log = logging.getLogger(__name__)
 
 
 class Escalation:
-    def __init__(self, directory: Directory, hours: WorkHours, outbox: Outbox) -> None:
+    def __init__(self, directory: Directory, hours: WorkHours, outbox: Outbox,
+                 digest: TopDigest) -> None:
         self.directory = directory
         self.hours = hours
         self.outbox = outbox
+        self.digest = digest
+
+    @property
+    def top(self) -> int:
+        return len(self.directory.config.levels)
 
     def due(self, step: str, urgency: str, start: datetime) -> datetime:
         return self.hours.add(start, self.directory.config.deadlines[step][urgency])
@@ -81,20 +94,41 @@ class Escalation:
         """A message could not reach its person on that channel: try their other channels
         (those this deployment serves); an alert with none left climbs one level at once
         instead of waiting for the deadline. True when a timer was armed for that."""
+        if await self._copy_elsewhere(tx, message, now):
+            return False
+        if message.case_id is not None and rule_of(message.kind).climbs:
+            return await self.climb_at_once(tx, message.case_id, message.id, now)
+        return False
+
+    async def channel_failing(self, tx: Tx, message: OutboxMessage, now: datetime) -> bool:
+        """A message a case waits on keeps failing because its channel does: a copy goes
+        at once on the person's other channel (whichever arrives first withdraws the
+        other). A case's first alert also moves it up the chain, as for a person nobody
+        can reach: the channel may be down for everyone on it. A later escalation climbs
+        only when it has no other channel (or its copy fails too), or an outage would
+        carry every case to the top in minutes. True when a timer was armed for that."""
+        copied = INSTEAD_OF not in message.meta and await self._copy_elsewhere(
+            tx, message, now)
+        if (message.case_id is not None and rule_of(message.kind).climbs
+                and (message.kind == Kind.ALERT or not copied)):
+            return await self.climb_at_once(tx, message.case_id, message.id, now)
+        return False
+
+    async def _copy_elsewhere(self, tx: Tx, message: OutboxMessage, now: datetime) -> bool:
+        """The message again on the person's other reachable channels; False if none."""
         person = await people.person(tx, message.person_id)
         others = [i for i in self.outbox.served_identities(
                       await people.identities_of(tx, message.person_id))
                   if i.unreachable_at is None
                   and (i.channel, i.external_id) != (message.channel, message.address)]
-        if person is not None and others:
-            await self.outbox.send(tx, person, message.reply, now, kind=message.kind,
-                                   case_id=message.case_id,
-                                   dedupe_key=f"reroute:{message.id}", identities=others,
-                                   meta=message.meta, broadcast_id=message.broadcast_id)
+        if person is None or not others:
             return False
-        if message.case_id is not None and rule_of(message.kind).climbs:
-            return await self.climb_at_once(tx, message.case_id, message.id, now)
-        return False
+        await self.outbox.send(tx, person, message.reply, now, kind=message.kind,
+                               case_id=message.case_id, dedupe_key=copy_key(message.id),
+                               identities=others,
+                               meta={**message.meta, INSTEAD_OF: message.id},
+                               broadcast_id=message.broadcast_id)
+        return True
 
     async def climb_at_once(self, tx: Tx, case_id: int, seq: int, now: datetime) -> bool:
         """Someone on the team cannot be reached at all: the next level is alerted now, not
@@ -102,11 +136,16 @@ class Escalation:
         dl = await deadlines.deadline(tx, case_id, "acknowledge")
         if dl is None or dl.met_at is not None:
             return False
-        await deadlines.arm_timer(tx, dl.id, f"unreachable{dl.version}", seq, now, dl.version)
-        return True
+        case = await cases.case_by_id(tx, case_id)
+        if case is None or case.escalation_level >= self.top:
+            return False  # nobody above the top: its digest keeps the case before it
+        return await deadlines.arm_timer(tx, dl.id, f"unreachable{dl.version}", seq, now,
+                                         dl.version)
 
     async def _remind(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
                       now: datetime) -> None:
+        if case.assignee_id is None and case.escalation_level >= self.top:
+            return  # the top hears of a case nobody took in its digest, not per deadline
         targets = await self._current_team(tx, case)
         reply = alerts.reminder(case, dl.step, dl.due_at)
         for person in targets:
@@ -126,8 +165,19 @@ class Escalation:
 
     async def _escalate(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
                         now: datetime, rearm: bool = True) -> None:
-        top = len(self.directory.config.levels)
-        level = min(case.escalation_level + 1, top)
+        top = self.top
+        if case.escalation_level >= top:
+            await self._wait_at_top(tx, case, dl, now)
+            return
+        level = case.escalation_level + 1
+        pace = self.directory.config.top_digest
+        if level == top and case.urgency != Urgency.EMERGENCY and pace.is_quiet(now):
+            # The top is not woken for this case: it climbs when the quiet hours end (the
+            # timer's own id keeps the new one's seq unique).
+            await deadlines.arm_timer(tx, dl.id, f"dawn{dl.version}", timer.id,
+                                      pace.quiet_end(now), dl.version)
+            log.info("case %s reaches the top after the quiet hours", case.id)
+            return
         case = await cases.climb_to(tx, case.id, level)
         everyone = await people.configured_people(tx, self.directory.commune_id)
         targets = level_recipients(self.directory.config, everyone, level, case.police_case)
@@ -148,6 +198,11 @@ class Escalation:
                                              f"t{timer.id}:p{person.id}")
         await cases.audit(tx, case.id, None, "escalated", now, step=dl.step, level=level,
                           recipients=[p.id for p in targets])
+        if level == top:
+            # From now on the case waits in the top people's digest, not in a re-alert.
+            await self.digest.arm_after_alert(tx, [p.id for p in targets], now)
+            log.info("case %s escalated to the top on %s", case.id, dl.step)
+            return
         if not rearm:
             return
         # Keep climbing each period until someone acts; a period missed while the bot was
@@ -158,3 +213,11 @@ class Escalation:
             next_at = now + period
         await deadlines.arm_timer(tx, dl.id, timer.kind, timer.seq + 1, next_at, dl.version)
         log.info("case %s escalated to level %s on %s", case.id, level, dl.step)
+
+    async def _wait_at_top(self, tx: Tx, case: Case, dl: Deadline, now: datetime) -> None:
+        """A deadline passed for a case already at the top: no alert again, the case goes
+        into the digest of everyone on its team there."""
+        ids = [m.person_id for m in await cases.team_of(tx, case.id)
+               if m.access == Access.TEAM and m.level == case.escalation_level]
+        await self.digest.arm_now(tx, ids, now)
+        await cases.audit(tx, case.id, None, "overdue_at_top", now, step=dl.step)

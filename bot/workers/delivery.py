@@ -3,9 +3,18 @@ sender.
 
 Messages are claimed with a lease in the database, so several processes share the work and
 a message is never handed to two senders; a crash before the claim commits sends nothing, a
-crash after it leaves the message pending for the next look once the lease runs out. Sends
-go out with no transaction open, so a slow or rate-limited channel never holds the
-database's write lock. Different chats go out concurrently, one chat's messages in order.
+crash after it leaves the message to the next look once the process's heartbeat stops
+(bot/workers/heartbeat.py). Sends go out with no transaction open, so a slow or
+rate-limited channel never holds the database's write lock. Different chats go out
+concurrently; one chat's messages strictly in order, across looks, retries and processes.
+
+When a channel fails (5xx, timeouts, no connection), its rows wait with growing pauses and
+the channel is marked failing; every few seconds one waiting row is tried early, and the
+first send that goes through makes every waiting row of the channel due at once. What a
+case waits on (alerts, escalations, hand-overs, questions) is never given up while the case
+is open: after a few failed tries it also goes to the person's other channel and the case
+climbs; other messages are dropped once too old to matter (a reply: the person is told
+where they were). A channel failing for long is reported to the administrators once.
 """
 
 from __future__ import annotations
@@ -13,24 +22,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final, Literal
 
 from bot.clock import Clock
-from bot.domain.delivery import STORED, Delivery, DeliveryError, OutboxMessage, Sender
+from bot.domain.delivery import (
+    INSTEAD_OF,
+    STORED,
+    Delivery,
+    DeliveryError,
+    DeliveryPolicy,
+    OutboxMessage,
+    Sender,
+    copy_key,
+)
 from bot.domain.message_kinds import rule_of
-from storage import files, outbox, people
+from bot.services.undelivered import Undelivered
+from storage import channel_health, files, outbox, people
 from storage.db import Database, Tx
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
-MAX_ATTEMPTS = 12
 EDIT_WAIT = timedelta(seconds=2)
-
-# What to do when a channel says it cannot reach a message's person: True when the case
-# was sent up the chain (the timer worker should look).
-Reroute = Callable[[Tx, OutboxMessage, datetime], Awaitable[bool]]
+# A failing channel: how often one waiting row is tried early to see whether it is back.
+PROBE_EVERY = timedelta(seconds=3)
+# Failed tries (besides DeliveryPolicy.reroute_after) of a message a case waits on before
+# it also goes elsewhere and the case climbs; the longest pause between its tries.
+REROUTE_AFTER = 3
+PERSISTENT_PAUSE = 60
+LATER: Final = "later"
+SKIPPED: Final = "skipped"
 
 
 @dataclass(frozen=True)
@@ -44,8 +67,8 @@ class _Result:
     held_back: list[int]
 
 
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(2 ** attempts, 300))
+def backoff(attempts: int, longest: int = 300) -> timedelta:
+    return timedelta(seconds=min(2 ** attempts, longest))
 
 
 class DeliveryWorker:
@@ -55,14 +78,16 @@ class DeliveryWorker:
     idle = 5.0
 
     def __init__(self, database: Database, clock: Clock, senders: Mapping[str, Sender], *,
-                 reroute: Reroute | None = None,
+                 undelivered: Undelivered | None = None,
+                 policy: DeliveryPolicy | None = None,
                  climbed: Callable[[], None] | None = None, owner: str | None = None,
                  batch: int = 50, concurrency: int = 16) -> None:
         self.database = database
         self.clock = clock
         self.senders = dict(senders)
-        self.reroute = reroute
-        # Called once a reroute that sent a case up the chain has committed.
+        self.undelivered = undelivered
+        self.policy = policy or DeliveryPolicy()
+        # Called once a failure that sent a case up the chain has committed.
         self.climbed = climbed
         self.owner = owner or f"outbox-{uuid.uuid4().hex[:8]}"
         self.batch = batch
@@ -70,13 +95,21 @@ class DeliveryWorker:
         self.slots = asyncio.Semaphore(concurrency)
         self._results: list[tuple[_Result, asyncio.Future[None]]] = []
         self._recording = asyncio.Lock()
+        # Channels known (from the database, or our own failures) to be failing, and when
+        # that was last read: a hint that spares a query per look, never the truth.
+        self._failing: set[str] = set()
+        self._health_read_at: datetime | None = None
 
     async def run_due(self, now: datetime) -> int:
         return await self.deliver_due()
 
     async def next_due(self, now: datetime) -> datetime | None:
         async with self.database.read() as tx:
-            return await outbox.next_due_at(tx, list(self.senders))
+            due = await outbox.next_due_at(tx, list(self.senders), now)
+        if self._failing:  # the next early try of a failing channel
+            probe = now + PROBE_EVERY
+            due = probe if due is None else min(due, probe)
+        return due
 
     async def deliver_due(self) -> int:
         """One look: claim due messages, send them, record the results. Returns how many
@@ -85,14 +118,24 @@ class DeliveryWorker:
         token = f"{self.owner}:{uuid.uuid4().hex[:8]}"
         chats: dict[tuple[str, str], list[Delivery]] = {}
         async with self.database.transaction() as tx:
+            await outbox.take_turn(tx)
+            await self._probe_failing(tx, now)
             claimed = await outbox.lease_due(tx, now, list(self.senders), token, LEASE,
                                              self.batch)
             ready: list[int] = []
+            waiting: set[tuple[str, str]] = set()
             for message in claimed:
+                chat = (message.channel, message.address)
+                if chat in waiting:  # behind a row of its chat that cannot go yet
+                    await outbox.release(tx, [message.id], token, now, attempted=False)
+                    continue
                 delivery = await self._prepare(tx, message, token, now)
-                if delivery is not None:
-                    ready.append(message.id)
-                    chats.setdefault((message.channel, message.address), []).append(delivery)
+                if delivery is LATER:
+                    waiting.add(chat)
+                if not isinstance(delivery, Delivery):
+                    continue
+                ready.append(message.id)
+                chats.setdefault(chat, []).append(delivery)
             await outbox.count_attempts(tx, ready)
         if not claimed:
             return 0
@@ -101,19 +144,23 @@ class DeliveryWorker:
         return sum(results)
 
     async def _prepare(self, tx: Tx, message: OutboxMessage, token: str,
-                       now: datetime) -> Delivery | None:
-        """The message as a Delivery, or None when it cannot go yet (its lease is let go)."""
+                       now: datetime) -> Delivery | Literal["later", "skipped"]:
+        """The message as a Delivery; LATER when it cannot go yet (its lease is let go),
+        SKIPPED when it is not to be sent at all."""
+        if (await self._dropped_for_age(tx, message, now)
+                or await self._arrived_elsewhere(tx, message)):
+            return SKIPPED
         meta = dict(message.meta)
         if "edit_of" in meta:
             # An edit needs the channel's reference of the message it changes.
             original = await outbox.message(tx, int(meta["edit_of"]))
-            if original is None or original.status == outbox.FAILED:
+            if original is None or original.status in (outbox.FAILED, outbox.SKIPPED):
                 await outbox.skip(tx, message.id)
-                return None
+                return SKIPPED
             if original.status != outbox.SENT or not original.external_ref:
                 await outbox.release(tx, [message.id], token, now + EDIT_WAIT,
                                      attempted=False)
-                return None
+                return LATER
             meta["message_ref"] = original.external_ref
         reply = message.reply
         file = await files.stored_file(tx, int(reply.media.ref)) if (
@@ -132,8 +179,11 @@ class DeliveryWorker:
             try:
                 async with self.slots:
                     ref = await sender.deliver(delivery)
-            except DeliveryError as exc:
-                await self._record(delivery.outbox_id, token, None, exc,
+            except Exception as exc:
+                # A sender's own bug counts as a failed send: retried, never left leased.
+                error = (exc if isinstance(exc, DeliveryError)
+                         else DeliveryError(type(exc).__name__))
+                await self._record(delivery.outbox_id, token, None, error,
                                    [d.outbox_id for d in deliveries[n + 1:]])
                 return sent
             # Committed before the chat's next send: the window in which a crash would
@@ -173,33 +223,148 @@ class DeliveryWorker:
             now = self.clock.now()
             found = await outbox.messages(tx, [result.outbox_id for result, _ in batch])
             sent: list[tuple[int, str | None]] = []
+            working: set[str] = set()
+            failing: set[str] = set()
             for result, _ in batch:
                 message = found.get(result.outbox_id)
-                again_at = now
                 if message is not None and message.status == outbox.PENDING:
                     if message.lease_owner != result.token:
                         log.warning("outbox %s: lease expired during the send", message.id)
                     if result.error is None:
                         sent.append((message.id, result.ref))
+                        working.add(message.channel)
+                        await self._withdraw_copies(tx, message, now)
                     else:
-                        again_at = await self._failed(tx, message, result.error, now)
+                        await self._failed(tx, message, result.error, now)
+                        if result.error.outage:
+                            failing.add(message.channel)
                 if result.held_back:
-                    await outbox.release(tx, result.held_back, result.token, again_at)
+                    # Due now, yet behind their chat's first row: they go right after it.
+                    await outbox.release(tx, result.held_back, result.token, now)
             await outbox.mark_sent(tx, sent, now)
+        # The channel's row is written in transactions of its own, holding no outbox row:
+        # on PostgreSQL a transaction that held both in the other order could deadlock.
+        for channel in failing:
+            await self._channel_failing(channel, now)
+        for channel in working & self._failing:
+            await self._channel_back(channel, now)
+
+    async def _channel_failing(self, channel: str, now: datetime) -> None:
+        self._failing.add(channel)
+        async with self.database.transaction() as tx:
+            since = await channel_health.failing(tx, channel, now)
+            await self._maybe_tell_admins(tx, channel, since, now)
 
     async def _failed(self, tx: Tx, message: OutboxMessage, exc: DeliveryError,
-                      now: datetime) -> datetime:
-        """Record a failed send; when the message (and the chat's next ones) may go again."""
+                      now: datetime) -> None:
+        """Record a failed send and decide when it goes again, if ever."""
+        rule = rule_of(message.kind)
         if exc.unreachable:
             await people.mark_unreachable(tx, message.channel, message.address, now)
-            if self.reroute is not None and rule_of(message.kind).reroute:
-                if await self.reroute(tx, message, now) and self.climbed is not None:
-                    tx.after_commit(self.climbed)
-        if exc.permanent or message.attempts >= MAX_ATTEMPTS:
+            if self.undelivered is not None and rule.reroute:
+                if await self.undelivered.unreachable(tx, message, now):
+                    self._after_climb(tx)
+        if exc.permanent:
             await outbox.mark_failed(tx, message.id, exc.reason, retry_at=None)
             log.warning("outbox %s failed for good: %s", message.id, exc.reason[:80])
-            return now
+            return
+        if await self._dropped_for_age(tx, message, now):
+            return
+        waiting_on = outbox.OUTAGE if exc.outage else None
+        if rule.persistent:
+            if not await self._case_still_open(tx, message):
+                await outbox.withdraw(tx, message.id, "case closed")
+                return
+            # Idempotent (one copy, one climb per message), so asked at each failed try.
+            if (exc.outage and message.attempts >= REROUTE_AFTER
+                    and message.created_at is not None
+                    and now - message.created_at >= self.policy.reroute_after
+                    and self.undelivered is not None
+                    and await self.undelivered.channel_failing(tx, message, now)):
+                self._after_climb(tx)
         wait = (timedelta(seconds=exc.retry_after) if exc.retry_after is not None
-                else backoff(message.attempts))
-        await outbox.mark_failed(tx, message.id, exc.reason, retry_at=now + wait)
-        return now + wait
+                else backoff(message.attempts, PERSISTENT_PAUSE if rule.persistent else 300))
+        await outbox.mark_failed(tx, message.id, exc.reason, retry_at=now + wait,
+                                 waiting_on=waiting_on)
+
+    def _after_climb(self, tx: Tx) -> None:
+        if self.climbed is not None:
+            tx.after_commit(self.climbed)
+
+    async def _case_still_open(self, tx: Tx, message: OutboxMessage) -> bool:
+        if message.case_id is None or self.undelivered is None:
+            return True
+        return await self.undelivered.case_open(tx, message.case_id)
+
+    async def _dropped_for_age(self, tx: Tx, message: OutboxMessage, now: datetime) -> bool:
+        """A message not worth sending this late is withdrawn (a reply: the person will be
+        told where they were). Never what a case waits on."""
+        rule = rule_of(message.kind)
+        if rule.persistent or message.created_at is None:
+            return False
+        if now - message.created_at <= (rule.expires or self.policy.replies_expire_after):
+            return False
+        await outbox.withdraw(tx, message.id, "expired")
+        log.info("outbox %s dropped: too old to send (%s)", message.id, message.kind)
+        if self.undelivered is not None:
+            await self.undelivered.reply_dropped(tx, message, now)
+        return True
+
+    async def _arrived_elsewhere(self, tx: Tx, message: OutboxMessage) -> bool:
+        """A rerouted message whose other copy already arrived (while this one was being
+        tried, so it could not be withdrawn then) is withdrawn now."""
+        if INSTEAD_OF in message.meta:
+            other = await outbox.message(tx, int(message.meta[INSTEAD_OF]))
+        elif message.attempts >= REROUTE_AFTER and rule_of(message.kind).persistent:
+            other = await outbox.by_key(tx, copy_key(message.id))
+        else:
+            return False
+        if other is None or other.status != outbox.SENT:
+            return False
+        await outbox.withdraw(tx, message.id, "arrived on another channel")
+        return True
+
+    async def _withdraw_copies(self, tx: Tx, message: OutboxMessage, now: datetime) -> None:
+        """One copy of a rerouted message arrived: the others need not follow."""
+        if INSTEAD_OF in message.meta:
+            await outbox.withdraw_waiting(tx, now, ids=[int(message.meta[INSTEAD_OF])])
+        elif message.attempts > REROUTE_AFTER and rule_of(message.kind).persistent:
+            await outbox.withdraw_waiting(tx, now, dedupe_key=copy_key(message.id))
+
+    async def _probe_failing(self, tx: Tx, now: datetime) -> None:
+        """Every PROBE_EVERY: which channels fail (any process may have seen it), and one
+        waiting row of each made due, to find out whether it is back."""
+        if self._health_read_at is not None and now - self._health_read_at < PROBE_EVERY:
+            return
+        self._health_read_at = now
+        failing = await channel_health.failing_channels(tx, list(self.senders))
+        self._failing = {f.channel for f in failing}
+        for f in failing:
+            if await channel_health.take_probe(tx, f.channel, now, now + PROBE_EVERY):
+                await outbox.probe(tx, f.channel, now)
+            await self._maybe_tell_admins(tx, f.channel, f.since, now)
+
+    async def _maybe_tell_admins(self, tx: Tx, channel: str, since: datetime,
+                                 now: datetime) -> None:
+        if (self.undelivered is not None and now - since >= self.policy.tell_admins_after
+                and await channel_health.take_telling_admins(tx, channel, since, now)):
+            told = await self.undelivered.channel_down(tx, channel, since, now)
+            log.warning("%s failing since %s: %s admin(s) told", channel, since.isoformat(),
+                        told)
+
+    async def _channel_back(self, channel: str, now: datetime) -> None:
+        """A send went through on a channel that was failing: its waiting rows go now."""
+        self._failing.discard(channel)
+        async with self.database.transaction() as tx:
+            was = await self._recovered(tx, channel, now)
+        if was:
+            log.info("%s works again; %s waiting message(s) due now", channel, was)
+
+    async def _recovered(self, tx: Tx, channel: str, now: datetime) -> int:
+        was = await channel_health.recovered(tx, channel)
+        if was is None:
+            return 0
+        due = await outbox.outage_over(tx, channel, now)
+        if was.admins_told_at is not None and self.undelivered is not None:
+            await self.undelivered.channel_back(tx, channel, was.since, now)
+        return due

@@ -78,6 +78,39 @@ async def test_0011_upgrades_a_database_of_the_previous_version(db_url: str) -> 
         await engine.dispose()
 
 
+async def test_0013_adds_the_top_digests_and_takes_them_away_again(db_url: str) -> None:
+    """A database of the version before gets the (empty) digest timers; downgrading drops
+    them and leaves the rest."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from storage.db import MIGRATIONS
+
+    def downgrade(connection: Connection) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0012")
+
+    def tables(connection: Connection) -> set[str]:
+        return set(inspect(connection).get_table_names())
+
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0012")
+            assert "top_digests" not in await conn.run_sync(tables)
+        await migrate(engine)
+        async with engine.begin() as conn:
+            assert "top_digests" in await conn.run_sync(tables)
+            await conn.run_sync(downgrade)
+            assert "top_digests" not in await conn.run_sync(tables)
+            assert "outbox" in await conn.run_sync(tables)
+    finally:
+        await engine.dispose()
+
+
 def _downgrade_to(connection: Connection, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
@@ -99,16 +132,16 @@ def _pruning_indexes(connection: Connection) -> set[str]:
                     "ix_stored_files_created_at"}
 
 
-async def test_0013_indexes_a_database_of_the_previous_version_and_goes_back(
+async def test_0014_indexes_a_database_of_the_previous_version_and_goes_back(
         db_url: str) -> None:
-    """0013 adds the indexes pruning deletes by to a database made before it, keeping its
-    rows; going back to 0011 drops them again."""
+    """0014 adds the indexes pruning deletes by to a database made before it, keeping its
+    rows; going back to 0013 drops them again."""
     from sqlalchemy import text
 
     engine = make_engine(db_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade_to, "0011")
+            await conn.run_sync(_upgrade_to, "0013")
             await conn.execute(text(
                 "INSERT INTO sim_messages (address, direction, payload, created_at) "
                 "VALUES ('citizen', 'in', '{}', '2026-11-23 02:00:00')"))
@@ -118,7 +151,7 @@ async def test_0013_indexes_a_database_of_the_previous_version_and_goes_back(
             assert len(await conn.run_sync(_pruning_indexes)) == 3
             assert (await conn.execute(text("SELECT count(*) FROM sim_messages"))).scalar() == 1
             assert await conn.run_sync(_differences) == []
-            await conn.run_sync(_downgrade_to, "0011")
+            await conn.run_sync(_downgrade_to, "0013")
             assert await conn.run_sync(_pruning_indexes) == set()
         await migrate(engine)
         async with engine.connect() as conn:

@@ -4,7 +4,7 @@ and the channels' rendering tests walk the same replies)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,6 +12,7 @@ from bot.domain import alerts
 from bot.domain.cases import DEADLINE_STEPS
 from bot.domain.local_time import LOCAL_TZ
 from bot.domain.messages import Reply
+from bot.domain.top_digest import WaitingCase
 from bot.flows import help, report
 from bot.flows.book import FLOWS
 from bot.flows.engine import Context, State
@@ -59,3 +60,19 @@ def built_replies() -> Iterator[Reply]:
         yield alerts.team_alert(case, details, 2, "acknowledge")
         yield alerts.village_notice(case, "Thôn Đông")
         yield alerts.reminder(case, "initial_assessment", DUE)
+    # The top of the chain's digest: one case taken, one not, one placed on a map, and
+    # more cases than it lists one by one; every unit of "waited".
+    waiting = [(WaitingCase(fake_case(id=n, code=f"VT-2026-{n:04d}", created_at=DUE - age,
+                                      assignee_id=3 if n % 2 else None,
+                                      latitude=19.8 if n == 2 else None,
+                                      longitude=105.7 if n == 2 else None), step), village)
+               for n, (age, step, village) in enumerate(
+                   [(timedelta(minutes=1), "acknowledge", "Thôn Đông"),
+                    (timedelta(minutes=40), "initial_assessment", None),
+                    (timedelta(hours=1), "plan_drafted", "Thôn Tây"),
+                    (timedelta(hours=30), "review", None),
+                    (timedelta(days=1, hours=23), "plan_approved", None),
+                    (timedelta(days=2), "detailed_assessment", None),
+                    (timedelta(days=9), "acknowledge", None)] * 2, start=1)]
+    yield alerts.top_digest(waiting[:3], DUE)
+    yield alerts.top_digest(waiting, DUE)

@@ -71,6 +71,9 @@ class FakeTelegram:
         # Faults for the next sending calls, in order: an HTTP status (429 comes with
         # retry_after 1) or "timeout" (the request hangs and is never carried out).
         self.fail_next: deque[int | str] = deque()
+        # An outage: while set, every sending call fails so (as one of fail_next's faults),
+        # for as long as the test keeps it set.
+        self.down: int | str | None = None
         self._release = asyncio.Event()
         self.per_second = per_second
         self.per_chat_burst = per_chat_burst
@@ -120,9 +123,11 @@ class FakeTelegram:
                                       "description": "Unauthorized"}, status=401)
         method = request.match_info["method"]
         params = await self._params(request)
-        if self.fail_next and self.fail_next[0] == "timeout" and method not in UNFAILING:
+        if method not in UNFAILING and (
+                self.down == "timeout" or (self.fail_next and self.fail_next[0] == "timeout")):
             # A dead connection: the client gives up waiting and nothing was carried out.
-            self.fail_next.popleft()
+            if self.down != "timeout":
+                self.fail_next.popleft()
             self.calls.append(f"{method}:timeout")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._release.wait(), self.hang_seconds)
@@ -133,8 +138,8 @@ class FakeTelegram:
     async def _call(self, method: str, params: dict[str, Any]) -> web.Response:
         self.calls.append(method)
         try:
-            if self.fail_next and method not in UNFAILING:
-                status = int(self.fail_next.popleft())
+            if (self.fail_next or self.down is not None) and method not in UNFAILING:
+                status = int(self.down if self.down is not None else self.fail_next.popleft())
                 if status == 429:
                     self.rejected_429 += 1
                     raise ApiError(429, "Too Many Requests: retry after 1", retry_after=1)

@@ -22,24 +22,32 @@ def free_port() -> int:
 
 
 class BotProcess:
-    """`python -m bot.cli serve` on a SQLite file and a port, on a fake clock."""
+    """`python -m bot.cli serve` on a SQLite file (or `database_url`) and a port, on a fake
+    clock starting at `clock_at` (None: the real clock)."""
 
-    def __init__(self, db: Path, port: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, db: Path, port: int, env: dict[str, str] | None = None,
+                 database_url: str | None = None) -> None:
         self.db, self.port, self.env = db, port, env or {}
+        self.database_url = database_url
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def spawn(self, clock_at: str) -> subprocess.Popen[bytes]:
+    def spawn(self, clock_at: str | None) -> subprocess.Popen[bytes]:
         env = {**os.environ, "SAFECHILD_DB": str(self.db), "SAFECHILD_PORT": str(self.port),
-               "SAFECHILD_FAKE_CLOCK": clock_at, **self.env}
+               **self.env}
         env.pop("DATABASE_URL", None)
+        env.pop("SAFECHILD_FAKE_CLOCK", None)
+        if clock_at is not None:
+            env["SAFECHILD_FAKE_CLOCK"] = clock_at
+        if self.database_url is not None:
+            env["DATABASE_URL"] = self.database_url
         return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    async def start(self, clock_at: str) -> None:
+    async def start(self, clock_at: str | None) -> None:
         self.proc = self.spawn(clock_at)
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
@@ -77,3 +85,12 @@ def config_with_telegram(tmp: Path, officer: int = 6002, police: int = 6003) -> 
     path = tmp / "commune.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def serve_refused(env: dict[str, str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """`python -m bot.cli serve` expected to refuse to start (a mistake in its settings):
+    what it said and its exit code. One that starts anyway runs into the timeout."""
+    full = {**os.environ, "SAFECHILD_PORT": str(free_port()), **env}
+    full.pop("DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "bot.cli", "serve"], env=full,
+                          capture_output=True, text=True, timeout=timeout, check=False)

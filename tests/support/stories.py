@@ -33,3 +33,14 @@ def violence_in_thon_tay(description: str, *, confirm: bool = True) -> Steps:
             ("say", description),
             *(("press", c) for c in ("photos:done", "contact:anonymous",
                                      *(("confirm",) if confirm else ())))]
+
+
+def report_in(village: str, *, danger: str = "no", case_type: str = "violence") -> Steps:
+    """A citizen's anonymous report, from /start, of a boy hurt in the village with this
+    key: violence is URGENT; `danger="yes"` makes any report an EMERGENCY."""
+    return [("text", "/start"), ("choice", "menu:report"), ("choice", f"danger:{danger}"),
+            ("choice", f"type:{case_type}"), ("choice", "types:done"),
+            ("choice", f"village:{village}"), ("choice", "age:6-10"), ("choice", "sex:boy"),
+            ("choice", "skip"), ("choice", "count:1"),
+            ("text", "Hàng xóm thấy cháu bị đánh nhiều lần."),
+            ("choice", "photos:done"), ("choice", "contact:anonymous"), ("choice", "confirm")]

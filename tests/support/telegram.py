@@ -45,13 +45,14 @@ def demo_commune_with(telegram_ids: Mapping[str, int],
 @asynccontextmanager
 async def telegram_app(db_url: str, clock: FakeClock, fake: FakeTelegram,
                        raw: Mapping[str, Any], *, simulator: bool = False,
-                       rate_limit: bool = True) -> AsyncIterator[tuple[App, TelegramPlugin]]:
+                       rate_limit: bool = True, read_timeout: float = 2.0
+                       ) -> AsyncIterator[tuple[App, TelegramPlugin]]:
     """The app on Telegram (and the simulator, if asked) against the running fake; its
     workers not started, nothing polled unless the test polls."""
     # A short read timeout so the fake's hung requests cost a second, not ten.
     plugin = TelegramPlugin(TelegramSettings(
         token=TOKEN, api_base_url=fake.base_url,
-        file_base_url=f"http://127.0.0.1:{fake.port}/file/bot", read_timeout=2.0,
+        file_base_url=f"http://127.0.0.1:{fake.port}/file/bot", read_timeout=read_timeout,
         long_poll=0, rate_limit=rate_limit), poll=False)
     plugins: list[ChannelPlugin] = [plugin, *([SimulatorPlugin()] if simulator else [])]
     app = await build_app(Setup(db_url, parse_commune(raw), clock), plugins)

@@ -36,7 +36,7 @@ class ZaloPlugin:
             return await base.alert_admins(CHANNEL, row_id, code)
 
         api = ZaloApi(self.settings, rows, base.clock, http=self.http,
-                      alert_admins=alert_admins)
+                      alert_admins=alert_admins, owner=base.identity.owner("zalo-tokens"))
         self.api = api
         # Seeds or recovers the OA's tokens (the client keeps them in the database).
         await api.start()

@@ -197,7 +197,7 @@ class ZaloApi:
 
     def __init__(self, settings: ZaloSettings, rows: TokenRows, clock: Clock, *,
                  http: aiohttp.ClientSession | None = None,
-                 alert_admins: AlertAdmins | None = None) -> None:
+                 alert_admins: AlertAdmins | None = None, owner: str | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.max_buttons = settings.max_buttons
@@ -208,6 +208,7 @@ class ZaloApi:
             rows, clock, self._refresh_tokens,
             initial_refresh_token=settings.refresh_token,
             initial_access_token=settings.access_token, alert_admins=alert_admins,
+            owner=owner,
             # The claim must outlast the OAuth call, or a second process could spend the
             # same refresh token while the first still waits for Zalo's answer.
             lease=max(LEASE, timedelta(seconds=2 * settings.timeout + 5)))

@@ -7,8 +7,8 @@ the old rows instead of reading the whole table (stored files hold whole workboo
 charts, which SQLite would read to reach created_at). Spent timers are found through
 ix_timers_due (done_at, fire_at), which exists.
 
-Revision ID: 0013
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0011"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
