@@ -17,6 +17,12 @@ button of the newest message that has it, wait for the next question, and when i
 not come within PATIENCE press the same button again (not a toggle such as a type of harm;
 typed text is not typed twice). The run is seeded (SAFECHILD_CHAOS_SEED to replay one) and
 prints its figures on one line: `pytest -s tests/test_chaos.py`.
+
+SQLite only: one run takes about a minute on two cores, so a PostgreSQL run beside it
+would not fit the 90 s CI budget. The bot waits READ_TIMEOUT (2 s, TELEGRAM_READ_TIMEOUT)
+for an answer instead of production's 10 s: each hung send still holds up the delivery
+worker's next look for every chat (one look awaits all its sends), so with 10 s a single
+hang costs everybody 10 s.
 """
 
 from __future__ import annotations
