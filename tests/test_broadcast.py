@@ -303,6 +303,7 @@ class Bulk:
         self.clock.advance(timedelta(seconds=2))
         while self.fake.updates and await self.poller.poll_once():
             pass
+        await self.poller.answered()
         while await self.delivery.deliver_due():
             pass
 
@@ -345,6 +346,7 @@ async def test_broadcast_to_500_collaborators_rate_limited_failing_and_blocked(
     fake.press(OFFICER, "broadcast:send")
     while fake.updates and await bulk.poller.poll_once():
         pass
+    await bulk.poller.answered()
 
     tracker = tracker_of(app)
     progress: Sent | None = None

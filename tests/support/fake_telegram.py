@@ -2,7 +2,8 @@
 
 It speaks the subset SafeChild uses, validates requests (text length, callback data bytes,
 keyboard shapes, known chats), enforces rate limits with 429 and retry_after, can be told to
-fail (5xx, 403 for a chat), and plays users who write, share locations and press buttons.
+fail (5xx, 403 for a chat, hangs, and sends carried out whose answer never comes back), and
+plays users who write, share locations and press buttons.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ class Sent:
     # For sendPhoto / sendDocument: ("photo" | "document", file_id); `text` is the caption.
     media: tuple[str, str] | None = None
     at: float = field(default_factory=time.perf_counter)  # when the server accepted it
+    # Carried out under a "lost" fault: the chat has it, the bot never heard back.
+    answer_lost: bool = False
 
     @property
     def callback_data(self) -> list[str]:
@@ -69,11 +72,17 @@ class FakeTelegram:
         self.calls: list[str] = []
         self.blocked: set[int] = set()
         # Faults for the next sending calls, in order: an HTTP status (429 comes with
-        # retry_after 1) or "timeout" (the request hangs and is never carried out).
+        # retry_after 1), "timeout" (the request hangs and is never carried out) or "lost"
+        # (it is carried out, then hangs: the answer never reaches the bot).
         self.fail_next: deque[int | str] = deque()
         # An outage: while set, every sending call fails so (as one of fail_next's faults),
         # for as long as the test keeps it set.
         self.down: int | str | None = None
+        # Asked for a fault (or None) for each sending call that `down` and `fail_next`
+        # leave alone, with the method's name: random faults for chaos tests.
+        self.chaos: Callable[[str], int | str | None] | None = None
+        # The faults served, by kind ("429", "500", "timeout", "lost" ...).
+        self.faults: Counter[str] = Counter()
         self._release = asyncio.Event()
         self.per_second = per_second
         self.per_chat_burst = per_chat_burst
@@ -123,23 +132,45 @@ class FakeTelegram:
                                       "description": "Unauthorized"}, status=401)
         method = request.match_info["method"]
         params = await self._params(request)
-        if method not in UNFAILING and (
-                self.down == "timeout" or (self.fail_next and self.fail_next[0] == "timeout")):
-            # A dead connection: the client gives up waiting and nothing was carried out.
-            if self.down != "timeout":
-                self.fail_next.popleft()
-            self.calls.append(f"{method}:timeout")
+        fault = self._fault(method)
+        if fault in ("timeout", "lost"):
+            self.calls.append(f"{method}:{fault}")
+            if fault == "lost":
+                # Carried out (the chat has the message), then the connection dies before
+                # the answer: the one resend no bot can prevent, Telegram having no
+                # idempotency key.
+                before = len(self.sent)
+                await self._call(method, params, None)
+                for sent in self.sent[before:]:
+                    sent.answer_lost = True
+            # A dead connection: the client gives up waiting.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._release.wait(), self.hang_seconds)
             return web.json_response({"ok": False, "error_code": 504,
                                       "description": "Gateway Timeout"}, status=504)
-        return await self._call(method, params)
+        return await self._call(method, params, fault)
 
-    async def _call(self, method: str, params: dict[str, Any]) -> web.Response:
+    def _fault(self, method: str) -> int | str | None:
+        """The fault this sending call meets, if any (counted in `faults`)."""
+        if method in UNFAILING:
+            return None
+        fault: int | str | None
+        if self.down is not None:
+            fault = self.down
+        elif self.fail_next:
+            fault = self.fail_next.popleft()
+        else:
+            fault = self.chaos(method) if self.chaos is not None else None
+        if fault is not None:
+            self.faults[str(fault)] += 1
+        return fault
+
+    async def _call(self, method: str, params: dict[str, Any],
+                    fault: int | str | None) -> web.Response:
         self.calls.append(method)
         try:
-            if (self.fail_next or self.down is not None) and method not in UNFAILING:
-                status = int(self.down if self.down is not None else self.fail_next.popleft())
+            if fault is not None:
+                status = int(fault)
                 if status == 429:
                     self.rejected_429 += 1
                     raise ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
@@ -280,7 +311,8 @@ class FakeTelegram:
                 # The Bot API carries out a method given in the webhook's answer.
                 params = dict(await resp.json())
                 self.webhook_methods.append(str(params.get("method")))
-                await self._call(str(params.pop("method")), params)
+                method = str(params.pop("method"))
+                await self._call(method, params, self._fault(method))
             return resp.status
 
     async def api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:

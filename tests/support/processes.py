@@ -23,12 +23,14 @@ def free_port() -> int:
 
 class BotProcess:
     """`python -m bot.cli serve` on a SQLite file (or `database_url`) and a port, on a fake
-    clock starting at `clock_at` (None: the real clock)."""
+    clock starting at `clock_at` (None: the real clock). With `log`, every incarnation's
+    stderr is appended to that file (a busy process would fill an unread pipe and stall)."""
 
     def __init__(self, db: Path, port: int, env: dict[str, str] | None = None,
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, log: Path | None = None) -> None:
         self.db, self.port, self.env = db, port, env or {}
         self.database_url = database_url
+        self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,16 +46,27 @@ class BotProcess:
             env["SAFECHILD_FAKE_CLOCK"] = clock_at
         if self.database_url is not None:
             env["DATABASE_URL"] = self.database_url
-        return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if self.log is None:
+            return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with self.log.open("ab") as log:
+            return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=log)
+
+    def died(self) -> str:
+        """What a process that exited said last."""
+        if self.log is not None:
+            return self.log.read_text(encoding="utf-8", errors="replace")[-2000:]
+        if self.proc is not None and self.proc.stderr is not None:
+            return self.proc.stderr.read().decode()[-2000:]
+        return "bot died"
 
     async def start(self, clock_at: str | None) -> None:
         self.proc = self.spawn(clock_at)
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stderr.read().decode()[-2000:]
-                                       if self.proc.stderr else "bot died")
+                    raise RuntimeError(self.died())
                 try:
                     async with http.get(f"{self.base}/healthz") as r:
                         if r.status == 200:

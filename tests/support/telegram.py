@@ -83,6 +83,7 @@ class TelegramWorld:
         self.clock.advance(timedelta(seconds=2))
         while self.fake.updates and await self.poller.poll_once():
             pass
+        await self.poller.answered()  # button answers go in the background
         delivery, timers = worker_of(self.app, DeliveryWorker), self.app.scheduler.worker("timers")
         while await delivery.deliver_due() or await timers.run_due(self.clock.now()):
             pass

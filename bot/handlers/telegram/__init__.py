@@ -49,7 +49,8 @@ class TelegramSettings:
                    file_base_url=environ.get("TELEGRAM_FILE_BASE_URL",
                                              "https://api.telegram.org/file/bot"),
                    webhook_url=environ.get("TELEGRAM_WEBHOOK_URL", ""),
-                   webhook_secret=environ.get("TELEGRAM_WEBHOOK_SECRET", ""))
+                   webhook_secret=environ.get("TELEGRAM_WEBHOOK_SECRET", ""),
+                   read_timeout=float(environ.get("TELEGRAM_READ_TIMEOUT") or 10.0))
 
 
 class TelegramPlugin:

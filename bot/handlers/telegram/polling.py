@@ -28,13 +28,16 @@ class TelegramPoller:
 
     One batch is handled concurrently across people and in order for each person; the
     offset then moves past everything stored, and stops at the first update that was not
-    (the ones after it come back and are recognised as duplicates)."""
+    (the ones after it come back and are recognised as duplicates). Button presses are
+    answered (the spinner stopped) in the background: a hung answerCallbackQuery would
+    otherwise hold every person's next update for the whole read timeout."""
 
     def __init__(self, adapter: TelegramUpdates, long_poll: int = 25) -> None:
         self.adapter = adapter
         self.long_poll = long_poll
         self.offset: int | None = None
         self._failures: dict[int, int] = {}
+        self._answering: set[asyncio.Task[None]] = set()
 
     @property
     def bot(self) -> Bot:
@@ -59,12 +62,20 @@ class TelegramPoller:
                         continue
                     unstored.append(update.update_id)
                     return  # this person's later updates wait, to keep their order
-                await self.adapter.answer(answer)
+                if answer is not None:
+                    task = asyncio.create_task(self.adapter.answer(answer))
+                    self._answering.add(task)
+                    task.add_done_callback(self._answering.discard)
 
         await asyncio.gather(*(run(lane) for lane in lanes.values()))
         # Only now may Telegram forget them: the next getUpdates carries this offset.
         self.offset = min(unstored) if unstored else updates[-1].update_id + 1
         return len(updates) - len(unstored)
+
+    async def answered(self) -> None:
+        """Wait for the button answers under way (tests polling by hand)."""
+        if self._answering:
+            await asyncio.gather(*self._answering, return_exceptions=True)
 
     def _give_up(self, update_id: int) -> bool:
         count = self._failures[update_id] = self._failures.get(update_id, 0) + 1
@@ -89,3 +100,4 @@ class TelegramPoller:
             except (NetworkError, TelegramError):
                 log.warning("getUpdates failed; retrying")
                 await asyncio.sleep(1)
+        await self.answered()
