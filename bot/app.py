@@ -204,6 +204,7 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
                        undelivered=Undelivered(escalation, outbox, directory.commune_id,
                                                conversations.where_you_were),
                        policy=setup.commune.delivery, climbed=lambda: wakeups.wake(TIMERS),
+                       finished=lambda: wakeups.wake(DELIVERY),
                        owner=identity.owner(DELIVERY)),
         BroadcastTracker(database, outbox, on_queued=lambda: wakeups.wake(DELIVERY),
                          owner=identity.owner(BROADCASTS)),

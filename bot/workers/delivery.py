@@ -7,6 +7,9 @@ crash after it leaves the message to the next look once the process's heartbeat 
 (bot/workers/heartbeat.py). Sends go out with no transaction open, so a slow or
 rate-limited channel never holds the database's write lock. Different chats go out
 concurrently; one chat's messages strictly in order, across looks, retries and processes.
+A look waits for its sends only briefly (HOLD): a send that hangs (up to the channel's
+read timeout) goes on in the background, its rows still claimed, and every other chat's
+messages keep going meanwhile; when it ends, the worker is woken for that chat's next.
 
 When a channel fails (5xx, timeouts, no connection), its rows wait with growing pauses and
 the channel is marked failing; every few seconds one waiting row is tried early, and the
@@ -52,6 +55,8 @@ PROBE_EVERY = timedelta(seconds=3)
 # it also goes elsewhere and the case climbs; the longest pause between its tries.
 REROUTE_AFTER = 3
 PERSISTENT_PAUSE = 60
+# How long one look waits for its sends before it looks again (the rest go on meanwhile).
+HOLD = 0.25
 LATER: Final = "later"
 SKIPPED: Final = "skipped"
 
@@ -80,8 +85,9 @@ class DeliveryWorker:
     def __init__(self, database: Database, clock: Clock, senders: Mapping[str, Sender], *,
                  undelivered: Undelivered | None = None,
                  policy: DeliveryPolicy | None = None,
-                 climbed: Callable[[], None] | None = None, owner: str | None = None,
-                 batch: int = 50, concurrency: int = 16) -> None:
+                 climbed: Callable[[], None] | None = None,
+                 finished: Callable[[], None] | None = None, owner: str | None = None,
+                 batch: int = 50, concurrency: int = 16, hold: float = HOLD) -> None:
         self.database = database
         self.clock = clock
         self.senders = dict(senders)
@@ -89,6 +95,10 @@ class DeliveryWorker:
         self.policy = policy or DeliveryPolicy()
         # Called once a failure that sent a case up the chain has committed.
         self.climbed = climbed
+        # Called when sends that outlasted their look end: their chats' next rows can go.
+        self.finished = finished
+        self.hold = hold
+        self._sending: set[asyncio.Task[int]] = set()
         self.owner = owner or f"outbox-{uuid.uuid4().hex[:8]}"
         self.batch = batch
         # How many chats are sent to at once; the channel's own limiter paces the rest.
@@ -101,7 +111,17 @@ class DeliveryWorker:
         self._health_read_at: datetime | None = None
 
     async def run_due(self, now: datetime) -> int:
-        return await self.deliver_due()
+        return await self.deliver_due(hold=self.hold)
+
+    async def finish(self) -> int:
+        """Wait for the sends still under way (the end of run_until_idle, and stopping);
+        how many of them went. Cancelled, it cancels them: their rows stay claimed until
+        this process's heartbeat stops (or its next start takes them back)."""
+        sent = 0
+        while self._sending:
+            results = await asyncio.gather(*self._sending, return_exceptions=True)
+            sent += sum(r for r in results if isinstance(r, int))
+        return sent
 
     async def next_due(self, now: datetime) -> datetime | None:
         async with self.database.read() as tx:
@@ -111,9 +131,10 @@ class DeliveryWorker:
             due = probe if due is None else min(due, probe)
         return due
 
-    async def deliver_due(self) -> int:
+    async def deliver_due(self, hold: float | None = None) -> int:
         """One look: claim due messages, send them, record the results. Returns how many
-        were sent."""
+        were sent, counting those still being sent after `hold` seconds (None: wait for
+        every send), which go on in the background."""
         now = self.clock.now()
         token = f"{self.owner}:{uuid.uuid4().hex[:8]}"
         chats: dict[tuple[str, str], list[Delivery]] = {}
@@ -139,9 +160,32 @@ class DeliveryWorker:
             await outbox.count_attempts(tx, ready)
         if not claimed:
             return 0
-        results = await asyncio.gather(*(self._deliver_chat(channel, deliveries, token)
-                                         for (channel, _), deliveries in chats.items()))
-        return sum(results)
+        tasks = [asyncio.create_task(self._deliver_chat(channel, deliveries, token))
+                 for (channel, _), deliveries in chats.items()]
+        if not tasks:
+            return 0
+        done, under_way = await asyncio.wait(tasks, timeout=hold)
+        for task in under_way:
+            self._sending.add(task)
+            task.add_done_callback(self._sent_in_background)
+        # A task's own failure (a database error while recording) is logged by its class
+        # alone: its text can carry a parameter. Its rows wait for their lease to end.
+        return sum(self._sent(task) for task in done) + len(under_way)
+
+    @staticmethod
+    def _sent(task: asyncio.Task[int]) -> int:
+        if task.cancelled():
+            return 0
+        if (exc := task.exception()) is not None:
+            log.error("delivery failed: %s", type(exc).__name__)
+            return 0
+        return task.result()
+
+    def _sent_in_background(self, task: asyncio.Task[int]) -> None:
+        self._sending.discard(task)
+        self._sent(task)
+        if self.finished is not None:
+            self.finished()
 
     async def _prepare(self, tx: Tx, message: OutboxMessage, token: str,
                        now: datetime) -> Delivery | Literal["later", "skipped"]:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.clock import Clock, FakeClock
-from bot.workers.worker import Worker
+from bot.workers.worker import Finishing, Worker
 
 log = logging.getLogger(__name__)
 # Work leased by another process is due but not ours: never spin on it.
@@ -91,6 +91,10 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        for worker in self.workers:
+            if isinstance(worker, Finishing):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(worker.finish(), timeout=CLOSE_GRACE)
 
     async def run_until_idle(self, names: Sequence[str] = (),
                              now: datetime | None = None) -> int:
@@ -104,6 +108,9 @@ class Scheduler:
             for worker in chosen:
                 while (n := await worker.run_due(now or self.clock.now())):
                     round_done += n
+            for worker in chosen:
+                if isinstance(worker, Finishing):
+                    round_done += await worker.finish()
             if not round_done:
                 return done
             done += round_done

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Worker(Protocol):
@@ -22,3 +22,12 @@ class Worker(Protocol):
     async def run_due(self, now: datetime) -> int: ...
 
     async def next_due(self, now: datetime) -> datetime | None: ...
+
+
+@runtime_checkable
+class Finishing(Protocol):
+    """A worker whose work can outlast `run_due` (sends under way in the background):
+    `finish` waits for it and says how much it did. The scheduler calls it when the
+    workers run until idle, and when it stops."""
+
+    async def finish(self) -> int: ...
