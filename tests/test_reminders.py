@@ -580,11 +580,11 @@ async def test_closing_the_engine_lets_each_worker_finish_its_sweep(
     delivery = worker_of(app, DeliveryWorker)
     real = delivery.deliver_due
 
-    async def slow() -> int:
+    async def slow(hold: float | None = None) -> int:
         if not finished:
             started.set()
             await release.wait()
-            finished.append(await real())
+            finished.append(await real(hold))
         return 0
 
     monkeypatch.setattr(delivery, "deliver_due", slow)
