@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 
 from bot.domain.local_time import LOCAL_TZ
@@ -69,6 +69,11 @@ class Period:
     def end_local(self) -> date:
         """First local day after the period (exclusive end)."""
         return _add_months(self.year, self.first_month, self.months)
+
+    @property
+    def last_local(self) -> date:
+        """Last local day of the period, as reports write it ("to 31/12/2026")."""
+        return self.end_local - timedelta(days=1)
 
     def bounds(self) -> tuple[datetime, datetime]:
         """Aware UTC instants of local midnight at start and at the exclusive end."""

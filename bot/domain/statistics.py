@@ -12,10 +12,16 @@ Definitions, so the numbers in a report can be explained to whoever reads it:
   (a value that really occurred, never interpolated): with 10 times the 9th, with 5 the 5th.
 - Both are None when no case in the period has that time.
 - `assessed_within_12h`: cases assessed at most 12 hours (720 minutes) after creation.
+- Every breakdown lists all its known values, zeros included, so tables of different periods
+  line up: the case vocabulary's forms, sexes, age bands, urgencies, statuses and outcomes,
+  and the commune's villages (given to `compute`/`Tally`) with "" (village unknown).
+- Durations are shown rounded up to whole minutes (`duration_parts`): the figures are read as
+  "within", and a wait of a few seconds is "1 minute", never "0 hours".
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import unicodedata
 from collections.abc import Iterable
@@ -120,17 +126,44 @@ def village_sort_key(name: str) -> tuple[str, str]:
     return base, name
 
 
-def _ordered(counts: dict[str, int], known: tuple[str, ...], keep_zeros: bool) -> Counts:
-    head = [(key, counts.get(key, 0)) for key in known if keep_zeros or counts.get(key, 0)]
+def whole_minutes(minutes: float) -> int:
+    """Minutes rounded up, at least 1: "within 1 minute" is true of a 20-second wait."""
+    # A hair of float error (2700 s / 60) must not turn 45 minutes into 46.
+    return max(1, math.ceil(round(minutes, 6)))
+
+
+def duration_parts(minutes: float) -> tuple[int, int, int]:
+    """(days, hours, minutes) a reader is shown for a duration, rounded up: under an hour in
+    minutes (12 min), under a day in hours and minutes (2 h 5 min), else days and hours
+    (1 day 3 h)."""
+    total = whole_minutes(minutes)
+    if total < 60:
+        return 0, 0, total
+    if total < 24 * 60:
+        return 0, total // 60, total % 60
+    hours = math.ceil(total / 60)
+    return hours // 24, hours % 24, 0
+
+
+def _ordered(counts: dict[str, int], known: tuple[str, ...]) -> Counts:
+    head = [(key, counts.get(key, 0)) for key in known]
     rest = sorted((key, n) for key, n in counts.items() if key not in known)
     return (*head, *rest)
+
+
+def _villages(counts: dict[str, int], known: Iterable[str]) -> Counts:
+    """Every village of the commune and "" (unknown), zeros too, then any other name a case
+    still carries, all by name ("" first)."""
+    merged = dict.fromkeys(("", *known), 0) | counts
+    return tuple(sorted(merged.items(), key=lambda kv: village_sort_key(kv[0])))
 
 
 class Tally:
     """Counts cases one at a time, so a period's cases can stream in without being held."""
 
-    def __init__(self, period: Period) -> None:
+    def __init__(self, period: Period, villages: Iterable[str] = ()) -> None:
         self.period = period
+        self.villages = tuple(villages)
         self.by_form: dict[str, int] = {}
         self.by_sex: dict[str, int] = {}
         self.by_age: dict[str, int] = {}
@@ -167,15 +200,13 @@ class Tally:
         return PeriodStats(
             period=self.period,
             total=self.total,
-            by_form=_ordered(self.by_form, FORMS, keep_zeros=True),
-            by_sex=_ordered(self.by_sex, SEXES, keep_zeros=True),
-            by_age_band=_ordered(self.by_age, AGE_BANDS, keep_zeros=True),
-            # Villages differ per commune, so no fixed rows: by name, "" (unknown) first.
-            by_village=tuple(sorted(self.by_village.items(),
-                                    key=lambda kv: village_sort_key(kv[0]))),
-            by_urgency=_ordered(self.by_urgency, URGENCIES, keep_zeros=True),
-            by_status=_ordered(self.by_status, STATUSES, keep_zeros=False),
-            by_outcome=_ordered(self.by_outcome, (*OUTCOMES, OPEN), keep_zeros=False),
+            by_form=_ordered(self.by_form, FORMS),
+            by_sex=_ordered(self.by_sex, SEXES),
+            by_age_band=_ordered(self.by_age, AGE_BANDS),
+            by_village=_villages(self.by_village, self.villages),
+            by_urgency=_ordered(self.by_urgency, URGENCIES),
+            by_status=_ordered(self.by_status, STATUSES),
+            by_outcome=_ordered(self.by_outcome, (*OUTCOMES, OPEN)),
             ack_median_min=median(self.ack_times),
             ack_p90_min=p90(self.ack_times),
             assess_median_min=median(self.assess_times),
@@ -187,9 +218,11 @@ class Tally:
         )
 
 
-def compute(period: Period, facts: Iterable[CaseFacts]) -> PeriodStats:
-    """Count `facts` (already limited by storage to cases created in `period`)."""
-    tally = Tally(period)
+def compute(period: Period, facts: Iterable[CaseFacts],
+            villages: Iterable[str] = ()) -> PeriodStats:
+    """Count `facts` (already limited by storage to cases created in `period`); `villages`
+    are the commune's village names, listed even when no case came from them."""
+    tally = Tally(period, villages)
     for fact in facts:
         tally.add(fact)
     return tally.result()

@@ -7,15 +7,17 @@ them; a channel that cannot carry files still delivers the caption). Officers as
 period with `/stats 2026-Q2` (the old `/report 2026-Q2` still works); report-deadline
 reminders call `period_report` too.
 
-Numbers are formatted here, in the reader's language (Babel: "1,5" giờ in Vietnamese,
-"1.5" hours in English); the texts around them are rendered at the channel as usual.
+Numbers are formatted here, in the reader's language (Babel: "1.234" in Vietnamese, "1,234"
+in English); durations become texts with their unit ("45 phút", "2 giờ 5 phút"), and those
+and the texts around them are rendered at the channel as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Final
 
 from babel.dates import format_date
@@ -27,14 +29,20 @@ from bot.domain.messages import Media, Reply, Text
 from bot.domain.people import Person
 from bot.domain.periods import Period, parse_period
 from bot.domain.permissions import may_read_statistics
-from bot.domain.statistics import BREAKDOWNS, OPEN, CaseFacts, PeriodStats, Tally
+from bot.domain.statistics import (
+    BREAKDOWNS,
+    OPEN,
+    CaseFacts,
+    PeriodStats,
+    Tally,
+    duration_parts,
+)
 from bot.services.directory import Directory
 from bot.services.report_files import (
     KNOWN_VALUES,
     LABEL_KEYS,
     VALUE_KIND,
     Labels,
-    hours,
     to_png,
     to_xlsx,
     value_key,
@@ -47,7 +55,6 @@ log = logging.getLogger(__name__)
 
 XLSX_MIME: Final[str] = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PNG_MIME: Final[str] = "image/png"
-NO_VALUE: Final[str] = "—"
 
 # Values each kind of report_files label knows; anything else is shown as it is stored.
 _KNOWN_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
@@ -99,10 +106,27 @@ def number(value: float, language: str) -> str:
     return format_decimal(value, format="#,##0.#", locale=language)
 
 
-def hours_text(minutes: float | None, language: str) -> str:
-    """Minutes as hours with one decimal, as the workbook rounds them ("1,5" in Vietnamese)."""
-    value = hours(minutes)
-    return NO_VALUE if value is None else number(value, language)
+def duration_text(minutes: float, language: str) -> Text:
+    """A duration with its units, rounded up: "45 phút", "2 giờ 5 phút", "1 ngày 3 giờ"."""
+    days, hours, mins = duration_parts(minutes)
+
+    def n(value: int) -> str:
+        return number(value, language)
+
+    if days and hours:
+        return Text("stats.duration.days_hours", {"days": n(days), "hours": n(hours)})
+    if days:
+        return Text("stats.duration.days", {"days": n(days)})
+    if hours and mins:
+        return Text("stats.duration.hours_minutes", {"hours": n(hours), "minutes": n(mins)})
+    if hours:
+        return Text("stats.duration.hours", {"hours": n(hours)})
+    return Text("stats.duration.minutes", {"minutes": n(mins)})
+
+
+def duration_words(language: str) -> Callable[[float], str]:
+    """duration_text rendered, for the workbook."""
+    return lambda minutes: i18n.render(duration_text(minutes, language), language)
 
 
 def to_facts(row: CaseFactRow) -> CaseFacts:
@@ -115,10 +139,12 @@ def to_facts(row: CaseFactRow) -> CaseFacts:
         assessed_at=row.assessed_at, escalated=row.escalation_level > 1)
 
 
-async def period_stats(tx: Tx, commune_id: int, period: Period) -> PeriodStats:
-    """Counted while the rows stream in, never all held."""
+async def period_stats(tx: Tx, commune_id: int, period: Period,
+                       villages: Iterable[str] = ()) -> PeriodStats:
+    """Counted while the rows stream in, never all held; `villages` (the commune's) are
+    listed even with no case."""
     start, end = period.bounds()
-    tally = Tally(period)
+    tally = Tally(period, villages)
     async for chunk in statistics.case_facts(tx, commune_id, start, end):
         for row in chunk:
             tally.add(to_facts(row))
@@ -126,7 +152,8 @@ async def period_stats(tx: Tx, commune_id: int, period: Period) -> PeriodStats:
 
 
 def chat_table(stats: PeriodStats, commune: str, language: str, now: datetime) -> Reply:
-    """A phone-sized table: a few short paragraphs, one per breakdown, zero rows left out."""
+    """A phone-sized table: a few short paragraphs, one per breakdown, every value listed
+    (zeros too), so two periods' tables read alike."""
     period = stats.period
 
     def n(value: float) -> str:
@@ -135,8 +162,7 @@ def chat_table(stats: PeriodStats, commune: str, language: str, now: datetime) -
     texts: list[Text] = [Text("stats.chat.title", {
         "commune": commune, "period": period.label,
         "start": format_date(period.start_local, "dd/MM/yyyy", locale=language),
-        "end": format_date(period.end_local - timedelta(days=1), "dd/MM/yyyy",
-                           locale=language)})]
+        "end": format_date(period.last_local, "dd/MM/yyyy", locale=language)})]
     if now < period.bounds()[1]:
         texts.append(Text("stats.chat.so_far", {"now": now}))
     if stats.total == 0:
@@ -146,33 +172,42 @@ def chat_table(stats: PeriodStats, commune: str, language: str, now: datetime) -
         "total": n(stats.total), "acknowledged": n(stats.acknowledged),
         "assessed": n(stats.assessed), "within_12h": n(stats.assessed_within_12h),
         "escalated": n(stats.escalated)}))
-    texts.append(Text("stats.chat.times", {
-        "ack_median": hours_text(stats.ack_median_min, language),
-        "ack_p90": hours_text(stats.ack_p90_min, language),
-        "assess_median": hours_text(stats.assess_median_min, language),
-        "assess_p90": hours_text(stats.assess_p90_min, language)}))
+    # Half the cases within the median, 9 in 10 within the p90; both or neither are known.
+    ack, assess = Text("stats.chat.ack_none"), Text("stats.chat.assess_none")
+    if stats.ack_median_min is not None and stats.ack_p90_min is not None:
+        ack = Text("stats.chat.ack_time", {
+            "median": duration_text(stats.ack_median_min, language),
+            "p90": duration_text(stats.ack_p90_min, language)})
+    if stats.assess_median_min is not None and stats.assess_p90_min is not None:
+        assess = Text("stats.chat.assess_time", {
+            "median": duration_text(stats.assess_median_min, language),
+            "p90": duration_text(stats.assess_p90_min, language)})
+    texts.append(Text("stats.chat.times", {"ack": ack, "assess": assess}))
     for name in BREAKDOWNS:
         items = [Text("stats.chat.item", {"label": value_text(name, key), "count": n(count)})
-                 for key, count in stats.breakdown(name) if count]
+                 for key, count in stats.breakdown(name)]
         texts.append(Text("stats.chat.breakdown", {"title": label_text(f"sheet.{name}"),
                                                    "items": items}))
     return Reply(tuple(texts))
 
 
-def _render_files(stats: PeriodStats, language: str, title: str) -> tuple[bytes, bytes]:
+def _render_files(stats: PeriodStats, language: str, title: str,
+                  as_of: datetime) -> tuple[bytes, bytes]:
     labels = file_labels(language)
-    return to_xlsx(stats, labels, title), to_png(stats, labels, title)
+    return (to_xlsx(stats, labels, title, as_of, duration_words(language)),
+            to_png(stats, labels, title))
 
 
 async def period_report(tx: Tx, directory: Directory, period: Period, language: str,
                         now: datetime) -> list[Reply]:
     """The period's statistics as replies ready to enqueue for one reader: a short table
     message, the XLSX workbook as a document, the PNG chart as a photo."""
-    stats = await period_stats(tx, directory.commune_id, period)
+    villages = [name for _, name in directory.config.villages]
+    stats = await period_stats(tx, directory.commune_id, period, villages)
     commune = directory.config.name
     title = i18n.t("stats.file.title", language, commune=commune)
     # Drawing the chart takes a few hundred milliseconds: off the event loop.
-    xlsx, png = await asyncio.to_thread(_render_files, stats, language, title)
+    xlsx, png = await asyncio.to_thread(_render_files, stats, language, title, now)
     base = f"safechild-{directory.config.key}-{period.label}"
     book = await files.add_file(tx, f"{base}.xlsx", XLSX_MIME, xlsx, now)
     chart = await files.add_file(tx, f"{base}.png", PNG_MIME, png, now)

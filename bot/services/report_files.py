@@ -5,7 +5,12 @@ in any language. `LABEL_KEYS` is the fixed set of keys every caller should provi
 `label_keys(stats)` adds keys for values outside the known lists (say a new case form) that a
 given `PeriodStats` contains. A key the callable does not know (KeyError) is shown as the key
 itself, so a new form can never stop a report from being built. Village names are shown as they
-are; the unknown village ("") uses "village.unknown".
+are; the unknown village ("") uses "village.unknown". Durations come as texts from a
+`Durations` callable ("45 phút"), beside their whole minutes.
+
+The chart is drawn for a phone: one breakdown under the other, each value's name above its
+bar across the whole width, and every text at least `PHONE_MIN_TEXT_PX` tall when the image
+is shown `PHONE_WIDTH_PX` wide (tests/test_statistics.py measures it).
 """
 
 from __future__ import annotations
@@ -13,19 +18,21 @@ from __future__ import annotations
 import csv
 import io
 import re
+import textwrap
 from collections.abc import Callable
+from datetime import datetime
 from typing import Final
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
-from matplotlib.ticker import MaxNLocator
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from bot.domain.local_time import LOCAL_TZ
 from bot.domain.statistics import (
     AGE_BANDS,
     BREAKDOWNS,
@@ -36,9 +43,12 @@ from bot.domain.statistics import (
     STATUSES,
     URGENCIES,
     PeriodStats,
+    whole_minutes,
 )
 
 Labels = Callable[[str], str]
+# A duration in minutes as a reader's text, with its units: 45 -> "45 phút".
+Durations = Callable[[float], str]
 
 # The kind of label (its key's first part) for a value of each breakdown: an age band's is
 # "age.<band>"; village names need no label.
@@ -58,7 +68,7 @@ def value_key(breakdown: str, value: str) -> str:
     return f"{VALUE_KIND[breakdown]}.{value}"
 
 
-# Summary rows in order: (label key, PeriodStats attribute, value is minutes shown as hours).
+# Summary rows in order: (label key, PeriodStats attribute, value is a duration in minutes).
 SUMMARY_ROWS: Final[tuple[tuple[str, str, bool], ...]] = (
     ("summary.total", "total", False),
     ("summary.acknowledged", "acknowledged", False),
@@ -74,7 +84,7 @@ SUMMARY_ROWS: Final[tuple[tuple[str, str, bool], ...]] = (
 LABEL_KEYS: Final[tuple[str, ...]] = (
     "sheet.summary",
     *(f"sheet.{name}" for name in BREAKDOWNS),
-    "summary.period",
+    "summary.period", "summary.start", "summary.end", "summary.as_of",
     *(key for key, _, _ in SUMMARY_ROWS),
     "col.count", "col.share", "col.breakdown", "col.key", "col.item",
     "chart.no_data",
@@ -82,13 +92,29 @@ LABEL_KEYS: Final[tuple[str, ...]] = (
     *(value_key(name, value) for name, values in KNOWN_VALUES.items() for value in values),
 )
 
-# The charted breakdowns, in panel order (left to right, top to bottom).
+# The charted breakdowns, in panel order (top to bottom).
 CHART_PANELS: Final[tuple[str, ...]] = ("form", "age_band", "village", "outcome")
+
+# A phone shows a photo about 360 px wide; its smallest text should still be this tall there.
+PHONE_WIDTH_PX: Final[int] = 360
+PHONE_MIN_TEXT_PX: Final[float] = 10.5
+CHART_DPI: Final[int] = 100
+CHART_WIDTH_IN: Final[float] = 7.2  # 720 px: 16 pt is 11 px on a 360 px screen
+_ROW_IN: Final[float] = 0.62  # a value's name and its bar
+_PANEL_HEAD_IN: Final[float] = 0.9  # a breakdown's title
+_TITLE_IN: Final[float] = 1.5  # the chart's title, its period and dates
+_TEXT_PT: Final[float] = 16
+_PANEL_TITLE_PT: Final[float] = 17
+_TITLE_PT: Final[float] = 18
+_TITLE_WRAP: Final[int] = 36  # characters per line of the title at _TITLE_PT on 720 px
+_BAR_COLOR: Final[str] = "#3b7dd8"
 
 _FONT_FAMILY: Final[str] = "DejaVu Sans"  # ships with matplotlib and covers Vietnamese
 _SHEET_NAME_MAX: Final[int] = 31
 _SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
-_HOURS_FORMAT: Final[str] = "0.0"
+_MINUTES_FORMAT: Final[str] = "0"
+_DATE_FORMAT: Final[str] = "dd/mm/yyyy"
+_DATETIME_FORMAT: Final[str] = "dd/mm/yyyy hh:mm"
 _SHARE_FORMAT: Final[str] = "0.0%"
 
 
@@ -112,8 +138,9 @@ def value_label(labels: Labels, breakdown: str, value: str) -> str:
     return _text(labels, value_key(breakdown, value))
 
 
-def hours(minutes: float | None) -> float | None:
-    return None if minutes is None else round(minutes / 60, 1)
+def minutes_cell(minutes: float | None) -> int | None:
+    """A duration as the workbook's number: whole minutes, rounded up (None stays blank)."""
+    return None if minutes is None else whole_minutes(minutes)
 
 
 def share(count: int, total: int) -> float:
@@ -142,8 +169,10 @@ def _fit_columns(sheet: Worksheet, widths: dict[int, int]) -> None:
         sheet.column_dimensions[get_column_letter(column)].width = min(60, max(10, width + 2))
 
 
-def to_xlsx(stats: PeriodStats, labels: Labels, title: str) -> bytes:
-    """Summary sheet first, then one sheet per breakdown (label, count, share)."""
+def to_xlsx(stats: PeriodStats, labels: Labels, title: str, as_of: datetime,
+            durations: Durations) -> bytes:
+    """Summary sheet first (the period, its first and last day, when the figures were taken,
+    then the counts and times), then one sheet per breakdown (label, count, share)."""
     book = Workbook()
     summary = book.active
     assert summary is not None  # a new Workbook always has one sheet
@@ -151,20 +180,35 @@ def to_xlsx(stats: PeriodStats, labels: Labels, title: str) -> bytes:
                           *(_text(labels, f"sheet.{name}") for name in BREAKDOWNS)])
     summary.title = names[0]
     bold = Font(bold=True)
+    period = stats.period
 
     summary.append([title])
     summary["A1"].font = Font(bold=True, size=14)
-    summary.append([_text(labels, "summary.period"), stats.period.label])
+    # Excel has no time zones: the commune's local time, as the officers read it.
+    taken = as_of.astimezone(LOCAL_TZ).replace(tzinfo=None)
+    heads = [(_text(labels, "summary.period"), period.label, None),
+             (_text(labels, "summary.start"), period.start_local, _DATE_FORMAT),
+             (_text(labels, "summary.end"), period.last_local, _DATE_FORMAT),
+             (_text(labels, "summary.as_of"), taken, _DATETIME_FORMAT)]
+    for text, value, number_format in heads:
+        summary.append([text, value])
+        if number_format is not None:
+            summary.cell(row=summary.max_row, column=2).number_format = number_format
     summary.append([])
-    first_width = len(_text(labels, "summary.period"))
-    for key, attribute, as_hours in SUMMARY_ROWS:
+    first_width = max(len(text) for text, _, _ in heads)
+    third_width = 0
+    for key, attribute, is_duration in SUMMARY_ROWS:
         value = getattr(stats, attribute)
         text = _text(labels, key)
         first_width = max(first_width, len(text))
-        summary.append([text, hours(value) if as_hours else value])
-        if as_hours:
-            summary.cell(row=summary.max_row, column=2).number_format = _HOURS_FORMAT
-    _fit_columns(summary, {1: first_width, 2: 12})
+        if not is_duration:
+            summary.append([text, value])
+            continue
+        words = None if value is None else durations(value)
+        third_width = max(third_width, len(words or ""))
+        summary.append([text, minutes_cell(value), words])
+        summary.cell(row=summary.max_row, column=2).number_format = _MINUTES_FORMAT
+    _fit_columns(summary, {1: first_width, 2: 16, 3: third_width})
 
     for name, sheet_name in zip(BREAKDOWNS, names[1:], strict=True):
         sheet = book.create_sheet(sheet_name)
@@ -210,47 +254,55 @@ def to_csv(stats: PeriodStats, labels: Labels) -> bytes:
 
 
 def _panel(ax: Axes, stats: PeriodStats, labels: Labels, name: str) -> None:
-    font = FontProperties(family=_FONT_FAMILY, size=9)
+    """One breakdown across the figure's width: each value's name, its bar below, the count
+    at the bar's end; the first value on top, as in the tables."""
+    font = FontProperties(family=_FONT_FAMILY, size=_TEXT_PT)
     rows = stats.breakdown(name)
-    ax.set_title(_text(labels, f"sheet.{name}"), fontproperties=FontProperties(
-        family=_FONT_FAMILY, size=11, weight="bold"))
-    if not rows:
-        ax.text(0.5, 0.5, _text(labels, "chart.no_data"), ha="center", va="center",
+    ax.set_title(_text(labels, f"sheet.{name}"), loc="left", pad=12,
+                 fontproperties=FontProperties(family=_FONT_FAMILY, size=_PANEL_TITLE_PT,
+                                               weight="bold"))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if not rows or not stats.total:
+        ax.text(0, 0.5, _text(labels, "chart.no_data"), ha="left", va="center",
                 transform=ax.transAxes, fontproperties=font)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
         return
-    names = [value_label(labels, name, key) for key, _ in rows]
     counts = [count for _, count in rows]
     positions = list(range(len(rows)))
-    bars = ax.barh(positions, counts, color="#3b7dd8")
-    ax.set_yticks(positions, names)
-    # Long lists (villages) get a smaller font so labels do not overlap.
-    size = 9 if len(rows) <= 10 else max(5.0, 9 - (len(rows) - 10) * 0.25)
-    for tick in ax.get_yticklabels():
-        tick.set_fontproperties(FontProperties(family=_FONT_FAMILY, size=size))
-    for tick in ax.get_xticklabels():
-        tick.set_fontproperties(font)
-    ax.invert_yaxis()  # first key on top, as in the tables
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bars = ax.barh(positions, counts, height=0.36, color=_BAR_COLOR)
+    ax.set_ylim(len(rows) - 0.5, -0.75)  # inverted: the first value on top
     top = max(counts)
-    ax.set_xlim(0, top * 1.15 if top else 1)
-    ax.bar_label(bars, fontproperties=font, padding=2)
-    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_xlim(0, top * 1.12 if top else 1)
+    for position, (key, _) in zip(positions, rows, strict=True):
+        ax.text(0, position - 0.22, value_label(labels, name, key), ha="left", va="bottom",
+                fontproperties=font)
+    ax.bar_label(bars, fontproperties=font, padding=4)
+
+
+def chart(stats: PeriodStats, labels: Labels, title: str) -> Figure:
+    """The figure `to_png` saves: a tall column of CHART_PANELS, sized by their rows."""
+    heights = [_PANEL_HEAD_IN + _ROW_IN * max(1, len(stats.breakdown(name)))
+               for name in CHART_PANELS]
+    # Figure + Agg canvas rather than pyplot: no global figure registry, safe off the main thread.
+    figure = Figure(figsize=(CHART_WIDTH_IN, _TITLE_IN + sum(heights)), dpi=CHART_DPI,
+                    layout="constrained")
+    FigureCanvasAgg(figure)
+    period = stats.period
+    dates = (f"{period.start_local:%d/%m/%Y} – {period.last_local:%d/%m/%Y}")
+    figure.suptitle(f"{textwrap.fill(title, _TITLE_WRAP)}\n{period.label}: {dates}",
+                    fontproperties=FontProperties(family=_FONT_FAMILY, size=_TITLE_PT,
+                                                  weight="bold"))
+    axes = figure.subplots(len(CHART_PANELS), 1, height_ratios=heights, squeeze=False)
+    for ax, name in zip(axes[:, 0], CHART_PANELS, strict=True):
+        _panel(ax, stats, labels, name)
+    return figure
 
 
 def to_png(stats: PeriodStats, labels: Labels, title: str) -> bytes:
-    """A 1000x700 px 2x2 bar chart of form, age band, village and outcome."""
-    # Figure + Agg canvas rather than pyplot: no global figure registry, safe off the main thread.
-    figure = Figure(figsize=(10, 7), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    figure.suptitle(f"{title} — {stats.period.label}",
-                    fontproperties=FontProperties(family=_FONT_FAMILY, size=14, weight="bold"))
-    axes = figure.subplots(2, 2)
-    for ax, name in zip(axes.flat, CHART_PANELS, strict=True):
-        _panel(ax, stats, labels, name)
+    """The chart as a PNG, 720 px wide and as tall as its rows need."""
     out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=100, metadata={"Software": None})
+    chart(stats, labels, title).savefig(out, format="png", dpi=CHART_DPI,
+                                        metadata={"Software": None})
     return out.getvalue()
