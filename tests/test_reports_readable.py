@@ -9,11 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import i18n
-from bot.app import App
-from storage.models import Case
 from tests.support import START
-from tests.support.database import orm
-from tests.support.reports import add_cases, workbook_values
+from tests.support.reports import add_case, add_cases, workbook_values
 from tests.support.simulator import Simulator
 
 t = i18n.t
@@ -42,17 +39,6 @@ async def stats(sim: Simulator, period: str) -> tuple[str, dict[str, list[tuple[
     return messages[0]["text"], workbook_values(files["document"]), files["photo"]
 
 
-async def add_quick_case(app: App, ack: timedelta, assess: timedelta) -> None:
-    """One case this month (November 2026), taken and assessed within minutes."""
-    created = START - timedelta(hours=2)
-    async with orm(app).begin() as s:
-        s.add(Case(commune_id=app.directory.commune_id, code="T-0100", types="violence",
-                   sex="girl", age_band="6-10", village_id=app.directory.village_ids["tay"],
-                   urgency="URGENT", status="assessed", created_at=created,
-                   acknowledged_at=created + ack, assessed_at=created + assess,
-                   escalation_level=1, description="không vào thống kê"))
-
-
 def summary_of(sheets: dict[str, list[tuple[Any, ...]]]) -> dict[str, tuple[Any, ...]]:
     """Label -> the cells after it, empty ones at the end left out."""
     summary = {}
@@ -66,7 +52,9 @@ def summary_of(sheets: dict[str, list[tuple[Any, ...]]]) -> dict[str, tuple[Any,
 
 
 async def test_a_wait_of_a_minute_reads_in_minutes_never_zero_hours(sim: Simulator) -> None:
-    await add_quick_case(sim.app, ack=timedelta(seconds=40), assess=timedelta(minutes=12))
+    # This month: taken 40 seconds after the report, assessed after 12 minutes.
+    await add_case(sim.app, START - timedelta(hours=2), ack=timedelta(seconds=40),
+                   assess=timedelta(minutes=12))
     table, sheets, _ = await stats(sim, "2026-11")
     assert ("Tiếp nhận: một nửa số vụ trong vòng 1 phút, 9 trên 10 vụ trong vòng 1 phút."
             in table), table

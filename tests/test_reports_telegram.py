@@ -26,7 +26,7 @@ async def test_officer_gets_report_files_over_telegram(world: TelegramWorld) -> 
     await w.say(OFFICER, "/report 2026-Q4")
     table, workbook, chart = w.fake.inbox(OFFICER)[before:]
     assert table.media is None
-    assert "Tổng số vụ: 6" in table.text and "trung vị 0,8" in table.text
+    assert "Tổng số vụ: 6" in table.text and "trong vòng 45 phút" in table.text
     assert workbook.media is not None and workbook.media[0] == "document"
     assert "2026-Q4" in workbook.text  # the caption
     assert w.fake.file_names[workbook.media[1]] == "safechild-vinh-thuy-2026-Q4.xlsx"

@@ -8,12 +8,31 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import matplotlib.image
+import matplotlib.text
 import pytest
 from openpyxl import load_workbook
 
 from bot.domain.periods import Period, covering, parse_period
-from bot.domain.statistics import BREAKDOWNS, CaseFacts, PeriodStats, compute, p90
-from bot.services.report_files import LABEL_KEYS, label_keys, to_csv, to_png, to_xlsx
+from bot.domain.statistics import (
+    BREAKDOWNS,
+    CaseFacts,
+    PeriodStats,
+    compute,
+    duration_parts,
+    p90,
+    whole_minutes,
+)
+from bot.services.report_files import (
+    CHART_DPI,
+    LABEL_KEYS,
+    PHONE_MIN_TEXT_PX,
+    PHONE_WIDTH_PX,
+    chart,
+    label_keys,
+    to_csv,
+    to_png,
+    to_xlsx,
+)
 
 # --- periods ---------------------------------------------------------------------------------
 
@@ -211,13 +230,48 @@ def test_empty_period() -> None:
             stats.escalated) == (0, 0, 0, 0)
     assert [key for key, _ in stats.by_form][:3] == ["violence", "sexual_abuse", "abandonment"]
     assert all(count == 0 for _, count in stats.by_sex)
-    assert stats.by_village == ()
-    assert stats.by_status == ()
-    assert stats.by_outcome == ()
-    assert to_xlsx(stats, labels, "Báo cáo").startswith(b"PK")
+    # Every row is there, with its zero: the unknown village, each status and outcome.
+    assert stats.by_village == (("", 0),)
+    assert stats.by_status == (("new", 0), ("acknowledged", 0), ("assessed", 0), ("closed", 0))
+    assert stats.by_outcome == (("supported", 0), ("referred", 0), ("not_confirmed", 0),
+                                ("duplicate", 0), ("open", 0))
+    assert to_xlsx(stats, labels, "Báo cáo", AS_OF, words).startswith(b"PK")
     assert to_png(stats, labels, "Báo cáo").startswith(PNG_SIGNATURE)
     rows = list(csv.reader(io.StringIO(to_csv(stats, labels).decode("utf-8-sig"))))
-    assert len(rows) == 1 + len(stats.by_form) + 3 + 5 + 3  # header, form, sex, age, urgency
+    # header, form, sex, age, village, urgency, status, outcome
+    assert len(rows) == 1 + len(stats.by_form) + 3 + 5 + 1 + 3 + 4 + 5
+
+
+def test_the_communes_villages_are_listed_even_without_cases() -> None:
+    stats = compute(Q2, FACTS, villages=["Bản Mới", GO, DONG, "Ấp Cũ"])
+    # By name as a Vietnamese reader sorts them, the unknown village first.
+    assert stats.by_village == (("", 1), ("Ấp Cũ", 0), ("Bản Mới", 0), (DONG, 6), (GO, 5))
+    # A name no longer in the commune file still shows, where its name puts it.
+    assert compute(Q2, FACTS, villages=["Bản Mới"]).by_village == (
+        ("", 1), ("Bản Mới", 0), (DONG, 6), (GO, 5))
+
+
+@pytest.mark.parametrize(("minutes", "parts"), [
+    (0, (0, 0, 1)),  # taken the same second: within a minute
+    (0.3, (0, 0, 1)),
+    (1, (0, 0, 1)),
+    (12, (0, 0, 12)),
+    (45.0000000001, (0, 0, 45)),  # float noise does not round 45 up to 46
+    (45.2, (0, 0, 46)),  # "within": always rounded up
+    (59.5, (0, 1, 0)),
+    (60, (0, 1, 0)),
+    (125, (0, 2, 5)),
+    (780, (0, 13, 0)),
+    (24 * 60 - 1, (0, 23, 59)),
+    (24 * 60, (1, 0, 0)),
+    (1500, (1, 1, 0)),
+    (1441, (1, 1, 0)),
+    (3 * 24 * 60, (3, 0, 0)),
+])
+def test_durations_are_read_in_minutes_hours_or_days(minutes: float,
+                                                     parts: tuple[int, int, int]) -> None:
+    assert duration_parts(minutes) == parts
+    assert whole_minutes(minutes) >= 1
 
 
 def test_hundred_thousand_facts_are_fast() -> None:
@@ -246,6 +300,13 @@ def labels(key: str) -> str:
     return LABEL_TEXT[key]  # KeyError for "form.neglect": the module shows the key instead
 
 
+def words(minutes: float) -> str:
+    return f"~{minutes:g} min"
+
+
+AS_OF = datetime(2026, 7, 2, 3, 30, tzinfo=UTC)  # 10:30 in Vietnam
+
+
 def test_label_keys_cover_what_the_files_ask_for() -> None:
     stats = compute(Q2, FACTS)
     asked: list[str] = []
@@ -254,7 +315,7 @@ def test_label_keys_cover_what_the_files_ask_for() -> None:
         asked.append(key)
         return key
 
-    to_xlsx(stats, recording, "t")
+    to_xlsx(stats, recording, "t", AS_OF, words)
     to_csv(stats, recording)
     to_png(stats, recording, "t")
     needed = label_keys(stats)
@@ -267,22 +328,28 @@ def test_label_keys_cover_what_the_files_ask_for() -> None:
 
 def test_xlsx_holds_the_numbers() -> None:
     stats = compute(Q2, FACTS)
-    book = load_workbook(io.BytesIO(to_xlsx(stats, labels, "Báo cáo quý")))
+    book = load_workbook(io.BytesIO(to_xlsx(stats, labels, "Báo cáo quý", AS_OF, words)))
     assert book.sheetnames == list(SHEETS.values())
     summary = book["Tổng hợp"]
     assert summary["A1"].value == "Báo cáo quý"
-    assert (summary["A2"].value, summary["B2"].value) == ("~summary.period", "2026-Q2")
-    values = {row[0]: row[1] for row in summary.iter_rows(min_row=4, values_only=True)}
-    assert values["~summary.total"] == 12
-    assert values["~summary.acknowledged"] == 10
-    assert values["~summary.assessed"] == 8
-    # Hours with one decimal: 25/60 = 0.42 -> 0.4, 90/60 = 1.5, 510/60 = 8.5, 1500/60 = 25.
-    assert values["~summary.ack_median"] == 0.4
-    assert values["~summary.ack_p90"] == 1.5
-    assert values["~summary.assess_median"] == 8.5
-    assert values["~summary.assess_p90"] == 25.0
-    assert values["~summary.assessed_within_12h"] == 5
-    assert values["~summary.escalated"] == 4
+    # The period, its first and last day, and when the figures were taken, local time.
+    assert [(row[0], row[1]) for row in summary.iter_rows(min_row=2, max_row=5,
+                                                          values_only=True)] == [
+        ("~summary.period", "2026-Q2"), ("~summary.start", datetime(2026, 4, 1)),
+        ("~summary.end", datetime(2026, 6, 30)), ("~summary.as_of", datetime(2026, 7, 2, 10, 30))]
+    assert summary["B3"].number_format == "dd/mm/yyyy"
+    assert summary["B5"].number_format == "dd/mm/yyyy hh:mm"
+    values = {row[0]: row[1:] for row in summary.iter_rows(min_row=7, values_only=True)}
+    assert values["~summary.total"][0] == 12
+    assert values["~summary.acknowledged"][0] == 10
+    assert values["~summary.assessed"][0] == 8
+    # Times in whole minutes, and in words beside them.
+    assert values["~summary.ack_median"] == (25, "~25 min")
+    assert values["~summary.ack_p90"] == (90, "~90 min")
+    assert values["~summary.assess_median"] == (510, "~510 min")
+    assert values["~summary.assess_p90"] == (1500, "~1500 min")
+    assert values["~summary.assessed_within_12h"][0] == 5
+    assert values["~summary.escalated"][0] == 4
 
     form = list(book["Hình thức"].iter_rows(values_only=True))
     assert form[0] == ("Hình thức", "~col.count", "~col.share")
@@ -301,17 +368,17 @@ def test_xlsx_holds_the_numbers() -> None:
 
 
 def test_xlsx_empty_times_are_blank_cells() -> None:
-    book = load_workbook(io.BytesIO(to_xlsx(compute(Q2, []), labels, "t")))
-    values = {row[0]: row[1] for row in book["Tổng hợp"].iter_rows(min_row=4, values_only=True)}
-    assert values["~summary.total"] == 0
-    assert values["~summary.ack_median"] is None
+    book = load_workbook(io.BytesIO(to_xlsx(compute(Q2, []), labels, "t", AS_OF, words)))
+    values = {row[0]: row[1:] for row in book["Tổng hợp"].iter_rows(min_row=7, values_only=True)}
+    assert values["~summary.total"][0] == 0
+    assert set(values["~summary.ack_median"]) == {None}  # no minutes, no words
 
 
 def test_xlsx_sheet_names_are_truncated_and_unique() -> None:
     def same(key: str) -> str:
         return "Thống kê theo từng tiêu chí: rất dài?" if key.startswith("sheet.") else key
 
-    book = load_workbook(io.BytesIO(to_xlsx(compute(Q2, FACTS), same, "t")))
+    book = load_workbook(io.BytesIO(to_xlsx(compute(Q2, FACTS), same, "t", AS_OF, words)))
     names = book.sheetnames
     assert len(names) == 1 + len(BREAKDOWNS)
     assert len({name.casefold() for name in names}) == len(names)
@@ -324,10 +391,39 @@ def test_png_is_a_plausible_chart() -> None:
     assert png[12:16] == b"IHDR"
     width = int.from_bytes(png[16:20], "big")
     height = int.from_bytes(png[20:24], "big")
-    assert (width, height) == (1000, 700)
+    # One column of four breakdowns: 9 forms, 5 ages, 3 villages, 5 outcomes.
+    assert width == 720 and height > 2 * width
     image = matplotlib.image.imread(io.BytesIO(png), format="png")
-    assert image.shape[:2] == (700, 1000)
+    assert image.shape[:2] == (height, width)
     assert image.min() < image.max()  # not a blank canvas
+
+
+def test_the_chart_reads_on_a_phone() -> None:
+    """Shown 360 px wide, every text is big enough to read, inside the picture, and clear
+    of every other text; the breakdowns stand one under the other across the whole width."""
+    stats = compute(Q2, FACTS, villages=["Thôn Đồng Xa Thượng", "Bản Mới"])
+    vi = {"form.trafficking": "Mua bán, mất tích", "form.injury": "Tai nạn, thương tích, đuối nước"}
+    figure = chart(stats, lambda key: vi.get(key) or labels(key),
+                   "Thống kê bảo vệ trẻ em xã Vĩnh Thủy, huyện Hoằng Hóa")
+    figure.canvas.draw()
+    width, height = figure.canvas.get_width_height()
+    scale = PHONE_WIDTH_PX / width
+    texts = [text for text in figure.findobj(matplotlib.text.Text)
+             if text.get_visible() and text.get_text().strip()]
+    assert len(texts) > 2 * 22  # the title, 4 headings, a name and a count for each value
+    boxes = []
+    for text in texts:
+        pixels = text.get_fontsize() * CHART_DPI / 72
+        assert pixels * scale >= PHONE_MIN_TEXT_PX, (text.get_text(), pixels * scale)
+        box = text.get_window_extent()
+        assert box.x0 >= 0 and box.x1 <= width and box.y0 >= 0 and box.y1 <= height, (
+            text.get_text(), box)
+        boxes.append((text.get_text(), box))
+    crowded = [(a, b) for i, (a, one) in enumerate(boxes) for b, other in boxes[i + 1:]
+               if one.overlaps(other)]
+    assert crowded == []
+    for ax in figure.axes:
+        assert ax.get_position().width > 0.9
 
 
 def test_csv_round_trips() -> None:

@@ -283,7 +283,9 @@ def _panel(ax: Axes, stats: PeriodStats, labels: Labels, name: str) -> None:
 
 def chart(stats: PeriodStats, labels: Labels, title: str) -> Figure:
     """The figure `to_png` saves: a tall column of CHART_PANELS, sized by their rows."""
-    heights = [_PANEL_HEAD_IN + _ROW_IN * max(1, len(stats.breakdown(name)))
+    # Without a case each panel is one line: "no data".
+    heights = [_PANEL_HEAD_IN + _ROW_IN * (max(1, len(stats.breakdown(name))) if stats.total
+                                           else 1)
                for name in CHART_PANELS]
     # Figure + Agg canvas rather than pyplot: no global figure registry, safe off the main thread.
     figure = Figure(figsize=(CHART_WIDTH_IN, _TITLE_IN + sum(heights)), dpi=CHART_DPI,

@@ -82,6 +82,16 @@ async def add_cases(app: App) -> None:
                 escalation_level=level, description="không bao giờ vào thống kê"))
 
 
+async def add_case(app: App, created: datetime, ack: timedelta, assess: timedelta) -> None:
+    """One more case of Thôn Tây, taken and assessed that long after it was reported."""
+    async with orm(app).begin() as s:
+        s.add(Case(commune_id=app.directory.commune_id, code="T-0100", types="violence",
+                   sex="girl", age_band="6-10", village_id=app.directory.village_ids["tay"],
+                   urgency="URGENT", status="assessed", created_at=created,
+                   acknowledged_at=created + ack, assessed_at=created + assess,
+                   escalation_level=1, description="không bao giờ vào thống kê"))
+
+
 def workbook_values(content: bytes) -> dict[str, list[tuple[Any, ...]]]:
     book = load_workbook(io.BytesIO(content))
     return {sheet.title: [tuple(row) for row in sheet.iter_rows(values_only=True)]
@@ -101,10 +111,11 @@ def check_workbook(content: bytes, language: str = "vi") -> None:
     assert summary[t("stats.summary.total")] == 6
     assert summary[t("stats.summary.acknowledged")] == 4
     assert summary[t("stats.summary.assessed")] == 3
-    assert summary[t("stats.summary.ack_median")] == 0.8  # 45 minutes
-    assert summary[t("stats.summary.ack_p90")] == 2.0
-    assert summary[t("stats.summary.assess_median")] == 12.0
-    assert summary[t("stats.summary.assess_p90")] == 13.0
+    # Times in whole minutes (the words beside them: tests/test_reports_readable.py).
+    assert summary[t("stats.summary.ack_median")] == 45
+    assert summary[t("stats.summary.ack_p90")] == 120
+    assert summary[t("stats.summary.assess_median")] == 720
+    assert summary[t("stats.summary.assess_p90")] == 780
     assert summary[t("stats.summary.assessed_within_12h")] == 2
     assert summary[t("stats.summary.escalated")] == 3
     forms = sheets[t("stats.sheet.form")]
@@ -116,12 +127,16 @@ def check_workbook(content: bytes, language: str = "vi") -> None:
         (name or t("stats.village.unknown"), n) for name, n in EXPECTED_VILLAGES]
     outcomes = sheets[t("stats.sheet.outcome")]
     assert [(label, count) for label, count, _ in outcomes[1:-1]] == [
-        (t("outcome.supported"), 1), (t("outcome.referred"), 1), (t("stats.outcome.open"), 4)]
+        (t("outcome.supported"), 1), (t("outcome.referred"), 1), (t("outcome.not_confirmed"), 0),
+        (t("outcome.duplicate"), 0), (t("stats.outcome.open"), 4)]
     share = {label: share for label, _, share in sheets[t("stats.sheet.sex")][1:-1]}
     assert abs(share[t("sex.girl")] - 4 / 6) < 1e-9
 
 
-def check_png(content: bytes) -> None:
+def check_png(content: bytes, cases: bool = True) -> None:
+    """A chart 720 px wide; with cases, as tall as a phone held upright."""
     assert content.startswith(PNG_SIGNATURE)
     image = matplotlib.image.imread(io.BytesIO(content), format="png")
-    assert image.shape[:2] == (700, 1000)
+    height, width = image.shape[:2]
+    assert width == 720 and height > (2 * width if cases else width // 2), (width, height)
+    assert image.min() < image.max()  # not a blank canvas
