@@ -7,7 +7,7 @@ from bot.app import App
 from bot.domain.delivery import FileToSend
 from bot.domain.messages import Reply, Text
 from bot.domain.periods import Period
-from bot.services.period_reports import XLSX_MIME, period_report, period_stats
+from bot.services.period_reports import XLSX_MIME, duration_text, period_report, period_stats
 from storage import files
 from tests.support.database import count
 from tests.support.reports import (
@@ -109,6 +109,16 @@ async def test_english_report_says_waits_the_english_way(app: App) -> None:
     assert "Acknowledged: half the cases within 45 min, 9 in 10 within 2 h." in en
     assert "Initial assessment: half the cases within 12 h, 9 in 10 within 13 h." in en
     check_workbook((await stored(app, workbook)).content, "en")
+
+
+def test_waits_read_as_people_say_them() -> None:
+    said = {0.3: ("1 phút", "1 min"), 12: ("12 phút", "12 min"), 60: ("1 giờ", "1 h"),
+            125: ("2 giờ 5 phút", "2 h 5 min"), 1440: ("1 ngày", "1 day"),
+            1500: ("1 ngày 1 giờ", "1 day 1 h"), 2880: ("2 ngày", "2 days"),
+            3000: ("2 ngày 2 giờ", "2 days 2 h"), 100 * 1440: ("100 ngày", "100 days")}
+    for minutes, (vi, en) in said.items():
+        assert rendered(duration_text(minutes, "vi"), "vi") == vi
+        assert rendered(duration_text(minutes, "en"), "en") == en
 
 
 async def test_a_period_without_cases(app: App) -> None:

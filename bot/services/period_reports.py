@@ -113,6 +113,10 @@ def duration_text(minutes: float, language: str) -> Text:
     def n(value: int) -> str:
         return number(value, language)
 
+    # English says "1 day" but "2 days"; hours and minutes are short for both ("1 h").
+    if days == 1:
+        return (Text("stats.duration.one_day_hours", {"hours": n(hours)}) if hours
+                else Text("stats.duration.one_day"))
     if days and hours:
         return Text("stats.duration.days_hours", {"days": n(days), "hours": n(hours)})
     if days:

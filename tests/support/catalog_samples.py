@@ -12,10 +12,13 @@ from bot.domain import alerts
 from bot.domain.cases import DEADLINE_STEPS
 from bot.domain.local_time import LOCAL_TZ
 from bot.domain.messages import Reply
+from bot.domain.periods import Period
+from bot.domain.statistics import CaseFacts, compute
 from bot.domain.top_digest import WaitingCase
 from bot.flows import help, report
 from bot.flows.book import FLOWS
 from bot.flows.engine import Context, State
+from bot.services.period_reports import chat_table
 
 SAMPLE_CTX = Context(
     role="officer", villages=(("dong", "Thôn Đông"), ("tay", "Thôn Tây")),
@@ -76,3 +79,21 @@ def built_replies() -> Iterator[Reply]:
                     (timedelta(days=9), "acknowledge", None)] * 2, start=1)]
     yield alerts.top_digest(waiting[:3], DUE)
     yield alerts.top_digest(waiting, DUE)
+    # Period statistics: waits in every unit (minutes, hours and minutes, hours, days and
+    # hours, days), none yet, and a period without a case.
+    quarter = Period("quarter", 2026, 4)
+    for waits in ([(0.5, 60), (45, 1500), (125, 4320)], [(60, None)], [(None, None)], []):
+        facts = [stat_fact(DUE, ack, assess) for ack, assess in waits]
+        yield chat_table(compute(quarter, facts, ("Thôn Đông", "Thôn Tây")), "Vĩnh Thủy",
+                         "vi", DUE)
+
+
+def stat_fact(created: datetime, ack: float | None, assess: float | None) -> CaseFacts:
+    """A case as period statistics count it, taken and assessed after so many minutes."""
+    def after(minutes: float | None) -> datetime | None:
+        return None if minutes is None else created + timedelta(minutes=minutes)
+
+    return CaseFacts(code="VT-2026-0042", form="violence", sex="girl", age_band="0-5",
+                     village="Thôn Đông", urgency="URGENT", status="acknowledged", outcome=None,
+                     created_at=created, acknowledged_at=after(ack), assessed_at=after(assess),
+                     escalated=False)
