@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
@@ -42,6 +42,7 @@ from bot.services.report_files import (
     KNOWN_VALUES,
     LABEL_KEYS,
     VALUE_KIND,
+    Durations,
     Labels,
     to_png,
     to_xlsx,
@@ -128,7 +129,7 @@ def duration_text(minutes: float, language: str) -> Text:
     return Text("stats.duration.minutes", {"minutes": n(mins)})
 
 
-def duration_words(language: str) -> Callable[[float], str]:
+def duration_words(language: str) -> Durations:
     """duration_text rendered, for the workbook."""
     return lambda minutes: i18n.render(duration_text(minutes, language), language)
 
