@@ -8,7 +8,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -452,11 +452,31 @@ class Settings:
             config_path=Path(env.get("SAFECHILD_CONFIG") or DEMO_CONFIG),
             database_url=database_url(env),
             host=env.get("SAFECHILD_HOST", "127.0.0.1"),
-            port=int(env.get("SAFECHILD_PORT", "8080")),
-            fake_clock_start=env.get("SAFECHILD_FAKE_CLOCK") or None,
+            port=_port(env.get("SAFECHILD_PORT", "8080")),
+            fake_clock_start=_fake_clock(env.get("SAFECHILD_FAKE_CLOCK") or None),
             environ=env,
             simulator=_simulator(env),
         )
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"SAFECHILD_PORT: a port number from 1 to 65535, not {raw!r}")
+    return port
+
+
+def _fake_clock(raw: str | None) -> str | None:
+    if raw is not None:
+        try:
+            datetime.fromisoformat(raw)
+        except ValueError:
+            raise ConfigError(f"SAFECHILD_FAKE_CLOCK: a date and time like "
+                              f"2026-03-02T08:00:00+07:00, not {raw!r}") from None
+    return raw
 
 
 DEFAULT_SQLITE = "var/safechild.db"
