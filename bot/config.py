@@ -479,6 +479,30 @@ def _fake_clock(raw: str | None) -> str | None:
     return raw
 
 
+def env_number(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number from the environment (`default` when unset or empty)."""
+    raw = environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}: a number above 0, not {raw!r}")
+    return value
+
+
+def env_whole(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of at least 1 from the environment (`default` when unset)."""
+    raw = environ.get(name, "")
+    if not raw.strip():
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}: a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
 DEFAULT_SQLITE = "var/safechild.db"
 
 
