@@ -1,12 +1,22 @@
-"""The `safechild` command: `safechild serve` runs the bot (web simulator by default)."""
+"""The `safechild` command: `safechild serve` runs the bot (web simulator by default).
+
+A mistake that keeps the bot from starting (the commune file, a setting, the port, the
+database) is one line on stderr saying what to fix, and exit status 2; `--debug` also
+prints its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
+import sys
+import traceback
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -19,6 +29,7 @@ from bot.handlers.telegram import TelegramPlugin, TelegramSettings
 from bot.handlers.zalo import ZaloPlugin
 from bot.handlers.zalo.api import ZaloSettings
 from bot.handlers.zalo.webhook import WebhookSettings
+from storage.db import DatabaseUnreachable
 
 log = logging.getLogger("safechild")
 
@@ -38,13 +49,67 @@ def channels_of(settings: Settings) -> list[ChannelPlugin]:
     return channels
 
 
+class StartupError(Exception):
+    """The bot cannot start, for a reason the operator can fix (the message says how)."""
+
+
+def listen_error(settings: Settings, exc: OSError) -> StartupError:
+    where = f"{settings.host}:{settings.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return StartupError(f"SAFECHILD_PORT: {where} is already in use (is another safechild "
+                            f"running?): stop it or set SAFECHILD_PORT to a free port")
+    if exc.errno == errno.EACCES:
+        return StartupError(f"SAFECHILD_PORT: no permission to listen on {where}: choose a "
+                            f"port above 1023")
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return StartupError(f"SAFECHILD_HOST: cannot listen on {settings.host!r}: use an "
+                            f"address of this machine, such as 127.0.0.1 or 0.0.0.0")
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return StartupError(f"SAFECHILD_HOST, SAFECHILD_PORT: cannot listen on {where} "
+                        f"({reason})")
+
+
+def database_error(settings: Settings, exc: DatabaseUnreachable) -> StartupError:
+    if settings.environ.get("DATABASE_URL"):
+        if exc.sqlite:
+            return StartupError(f"DATABASE_URL: cannot open the SQLite database {exc.where} "
+                                f"({exc.reason}): check the path in DATABASE_URL")
+        return StartupError(f"DATABASE_URL: cannot reach the database at {exc.where} "
+                            f"({exc.reason}): check the host, port, user and password in "
+                            f"DATABASE_URL and that the database server is running")
+    return StartupError(f"SAFECHILD_DB: cannot open the SQLite database {exc.where} "
+                        f"({exc.reason}): set SAFECHILD_DB to a file in a folder the bot "
+                        f"can write to")
+
+
+async def check_port(settings: Settings) -> None:
+    """Fail before touching the database when the port is taken (bound as aiohttp binds)."""
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(asyncio.Protocol, settings.host, settings.port)
+    except OSError as exc:
+        raise listen_error(settings, exc) from exc
+    server.close()
+    await server.wait_closed()
+
+
 async def serve(settings: Settings, setup: Setup, channels: list[ChannelPlugin]) -> None:
-    app = await build_app(setup, channels)
+    await check_port(settings)
+    try:
+        app = await build_app(setup, channels)
+    except DatabaseUnreachable as exc:
+        raise database_error(settings, exc) from exc
     await app.start()
     runner = web.AppRunner(app.server, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        # Taken since check_port looked.
+        await runner.cleanup()
+        await app.close()
+        raise listen_error(settings, exc) from exc
     await app.listening()
     if settings.simulator:
         log.info("web simulator on http://%s:%s", settings.host, settings.port)
@@ -61,10 +126,21 @@ async def serve(settings: Settings, setup: Setup, channels: list[ChannelPlugin])
     await app.close()
 
 
+def refuse(parser: argparse.ArgumentParser, exc: Exception, debug: bool) -> NoReturn:
+    """Exit with status 2 and one line saying what to fix (after the traceback, if asked)."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    line = " ".join(str(exc).split())
+    parser.exit(2, f"safechild: {line}\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="safechild")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the bot (web simulator when no channel token is set)")
+    serving = sub.add_parser("serve",
+                             help="run the bot (web simulator when no channel token is set)")
+    serving.add_argument("--debug", action="store_true",
+                         help="show the traceback of a start-up error, not only its line")
     args = parser.parse_args(argv)
     logs.configure()
     if args.command == "serve":
@@ -74,8 +150,11 @@ def main(argv: list[str] | None = None) -> None:
             # The commune file is read here, so a mistake in it is one line, not a traceback.
             setup = Setup.from_settings(settings)
         except (ConfigError, ValueError) as exc:
-            parser.exit(2, f"safechild: {exc}\n")
-        asyncio.run(serve(settings, setup, channels))
+            refuse(parser, exc, args.debug)
+        try:
+            asyncio.run(serve(settings, setup, channels))
+        except StartupError as exc:
+            refuse(parser, exc, args.debug)
 
 
 if __name__ == "__main__":

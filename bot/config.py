@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.domain.cases import DEADLINE_STEPS, URGENCIES
+from bot.domain.cases import CASE_TYPES, DEADLINE_STEPS, URGENCIES
 from bot.domain.commune import CHANNELS, CommuneConfig, PersonConfig, Retention, RoutingRule
 from bot.domain.commune_calendar import MAX_TITLE, CalendarEvent, parse_calendar
 from bot.domain.delivery import DeliveryPolicy
-from bot.domain.roles import CONFIGURED
+from bot.domain.names import nearest, unknown, unknown_fields
+from bot.domain.roles import CONFIGURED, STAFF
 from bot.domain.top_digest import DEFAULT_QUIET, MAX_PER_DAY, DigestPace
 from bot.domain.work_hours import Duration
+from bot.i18n import available_locales
 
 DEMO_CONFIG = Path(__file__).parent / "demo_commune.toml"
 DEFAULT_CALENDAR_PATH = Path(__file__).parent / "default_calendar.toml"
@@ -28,65 +31,81 @@ class ConfigError(ValueError):
 
 
 def load_commune(path: Path) -> CommuneConfig:
-    with path.open("rb") as fh:
-        raw = tomllib.load(fh)
+    """Read and check the commune file; every mistake is a one-line ConfigError naming the
+    file (and the line and column of a TOML syntax error) or the table and field."""
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"SAFECHILD_CONFIG: no such file {path}: point it at the commune "
+                          f"file (unset, the demo commune is used)") from None
+    except OSError as exc:
+        raise ConfigError(f"SAFECHILD_CONFIG: cannot read {path} "
+                          f"({(exc.strerror or type(exc).__name__).lower()})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(_toml_error(path, exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: byte {exc.start + 1} is not UTF-8 text: save the file "
+                          f"as UTF-8") from None
     return parse_commune(raw)
 
 
+def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> str:
+    """"commune.toml, line 3, column 8: invalid value": tomllib (before Python 3.14) puts
+    the place only in its message."""
+    text = str(exc)
+    place = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
+    if place is not None:
+        what = text[:place.start()]
+        where = f"line {place.group(1)}, column {place.group(2)}"
+    else:
+        what, _, rest = text.partition(" (at ")
+        where = rest.rstrip(")") or "somewhere"
+    return f"{path}, {where}: not valid TOML: {what[:1].lower()}{what[1:]}"
+
+
+TOP_TABLES = ("commune", "villages", "people", "routing", "deadlines", "escalation",
+              "delivery", "retention", "calendar")
+COMMUNE_FIELDS = ("key", "name", "code_prefix", "officer_phone", "trusted_addresses",
+                  "working_hours", "telegram_alert_group")
+VILLAGE_FIELDS = ("key", "name")
+PERSON_FIELDS = ("key", "role", "name", "phone", "village", "on_duty", "tags", "language",
+                 "telegram_id", "zalo_id", "prefers")
+ROUTING_FIELDS = ("rules", "police_types", "tell_village_collaborator")
+RULE_FIELDS = ("types", "urgency", "notify")
+ESCALATION_FIELDS = frozenset({"levels", "reminders_at", "top_reminders_per_day",
+                               "quiet_hours"})
+
+
 def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
-    c = raw["commune"]
-    villages = tuple((v["key"], v["name"]) for v in raw.get("villages", ()))
-    village_keys = {k for k, _ in villages}
-    people = []
-    for p in raw.get("people", ()):
-        if p["role"] not in CONFIGURED:
-            raise ConfigError(f"person {p['key']}: unknown role {p['role']!r}")
-        if p.get("village") and p["village"] not in village_keys:
-            raise ConfigError(f"person {p['key']}: unknown village {p['village']!r}")
-        if p.get("prefers") and p["prefers"] not in CHANNELS:
-            raise ConfigError(f"person {p['key']}: prefers must be one of "
-                              f"{', '.join(CHANNELS)}, not {p['prefers']!r}")
-        people.append(PersonConfig(
-            key=p["key"], role=p["role"], name=p.get("name", p["key"]), phone=p.get("phone"),
-            village=p.get("village"), on_duty=bool(p.get("on_duty", False)),
-            tags=tuple(p.get("tags", ())), language=p.get("language", "vi"),
-            telegram_id=str(p["telegram_id"]) if p.get("telegram_id") else None,
-            zalo_id=str(p["zalo_id"]) if p.get("zalo_id") else None,
-            prefers=p.get("prefers") or None,
-        ))
-    routing = raw.get("routing", {})
-    rules = tuple(RoutingRule(tuple(r.get("types", ["*"])), tuple(r.get("urgency", ["*"])),
-                              tuple(r["notify"])) for r in routing.get("rules", ()))
-    deadlines: dict[str, dict[str, Duration]] = {}
-    for step in DEADLINE_STEPS:
-        table = raw.get("deadlines", {}).get(step)
-        if table is None:
-            raise ConfigError(f"deadline table misses {step!r}")
-        try:
-            deadlines[step] = {u: Duration.parse(table[u]) for u in URGENCIES}
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    start, end = c.get("working_hours", raw.get("commune", {}).get("working_hours",
-                                                                   ["07:30", "17:00"]))
-    esc = raw.get("escalation", {})
-    if not isinstance(esc, Mapping):
-        raise ConfigError("escalation: expected a table ([escalation])")
-    unknown = sorted(set(esc) - ESCALATION_FIELDS)
-    if unknown:
-        raise ConfigError(f"escalation: unknown field(s) {', '.join(unknown)}")
-    levels = tuple(tuple(level) for level in esc.get("levels", ()))
-    if not levels:
-        raise ConfigError("escalation needs at least one level")
+    """Check every table and field of a commune file: an unknown field or a misspelt name
+    (a role, a village, a routing target) is refused with the nearest valid one."""
+    _check_fields(raw, "the commune file", TOP_TABLES, shape="top level")
+    c = _check_fields(raw.get("commune", {}), "commune", COMMUNE_FIELDS,
+                      required=("key", "name", "code_prefix"))
+    villages = _villages(raw.get("villages", []))
+    people = _people(raw.get("people", []), [key for key, _ in villages])
+    routing = _check_fields(raw.get("routing", {}), "routing", ROUTING_FIELDS)
+    targets = _targets(people)
+    rules = tuple(_rule(r, f"routing.rules #{i + 1}", targets)
+                  for i, r in enumerate(_array(routing.get("rules", []), "routing.rules")))
+    deadlines = _deadlines(raw.get("deadlines", {}))
+    start, end = _times(c.get("working_hours", ["07:30", "17:00"]), "commune.working_hours",
+                        "[\"07:30\", \"17:00\"]")
+    esc = _check_fields(raw.get("escalation", {}), "escalation", ESCALATION_FIELDS)
+    levels = _levels(esc.get("levels", []), targets)
     return CommuneConfig(
-        key=c["key"], name=c["name"], code_prefix=c["code_prefix"],
-        officer_phone=c.get("officer_phone", ""),
-        trusted_addresses=tuple(c.get("trusted_addresses", ())),
-        working_hours=(time.fromisoformat(start), time.fromisoformat(end)),
-        villages=villages, people=tuple(people), rules=rules,
-        police_types=frozenset(routing.get("police_types", ())),
-        tell_village_collaborator=bool(routing.get("tell_village_collaborator", True)),
+        key=_text(c, "key", "commune"), name=_text(c, "name", "commune"),
+        code_prefix=_text(c, "code_prefix", "commune"),
+        officer_phone=_text(c, "officer_phone", "commune", ""),
+        trusted_addresses=_texts(c, "trusted_addresses", "commune"),
+        working_hours=(start, end),
+        villages=villages, people=people, rules=rules,
+        police_types=frozenset(_names(routing, "police_types", "routing", "case type",
+                                      CASE_TYPES)),
+        tell_village_collaborator=_flag(routing, "tell_village_collaborator", "routing", True),
         deadlines=deadlines, levels=levels,
-        reminders_at=tuple(esc.get("reminders_at", (0.5, 0.9))),
+        reminders_at=_reminders_at(esc.get("reminders_at", [0.5, 0.9])),
         top_digest=_top_digest(esc),
         telegram_alert_group=_group_id(c.get("telegram_alert_group")),
         retention=_retention(raw.get("retention", {})),
@@ -95,8 +114,191 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
     )
 
 
-ESCALATION_FIELDS = frozenset({"levels", "reminders_at", "top_reminders_per_day",
-                               "quiet_hours"})
+def _check_fields(raw: Any, where: str, known: Iterable[str], required: Iterable[str] = (),
+                  shape: str | None = None) -> Mapping[str, Any]:
+    """`raw` as a table of only `known` fields, with every `required` one."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a table ({shape or f'[{where}]'})")
+    known = tuple(known)
+    wrong = [name for name in raw if name not in known]
+    if wrong:
+        raise ConfigError(f"{where}: {unknown_fields(wrong, known)}")
+    for name in required:
+        if name not in raw:
+            raise ConfigError(f"{where}: missing {name!r}")
+    return raw
+
+
+def _array(raw: Any, where: str) -> list[Any]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: expected an array of tables ([[{where}]])")
+    return raw
+
+
+def _text(table: Mapping[str, Any], name: str, where: str, default: str | None = None) -> str:
+    """A text field. The value is never quoted back: it may be a name or a phone number."""
+    value = table.get(name, default)
+    if not isinstance(value, str) or (default is None and not value.strip()):
+        raise ConfigError(f"{where}: {name!r} must be a text in quotes"
+                          + ("" if default is not None else ", not empty"))
+    return value
+
+
+def _texts(table: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]:
+    value = table.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {name!r} must be a list of texts, like [\"a\", \"b\"]")
+    return tuple(value)
+
+
+def _names(table: Mapping[str, Any], name: str, where: str, what: str,
+           valid: Iterable[str]) -> tuple[str, ...]:
+    """A list of names each of which must be one of `valid`."""
+    valid = tuple(valid)
+    names = _texts(table, name, where)
+    for value in names:
+        if value not in valid:
+            raise ConfigError(f"{where}: {name}: {unknown(what, value, valid)}")
+    return names
+
+
+def _flag(table: Mapping[str, Any], name: str, where: str, default: bool) -> bool:
+    value = table.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {name!r} must be true or false, not {value!r}")
+    return value
+
+
+def _times(raw: Any, where: str, example: str) -> tuple[time, time]:
+    try:
+        if not isinstance(raw, list) or len(raw) != 2 \
+                or not all(isinstance(q, str) and len(q) == 5 for q in raw):
+            raise ValueError
+        start, end = (time.fromisoformat(q) for q in raw)
+    except ValueError:
+        raise ConfigError(f"{where}: two times like {example}, not {raw!r}") from None
+    return start, end
+
+
+def _villages(raw: Any) -> tuple[tuple[str, str], ...]:
+    villages: list[tuple[str, str]] = []
+    for index, table in enumerate(_array(raw, "villages")):
+        where = f"villages #{index + 1}"
+        table = _check_fields(table, where, VILLAGE_FIELDS, required=VILLAGE_FIELDS,
+                              shape="[[villages]]")
+        key = _text(table, "key", where)
+        if key in (k for k, _ in villages):
+            raise ConfigError(f"village {key}: duplicate key")
+        villages.append((key, _text(table, "name", f"village {key}")))
+    return tuple(villages)
+
+
+def _people(raw: Any, village_keys: list[str]) -> tuple[PersonConfig, ...]:
+    people: list[PersonConfig] = []
+    seen: set[str] = set()
+    locales = available_locales()
+    for index, table in enumerate(_array(raw, "people")):
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"people #{index + 1}: expected a table ([[people]])")
+        key = _text(table, "key", f"people #{index + 1}")
+        where = f"person {key}"
+        p = _check_fields(table, where, PERSON_FIELDS, required=("role",))
+        if key in seen:
+            raise ConfigError(f"{where}: duplicate key")
+        seen.add(key)
+        if p["role"] not in CONFIGURED:
+            raise ConfigError(f"{where}: {unknown('role', p['role'], map(str, CONFIGURED))}")
+        if p.get("village") and p["village"] not in village_keys:
+            raise ConfigError(f"{where}: {unknown('village', p['village'], village_keys)}")
+        if p.get("prefers") and p["prefers"] not in CHANNELS:
+            guess = nearest(p["prefers"], CHANNELS) if isinstance(p["prefers"], str) else None
+            raise ConfigError(f"{where}: prefers must be one of {', '.join(CHANNELS)}, not "
+                              f"{p['prefers']!r}" + (f"; did you mean {guess!r}?" if guess
+                                                     else ""))
+        language = p.get("language", "vi")
+        if language not in locales:
+            raise ConfigError(f"{where}: {unknown('language', language, locales)}")
+        for channel in ("telegram_id", "zalo_id"):
+            if isinstance(p.get(channel), bool) or not isinstance(p.get(channel, ""),
+                                                                 int | str):
+                raise ConfigError(f"{where}: {channel!r} must be a number or a text")
+        people.append(PersonConfig(
+            key=key, role=p["role"], name=_text(p, "name", where, key),
+            phone=_text(p, "phone", where, "") or None,
+            village=p.get("village") or None,
+            on_duty=_flag(p, "on_duty", where, False),
+            tags=_texts(p, "tags", where), language=language,
+            telegram_id=str(p["telegram_id"]) if p.get("telegram_id") else None,
+            zalo_id=str(p["zalo_id"]) if p.get("zalo_id") else None,
+            prefers=p.get("prefers") or None,
+        ))
+    return tuple(people)
+
+
+def _targets(people: Iterable[PersonConfig]) -> tuple[str, ...]:
+    """Every routing target the people make valid: `role` and `role@duty` for each role a
+    case can be routed to, `role#tag` (and `role#tag@duty`) for each tag a person of that
+    role carries (see bot/domain/routing.py)."""
+    roles = [str(role) for role in CONFIGURED if role in STAFF]
+    tagged = sorted({(p.role, tag) for p in people if p.role in roles for tag in p.tags})
+    return (*(t for role in roles for t in (role, f"{role}@duty")),
+            *(t for role, tag in tagged for t in (f"{role}#{tag}", f"{role}#{tag}@duty")))
+
+
+def _recipients(raw: Any, where: str, targets: tuple[str, ...]) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(t, str) for t in raw):
+        raise ConfigError(f"{where}: a list of recipients, like [\"officer@duty\"], not "
+                          f"{raw!r}")
+    for target in raw:
+        if target not in targets:
+            raise ConfigError(f"{where}: {unknown('recipient', target, targets)}")
+    return tuple(raw)
+
+
+def _rule(raw: Any, where: str, targets: tuple[str, ...]) -> RoutingRule:
+    rule = _check_fields(raw, where, RULE_FIELDS, required=("notify",),
+                         shape="[[routing.rules]]")
+    types = _names(rule, "types", where, "case type", ("*", *CASE_TYPES)) \
+        if "types" in rule else ("*",)
+    urgency = _names(rule, "urgency", where, "urgency", ("*", *URGENCIES)) \
+        if "urgency" in rule else ("*",)
+    return RoutingRule(types, urgency, _recipients(rule["notify"], f"{where} notify", targets))
+
+
+def _levels(raw: Any, targets: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("escalation needs at least one level")
+    return tuple(_recipients(level, f"escalation level {index + 1}", targets)
+                 for index, level in enumerate(raw))
+
+
+def _reminders_at(raw: Any) -> tuple[float, ...]:
+    if not isinstance(raw, list) or not all(
+            isinstance(r, int | float) and not isinstance(r, bool) and 0 < r < 1 for r in raw):
+        raise ConfigError(f"escalation: reminders_at must be parts of the deadline between 0 "
+                          f"and 1, like [0.5, 0.9], not {raw!r}")
+    return tuple(float(r) for r in raw)
+
+
+def _deadlines(raw: Any) -> dict[str, dict[str, Duration]]:
+    table = _check_fields(raw, "deadlines", DEADLINE_STEPS)
+    deadlines: dict[str, dict[str, Duration]] = {}
+    for step in DEADLINE_STEPS:
+        if step not in table:
+            raise ConfigError(f"deadline table misses {step!r}")
+        where = f"deadlines.{step}"
+        durations = _check_fields(table[step], where, URGENCIES, required=URGENCIES)
+        deadlines[step] = {}
+        for urgency in URGENCIES:
+            value = durations[urgency]
+            try:
+                if not isinstance(value, str):
+                    raise ValueError
+                deadlines[step][urgency] = Duration.parse(value)
+            except ValueError:
+                raise ConfigError(f"{where}.{urgency}: a duration like \"15m\", \"12h\", "
+                                  f"\"30d\", \"2wh\" or \"3wd\", not {value!r}") from None
+    return deadlines
 
 
 def _top_digest(esc: Mapping[str, Any]) -> DigestPace:
@@ -126,11 +328,7 @@ def _delivery(raw: Any) -> DeliveryPolicy:
     """[delivery]: calendar durations ("3h", "15m") for riding out a failing channel."""
     if not isinstance(raw, Mapping):
         raise ConfigError("delivery: expected a table ([delivery])")
-    fields = {f.name for f in dataclasses.fields(DeliveryPolicy)}
-    unknown = sorted(set(raw) - fields)
-    if unknown:
-        raise ConfigError(f"delivery: unknown field(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(fields))}")
+    _check_fields(raw, "delivery", (f.name for f in dataclasses.fields(DeliveryPolicy)))
     values: dict[str, timedelta] = {}
     for name, value in raw.items():
         try:
@@ -170,9 +368,7 @@ def _calendar(raw: Any) -> dict[str, Any]:
     `title`: only default events have one in the catalogs."""
     if not isinstance(raw, Mapping):
         raise ConfigError("calendar: expected a table ([calendar])")
-    unknown = sorted(set(raw) - {"defaults", "event"})
-    if unknown:
-        raise ConfigError(f"calendar: unknown field(s) {', '.join(unknown)}")
+    _check_fields(raw, "calendar", ("defaults", "event"))
     use_defaults = raw.get("defaults", True)
     if not isinstance(use_defaults, bool):
         raise ConfigError("calendar: 'defaults' must be true or false")
@@ -213,10 +409,7 @@ def _retention(raw: Any) -> Retention:
     if not isinstance(raw, Mapping):
         raise ConfigError("retention: expected a table ([retention])")
     fields = ("delivered_days", "files_days")
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(f"retention: unknown field(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(fields)}")
+    _check_fields(raw, "retention", fields)
     for name in fields:
         value = raw.get(name, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -259,11 +452,55 @@ class Settings:
             config_path=Path(env.get("SAFECHILD_CONFIG") or DEMO_CONFIG),
             database_url=database_url(env),
             host=env.get("SAFECHILD_HOST", "127.0.0.1"),
-            port=int(env.get("SAFECHILD_PORT", "8080")),
-            fake_clock_start=env.get("SAFECHILD_FAKE_CLOCK") or None,
+            port=_port(env.get("SAFECHILD_PORT", "8080")),
+            fake_clock_start=_fake_clock(env.get("SAFECHILD_FAKE_CLOCK") or None),
             environ=env,
             simulator=_simulator(env),
         )
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"SAFECHILD_PORT: a port number from 1 to 65535, not {raw!r}")
+    return port
+
+
+def _fake_clock(raw: str | None) -> str | None:
+    if raw is not None:
+        try:
+            datetime.fromisoformat(raw)
+        except ValueError:
+            raise ConfigError(f"SAFECHILD_FAKE_CLOCK: a date and time like "
+                              f"2026-03-02T08:00:00+07:00, not {raw!r}") from None
+    return raw
+
+
+def env_number(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number from the environment (`default` when unset or empty)."""
+    raw = environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}: a number above 0, not {raw!r}")
+    return value
+
+
+def env_whole(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of at least 1 from the environment (`default` when unset)."""
+    raw = environ.get(name, "")
+    if not raw.strip():
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}: a whole number of at least 1, not {raw!r}")
+    return int(raw)
 
 
 DEFAULT_SQLITE = "var/safechild.db"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +35,18 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # phone numbers, Zalo tokens), past hide_parameters: never let it.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
 TURN_TIMEOUT = 60.0
+# How long the first connection at start-up may take before the database counts as
+# unreachable (a host that drops packets would otherwise hold the start for a minute).
+CONNECT_TIMEOUT = 10.0
+
+
+class DatabaseUnreachable(Exception):
+    """The database could not be opened at start-up: `where` is the server's host and port
+    (or the SQLite file), never the URL, which may carry a password."""
+
+    def __init__(self, where: str, reason: str, sqlite: bool) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where, self.reason, self.sqlite = where, reason, sqlite
 
 
 # hide_parameters: a database error's text would otherwise carry the statement's values
@@ -142,8 +156,25 @@ class Database:
 
     @classmethod
     async def open(cls, url: str) -> Database:
-        """Connect and bring the schema to the newest migration (safe at every start)."""
-        engine = make_engine(url)
+        """Connect and bring the schema to the newest migration (safe at every start).
+        Raises DatabaseUnreachable when the first connection fails."""
+        try:
+            engine = make_engine(url)
+        except Exception as exc:
+            # An SQLite file's folder that cannot be made, or a URL with no driver here.
+            reason = _reason(exc) if isinstance(exc, OSError) \
+                else f"not a database URL this bot can use ({_reason(exc)})"
+            raise DatabaseUnreachable(_where(url), reason, url.startswith("sqlite")) from exc
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                async with engine.connect():
+                    pass
+        except Exception as exc:
+            await engine.dispose()
+            reason = (f"no answer within {CONNECT_TIMEOUT:g} s"
+                      if isinstance(exc, TimeoutError) else _reason(exc))
+            raise DatabaseUnreachable(_where(url), reason, engine.dialect.name == "sqlite") \
+                from exc
         await migrate(engine)
         return cls(engine)
 
@@ -168,6 +199,35 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _where(url: str) -> str:
+    """The host and port of a database URL, or its SQLite file; never the password."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return "the database URL"
+    if parsed.get_backend_name() == "sqlite":
+        return str(parsed.database or ":memory:")
+    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in a few words: the driver's error under SQLAlchemy's wrapping."""
+    seen: set[int] = set()
+    error: BaseException = exc
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = getattr(error, "orig", None) or error.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    if isinstance(error, socket.gaierror):
+        return "unknown host name"
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno).lower()
+    text = str(error).strip().splitlines()
+    return (text[0][:200] if text else type(error).__name__)
 
 
 def _upgrade(connection: Connection) -> None:

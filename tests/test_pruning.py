@@ -184,8 +184,8 @@ def test_retention_defaults_and_the_demo_commune() -> None:
 
 
 @pytest.mark.parametrize(("retention", "message"), [
-    ({"delivered_day": 30}, "retention: unknown field(s) delivered_day; known: "
-                            "delivered_days, files_days"),
+    ({"delivered_day": 30}, "retention: unknown field(s) delivered_day; did you mean "
+                            "delivered_days?"),
     ({"delivered_days": 0}, "retention: 'delivered_days' must be a whole number of days, "
                             "at least 1, not 0"),
     ({"files_days": -7}, "retention: 'files_days' must be a whole number of days, at least "

@@ -231,4 +231,5 @@ def test_serve_says_a_mistake_in_the_commune_file_in_one_line(tmp_path: Path) ->
                              "SAFECHILD_DB": str(tmp_path / "safechild.db")})
     assert refused.returncode == 2
     assert refused.stderr == (
-        "safechild: escalation: unknown field(s) top_reminder_per_day\n")
+        "safechild: escalation: unknown field(s) top_reminder_per_day; did you mean "
+        "top_reminders_per_day?\n")

@@ -19,6 +19,7 @@ from typing import Any, Final
 from lunar_vn import SUPPORTED_YEAR_RANGE, LunarDate, lunar_to_solar, solar_to_lunar
 
 from bot.domain.local_time import LOCAL_TZ
+from bot.domain.names import unknown, unknown_fields
 from bot.domain.roles import REMINDED
 
 # "M" is the previous calendar month; the others are periods of the current year.
@@ -278,10 +279,9 @@ class CalendarEvent:
             raise ValueError(f"{where}: key must be a non-empty string without ':'")
         if not self.roles:
             raise ValueError(f"{where}: roles must name at least one role")
-        unknown = [r for r in self.roles if r not in REMINDED]
-        if unknown:
-            raise ValueError(f"{where}: unknown role(s) {', '.join(map(repr, unknown))} "
-                             f"(known: {', '.join(REMINDED)})")
+        wrong = [r for r in self.roles if r not in REMINDED]
+        if wrong:
+            raise ValueError(f"{where}: {unknown('role', wrong[0], map(str, REMINDED))}")
         if not self.days_before:
             raise ValueError(f"{where}: days_before must not be empty (0 means on the day)")
         for days in self.days_before:
@@ -313,9 +313,9 @@ def _parse_event(raw: Mapping[str, Any], index: int) -> CalendarEvent:
     if not isinstance(key, str) or not key:
         raise ValueError(f"{where}: missing or empty 'key'")
     # A typo such as "day_before" would otherwise silently fall back to the default.
-    unknown = sorted(set(raw) - _EVENT_FIELDS)
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    wrong = sorted(set(raw) - _EVENT_FIELDS)
+    if wrong:
+        raise ValueError(f"{where}: {unknown_fields(wrong, _EVENT_FIELDS)}")
     try:
         rule = parse_rule(raw["rule"]) if "rule" in raw else None
     except ValueError as exc:

@@ -100,10 +100,13 @@ def config_with_telegram(tmp: Path, officer: int = 6002, police: int = 6003) -> 
     return path
 
 
-def serve_refused(env: dict[str, str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """`python -m bot.cli serve` expected to refuse to start (a mistake in its settings):
-    what it said and its exit code. One that starts anyway runs into the timeout."""
-    full = {**os.environ, "SAFECHILD_PORT": str(free_port()), **env}
+def serve_refused(env: dict[str, str], timeout: float = 30.0,
+                  args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`python -m bot.cli serve *args` expected to refuse to start (a mistake in its
+    settings): what it said and its exit code. One that starts anyway runs into the
+    timeout. DATABASE_URL is only what `env` says."""
+    full = {**os.environ, "SAFECHILD_PORT": str(free_port())}
     full.pop("DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "bot.cli", "serve"], env=full,
+    full.update(env)
+    return subprocess.run([sys.executable, "-m", "bot.cli", "serve", *args], env=full,
                           capture_output=True, text=True, timeout=timeout, check=False)

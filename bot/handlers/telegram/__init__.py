@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from telegram.ext import Application
 
+from bot.config import env_number
 from bot.handlers.labels import match_label
 from bot.handlers.plugin import Base, Core, Inbound, Outbound
 from bot.handlers.telegram.application import CHANNEL, make_application
@@ -50,7 +51,7 @@ class TelegramSettings:
                                              "https://api.telegram.org/file/bot"),
                    webhook_url=environ.get("TELEGRAM_WEBHOOK_URL", ""),
                    webhook_secret=environ.get("TELEGRAM_WEBHOOK_SECRET", ""),
-                   read_timeout=float(environ.get("TELEGRAM_READ_TIMEOUT") or 10.0))
+                   read_timeout=env_number(environ, "TELEGRAM_READ_TIMEOUT", 10.0))
 
 
 class TelegramPlugin:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import aiohttp
 
 from bot.clock import Clock
+from bot.config import env_number, env_whole
 from bot.handlers.zalo.tokens import (
     LEASE,
     AccessToken,
@@ -147,8 +148,8 @@ class ZaloSettings:
                                             DEFAULT_API_BASE_URL).rstrip("/"),
                    oauth_base_url=environ.get("ZALO_OAUTH_BASE_URL",
                                               DEFAULT_OAUTH_BASE_URL).rstrip("/"),
-                   max_buttons=int(environ.get("ZALO_MAX_BUTTONS", MAX_BUTTONS)),
-                   timeout=float(environ.get("ZALO_TIMEOUT", "10")))
+                   max_buttons=env_whole(environ, "ZALO_MAX_BUTTONS", MAX_BUTTONS),
+                   timeout=env_number(environ, "ZALO_TIMEOUT", 10.0))
 
 
 def error_for(code: int, message: str) -> ZaloError:

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.clock import Clock
+from bot.config import env_number
 from bot.domain.messages import storable
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,11 @@ class WebhookSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WebhookSettings:
         key = environ.get("ZALO_WEBHOOK_KEY") or environ.get("ZALO_OA_SECRET_KEY", "")
-        minutes = environ.get("ZALO_WEBHOOK_MAX_AGE_MINUTES", "")
+        minutes = env_number(environ, "ZALO_WEBHOOK_MAX_AGE_MINUTES",
+                             DEFAULT_MAX_AGE / timedelta(minutes=1))
         return cls(app_id=environ.get("ZALO_APP_ID", ""), key=key,
                    id_field=environ.get("ZALO_WEBHOOK_ID_FIELD") or "app_id",
-                   max_age=timedelta(minutes=float(minutes)) if minutes else DEFAULT_MAX_AGE)
+                   max_age=timedelta(minutes=minutes))
 
 
 def signature(signed_id: str, body: bytes, timestamp: str, key: str) -> str:
