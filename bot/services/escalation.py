@@ -17,7 +17,9 @@ from bot.domain import alerts
 from bot.domain.cases import FIRST_STEPS, Access, Case, Deadline, Timer, Urgency
 from bot.domain.delivery import INSTEAD_OF, OutboxMessage, copy_key
 from bot.domain.message_kinds import Kind, rule_of
+from bot.domain.messages import Reply, Text
 from bot.domain.people import Person
+from bot.domain.permissions import hears_as_reporter
 from bot.domain.routing import level_recipients
 from bot.domain.work_hours import WorkHours
 from bot.services.directory import Directory
@@ -142,6 +144,17 @@ class Escalation:
         return await deadlines.arm_timer(tx, dl.id, f"unreachable{dl.version}", seq, now,
                                          dl.version)
 
+    async def _tell_reporter_to_call(self, tx: Tx, case: Case, now: datetime) -> None:
+        """Nobody took an EMERGENCY in time: its reporter must not wait on us, but call the
+        police or the hotline themselves (once per case; the chain climbs meanwhile)."""
+        reporter = await people.person(tx, case.reporter_id) if case.reporter_id else None
+        if reporter is None or not hears_as_reporter(reporter):
+            return
+        reply = Reply((Text("reporter.nobody_yet", {"code": case.code}),),
+                      phones=("113", "111"))
+        await self.outbox.send(tx, reporter, reply, now, kind=Kind.REPORTER_NOTICE,
+                               case_id=case.id, dedupe_key=f"ack-late-reporter:{case.id}")
+
     async def _remind(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
                       now: datetime) -> None:
         if case.assignee_id is None and case.escalation_level >= self.top:
@@ -165,6 +178,8 @@ class Escalation:
 
     async def _escalate(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
                         now: datetime, rearm: bool = True) -> None:
+        if dl.step == "acknowledge" and case.urgency == Urgency.EMERGENCY:
+            await self._tell_reporter_to_call(tx, case, now)
         top = self.top
         if case.escalation_level >= top:
             await self._wait_at_top(tx, case, dl, now)
