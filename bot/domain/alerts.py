@@ -43,12 +43,13 @@ def case_details(case: Case, village_name: str | None, deadlines: Sequence[Deadl
             "age": Text(f"age.{case.age_band}"),
             "sex": Text(f"sex.{case.sex}"),
             "count": case.child_count,
-            "name": case.child_name or Text("report.not_given"),
+            "name": case.child_name or Text("report.name.unknown"),
         }),
         Text("alert.description", {"description": description or Text("report.voice_note")}),
     ]
     if attachment_count:
-        texts.append(Text("alert.attachments", {"count": attachment_count}))
+        texts.append(Text("alert.attachment") if attachment_count == 1
+                     else Text("alert.attachments", {"count": attachment_count}))
     open_deadlines = [d for d in deadlines if d.met_at is None]
     if open_deadlines:
         texts.append(Text("alert.deadlines", {"lines": [
