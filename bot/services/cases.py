@@ -90,7 +90,7 @@ class CaseService:
         # A new case has no attachments other than these, and the deadlines just armed.
         details = alerts.case_details(case, village, await deadlines.deadlines_of(tx, case.id),
                                       len(files))
-        reply = alerts.team_alert(case, details, 1)
+        reply = alerts.team_alert(case, details)
         collaborators = [p for p in village_collaborators(everyone, village_id)
                          if p.id != reporter.id and p not in team
                          and cfg.tell_village_collaborator]

@@ -199,7 +199,11 @@ class Escalation:
         files = await cases.attachments_of(tx, case.id)
         details = alerts.case_details(case, self.directory.village_name(case.village_id),
                                       await deadlines.deadlines_of(tx, case.id), len(files))
-        reply = alerts.team_alert(case, details, level, dl.step)
+        # How long it waited by the clock of its deadline (15 minutes, then 30...), not by
+        # when the timer happened to run.
+        climb = alerts.Climb(dl.step, timer.fire_at - dl.started_at,
+                             tuple((p.name, p.role) for p in targets))
+        reply = alerts.team_alert(case, details, climb)
         for person in targets:
             joined = await cases.join_team(tx, case.id, person.id, level, Access.TEAM, now)
             if not joined:
