@@ -161,6 +161,7 @@ class CaseService:
                         name=holder.name if holder else "?")]
         case = await cases.case_by_id(tx, case.id) or case
         await self.escalation.meet(tx, case.id, "acknowledge", now)
+        await self.escalation.remind_holder(tx, case, now)
         await cases.audit(tx, case.id, actor.id, "acknowledged", now)
         # The rest of the team keeps its way in to the case through this notice (the
         # officer still assesses a case the police took); the old alert copies go quiet.

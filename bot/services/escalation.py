@@ -29,6 +29,8 @@ from storage import cases, deadlines, people
 from storage.db import Tx
 
 log = logging.getLogger(__name__)
+# The holder's own reminders of a deadline are numbered from here (the first ones from 0).
+HOLDER_SEQ = 100
 
 
 class Escalation:
@@ -55,6 +57,21 @@ class Escalation:
 
     async def meet(self, tx: Tx, case_id: int, step: str, now: datetime) -> bool:
         return await deadlines.meet_deadline(tx, case_id, step, now)
+
+    async def remind_holder(self, tx: Tx, case: Case, now: datetime) -> None:
+        """Someone took the case: each deadline still open reminds them first, at the same
+        fractions of the time left (a deadline already passed, at once), before it climbs.
+        The reminders armed at the case's start may have gone to the team before anyone
+        took it, or be past already."""
+        fractions = self.directory.config.reminders_at
+        for dl in await deadlines.deadlines_of(tx, case.id):
+            if dl.met_at is not None or dl.step == "acknowledge":
+                continue
+            left = dl.due_at - now
+            times = [now + left * f for f in fractions] if left.total_seconds() > 0 else [now]
+            for seq, fire_at in enumerate(times):
+                await deadlines.arm_timer(tx, dl.id, f"remind{dl.version}", HOLDER_SEQ + seq,
+                                          fire_at, dl.version)
 
     async def arm_new_case(self, tx: Tx, case: Case) -> None:
         """All first deadlines of a new case and their timers, in two statements."""
@@ -86,7 +103,9 @@ class Escalation:
         if case is None or case.closed:
             return
         if timer.kind.startswith("remind"):
-            if now < dl.due_at:  # a reminder after its deadline (e.g. after downtime) is noise
+            # A reminder after its deadline (e.g. after downtime) is noise, unless it is the
+            # one telling whoever just took the case that a deadline already passed.
+            if now < dl.due_at or timer.seq >= HOLDER_SEQ:
                 await self._remind(tx, case, dl, timer, now)
         else:
             await self._escalate(tx, case, dl, timer, now,
