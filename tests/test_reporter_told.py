@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot import i18n
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, load_commune
 from storage import cases
@@ -67,3 +68,29 @@ async def test_a_case_taken_in_time_tells_the_reporter_only_that(world: Telegram
     texts = [m.text for m in w.fake.inbox(CITIZEN)]
     assert any(shows(t, "reporter.being_handled", code=case.code) for t in texts)
     assert not any(shows(t, "reporter.nobody_yet", code=case.code) for t in texts)
+
+
+async def test_an_alert_nobody_took_in_time_says_so(world: TelegramWorld) -> None:
+    """Issue 13, item 8: the first alert's copy stops reading "VỤ VIỆC MỚI" once its
+    acknowledge deadline passed; it keeps its buttons, and taking the case edits it
+    again."""
+    w = world
+    story = violence_in_thon_tay("Bố say rượu đánh cháu, cháu đang khóc.")
+    for kind, value in [(k, "danger:yes" if v == "danger:no" else v) for k, v in story]:
+        await (w.say(CITIZEN, value) if kind == "say" else w.press(CITIZEN, value))
+    case = await read(w.app, cases.case_by_code, "VT-2026-0001")
+    assert case is not None
+    alert = next(m for m in w.fake.inbox(OFFICER) if f"case:ack:{case.id}" in m.callback_data)
+    assert shows(alert.text, "alert.new", code=case.code)
+    w.clock.advance(timedelta(minutes=16))
+    await w.app.settle()
+    assert alert.edits, "the alert was edited"
+    assert shows(alert.edits[-1], "alert.overdue", code=case.code,
+                 waited=i18n.t("waited.minutes", "vi", count=15))
+    assert not shows(alert.edits[-1], "alert.new", code=case.code)
+    assert f"case:ack:{case.id}" in alert.callback_data
+    await w.press(OFFICER, f"case:ack:{case.id}")
+    await w.app.settle()
+    assert shows(alert.edits[-1], "case.taken_by", code=case.code,
+                 name=next(p for p in load_commune(DEMO_CONFIG).people
+                           if p.key == "officer").name)

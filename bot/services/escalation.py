@@ -11,6 +11,7 @@ the top people's digest (bot/services/top_digest.py), not in an alert per period
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from bot.domain import alerts
@@ -25,12 +26,14 @@ from bot.domain.work_hours import WorkHours
 from bot.services.directory import Directory
 from bot.services.outbox import Outbox
 from bot.services.top_digest import TopDigest
-from storage import cases, deadlines, people
+from storage import cases, deadlines, outbox, people
 from storage.db import Tx
 
 log = logging.getLogger(__name__)
 # The holder's own reminders of a deadline are numbered from here (the first ones from 0).
 HOLDER_SEQ = 100
+# The edit of a first alert that says it is overdue (taking the case makes the other one).
+OVERDUE_EDIT = 0
 
 
 class Escalation:
@@ -223,6 +226,8 @@ class Escalation:
         climb = alerts.Climb(dl.step, timer.fire_at - dl.started_at,
                              tuple((p.name, p.role) for p in targets))
         reply = alerts.team_alert(case, details, climb)
+        if dl.step == "acknowledge":
+            await self._mark_overdue(tx, case, details, climb, now)
         for person in targets:
             joined = await cases.join_team(tx, case.id, person.id, level, Access.TEAM, now)
             if not joined:
@@ -251,6 +256,22 @@ class Escalation:
             next_at = now + period
         await deadlines.arm_timer(tx, dl.id, timer.kind, timer.seq + 1, next_at, dl.version)
         log.info("case %s escalated to level %s on %s", case.id, level, dl.step)
+
+    async def _mark_overdue(self, tx: Tx, case: Case, details: tuple[Text, ...],
+                            climb: alerts.Climb, now: datetime) -> None:
+        """The first alert's copies stop reading "new case": they say nobody took it in
+        time, and keep their buttons (edited once; taking the case edits them again)."""
+        overdue = Text("alert.overdue", {"code": case.code, "waited": alerts.waited(
+            climb.waited)})
+        village = self.directory.village_name(case.village_id)
+        for message in await outbox.case_alerts(tx, case.id):
+            if message.kind != Kind.ALERT:
+                continue
+            shown = (alerts.group_alert(case, village) if message.meta.get("group")
+                     else alerts.team_alert(case, details))
+            edited = replace(shown, texts=(overdue, *shown.texts[1:])
+                             if not message.meta.get("group") else (overdue, *shown.texts))
+            await self.outbox.edit(tx, message, edited, now, message.language, seq=OVERDUE_EDIT)
 
     async def _wait_at_top(self, tx: Tx, case: Case, dl: Deadline, now: datetime) -> None:
         """A deadline passed for a case already at the top: no alert again, the case goes
