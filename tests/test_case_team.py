@@ -16,20 +16,51 @@ async def test_question_is_relayed_and_anonymous_reporter_stays_anonymous(
     await officer.tap("case:ask:1")
     assert (await officer.last())["ids"] == ["ask.prompt"]
     await officer.text("Bé học lớp mấy, trường nào?")
-    assert (await officer.last())["ids"] == ["case.question_sent"]
+    sent = await officer.last()
+    assert sent["ids"] == ["case.question_sent"]
+    assert choice_ids(sent) == ["case:ack:1", "case:ask:1"], "no dead end: take it, ask more"
     question = await citizen.last()
     assert "Bé học lớp mấy" in question["text"] and code in question["text"]
     assert choice_ids(question) == ["case:reply:1"]
     await citizen.tap("case:reply:1")
     await citizen.text("Lớp 7, trường THCS Vĩnh Thủy")
     assert (await citizen.last())["ids"] == ["reporter.answer_sent"]
-    # Nobody has taken the case yet, so the whole team hears the answer.
+    # The answer goes back to the officer who asked, with a way on.
     relayed = await officer.last()
     assert "Lớp 7" in relayed["text"]
     assert "Chị Lan" not in relayed["text"]
+    assert choice_ids(relayed) == ["case:ack:1", "case:ask:1"]
     # Someone else cannot answer in the reporter's place.
     await sim["collaborator"].tap("case:reply:1")
     assert (await sim["collaborator"].last())["ids"] == ["case.not_allowed"]
+
+
+async def test_the_answer_goes_to_whoever_asked_and_to_the_holder(sim: Simulator) -> None:
+    await walk_report(sim, "citizen", REPORT_STEPS)
+    officer, police, citizen = sim["officer"], sim["police"], sim["citizen"]
+    await officer.tap("case:ack:1")
+    await officer.inbox()
+    await police.inbox()
+    # The police officer asks; the officer holds the case.
+    await police.tap("case:ask:1")
+    await police.text("Cháu có bị thương không?")
+    await citizen.tap("case:reply:1")
+    await citizen.text("Cháu bị bầm tay.")
+    for who in (police, officer):
+        relayed = [m for m in await who.inbox() if m["ids"] == ["case.reporter_answered"]]
+        assert len(relayed) == 1, who.key
+        assert "Cháu bị bầm tay" in relayed[0]["text"]
+        assert "case:ask:1" in choice_ids(relayed[0])
+    # Someone on the team who neither asked nor holds it is not told.
+    assert not [m for m in await sim["police_chief"].inbox(all_=True)
+                if m["ids"] == ["case.reporter_answered"]]
+    # A second question, by the officer this time: only the officer hears its answer.
+    await officer.tap("case:ask:1")
+    await officer.text("Bố mẹ cháu có nhà không?")
+    await citizen.tap("case:reply:1")
+    await citizen.text("Có mẹ ở nhà.")
+    assert [m["ids"] for m in await officer.inbox()][-1] == ["case.reporter_answered"]
+    assert not [m for m in await police.inbox() if m["ids"] == ["case.reporter_answered"]]
 
 
 async def test_hand_over_moves_the_case_and_alerts_the_new_holder(sim: Simulator) -> None:

@@ -11,7 +11,7 @@ from bot.domain.messages import Input
 from bot.services.conversation import InboundEvent
 from storage import cases, deadlines, people
 from tests.support.database import change, count, messages
-from tests.support.simulator import Simulator
+from tests.support.simulator import Simulator, choice_ids, walk_report
 from tests.support.stories import EMERGENCY_REPORT
 from tests.support.waiting import eventually
 
@@ -170,3 +170,34 @@ async def test_a_team_member_with_no_channel_run_here_sends_the_case_up_at_once(
         case = await cases.case_by_code(s, "VT-2026-0001")
         assert case is not None and case.escalation_level == 2
     assert [m for m in await messages(sim.app) if m.channel != "web"] == []
+
+
+async def test_an_escalation_names_who_was_told_and_why(sim: Simulator) -> None:
+    """Issue 13, item 8: people, not levels ("cấp 2"): nobody took it after 15 minutes, and
+    these are the people told now."""
+    await walk_report(sim, "citizen", [("text", "/start"), *EMERGENCY_REPORT])
+    await sim.advance(16)
+    chief = sim["police_chief"]
+    climbed = next(m for m in await chief.inbox(all_=True) if m["kind"] == "escalation")
+    assert climbed["ids"][0] == "alert.nobody_took"
+    first_line = climbed["text"].splitlines()[0]
+    assert "15 phút" in first_line and "cấp" not in climbed["text"].split("\n\n")[0]
+    told = climbed["text"].split("\n\n")[0]
+    assert "Đã báo thêm" in told and "Anh Dũng (Trưởng Công an xã)" in told
+
+
+async def test_whoever_takes_a_late_case_is_reminded_before_it_climbs(sim: Simulator) -> None:
+    """Issue 13, item 8: an EMERGENCY nobody took for 11 hours (its first assessment is due
+    at 12): the reminders of that deadline went to the team before anyone took it, so the
+    officer who takes it now is reminded at half and nine tenths of the hour left."""
+    await walk_report(sim, "citizen", [("text", "/start"), *EMERGENCY_REPORT])
+    for _ in range(11):
+        await sim.advance(60)
+    officer = sim["officer"]
+    await officer.tap("case:ack:1")
+    await officer.inbox()
+    await sim.advance(58)  # not yet the deadline itself
+    reminded = [m for m in await officer.inbox() if m["kind"] == "reminder"]
+    assert len(reminded) == 2, [m["ids"] for m in reminded]
+    assert all(m["ids"] == ["reminder.deadline"] for m in reminded)
+    assert "case:assess:1" in choice_ids(reminded[0])

@@ -25,7 +25,7 @@ def bot_process(tmp_path: Path) -> Iterator[BotProcess]:
 
 async def escalations(sim: Simulator, key: str) -> int:
     msgs = await sim[key].inbox(all_=True)
-    return sum("alert.escalated" in m["ids"] for m in msgs)
+    return sum("alert.nobody_took" in m["ids"] or "alert.escalated" in m["ids"] for m in msgs)
 
 
 async def test_sigkill_mid_report_and_pending_deadline(bot_process: BotProcess) -> None:

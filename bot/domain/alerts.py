@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.cases import URGENCIES, Attachment, Case, Deadline
@@ -43,12 +44,13 @@ def case_details(case: Case, village_name: str | None, deadlines: Sequence[Deadl
             "age": Text(f"age.{case.age_band}"),
             "sex": Text(f"sex.{case.sex}"),
             "count": case.child_count,
-            "name": case.child_name or Text("report.not_given"),
+            "name": case.child_name or Text("report.name.unknown"),
         }),
         Text("alert.description", {"description": description or Text("report.voice_note")}),
     ]
     if attachment_count:
-        texts.append(Text("alert.attachments", {"count": attachment_count}))
+        texts.append(Text("alert.attachment") if attachment_count == 1
+                     else Text("alert.attachments", {"count": attachment_count}))
     open_deadlines = [d for d in deadlines if d.met_at is None]
     if open_deadlines:
         texts.append(Text("alert.deadlines", {"lines": [
@@ -61,11 +63,33 @@ def case_details(case: Case, village_name: str | None, deadlines: Sequence[Deadl
     return tuple(texts)
 
 
-def team_alert(case: Case, details: tuple[Text, ...], level: int, step: str | None = None
-               ) -> Reply:
-    lead = (Text("alert.new", {"code": case.code}) if step is None else
-            Text("alert.escalated", {"code": case.code, "level": level,
-                                     "step": Text(f"step.{step}")}))
+@dataclass(frozen=True)
+class Climb:
+    """Why a case reached more people: the step it missed, how long it had waited for it,
+    and who (name, role) was told now."""
+
+    step: str
+    waited: timedelta
+    told: tuple[tuple[str, str], ...]
+
+
+def team_alert(case: Case, details: tuple[Text, ...], climb: Climb | None = None) -> Reply:
+    """A case's alert: new, or (climbed) saying in words of people, not levels, why more
+    were told and who they are."""
+    if climb is None:
+        lead = Text("alert.new", {"code": case.code})
+    else:
+        # A name the commune file already gave a title ("Anh Dũng (Trưởng Công an xã)")
+        # is shown as written; a bare one gets its role.
+        told = [name if "(" in name else
+                Text("alert.told_person", {"name": name, "role": Text(f"role.{role}")})
+                for name, role in climb.told]
+        params: dict[str, object] = {"code": case.code, "waited": waited(climb.waited),
+                                     "people": told}
+        if climb.step == "acknowledge":
+            lead = Text("alert.nobody_took", params)
+        else:
+            lead = Text("alert.escalated", {**params, "step": Text(f"step.{climb.step}")})
     actions = ACTIONS if case.assignee_id is None else FOLLOW_UP
     return Reply((lead, *details), action_choices(case.id, actions))
 

@@ -6,6 +6,7 @@ Stable keys, stored in the database and used as button ids and catalog ids
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -184,3 +185,13 @@ class Attachment:
     kind: str
     channel: str
     file_ref: str
+
+
+CODE_RE: Final = re.compile(r"^[A-Z]{1,6}-\d{4}-\d{1,6}$")
+
+
+def normalise_code(raw: str) -> str | None:
+    """A case code as typed (" vt-2026-0042 "), written the way codes are; None if it is
+    not one."""
+    code = re.sub(r"\s+", "", raw[:40]).upper()
+    return code if CODE_RE.match(code) else None

@@ -14,8 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bot.domain.cases import normalise_code
+from bot.domain.distress import sounds_like_danger
 from bot.domain.messages import Choice, Input, Reply, Text, say
-from bot.flows.effects import Effect, RedeemInvite
+from bot.flows.effects import Effect, LookUpStatus, RedeemInvite
 from bot.flows.routes import (
     MENU,
     Cancel,
@@ -43,6 +45,8 @@ class Context:
     languages: tuple[str, ...] = ("vi", "en")
     # The input came from a group chat (the alert group), not a private one.
     in_group: bool = False
+    # The person's very first message to the bot (nothing was said to them yet).
+    first_contact: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,7 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
             # press): the same answer, nothing made twice.
             return state, [Reply.from_json(state.done[inp.choice])]
     if state.idle or state.flow not in book.flows or state.step not in book[state.flow].steps:
-        return _idle(state, inp, ctx)
+        return _idle(book, state, inp, ctx)
     if inp.kind == "choice" and inp.choice == "back":
         return _back(book, state, ctx)
     flow = book[state.flow]
@@ -261,14 +265,38 @@ def _on_command(book: FlowBook, state: State, inp: Input,
         return start(book, target.flow, ctx, current=state)
     if isinstance(target, ServiceCommand):
         return state, [target.effect(inp.args)]
-    reprompt = prompt_of(book, state, ctx) if not state.idle else main_menu(ctx)
-    return state, [Reply((Text("error.unknown_command", {"command": inp.command[:32]}),)),
-                   reprompt]
+    unknown = Text("error.unknown_command", {"command": inp.command[:32]})
+    if state.idle:
+        return _idle(book, state, inp, ctx, lead=unknown)
+    return state, [Reply((unknown,)), prompt_of(book, state, ctx)]
 
 
-def _idle(state: State, inp: Input, ctx: Context) -> tuple[State, list[Effect]]:
-    return (State(parked=state.parked, done=state.done),
-            [main_menu(ctx, Text("error.not_understood"))])
+# The numbers a person who may be frightened sees first, as call buttons where the channel
+# has them: the child-protection hotline, the police, the ambulance.
+HOTLINES = ("111", "113", "115")
+
+
+def _idle(book: FlowBook, state: State, inp: Input, ctx: Context,
+          lead: Text | None = None) -> tuple[State, list[Effect]]:
+    """What someone writes outside any question. The first message ever gets the welcome;
+    words of danger go straight to the report's first question; a case code is looked up;
+    anything else leads with the emergency numbers, "report" first among the buttons."""
+    kept = State(parked=state.parked, done=state.done)
+    text = inp.text if inp.kind == "text" else ""
+    if text and sounds_like_danger(text):
+        opened, effects = start(book, "report", ctx, current=state)
+        *before, question = effects
+        if isinstance(question, Reply):  # one message: the numbers, then the question
+            question = replace(question, texts=(Text("distress.heard"), *question.texts),
+                               phones=HOTLINES)
+        return opened, [*before, question]
+    if ctx.first_contact:
+        return kept, [main_menu(ctx, Text("welcome", {"commune": ctx.commune_name}))]
+    code = normalise_code(text) if text else None
+    if code is not None:
+        return kept, [LookUpStatus(code)]
+    menu = main_menu(ctx, Text("error.call_now"), lead or Text("error.not_understood"))
+    return kept, [replace(menu, phones=HOTLINES)]
 
 
 def _offer_resume() -> Reply:

@@ -25,7 +25,9 @@ def answer(topic: str, ctx: Context) -> Reply:
             return Reply((Text("help.addresses.none"),))
         return Reply((Text("help.addresses", {"addresses": "\n".join(
             f"• {a}" for a in ctx.trusted_addresses)}),))
-    return Reply((Text(f"help.{topic}"),), phones=("111",))
+    # The drowning advice says to call 115 (an ambulance) first.
+    phones = ("115", "111") if topic == "drowning" else ("111",)
+    return Reply((Text(f"help.{topic}"),), phones=phones)
 
 
 def on_topic(picked: str, state: State, ctx: Context) -> Outcome:

@@ -143,6 +143,12 @@ def on_photo(inp: Input, state: State, ctx: Context) -> Outcome:
     return Retry(Text("report.photos.hint"))
 
 
+def photos_received(state: State, ctx: Context) -> dict[str, Any]:
+    count = len(state.data.get("photos", ()))
+    return {"received": Text("report.photos.received", {"count": count}) if count
+            else Text("report.photos.none")}
+
+
 def on_contact(picked: str, state: State, ctx: Context) -> Outcome:
     if picked == "contact:anonymous":
         return Go("review", {"anonymous": True, "phone": None})
@@ -180,7 +186,7 @@ def review_params(state: State, ctx: Context) -> dict[str, Any]:
         "place": place,
         "age": Text(f"age.{d.get('age_band', 'unknown')}"),
         "sex": Text(f"sex.{d.get('sex', 'unknown')}"),
-        "name": d.get("child_name") or Text("report.not_given"),
+        "name": d.get("child_name") or Text("report.name.unknown"),
         "count": d.get("child_count", 1),
         "description": description,
         "photos": len(d.get("photos", ())),
@@ -237,7 +243,7 @@ REPORT = Flow(
                      frozenset({"photos", "description"})),
             ask_text("photos", "report.photos.prompt", on_photo,
                      frozenset({"contact", "photos"}), options=(DONE_PHOTOS,), request="photo",
-                     params=lambda s, c: {"count": len(s.data.get("photos", ()))}),
+                     params=photos_received),
             choose("contact", "report.contact.prompt", CONTACT, on_contact,
                    frozenset({"review", "phone"})),
             ask_text("phone", "report.phone.prompt", on_phone, frozenset({"review"}),

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
+from bot.domain.cases import normalise_code
 from bot.domain.messages import Choice, Input, Reply, Text
 from bot.flows.effects import LookUpStatus, SetLanguage
 from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
 from bot.flows.steps import ask_text, choose
-
-CODE_RE = re.compile(r"^[A-Z]{1,6}-\d{4}-\d{1,6}$")
-
-
-def normalise_code(raw: str) -> str | None:
-    code = re.sub(r"\s+", "", raw).upper()
-    return code if CODE_RE.match(code) else None
 
 
 def on_code(inp: Input, state: State, ctx: Context) -> Outcome:

@@ -90,7 +90,7 @@ class CaseService:
         # A new case has no attachments other than these, and the deadlines just armed.
         details = alerts.case_details(case, village, await deadlines.deadlines_of(tx, case.id),
                                       len(files))
-        reply = alerts.team_alert(case, details, 1)
+        reply = alerts.team_alert(case, details)
         collaborators = [p for p in village_collaborators(everyone, village_id)
                          if p.id != reporter.id and p not in team
                          and cfg.tell_village_collaborator]
@@ -161,6 +161,7 @@ class CaseService:
                         name=holder.name if holder else "?")]
         case = await cases.case_by_id(tx, case.id) or case
         await self.escalation.meet(tx, case.id, "acknowledge", now)
+        await self.escalation.remind_holder(tx, case, now)
         await cases.audit(tx, case.id, actor.id, "acknowledged", now)
         # The rest of the team keeps its way in to the case through this notice (the
         # officer still assesses a case the police took); the old alert copies go quiet.
@@ -237,7 +238,13 @@ class CaseService:
             (Choice(f"case:reply:{case.id}", Text("case.button.reply")),)), now,
             kind=Kind.QUESTION, case_id=case.id)
         await cases.audit(tx, case.id, actor.id, "question_asked", now)
-        return [say("case.question_sent", code=case.code)]
+        return [Reply((Text("case.question_sent", {"code": case.code}),),
+                      alerts.action_choices(case.id, self._next_actions(case)))]
+
+    @staticmethod
+    def _next_actions(case: Case) -> tuple[str, ...]:
+        """The buttons after a question went or came back: take it while nobody has."""
+        return ("ack", "ask") if case.assignee_id is None else alerts.FOLLOW_UP
 
     async def reporter_answer(self, tx: Tx, case_id: int, reporter: Person, answer: str,
                               now: datetime) -> list[Reply]:
@@ -246,9 +253,24 @@ class CaseService:
             return [say("error.stale_button")]
         if not is_reporter(reporter, case):
             return [say("case.not_allowed")]
-        reply = say("case.reporter_answered", code=case.code, answer=answer)
-        await self._tell_team(tx, case, reply, now, None, only_assignee=True)
-        await cases.audit(tx, case.id, reporter.id, "reporter_answered", now)
+        # The answer goes to whoever asked since the last answer, and to the case holder.
+        history = await cases.case_events(tx, case.id)
+        answered = [n for n, e in enumerate(history) if e.action == "reporter_answered"]
+        since = answered[-1] + 1 if answered else 0
+        askers = [e.actor_id for e in history[since:]
+                  if e.action == "question_asked" and e.actor_id is not None]
+        ids = list(dict.fromkeys([*askers, *([case.assignee_id] if case.assignee_id else [])]))
+        reply = Reply((Text("case.reporter_answered", {"code": case.code, "answer": answer}),),
+                      alerts.action_choices(case.id, self._next_actions(case)))
+        found = await people.people_by_id(tx, ids)
+        for pid in ids:
+            if (person := found.get(pid)) is not None:
+                await self.outbox.send(tx, person, reply, now, kind=Kind.TEAM_NOTICE,
+                                       case_id=case.id)
+        if not found:  # nobody to give it to by name: an answer is never dropped
+            await self._tell_team(tx, case, reply, now, None)
+        await cases.audit(tx, case.id, reporter.id, "reporter_answered", now,
+                          told=[pid for pid in ids if pid in found])
         return [say("reporter.answer_sent", code=case.code)]
 
     async def hand_over(self, tx: Tx, case: Case, actor: Person, to_person_id: int,

@@ -125,6 +125,18 @@ class Services:
     period_reports: PeriodReports
 
 
+def with_way_on(replies: list[Reply], menu: Reply) -> list[Reply]:
+    """No screen is a dead end: a turn that leaves the person outside any question ends
+    with buttons. A last answer without any gets the menu's (on the same message, so a
+    channel that counts messages pays nothing more)."""
+    if not replies:
+        return replies
+    last = replies[-1]
+    if last.choices or last.request:
+        return replies
+    return [*replies[:-1], replace(last, choices=menu.choices)]
+
+
 class ConversationService:
     def __init__(self, database: Database, clock: Clock, directory: Directory,
                  outbox: Outbox, services: Services,
@@ -174,14 +186,19 @@ class ConversationService:
         state = engine.State.from_json(conv.state if conv else None)
         if conv is not None and now - conv.updated_at > DRAFT_TTL:
             state = engine.State()
-        ctx = await self._context(tx, person, in_group=event.group is not None)
+        ctx = await self._context(tx, person, in_group=event.group is not None,
+                                  first_contact=conv is None)
         inp = self._typed(event, state, ctx, person.language)
         new_state, effects = engine.step(FLOWS, state, inp, ctx)
         turn = Turn(person, event.channel, event.sender, new_state, ctx, now)
+        replies: list[Reply] = []
         for effect in effects:
-            for reply in await self._carry_out(tx, turn, effect, event.group):
-                await self.outbox.send(tx, turn.person, reply, now,
-                                       to=(event.channel, event.sender))
+            replies.extend(await self._carry_out(tx, turn, effect, event.group))
+        if event.group is None and turn.state.idle:
+            replies = with_way_on(replies, engine.main_menu(turn.ctx))
+        for reply in replies:
+            await self.outbox.send(tx, turn.person, reply, now,
+                                   to=(event.channel, event.sender))
         if turn.state != state or conv is None:
             saved = await conversations.save_conversation(
                 tx, person.id, turn.state.to_json(), conv.version if conv else None, now)
@@ -222,7 +239,8 @@ class ConversationService:
         await people.note_seen(tx, ident, now, SEEN_REFRESH)
         return person, conv
 
-    async def _context(self, tx: Tx, person: Person, in_group: bool) -> engine.Context:
+    async def _context(self, tx: Tx, person: Person, in_group: bool,
+                       first_contact: bool = False) -> engine.Context:
         cfg = self.directory.config
         team: tuple[tuple[str, str], ...] = ()
         if works_cases(person.role):
@@ -233,7 +251,7 @@ class ConversationService:
             role=person.role, language=person.language, villages=cfg.villages,
             own_village=self.directory.village_key(person.village_id), team=team,
             officer_phone=cfg.officer_phone, trusted_addresses=cfg.trusted_addresses,
-            commune_name=cfg.name, in_group=in_group,
+            commune_name=cfg.name, in_group=in_group, first_contact=first_contact,
         )
 
     def _typed(self, event: InboundEvent, state: engine.State, ctx: engine.Context,

@@ -11,22 +11,29 @@ the top people's digest (bot/services/top_digest.py), not in an alert per period
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from bot.domain import alerts
 from bot.domain.cases import FIRST_STEPS, Access, Case, Deadline, Timer, Urgency
 from bot.domain.delivery import INSTEAD_OF, OutboxMessage, copy_key
 from bot.domain.message_kinds import Kind, rule_of
+from bot.domain.messages import Reply, Text
 from bot.domain.people import Person
+from bot.domain.permissions import hears_as_reporter
 from bot.domain.routing import level_recipients
 from bot.domain.work_hours import WorkHours
 from bot.services.directory import Directory
 from bot.services.outbox import Outbox
 from bot.services.top_digest import TopDigest
-from storage import cases, deadlines, people
+from storage import cases, deadlines, outbox, people
 from storage.db import Tx
 
 log = logging.getLogger(__name__)
+# The holder's own reminders of a deadline are numbered from here (the first ones from 0).
+HOLDER_SEQ = 100
+# The edit of a first alert that says it is overdue (taking the case makes the other one).
+OVERDUE_EDIT = 0
 
 
 class Escalation:
@@ -53,6 +60,21 @@ class Escalation:
 
     async def meet(self, tx: Tx, case_id: int, step: str, now: datetime) -> bool:
         return await deadlines.meet_deadline(tx, case_id, step, now)
+
+    async def remind_holder(self, tx: Tx, case: Case, now: datetime) -> None:
+        """Someone took the case: each deadline still open reminds them first, at the same
+        fractions of the time left (a deadline already passed, at once), before it climbs.
+        The reminders armed at the case's start may have gone to the team before anyone
+        took it, or be past already."""
+        fractions = self.directory.config.reminders_at
+        for dl in await deadlines.deadlines_of(tx, case.id):
+            if dl.met_at is not None or dl.step == "acknowledge":
+                continue
+            left = dl.due_at - now
+            times = [now + left * f for f in fractions] if left.total_seconds() > 0 else [now]
+            for seq, fire_at in enumerate(times):
+                await deadlines.arm_timer(tx, dl.id, f"remind{dl.version}", HOLDER_SEQ + seq,
+                                          fire_at, dl.version)
 
     async def arm_new_case(self, tx: Tx, case: Case) -> None:
         """All first deadlines of a new case and their timers, in two statements."""
@@ -84,7 +106,9 @@ class Escalation:
         if case is None or case.closed:
             return
         if timer.kind.startswith("remind"):
-            if now < dl.due_at:  # a reminder after its deadline (e.g. after downtime) is noise
+            # A reminder after its deadline (e.g. after downtime) is noise, unless it is the
+            # one telling whoever just took the case that a deadline already passed.
+            if now < dl.due_at or timer.seq >= HOLDER_SEQ:
                 await self._remind(tx, case, dl, timer, now)
         else:
             await self._escalate(tx, case, dl, timer, now,
@@ -142,6 +166,17 @@ class Escalation:
         return await deadlines.arm_timer(tx, dl.id, f"unreachable{dl.version}", seq, now,
                                          dl.version)
 
+    async def _tell_reporter_to_call(self, tx: Tx, case: Case, now: datetime) -> None:
+        """Nobody took an EMERGENCY in time: its reporter must not wait on us, but call the
+        police or the hotline themselves (once per case; the chain climbs meanwhile)."""
+        reporter = await people.person(tx, case.reporter_id) if case.reporter_id else None
+        if reporter is None or not hears_as_reporter(reporter):
+            return
+        reply = Reply((Text("reporter.nobody_yet", {"code": case.code}),),
+                      phones=("113", "111"))
+        await self.outbox.send(tx, reporter, reply, now, kind=Kind.REPORTER_NOTICE,
+                               case_id=case.id, dedupe_key=f"ack-late-reporter:{case.id}")
+
     async def _remind(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
                       now: datetime) -> None:
         if case.assignee_id is None and case.escalation_level >= self.top:
@@ -165,6 +200,8 @@ class Escalation:
 
     async def _escalate(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
                         now: datetime, rearm: bool = True) -> None:
+        if dl.step == "acknowledge" and case.urgency == Urgency.EMERGENCY:
+            await self._tell_reporter_to_call(tx, case, now)
         top = self.top
         if case.escalation_level >= top:
             await self._wait_at_top(tx, case, dl, now)
@@ -184,7 +221,13 @@ class Escalation:
         files = await cases.attachments_of(tx, case.id)
         details = alerts.case_details(case, self.directory.village_name(case.village_id),
                                       await deadlines.deadlines_of(tx, case.id), len(files))
-        reply = alerts.team_alert(case, details, level, dl.step)
+        # How long it waited by the clock of its deadline (15 minutes, then 30...), not by
+        # when the timer happened to run.
+        climb = alerts.Climb(dl.step, timer.fire_at - dl.started_at,
+                             tuple((p.name, p.role) for p in targets))
+        reply = alerts.team_alert(case, details, climb)
+        if dl.step == "acknowledge":
+            await self._mark_overdue(tx, case, details, climb, now)
         for person in targets:
             joined = await cases.join_team(tx, case.id, person.id, level, Access.TEAM, now)
             if not joined:
@@ -213,6 +256,22 @@ class Escalation:
             next_at = now + period
         await deadlines.arm_timer(tx, dl.id, timer.kind, timer.seq + 1, next_at, dl.version)
         log.info("case %s escalated to level %s on %s", case.id, level, dl.step)
+
+    async def _mark_overdue(self, tx: Tx, case: Case, details: tuple[Text, ...],
+                            climb: alerts.Climb, now: datetime) -> None:
+        """The first alert's copies stop reading "new case": they say nobody took it in
+        time, and keep their buttons (edited once; taking the case edits them again)."""
+        overdue = Text("alert.overdue", {"code": case.code, "waited": alerts.waited(
+            climb.waited)})
+        village = self.directory.village_name(case.village_id)
+        for message in await outbox.case_alerts(tx, case.id):
+            if message.kind != Kind.ALERT:
+                continue
+            shown = (alerts.group_alert(case, village) if message.meta.get("group")
+                     else alerts.team_alert(case, details))
+            edited = replace(shown, texts=(overdue, *shown.texts[1:])
+                             if not message.meta.get("group") else (overdue, *shown.texts))
+            await self.outbox.edit(tx, message, edited, now, message.language, seq=OVERDUE_EDIT)
 
     async def _wait_at_top(self, tx: Tx, case: Case, dl: Deadline, now: datetime) -> None:
         """A deadline passed for a case already at the top: no alert again, the case goes

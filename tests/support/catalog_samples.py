@@ -59,8 +59,11 @@ def built_replies() -> Iterator[Reply]:
                                         reporter_anonymous=False, reporter_phone="0912345678",
                                         description=None, urgency="EMERGENCY")):
         details = alerts.case_details(case, None, deadlines, 2)
-        yield alerts.team_alert(case, details, 1)
-        yield alerts.team_alert(case, details, 2, "acknowledge")
+        yield alerts.team_alert(case, details)
+        for step in ("acknowledge", "initial_assessment"):
+            yield alerts.team_alert(case, details, alerts.Climb(
+                step, timedelta(minutes=15), (("Anh Tuấn", "police"), ("Chị Hoa", "officer"),
+                                              ("Ông Bình", "leader"), ("Chị Mai", "admin"))))
         yield alerts.village_notice(case, "Thôn Đông")
         yield alerts.reminder(case, "initial_assessment", DUE)
     # The top of the chain's digest: one case taken, one not, one placed on a map, and
