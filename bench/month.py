@@ -151,7 +151,9 @@ async def hour_of(sim: Simulator, app: App, clock: FakeClock, day: int, hour: in
             later.append((now + timedelta(days=3), who, "close", case_id))
             life.taken += 1
         else:
-            await act(sim, who, f"case:close:{case_id}", "outcome:supported")
+            await act(sim, who, f"case:close:{case_id}", "outcome:supported",
+                      text="Đã hỗ trợ gia đình, bé đã ổn.")
+            await act(sim, who, "close:confirm")
             life.closed += 1
     if local.hour in REPORT_HOURS[:per_day]:
         citizen = sim["citizen"]

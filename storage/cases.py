@@ -117,11 +117,12 @@ async def record_progress(tx: Tx, case_id: int) -> Case:
     return await _change(tx, case_id)
 
 
-async def close_case(tx: Tx, case_id: int, outcome: str, now: datetime) -> Case | None:
+async def close_case(tx: Tx, case_id: int, outcome: str, now: datetime,
+                     note: str | None = None) -> Case | None:
     """Close an open case; None if it was closed already."""
     row = (await tx.conn.execute(
         update(cases).where(cases.c.id == case_id, cases.c.status != Status.CLOSED.value)
-        .values(status=Status.CLOSED.value, outcome=outcome, closed_at=now,
+        .values(status=Status.CLOSED.value, outcome=outcome, closed_at=now, closing_note=note,
                 version=cases.c.version + 1).returning(*CASE_COLUMNS))).first()
     return to_case(row._mapping) if row else None
 

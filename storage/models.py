@@ -136,6 +136,8 @@ class Case(Base):
     confirmed_form: Mapped[str | None] = mapped_column(String(32))
     setting: Mapped[str | None] = mapped_column(String(16))
     outcome: Mapped[str | None] = mapped_column(String(16))
+    # What the officer wrote when closing it (0015).
+    closing_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(index=True)
     acknowledged_at: Mapped[datetime | None]
     assessed_at: Mapped[datetime | None]

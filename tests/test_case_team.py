@@ -115,3 +115,38 @@ async def test_a_draft_older_than_a_day_is_dropped(sim: Simulator) -> None:
     await phone.text("/start")
     msgs = await phone.inbox()
     assert msgs[-1]["ids"] == ["welcome", "menu.prompt"]
+
+
+async def test_closing_is_deliberate(sim: Simulator) -> None:
+    """Issue 13, item 9: no close button on a new alert; closing asks the outcome and a
+    short note, shows what will be recorded and waits for a confirm; a saved assessment
+    is shown back on one screen."""
+    await walk_report(sim, "citizen", REPORT_STEPS)
+    officer = sim["officer"]
+    alert = next(m for m in await officer.inbox(all_=True) if m["kind"] == "alert")
+    assert "case:ack:1" in choice_ids(alert) and "case:close:1" not in choice_ids(alert)
+    await officer.tap("case:ack:1")
+    await officer.tap("case:assess:1")
+    await officer.tap("risk:high")
+    await officer.text("Đưa bé về nhà bà ngoại.")
+    await officer.tap("form:sexual_abuse")
+    await officer.tap("setting:family")
+    saved = await officer.last()
+    assert saved["ids"] == ["case.assessment_saved", "case.assessment_summary"]
+    assert "Đưa bé về nhà bà ngoại." in saved["text"]
+    await officer.tap("case:close:1")
+    await officer.tap("outcome:supported")
+    assert (await officer.last())["ids"] == ["close.note.prompt"]
+    await officer.text("Bé đã đi học lại, mẹ đã được hỗ trợ.")
+    review = await officer.last()
+    assert review["ids"] == ["close.review"]
+    assert "Bé đã đi học lại" in review["text"] and choice_ids(review)[0] == "close:confirm"
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_id(s, 1)
+        assert case is not None and case.status != "closed", "not before the confirm"
+    await officer.tap("close:confirm")
+    async with sim.app.database.read() as s:
+        case = await cases.case_by_id(s, 1)
+        assert case is not None and case.status == "closed"
+        assert (case.outcome, case.closing_note) == ("supported",
+                                                     "Bé đã đi học lại, mẹ đã được hỗ trợ.")

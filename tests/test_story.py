@@ -50,6 +50,10 @@ async def test_anonymous_sexual_abuse_report_goes_to_officer_and_police(sim: Sim
     assert code in saved["text"]
     await officer.tap("case:close:1")
     await officer.tap("outcome:referred")
+    await officer.text("Đã chuyển cho công an huyện và trung tâm công tác xã hội.")
+    review = await officer.last()
+    assert review["ids"] == ["close.review"] and "trung tâm công tác xã hội" in review["text"]
+    await officer.tap("close:confirm")
     assert code in (await officer.last())["text"]
 
     async with sim.app.database.read() as s:
@@ -57,6 +61,7 @@ async def test_anonymous_sexual_abuse_report_goes_to_officer_and_police(sim: Sim
         assert case is not None
         assert (case.status, case.risk, case.confirmed_form, case.setting, case.outcome) == (
             "closed", "high", "sexual_abuse", "community", "referred")
+        assert case.closing_note == "Đã chuyển cho công an huyện và trung tâm công tác xã hội."
         assert case.reporter_anonymous and case.reporter_phone is None
         actions = [e.action for e in await cases.case_events(s, case.id)]
     for expected in ("opened", "alerted", "acknowledged", "assessed", "closed"):

@@ -97,6 +97,8 @@ async def test_story_over_telegram(world: TelegramWorld) -> None:
     await w.press(OFFICER, "setting:school")
     await w.press(OFFICER, "case:close:1")
     await w.press(OFFICER, "outcome:referred")
+    await w.say(OFFICER, "Đã chuyển hồ sơ cho công an huyện.")
+    await w.press(OFFICER, "close:confirm")
 
     await w.say(CITIZEN, "/status")
     await w.say(CITIZEN, "VT-2026-0001")

@@ -99,6 +99,9 @@ async def test_story_citizen_on_zalo_officers_on_telegram(mixed: ZaloWorld) -> N
     await w.pump()
     for data in ("form:sexual_abuse", "setting:school", "case:close:1", "outcome:referred"):
         await w.tg_press(TELEGRAM["officer"], data)
+    w.tg.user_text(TELEGRAM["officer"], "Đã chuyển hồ sơ cho công an huyện.")
+    await w.pump()
+    await w.tg_press(TELEGRAM["officer"], "close:confirm")
 
     status = await citizen_checks_status(w)
     assert "VT-2026-0001" in status and "cổng trường" not in status
@@ -137,6 +140,8 @@ async def test_story_everyone_on_zalo(on_zalo: ZaloWorld) -> None:
     await w.press(officer, "setting:school")
     await w.press(officer, "case:close:1")
     await w.press(officer, "outcome:referred")
+    await w.say(officer, "Đã chuyển hồ sơ cho công an huyện.")
+    await w.press(officer, "close:confirm")
     assert "VT-2026-0001" in w.text(officer)
 
     status = await citizen_checks_status(w)
@@ -265,8 +270,8 @@ async def test_zalo_rate_limit_and_outage_delay_but_never_double(on_zalo: ZaloWo
     for user in (ZALO["officer"], ZALO["police"]):
         alerts = [m for m in w.fake.sent_to(user) if "#case:ack:1" in m.payloads]
         assert len(alerts) == 1, user
-        # The alert's six buttons took two messages; the second also arrived once.
-        assert len([m for m in w.fake.sent_to(user) if "#case:close:1" in m.payloads]) == 1
+        # The alert's five buttons (no "close" before anyone took it) fit one message.
+        assert alerts[0].payloads[-1].endswith("#case:progress:1"), alerts[0].payloads
     confirmations = [m for m in w.fake.sent_to(CITIZEN) if "VT-2026-0001" in m.text]
     assert len(confirmations) == 1
 

@@ -11,7 +11,8 @@ from bot.domain.messages import Choice, Media, Reply, Text
 from bot.domain.top_digest import WaitingCase
 
 ALERT_DESCRIPTION_MAX = 1500
-ACTIONS = ("ack", "ask", "handover", "assess", "progress", "close")
+# A new alert's buttons: no "close" before anyone took the case (closing is deliberate).
+ACTIONS = ("ack", "ask", "handover", "assess", "progress")
 FOLLOW_UP = ("assess", "progress", "ask", "handover", "close")
 # Cases a digest lists one by one, each with its button; the rest are counted.
 DIGEST_MAX = 10

@@ -104,6 +104,7 @@ class Case:
     confirmed_form: str | None
     setting: str | None
     outcome: str | None
+    closing_note: str | None
     created_at: datetime
     acknowledged_at: datetime | None
     assessed_at: datetime | None

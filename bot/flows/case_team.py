@@ -86,10 +86,35 @@ ASSESS = Flow("assess", first="risk", steps={s.id: s for s in (
     choose("setting", "assess.setting.prompt", SETTING_CHOICES, submit(assessed)),
 )})
 
-CLOSE = Flow("close", first="outcome", steps={
-    "outcome": choose("outcome", "close.prompt", OUTCOME_CHOICES,
-                      submit(lambda s, v: CloseCase(case_id_of(s.data), v)), params=case_params),
-})
+def on_closing_note(inp: Input, state: State, ctx: Context) -> Outcome:
+    if inp.kind != "text" or not meaningful(inp.text, 2):
+        return Retry(Text("close.note.need_text"))
+    if len(inp.text) > MAX_NOTE:
+        return Retry(Text("error.too_long", {"max": MAX_NOTE}))
+    return Go("review", {"note": inp.text.strip()})
+
+
+def closing_params(state: State, ctx: Context) -> dict[str, Any]:
+    return {"code": state.data.get("code", ""),
+            "outcome": Text(f"outcome.{state.data['outcome']}") if state.data.get("outcome")
+            else Text("report.not_given"),
+            "note": str(state.data.get("note") or "")}
+
+
+def closed(picked: str, state: State, ctx: Context) -> Outcome:
+    return Go(None, effects=(CloseCase(case_id_of(state.data), str(state.data["outcome"]),
+                                       str(state.data.get("note") or "")),))
+
+
+# Closing is deliberate: the outcome, a short note, then what will be recorded, confirmed.
+CLOSE = Flow("close", first="outcome", steps={s.id: s for s in (
+    choose("outcome", "close.prompt", OUTCOME_CHOICES,
+           lambda picked, s, c: Go("note", {"outcome": picked.split(":", 1)[1]}),
+           frozenset({"note"}), params=case_params),
+    ask_text("note", "close.note.prompt", on_closing_note, frozenset({"review"})),
+    choose("review", "close.review", (Choice("close:confirm", Text("close.confirm")),),
+           closed, params=closing_params),
+)})
 
 ASK = Flow("ask", first="question", steps={
     "question": ask_text("question", "ask.prompt",

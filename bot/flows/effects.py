@@ -117,6 +117,7 @@ class RecordProgress:
 class CloseCase:
     case_id: int
     outcome: str
+    note: str = ""
 
 
 @dataclass(frozen=True)

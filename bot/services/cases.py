@@ -210,8 +210,8 @@ class CaseService:
                 return await self.assess(tx, case, person, action, now)
             case RecordProgress(milestone=milestone):
                 return await self.progress(tx, case, person, milestone, now)
-            case CloseCase(outcome=outcome):
-                return await self.close(tx, case, person, outcome, now)
+            case CloseCase(outcome=outcome, note=closing_note):
+                return await self.close(tx, case, person, outcome, now, closing_note)
 
     async def may_open_flow(self, tx: Tx, case: Case, person: Person, action: str,
                             now: datetime) -> Reply | None:
@@ -301,7 +301,14 @@ class CaseService:
         await self.escalation.meet(tx, case.id, "initial_assessment", now)
         await cases.audit(tx, case.id, actor.id, "assessed", now, risk=case.risk,
                           form=case.confirmed_form, setting=case.setting)
-        return [Reply((Text("case.assessment_saved", {"code": case.code}),),
+        summary = Text("case.assessment_summary", {
+            "risk": Text(f"risk.{case.risk}") if case.risk else Text("report.not_given"),
+            "measures": case.measures or Text("assess.measures.none"),
+            "form": Text(f"case_type.{case.confirmed_form}") if case.confirmed_form
+            else Text("report.not_given"),
+            "setting": Text(f"setting.{case.setting}") if case.setting
+            else Text("report.not_given")})
+        return [Reply((Text("case.assessment_saved", {"code": case.code}), summary),
                       alerts.action_choices(case.id, ("progress", "close")))]
 
     async def progress(self, tx: Tx, case: Case, actor: Person, milestone: str,
@@ -319,9 +326,9 @@ class CaseService:
                                                     "milestone": Text(f"milestone.{milestone}")}),),
                       alerts.action_choices(case.id, alerts.FOLLOW_UP))]
 
-    async def close(self, tx: Tx, case: Case, actor: Person, outcome: str,
-                    now: datetime) -> list[Reply]:
-        closed = await cases.close_case(tx, case.id, outcome, now)
+    async def close(self, tx: Tx, case: Case, actor: Person, outcome: str, now: datetime,
+                    note: str = "") -> list[Reply]:
+        closed = await cases.close_case(tx, case.id, outcome, now, note or None)
         if closed is None:
             return [say("case.already_closed", code=case.code)]
         await cases.audit(tx, case.id, actor.id, "closed", now, outcome=outcome)

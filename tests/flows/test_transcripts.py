@@ -61,7 +61,8 @@ SUBMITS: dict[type, Any] = {
     Assess: lambda e: ("assess", {"case_id": e.case_id, "risk": e.risk,
                                   "measures": e.measures, "form": e.form,
                                   "value": e.setting}),
-    CloseCase: lambda e: ("close", {"case_id": e.case_id, "value": e.outcome}),
+    CloseCase: lambda e: ("close", {"case_id": e.case_id, "value": e.outcome,
+                                    "note": e.note}),
     SendBroadcast: lambda e: ("broadcast", {"text": e.text}),
     AddCalendarEvent: lambda e: ("calendar_add", {k: plain(v) for k, v in asdict(e).items()}),
 }
