@@ -158,3 +158,26 @@ async def test_0014_indexes_a_database_of_the_previous_version_and_goes_back(
             assert await conn.run_sync(_differences) == []
     finally:
         await engine.dispose()
+
+
+async def test_0015_adds_the_closing_note_and_goes_back(db_url: str) -> None:
+    """A database of the version before gets cases.closing_note (empty); going back drops
+    it and keeps the cases."""
+    from sqlalchemy import inspect
+
+    def columns(connection: Connection) -> set[str]:
+        return {c["name"] for c in inspect(connection).get_columns("cases")}
+
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0014")
+            assert "closing_note" not in await conn.run_sync(columns)
+        await migrate(engine)
+        async with engine.begin() as conn:
+            assert "closing_note" in await conn.run_sync(columns)
+            await conn.run_sync(_downgrade_to, "0014")
+            assert "closing_note" not in await conn.run_sync(columns)
+            assert "outcome" in await conn.run_sync(columns)
+    finally:
+        await engine.dispose()
