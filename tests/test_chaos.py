@@ -66,6 +66,9 @@ AFTER_RESTART_LIMIT = 10.0
 # time; the send and its commit are one small transaction apart, so this is generous (a
 # loaded 2-core machine).
 KILL_WINDOW = 2.0
+# A request the process sent just before it died reaches the fake (and is carried out) a
+# moment after the kill: still a send of the dead process, not a resend of ours.
+IN_FLIGHT = 0.5
 CODE = re.compile(r"\b[A-Z]{2}-\d{4}-\d{4}\b")
 # Presses a person repeats when nothing happens; toggles are not pressed twice.
 TOGGLES = ("type:",)
@@ -265,7 +268,7 @@ def match(fake: FakeTelegram, outbox: Sequence[Any], kills: Sequence[float]) -> 
                 other.append(m)
             elif m.answer_lost:
                 lost.append(m)
-            elif any(0 <= k - m.at <= KILL_WINDOW and resent.at > k for k in kills):
+            elif any(-IN_FLIGHT <= k - m.at <= KILL_WINDOW and resent.at > k for k in kills):
                 at_kill.append(m)
             else:
                 other.append(m)
