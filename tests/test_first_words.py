@@ -121,6 +121,8 @@ async def test_a_case_code_typed_at_the_top_is_looked_up(world: TelegramWorld) -
     ("cho tôi xem danh sách", False),
     ("Tôi muốn hỏi thủ tục làm giấy khai sinh", False),
     ("thank you", False),
+    ("help", False),  # the help menu, not a cry
+
 ])
 def test_what_counts_as_words_of_danger(typed: str, danger: bool) -> None:
     from bot.domain.distress import sounds_like_danger

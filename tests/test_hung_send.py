@@ -21,7 +21,8 @@ READ_TIMEOUT = 3.0
 
 
 def asks_for_help(user: int, n: int) -> InboundEvent:
-    return InboundEvent("telegram", str(user), Input("text", text="/help"), key=f"{user}:{n}")
+    return InboundEvent("telegram", str(user), Input("command", command="help"),
+                        key=f"{user}:{n}")
 
 
 async def test_a_hung_send_holds_up_only_its_own_chat(db_url: str, clock: FakeClock) -> None:

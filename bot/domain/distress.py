@@ -29,7 +29,8 @@ PHRASES: Final = (
     "gay xuong", "duoi nuoc", "bi duoi", "chet duoi", "tu tu", "muon chet", "tu sat",
     "bi ep", "ep buoc", "bi doa", "de doa", "buon ban tre", "ban tre", "lao dong tre em",
     # English.
-    "help", "help me", "danger", "emergency", "abuse", "abused", "hurt", "hurting",
+    # ("help" alone is someone looking for the help menu, not a cry: "help me" is.)
+    "help me", "please help", "danger", "emergency", "abuse", "abused", "hurt", "hurting",
     "beaten", "beating", "beat", "hit", "rape", "raped", "molested", "kidnapped",
     "missing", "abandoned", "drowning", "bleeding", "suicide", "kill", "killed",
     "threatened",
