@@ -96,7 +96,7 @@ async def test_on_a_phone_one_person_at_a_time_with_a_switcher(
     # What arrives on a phone not shown is counted on its tab, until the trainer looks.
     citizen_tab = switcher.locator("button[data-phone=citizen]")
     await sim["citizen"].tap("menu:help")
-    await citizen_tab.locator(".new", has_text="1").wait_for(timeout=10_000)
+    await citizen_tab.locator(".new:not(:empty)").wait_for(timeout=10_000)
     await page.screenshot(path=f"{SCREENSHOTS}/simulator-phone.png")
     await citizen_tab.click()
     assert await visible_phones(page) == ["citizen"]
@@ -192,3 +192,10 @@ async def test_a_phone_switched_to_english_gets_english_buttons(
     listed = await phones(sim)
     assert listed["police"]["language"] == "en" and listed["officer"]["language"] == "vi"
     assert listed["officer"]["texts"]["send"] == "Gửi"
+    # The page's own words follow ?lang= (the trainer's language), Vietnamese by default.
+    for lang, title, clock in (("", "SafeChild · mô phỏng điện thoại", ["+15 phút", "+1 giờ"]),
+                               ("en", "SafeChild · phone simulator", ["+15 min", "+1 h"])):
+        async with sim.http.get(f"{sim.base}/api/phones", params={"lang": lang}) as r:
+            shown = (await r.json())["page"]
+        assert shown["title"] == title
+        assert [c["label"] for c in shown["clock"]][:2] == clock
