@@ -21,6 +21,8 @@ class Phone:
     name: str
     role: str
     phone: str
+    # The person's language: the phone's own labels are shown in it, like the bot's words.
+    language: str
 
 
 class SimulatorLog:
@@ -32,7 +34,7 @@ class SimulatorLog:
     async def phones(self) -> list[Phone]:
         async with self.database.read() as tx:
             found = await people.configured_people(tx, self.directory.commune_id)
-        return [Phone(p.key or "", p.name, p.role, p.phone or "") for p in found]
+        return [Phone(p.key or "", p.name, p.role, p.phone or "", p.language) for p in found]
 
     async def record_sent(self, key: str, shown: dict[str, Any]) -> bool:
         """The phone's own bubble for what its person sent; False for no such phone."""

@@ -13,12 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import i18n
 from bot.clock import FakeClock
-from bot.domain.messages import Input, storable, storable_input
+from bot.domain.messages import Input, Text, storable, storable_input
+from bot.domain.roles import Role
 from bot.handlers.plugin import Core
 from bot.handlers.typed import typed_input
 from bot.services.conversation import InboundEvent
-from bot.services.simulator_log import CHANNEL, SimulatorLog
+from bot.services.simulator_log import CHANNEL, Phone, SimulatorLog
 
 STATIC = Path(__file__).parent / "static"
 DEMO_PHONES = ("citizen", "collaborator", "officer", "police", "leader")
@@ -27,6 +29,47 @@ MAX_INPUT = 50_000
 MAX_MESSAGE_ID = 100
 # A year at a time is far more than a trainer needs, and keeps datetimes in range.
 MAX_CLOCK_MINUTES = 366 * 24 * 60
+# The clock's buttons: a deadline's first step, an hour, half a day.
+CLOCK_STEPS = (15, 60, 720)
+# Under each phone's name, in the person's language (the commune file's role is an English key).
+ROLE_LABELS: dict[str, Text] = {
+    Role.CITIZEN: Text("simulator.role.citizen"),
+    Role.COLLABORATOR: Text("simulator.role.collaborator"),
+    Role.OFFICER: Text("simulator.role.officer"),
+    Role.POLICE: Text("simulator.role.police"),
+    Role.LEADER: Text("simulator.role.leader"),
+    Role.ADMIN: Text("simulator.role.admin"),
+}
+
+
+def phone_texts(language: str) -> dict[str, str]:
+    """The phone's own words (its buttons, its empty screen), in its person's language."""
+    t = i18n.t
+    return {"empty": t("simulator.empty", language), "type": t("simulator.type", language),
+            "send": t("simulator.send", language),
+            "location": t("simulator.tool.location", language),
+            "contact": t("simulator.tool.contact", language),
+            "photo": t("simulator.tool.photo", language),
+            "voice": t("simulator.tool.voice", language),
+            # A file the bot shows without a name of its own (a reporter's photo, voice note).
+            "media.photo": t("simulator.media.photo", language),
+            "media.voice": t("simulator.media.voice", language),
+            "media.document": t("simulator.media.document", language)}
+
+
+def clock_label(minutes: int, language: str) -> str:
+    if minutes % 60:
+        return i18n.t("simulator.clock.minutes", language, minutes=minutes)
+    return i18n.t("simulator.clock.hours", language, hours=minutes // 60)
+
+
+def shown_phone(phone: Phone) -> dict[str, Any]:
+    language = phone.language if phone.language in i18n.available_locales() \
+        else i18n.DEFAULT_LOCALE
+    role = ROLE_LABELS.get(phone.role)
+    return {"key": phone.key, "name": phone.name, "role": phone.role, "phone": phone.phone,
+            "language": language, "role_label": i18n.render(role, language) if role else "",
+            "texts": phone_texts(language)}
 
 
 class BadRequest(ValueError):
@@ -81,14 +124,21 @@ class SimulatorRoutes:
         return web.FileResponse(STATIC / "simulator.html")
 
     async def phones(self, request: web.Request) -> web.Response:
-        listed = [{"key": p.key, "name": p.name, "role": p.role, "phone": p.phone}
-                  for p in await self.log.phones()]
+        """The phones with their own words in their people's languages; the page's words
+        (title, switcher, clock) in `?lang=` (the trainer's), Vietnamese by default."""
+        listed = [shown_phone(p) for p in await self.log.phones()]
         listed.sort(key=lambda p: DEMO_PHONES.index(p["key"]) if p["key"] in DEMO_PHONES
                     else 99)
+        lang = request.query.get("lang", "")
+        page = lang if lang in i18n.available_locales() else i18n.DEFAULT_LOCALE
         clock = self.core.clock
-        return web.json_response({"phones": listed, "demo": list(DEMO_PHONES),
-                                  "fake_clock": isinstance(clock, FakeClock),
-                                  "now": clock.now().isoformat()})
+        return web.json_response({
+            "phones": listed, "demo": list(DEMO_PHONES),
+            "fake_clock": isinstance(clock, FakeClock), "now": clock.now().isoformat(),
+            "page": {"language": page, "title": i18n.t("simulator.title", page),
+                     "people": i18n.t("simulator.people", page),
+                     "clock": [{"minutes": m, "label": clock_label(m, page)}
+                               for m in CLOCK_STEPS]}})
 
     async def send(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
