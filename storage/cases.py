@@ -199,6 +199,21 @@ async def waiting_on(tx: Tx, person_id: int, level: int, now: datetime) -> list[
 # ---- attachments ----------------------------------------------------------------------------
 
 
+async def open_cases(tx: Tx, commune_id: int, limit: int,
+                     person_id: int | None = None) -> list[Case]:
+    """The commune's cases not closed, emergencies first then the oldest; with
+    `person_id`, only those the person holds or was routed to act on."""
+    query = select(*CASE_COLUMNS).where(cases.c.commune_id == commune_id,
+                                        cases.c.status != Status.CLOSED.value)
+    if person_id is not None:
+        routed = select(team.c.case_id).where(team.c.person_id == person_id,
+                                              team.c.access == Access.TEAM.value)
+        query = query.where((cases.c.assignee_id == person_id) | cases.c.id.in_(routed))
+    rows = await tx.conn.execute(query.order_by(cases.c.created_at, cases.c.id).limit(limit))
+    found = [to_case(r._mapping) for r in rows]
+    return sorted(found, key=lambda c: c.urgency != "EMERGENCY")
+
+
 async def add_attachments(tx: Tx, case_id: int, files: Sequence[Attachment],
                           now: datetime) -> None:
     if files:

@@ -151,6 +151,13 @@ class AddCalendarEvent:
 
 
 @dataclass(frozen=True)
+class ListCases:
+    """/cases, or the staff menu: open cases, the person's own (`mine`) or the commune's."""
+
+    mine: bool = False
+
+
+@dataclass(frozen=True)
 class ShowStatistics:
     """/stats <period> (or the old spelling /report <period>)."""
 
@@ -174,7 +181,7 @@ class RedeemInvite:
 TeamAction = AskReporter | HandOver | Assess | RecordProgress | CloseCase
 Effect = (Reply | SetLanguage | OpenCase | LookUpStatus | CaseButton | GroupPress
           | ReporterAnswer | TeamAction | StartBroadcast | SendBroadcast | CalendarCommand
-          | AddCalendarEvent | ShowStatistics | CreateInvite | RedeemInvite)
+          | AddCalendarEvent | ShowStatistics | CreateInvite | RedeemInvite | ListCases)
 
 
 def case_id_of(data: Mapping[str, Any]) -> int:

@@ -17,9 +17,11 @@ from typing import Any
 from bot.domain.cases import normalise_code
 from bot.domain.distress import sounds_like_danger
 from bot.domain.messages import Choice, Input, Reply, Text, say
+from bot.domain.permissions import works_cases
 from bot.flows.effects import Effect, LookUpStatus, RedeemInvite
 from bot.flows.routes import (
     MENU,
+    MENU_EFFECTS,
     Cancel,
     OpenFlow,
     ServiceCommand,
@@ -161,6 +163,16 @@ CANCEL = Choice("cancel", Text("button.cancel"))
 
 
 def main_menu(ctx: Context, *lead: Text) -> Reply:
+    """The person's own home: staff see their cases and the commune's first; "report" is
+    first for everyone else (and still there for staff)."""
+    if works_cases(ctx.role):
+        return Reply((*lead, Text("menu.prompt")), (
+            Choice("menu:my_cases", Text("menu.my_cases")),
+            Choice("menu:cases", Text("menu.cases")),
+            Choice("menu:report", Text("menu.report")),
+            Choice("menu:help", Text("menu.help")),
+            Choice("menu:lang", Text("menu.lang")),
+        ))
     return Reply(
         (*lead, Text("menu.prompt")),
         (
@@ -221,6 +233,8 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
             return _cancel(state, ctx)
         if inp.choice in MENU:
             return start(book, MENU[inp.choice], ctx, current=state)
+        if inp.choice in MENU_EFFECTS and works_cases(ctx.role):
+            return state, [MENU_EFFECTS[inp.choice]]
         if inp.choice in state.done and inp.choice not in _offered(book, state, ctx):
             # A button that made something, pressed again (a double tap, a redelivered
             # press): the same answer, nothing made twice.

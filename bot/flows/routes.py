@@ -20,6 +20,7 @@ from bot.flows.effects import (
     CreateInvite,
     Effect,
     GroupPress,
+    ListCases,
     ShowStatistics,
     StartBroadcast,
 )
@@ -68,18 +69,23 @@ COMMANDS: Final[Mapping[str, Target]] = {
     "calendar": ServiceCommand(CalendarCommand),
     "broadcast": ServiceCommand(StartBroadcast),
     "invite": ServiceCommand(CreateInvite),
+    "cases": ServiceCommand(lambda args: ListCases(mine=args.strip().lower() in ("mine", "toi"))),
 }
 
 MENU: Final[Mapping[str, str]] = {
     "menu:report": "report", "menu:help": "help", "menu:status": "status",
     "menu:lang": "language",
 }
+# The staff menu's buttons that a service answers at once.
+MENU_EFFECTS: Final[Mapping[str, Effect]] = {
+    "menu:my_cases": ListCases(mine=True), "menu:cases": ListCases(mine=False),
+}
 
 CASE_BUTTON_PREFIX: Final[str] = "case:"
 # A case button's action, and the flow it opens (None: done at once, no flow).
 CASE_BUTTONS: Final[Mapping[str, str | None]] = {
     "ack": None, "reply": "answer", "ask": "ask", "handover": "handover", "assess": "assess",
-    "progress": "progress", "close": "close",
+    "progress": "progress", "close": "close", "view": None,
 }
 
 

@@ -29,6 +29,7 @@ from bot.domain.permissions import (
     may_receive_handover,
     may_see_status,
     may_take_from_group,
+    works_cases,
 )
 from bot.domain.routing import first_recipients, is_police_case, triage, village_collaborators
 from bot.flows.effects import (
@@ -47,6 +48,8 @@ from storage import cases, deadlines, outbox, people
 from storage.db import Tx
 
 log = logging.getLogger(__name__)
+# Cases one list shows, each with its button (more are counted, not listed).
+LIST_MAX = 10
 
 
 class CaseService:
@@ -338,6 +341,48 @@ class CaseService:
         await self._tell_reporter(tx, closed, say("reporter.closed", code=case.code), now,
                                   f"closed-reporter:{case.id}")
         return [say("case.closed", code=case.code, outcome=Text(f"outcome.{outcome}"))]
+
+    async def list_cases(self, tx: Tx, person: Person, mine: bool,
+                         now: datetime) -> list[Reply]:
+        """/cases and the staff menu: open cases (the person's own, or the commune's), each
+        a line of code, urgency, village, holder and time left to its next deadline, and a
+        button that opens its card. The details stay on the card, for its team only."""
+        if not works_cases(person.role):
+            return [say("case.not_allowed")]
+        found = await cases.open_cases(tx, self.directory.commune_id, LIST_MAX + 1,
+                                       person.id if mine else None)
+        if not found:
+            return [say("cases.none_mine")] if mine else [say("cases.none")]
+        shown = found[:LIST_MAX]
+        holders = await people.people_by_id(tx, [c.assignee_id for c in shown
+                                                 if c.assignee_id is not None])
+        lines: list[Text] = []
+        for case in shown:
+            waiting = [d for d in await deadlines.deadlines_of(tx, case.id) if d.met_at is None]
+            due = min((d.due_at for d in waiting), default=None)
+            left = (Text("cases.no_deadline") if due is None else
+                    Text("cases.left", {"time": alerts.waited(due - now)}) if due > now
+                    else Text("cases.overdue"))
+            holder = holders.get(case.assignee_id) if case.assignee_id else None
+            lines.append(Text("cases.line", {
+                "code": case.code, "urgency": Text(f"urgency.{case.urgency}"),
+                "place": self.directory.village_name(case.village_id)
+                or Text("cases.place_other"),
+                "holder": holder.name if holder else Text("cases.nobody"), "left": left}))
+            await cases.audit(tx, case.id, person.id, "listed", now)
+        title = Text("cases.title_mine" if mine else "cases.title", {"count": len(shown)})
+        more = [Text("cases.more")] if len(found) > len(shown) else []
+        choices = tuple(Choice(f"case:view:{c.id}", Text("cases.button", {"code": c.code}))
+                        for c in shown)
+        return [Reply((title, *lines, *more), choices)]
+
+    async def card(self, tx: Tx, case: Case, person: Person, now: datetime) -> list[Reply]:
+        """A case's card, for its team (the caller checked): its details and its actions."""
+        actions = alerts.ACTIONS if case.assignee_id is None else alerts.FOLLOW_UP
+        if case.closed:
+            return [say("case.already_closed", code=case.code)]
+        return [Reply((Text("case.card", {"code": case.code}), *await self._details(tx, case)),
+                      alerts.action_choices(case.id, actions))]
 
     async def status(self, tx: Tx, code: str, viewer: Person, now: datetime) -> list[Reply]:
         case = await cases.case_by_code(tx, code)

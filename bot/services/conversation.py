@@ -37,6 +37,7 @@ from bot.flows.effects import (
     Effect,
     GroupPress,
     HandOver,
+    ListCases,
     LookUpStatus,
     OpenCase,
     RecordProgress,
@@ -315,6 +316,8 @@ class ConversationService:
                 if replies and replies[0].texts[0].id == "calendar.added":
                     turn.made(SAVE[0].id, say("calendar.add.already_saved", title=effect.title))
                 return replies
+            case ListCases(mine=mine):
+                return await s.cases.list_cases(tx, person, mine, now)
             case ShowStatistics(period=period):
                 return await s.period_reports.command(tx, person, period, now)
             case _:
@@ -332,6 +335,8 @@ class ConversationService:
             return [refused]
         if button.action == "ack":
             return await cases.acknowledge(tx, case, turn.person, turn.now)
+        if button.action == "view":
+            return await cases.card(tx, case, turn.person, turn.now)
         flow = CASE_BUTTONS.get(button.action)
         if flow is None:
             return [say("error.stale_button")]
