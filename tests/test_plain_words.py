@@ -41,3 +41,9 @@ async def test_the_drowning_advice_offers_115_and_111(sim: Simulator) -> None:
     await citizen.tap("help:drowning")
     advice = next(m for m in await citizen.inbox() if m["ids"][0] == "help.drowning")
     assert advice["phones"] == ["115", "111"]
+
+
+def test_the_english_statistics_say_type_not_form() -> None:
+    assert i18n.t("stats.sheet.form", "en") == "Type"
+    assert i18n.t("stats.chat.breakdown", "en", title=i18n.t("stats.sheet.form", "en"),
+                  items="Violence (1)").startswith("Type:")
