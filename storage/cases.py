@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import case as sql_case
 from sqlalchemy import select, update
 
 from bot.domain.cases import Access, Attachment, Case, NewCase, Status, TeamMember
@@ -209,9 +210,12 @@ async def open_cases(tx: Tx, commune_id: int, limit: int,
         routed = select(team.c.case_id).where(team.c.person_id == person_id,
                                               team.c.access == Access.TEAM.value)
         query = query.where((cases.c.assignee_id == person_id) | cases.c.id.in_(routed))
-    rows = await tx.conn.execute(query.order_by(cases.c.created_at, cases.c.id).limit(limit))
-    found = [to_case(r._mapping) for r in rows]
-    return sorted(found, key=lambda c: c.urgency != "EMERGENCY")
+    # Emergencies first in the query itself, so the limit never cuts one off for an older
+    # case that is not.
+    first = sql_case((cases.c.urgency == "EMERGENCY", 0), else_=1)
+    rows = await tx.conn.execute(query.order_by(first, cases.c.created_at, cases.c.id)
+                                 .limit(limit))
+    return [to_case(r._mapping) for r in rows]
 
 
 async def add_attachments(tx: Tx, case_id: int, files: Sequence[Attachment],

@@ -13,13 +13,14 @@ Vietnamese typed without marks is ambiguous ("danh" is "đánh", to beat, and "d
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Final
+
+from bot.domain.folding import without_marks
 
 # Matched as whole words on the text folded by `fold` (no marks, đ -> d, lower case).
 PHRASES: Final = (
     # Calls for help.
-    "cuu", "cuu voi", "cuu em", "cuu con", "cuu chau", "giup voi", "giup toi", "giup em",
+    "cuu", "giup voi", "giup toi", "giup em",
     "giup con", "khan cap", "nguy hiem", "nguy kich", "sos",
     # Harm done to a child.
     "bi danh", "danh dap", "danh con", "danh tre", "danh chau", "danh em",
@@ -27,7 +28,7 @@ PHRASES: Final = (
     "dam o", "ngoc dam", "bat coc", "bi bat", "bo roi", "bi bo", "bi lac",
     "mat tich", "bo nha", "bi nhot", "bi xich", "bi troi", "bi thuong", "chay mau",
     "gay xuong", "duoi nuoc", "bi duoi", "chet duoi", "tu tu", "muon chet", "tu sat",
-    "bi ep", "ep buoc", "bi doa", "de doa", "buon ban tre", "ban tre", "lao dong tre em",
+    "bi ep", "ep buoc", "bi doa", "de doa", "ban tre", "lao dong tre em",
     # English.
     # ("help" alone is someone looking for the help menu, not a cry: "help me" is.)
     "help me", "please help", "danger", "emergency", "abuse", "abused", "hurt", "hurting",
@@ -38,11 +39,8 @@ PHRASES: Final = (
 
 
 def fold(text: str) -> str:
-    """Lower case without Vietnamese marks: "Cứu Đứa Bé" -> "cuu dua be"."""
-    lowered = text.lower().replace("đ", "d")
-    stripped = "".join(c for c in unicodedata.normalize("NFD", lowered)
-                       if unicodedata.category(c) != "Mn")
-    return " ".join(re.findall(r"[a-z0-9]+", stripped))
+    """The words of `text` without marks, one space apart: "Cứu  Đứa Bé!" -> "cuu dua be"."""
+    return " ".join(re.findall(r"[a-z0-9]+", without_marks(text)))
 
 
 _PATTERN: Final = re.compile(

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import math
 import statistics
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
 from bot.domain.cases import AGE_BANDS, CASE_TYPES, OUTCOMES, SEXES, STATUSES, URGENCIES
+from bot.domain.folding import without_marks
 from bot.domain.periods import Period
 
 # Known keys in display order (tables list these first so reports from different periods
@@ -121,9 +121,7 @@ def _minutes(start: datetime, end: datetime) -> float:
 
 def village_sort_key(name: str) -> tuple[str, str]:
     """Alphabetical as a Vietnamese reader expects: "Đông" next to "Dưới", not after "Z"."""
-    folded = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
-    base = "".join(ch for ch in folded if not unicodedata.combining(ch)).casefold()
-    return base, name
+    return without_marks(name), name
 
 
 def whole_minutes(minutes: float) -> int:

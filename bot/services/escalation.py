@@ -267,10 +267,12 @@ class Escalation:
         for message in await outbox.case_alerts(tx, case.id):
             if message.kind != Kind.ALERT:
                 continue
-            shown = (alerts.group_alert(case, village) if message.meta.get("group")
-                     else alerts.team_alert(case, details))
-            edited = replace(shown, texts=(overdue, *shown.texts[1:])
-                             if not message.meta.get("group") else (overdue, *shown.texts))
+            if message.meta.get("group"):  # the group's copy: the line before its summary
+                shown = alerts.group_alert(case, village)
+                edited = replace(shown, texts=(overdue, *shown.texts))
+            else:  # the line instead of "new case"
+                shown = alerts.team_alert(case, details)
+                edited = replace(shown, texts=(overdue, *shown.texts[1:]))
             await self.outbox.edit(tx, message, edited, now, message.language, seq=OVERDUE_EDIT)
 
     async def _wait_at_top(self, tx: Tx, case: Case, dl: Deadline, now: datetime) -> None:
