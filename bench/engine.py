@@ -36,7 +36,7 @@ from tests.support.database import count, rows
 STEPS: tuple[Input, ...] = (
     Input("command", command="start"),
     Input("choice", choice="menu:report"),
-    Input("choice", choice="danger:yes"),
+    Input("choice", choice="danger:no"),
     Input("choice", choice="type:sexual_abuse"),
     Input("choice", choice="types:done"),
     Input("choice", choice="village:tay"),

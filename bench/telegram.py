@@ -1,6 +1,6 @@
 """The real Telegram adapter against the fake Bot API server on loopback, SQLite.
 
-    .venv/bin/python -m bench.telegram [--part all|inbound|echo|latency|broadcast]
+    .venv/bin/python -m bench.telegram [--part all|inbound|echo|latency|emergency|broadcast]
                                        [--reporters 100] [--chats 2000] [--gap S] [--think S]
 
 - inbound: N reporters' whole report flows (14 updates each) queued at the fake server;
@@ -15,6 +15,10 @@
   on and the fake enforcing 30 messages a second;
   p50/p95 from the fake receiving a report's "confirm" press to the officer's alert
   reaching the fake.
+- emergency: reporters of a child in danger now (one every --gap s, tapping --think s after
+  each answer): answers from /start to the officer's alert for this path and the STANDARD
+  one, and p50/p95 from the fake receiving the "danger: yes" press to the officer's alert
+  reaching the fake, with the AIORateLimiter on.
 - broadcast: one message to each of C chats through the outbox and the rate limiter,
   with the fake enforcing 30 a second overall; rate, 429s, and a check that every chat got
   it exactly once.
@@ -52,6 +56,9 @@ STEPS = [("text", "/start"), ("choice", "menu:report"), ("choice", "danger:no"),
          ("choice", "age:6-10"), ("choice", "sex:girl"), ("choice", "skip"),
          ("choice", "count:1"), ("text", "Cháu bị đánh nhiều lần, hàng xóm nghe tiếng khóc."),
          ("choice", "photos:done"), ("choice", "contact:anonymous"), ("choice", "confirm")]
+# A child hurt right now: alerted at the village, the questions go on after it.
+EMERGENCY_STEPS = [("text", "/start"), ("choice", "menu:report"), ("choice", "danger:yes"),
+                   ("choice", "type:injury"), ("text", "Thôn Đông")]
 OFFICER, POLICE, BASE = 1, 2, 10_000
 UNLIMITED = 10**9
 # Latency part: a reporter starts every ARRIVAL_GAP s and taps THINK s after each answer, so
@@ -205,6 +212,51 @@ async def part_latency(tmp: Path, reporters: int, gap: float = ARRIVAL_GAP,
             "rejected_429": fake.rejected_429}
 
 
+async def part_emergency(tmp: Path, reporters: int, gap: float = ARRIVAL_GAP,
+                         think: float = THINK) -> dict[str, Any]:
+    fake = FakeTelegram(per_chat_burst=5)
+    await fake.start()
+    for i in range(reporters):
+        fake.add_user(BASE + i)
+    fake.add_user(OFFICER), fake.add_user(POLICE)
+    in_danger: dict[int, float] = {}
+
+    async def person(i: int) -> None:
+        await asyncio.sleep(i * gap)
+        user = BASE + i
+        event = fake.chat_events.setdefault(user, asyncio.Event())
+        for kind, value in EMERGENCY_STEPS:
+            if kind == "choice":  # its button may come a message after the first answer
+                await until(lambda v=value: any(v in m.callback_data  # type: ignore[misc]
+                                                for m in fake.inbox(user)))
+            event.clear()
+            update_id = (fake.user_text(user, value) if kind == "text"
+                         else fake.press(user, value))
+            if value == "danger:yes":
+                in_danger[i] = fake.pushed_at[update_id]
+            await asyncio.wait_for(event.wait(), 120)
+            await asyncio.sleep(think)
+
+    async with Bot(fake, tmp / "emergency.db", rate_limit=True):
+        await asyncio.gather(*(person(i) for i in range(reporters)))
+        await until(lambda: len(alert_times(fake)) >= reporters)
+    alerts = alert_times(fake)
+    waits = []
+    for i in range(reporters):
+        # The reporter is told the code the moment the team is alerted.
+        code = next(m for m in (CODE.search(x.text) for x in fake.inbox(BASE + i)) if m)
+        waits.append((alerts[code.group(0)] - in_danger[i]) * 1000)
+    waits.sort()
+    await fake.stop()
+    # Answers after /start until the team is alerted, on each path.
+    standard = len(STEPS) - 1
+    emergency = len(EMERGENCY_STEPS) - 1
+    return {"reports": len(waits), "answers_emergency": emergency,
+            "answers_standard": standard, "think_s": think,
+            "danger_to_alert_p50_ms": statistics.median(waits),
+            "danger_to_alert_p95_ms": percentile(waits, 0.95)}
+
+
 def alert_times(fake: FakeTelegram) -> dict[str, float]:
     found = {}
     for m in fake.sent:
@@ -254,6 +306,7 @@ async def run(part: str, reporters: int, chats: int, gap: float, think: float) -
         "inbound": lambda tmp: part_inbound(tmp, reporters),
         "echo": lambda tmp: part_echo(reporters * len(STEPS)),
         "latency": lambda tmp: part_latency(tmp, reporters, gap, think),
+        "emergency": lambda tmp: part_emergency(tmp, min(reporters, 30), gap, think),
         "broadcast": lambda tmp: part_broadcast(tmp, chats),
     }
     print("SafeChild Telegram benchmark (fake Bot API on 127.0.0.1, SQLite WAL)")
@@ -270,7 +323,8 @@ async def run(part: str, reporters: int, chats: int, gap: float, think: float) -
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", default="all",
-                        choices=("all", "inbound", "echo", "latency", "broadcast"))
+                        choices=("all", "inbound", "echo", "latency", "emergency",
+                                 "broadcast"))
     parser.add_argument("--reporters", type=int, default=100)
     parser.add_argument("--chats", type=int, default=2000)
     parser.add_argument("--gap", type=float, default=ARRIVAL_GAP,

@@ -113,6 +113,11 @@ async def record_assessment(tx: Tx, case: Case, actor_id: int, *, risk: str | No
     return await _change(tx, case.id, **values)
 
 
+async def update_details(tx: Tx, case_id: int, **values: Any) -> Case:
+    """What a reporter added to an open case (the child, the story, their contact)."""
+    return await _change(tx, case_id, **values)
+
+
 async def record_progress(tx: Tx, case_id: int) -> Case:
     """A milestone was recorded (its deadlines change elsewhere): the case moved on."""
     return await _change(tx, case_id)

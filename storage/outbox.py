@@ -271,7 +271,7 @@ async def pending_count(tx: Tx) -> int:
 
 
 # The kinds of a case's alerts: edited (their buttons taken away) when someone takes it.
-ALERT_KINDS = (Kind.ALERT.value, Kind.ESCALATION.value)
+ALERT_KINDS = (Kind.ALERT.value, Kind.ESCALATION.value, Kind.ADDITIONS.value)
 
 
 async def case_alerts(tx: Tx, case_id: int) -> list[OutboxMessage]:

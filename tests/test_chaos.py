@@ -103,15 +103,18 @@ def shows_code(m: Sent) -> bool:
 
 
 def report(n: int, emergency: bool) -> list[Step]:
-    """Reporter n's report: violence in Thôn Tây, or a child hurt right now in Thôn Đông."""
+    """Reporter n's report: violence in Thôn Tây, or a child hurt right now in Thôn Đông
+    (alerted at the village; one type, no review)."""
     village = "Thôn Đông" if emergency else "Thôn Tây"
     actions: list[tuple[str, str]] = [
         ("say", "/start"), ("press", "menu:report"),
         ("press", "danger:yes" if emergency else "danger:no"),
-        ("press", "type:injury" if emergency else "type:violence"), ("press", "types:done"),
+        ("press", "type:injury" if emergency else "type:violence"),
+        *(() if emergency else (("press", "types:done"),)),
         ("say", village), ("press", "age:6-10"), ("press", "sex:boy"), ("press", "skip"),
         ("press", "count:1"), ("say", f"Báo cáo số {n}: cháu bé bị đánh, cần giúp đỡ."),
-        ("press", "photos:done"), ("press", "contact:anonymous"), ("press", "confirm")]
+        ("press", "photos:done"), ("press", "contact:anonymous"),
+        *(() if emergency else (("press", "confirm"),))]
     steps = []
     for i, (action, value) in enumerate(actions):
         answered: Callable[[Sent], bool]

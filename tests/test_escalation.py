@@ -11,7 +11,7 @@ from bot.services.conversation import InboundEvent
 from storage import cases, deadlines, people
 from tests.support.database import change, count, messages
 from tests.support.simulator import Simulator, choice_ids, walk_report
-from tests.support.stories import EMERGENCY_REPORT
+from tests.support.stories import EMERGENCY_REPORT, report_in
 from tests.support.waiting import eventually
 
 
@@ -33,9 +33,11 @@ async def test_unacknowledged_emergency_climbs_one_level_per_period(sim: Simulat
     assert sorted(k for k, kind in first if kind == "alert") == ["officer", "police"]
     # The village collaborator is told a case exists, without details.
     assert ("collaborator", "notice") in first
+    # What the reporter told after the alert reached the team in one message each.
+    assert sorted(k for k, kind in first if kind == "additions") == ["officer", "police"]
 
     await sim.advance(7)
-    assert [x for x in await sent(sim) if x[1] != "alert" and x[1] != "notice"] == []
+    assert [x for x in await sent(sim) if x[1] not in ("alert", "notice", "additions")] == []
     await sim.advance(1)  # 8 minutes: the 50 % reminder
     reminders = [k for k, kind in await sent(sim) if kind == "reminder"]
     assert sorted(reminders) == ["officer", "police"]
@@ -86,9 +88,7 @@ async def test_acknowledged_in_time_never_escalates(sim: Simulator) -> None:
 
 
 async def test_standard_case_deadline_counts_working_hours(sim: Simulator) -> None:
-    steps = [s for s in EMERGENCY_REPORT]
-    steps[1] = ("choice", "danger:no")
-    steps[2] = ("choice", "type:other")
+    steps = report_in("dong", case_type="other")
     # Friday 16:00 local: 2 working hours run to Monday 08:30 (Friday closes at 17:00).
     from datetime import datetime
 

@@ -19,7 +19,7 @@ from bot.services.conversation import InboundEvent
 from bot.workers.delivery import DeliveryWorker
 from tests.support.channels import SenderPlugin
 from tests.support.database import count, counting_commits, power_cut_at_commit, rows
-from tests.support.stories import EMERGENCY_REPORT
+from tests.support.stories import ALERTED_AT, EMERGENCY_REPORT
 from tests.support.workers import worker_of
 
 
@@ -53,19 +53,21 @@ async def make_app(db_url: str, clock: FakeClock, channel: ChannelPlugin) -> App
 
 
 async def test_crash_before_commit_sends_nothing_and_loses_nothing(app: App) -> None:
-    for n, (kind, value) in enumerate(EMERGENCY_REPORT[:-1]):
+    # An emergency opens with the answer that says where.
+    *before_alert, (_, where) = EMERGENCY_REPORT[:ALERTED_AT]
+    for n, (kind, value) in enumerate(before_alert):
         inp = Input("text", text=value) if kind == "text" else Input("choice", choice=value)
         await app.conversations.handle(InboundEvent("web", "citizen", inp, key=f"c:{n}"))
     before = await count(app, "outbox")
 
     with power_cut_at_commit(app), pytest.raises(RuntimeError):
         await app.conversations.handle(
-            InboundEvent("web", "citizen", Input("choice", choice="confirm"), key="c:last"))
+            InboundEvent("web", "citizen", Input("choice", choice=where), key="c:last"))
     assert await count(app, "cases") == 0
     assert await count(app, "outbox") == before
     # The channel redelivers the same update: it is processed now, once.
     assert await app.conversations.handle(
-        InboundEvent("web", "citizen", Input("choice", choice="confirm"), key="c:last"))
+        InboundEvent("web", "citizen", Input("choice", choice=where), key="c:last"))
     assert await count(app, "cases") == 1
     assert await count(app, "outbox", kind="alert") == 2
 

@@ -29,8 +29,8 @@ async def world(db_url: str, clock: FakeClock) -> AsyncIterator[TelegramWorld]:
 async def test_an_emergency_nobody_took_tells_the_reporter_to_call(
         world: TelegramWorld) -> None:
     w = world
-    story = violence_in_thon_tay("Bố say rượu đánh cháu, cháu đang khóc.")
-    for kind, value in [(k, "danger:yes" if v == "danger:no" else v) for k, v in story]:
+    story = violence_in_thon_tay("Bố say rượu đánh cháu, cháu đang khóc.", danger="yes")
+    for kind, value in story:
         await (w.say(CITIZEN, value) if kind == "say" else w.press(CITIZEN, value))
     case = await read(w.app, cases.case_by_code, "VT-2026-0001")
     assert case is not None and case.urgency == "EMERGENCY"
@@ -75,8 +75,8 @@ async def test_an_alert_nobody_took_in_time_says_so(world: TelegramWorld) -> Non
     acknowledge deadline passed; it keeps its buttons, and taking the case edits it
     again."""
     w = world
-    story = violence_in_thon_tay("Bố say rượu đánh cháu, cháu đang khóc.")
-    for kind, value in [(k, "danger:yes" if v == "danger:no" else v) for k, v in story]:
+    story = violence_in_thon_tay("Bố say rượu đánh cháu, cháu đang khóc.", danger="yes")
+    for kind, value in story:
         await (w.say(CITIZEN, value) if kind == "say" else w.press(CITIZEN, value))
     case = await read(w.app, cases.case_by_code, "VT-2026-0001")
     assert case is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import i18n
 from tests.support import START
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
 from tests.support.processes import BotProcess, config_with_telegram, free_port
@@ -76,8 +77,13 @@ async def test_alerts_queued_at_sigkill_arrive_once_after_restart(tmp_path: Path
         await eventually(lambda: all(
             any("VT-2026-0001" in m.text for m in fake.inbox(u)) for u in (OFFICER, POLICE)))
         await asyncio.sleep(0.5)  # give a duplicate the chance to show up
+        more = i18n.t("alert.additions", "vi", code="VT-2026-0001")
         for user in (OFFICER, POLICE):
-            alerts = [m for m in fake.inbox(user) if "case:ack:1" in m.callback_data]
+            # The alert, and what the reporter told after it: each once.
+            alerts = [m for m in fake.inbox(user) if "case:ack:1" in m.callback_data
+                      and more not in m.text]
+            added = [m for m in fake.inbox(user) if more in m.text]
+            assert len(added) == 1, user
             if len(alerts) != 1:  # spelled out in full: pytest would shorten an assert's
                 pytest.fail(f"{len(alerts)} alerts for {user}: "  # message
                             f"{[(m.message_id, round(m.at, 3)) for m in alerts]}\n"

@@ -178,18 +178,19 @@ async def test_flows_on_zalo(on_zalo: ZaloWorld) -> None:
     assert got[0].phones == ["113", "115", "111"]
     lists = [m for m in got[1:] if m.buttons]
     assert [len(m.buttons) for m in lists] == [5, 5]
-    assert lists[0].text == i18n.t("report.types.prompt", "vi")
+    assert lists[0].text == i18n.t("report.types.prompt_one", "vi")
     assert choices(lists)[:8] == [f"type:{t}" for t in (
         "violence", "sexual_abuse", "abandonment", "injury", "exploitation", "trafficking",
         "child_marriage", "other")]
-    # A button on the second message works like any other.
+    # A button on the second message works like any other (one tap, in danger).
     await w.press(CITIZEN, "type:other")
-    await w.press(CITIZEN, "types:done")
     assert "village:tay" in choices(w.latest(CITIZEN))
 
-    # Typing a village's name, or a lower-case word, is text, not a button.
+    # Typing a village's name, or a lower-case word, is text, not a button; with it the
+    # team is alerted, and the questions go on.
     await w.say(CITIZEN, "thôn tây")
     assert i18n.t("report.age.prompt", "vi") in w.text(CITIZEN)
+    assert "VT-2026-0001" in w.text(CITIZEN)
 
 
 async def test_unknown_events_and_stickers_get_a_kind_word(on_zalo: ZaloWorld) -> None:

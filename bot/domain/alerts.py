@@ -32,10 +32,16 @@ def place_of(case: Case, village_name: str | None) -> str | Text:
 
 
 def case_details(case: Case, village_name: str | None, deadlines: Sequence[Deadline],
-                 attachment_count: int) -> tuple[Text, ...]:
-    description = case.description or ""
-    if len(description) > ALERT_DESCRIPTION_MAX:
-        description = description[:ALERT_DESCRIPTION_MAX] + "…"
+                 attachments: Sequence[Attachment]) -> tuple[Text, ...]:
+    attachment_count = len(attachments)
+    told = case.description or ""
+    if len(told) > ALERT_DESCRIPTION_MAX:
+        told = told[:ALERT_DESCRIPTION_MAX] + "…"
+    description: str | Text = told
+    if not told:
+        # An emergency is alerted before the reporter has told the story.
+        description = (Text("report.voice_note") if any(a.kind == "voice" for a in attachments)
+                       else Text("alert.no_description"))
     texts = [
         Text("alert.details", {
             "code": case.code,
@@ -47,7 +53,7 @@ def case_details(case: Case, village_name: str | None, deadlines: Sequence[Deadl
             "count": case.child_count,
             "name": case.child_name or Text("report.name.unknown"),
         }),
-        Text("alert.description", {"description": description or Text("report.voice_note")}),
+        Text("alert.description", {"description": description}),
     ]
     if attachment_count:
         texts.append(Text("alert.attachment") if attachment_count == 1
@@ -166,6 +172,26 @@ def top_digest(waiting: Sequence[tuple[WaitingCase, str | None]], now: datetime)
 def report_already_sent(case: Case) -> Reply:
     """Confirm pressed again: the report is not made twice; its code, and where to call."""
     return Reply((Text("report.already_sent", {"code": case.code}),), phones=("111",))
+
+
+def emergency_alerted(case: Case) -> Reply:
+    """The reporter of a child in danger, the moment the team was alerted: the code, call
+    113 if they can, and a few more questions will help."""
+    return Reply((Text("report.emergency.alerted", {"code": case.code}),),
+                 phones=("113", "111"))
+
+
+def additions(case: Case, details: tuple[Text, ...]) -> Reply:
+    """What an emergency's reporter added after the alert, in one message to the team."""
+    actions = ACTIONS if case.assignee_id is None else FOLLOW_UP
+    return Reply((Text("alert.additions", {"code": case.code}), *details),
+                 action_choices(case.id, actions))
+
+
+def additions_received(case: Case) -> Reply:
+    """The reporter's last answer after an emergency: thanks, and the team has it."""
+    return Reply((Text("report.additions.done", {"code": case.code}), Text("report.hotline")),
+                 phones=("111",))
 
 
 def report_received(case: Case) -> Reply:

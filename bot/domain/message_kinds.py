@@ -25,6 +25,7 @@ from typing import Final
 class Kind(StrEnum):
     REPLY = "reply"
     ALERT = "alert"
+    ADDITIONS = "additions"
     ESCALATION = "escalation"
     REMINDER = "reminder"
     DIGEST = "digest"
@@ -61,6 +62,9 @@ RULES: Final[dict[Kind, KindRule]] = {
     Kind.REPLY: KindRule(CONVERSATION, reroute=False),
     Kind.ALERT: KindRule(URGENT, reroute=True, climbs=True, persistent=True),
     Kind.ESCALATION: KindRule(URGENT, reroute=True, climbs=True, persistent=True),
+    # What an emergency's reporter told after the alert: as urgent, but the alert before it
+    # is what climbs.
+    Kind.ADDITIONS: KindRule(URGENT, reroute=True, persistent=True),
     Kind.REMINDER: KindRule(CONVERSATION, reroute=True, expires=timedelta(hours=12)),
     # The top of the chain's daily list of the cases still waiting on it: a reminder of
     # cases it was alerted to already, on its other channel if need be; nothing is above

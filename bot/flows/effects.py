@@ -53,9 +53,21 @@ class SetLanguage:
 
 @dataclass(frozen=True)
 class OpenCase:
-    """The reporter confirmed: the report becomes a case, routed to its team."""
+    """The reporter confirmed: the report becomes a case, routed to its team. `early`: a
+    child in danger now, opened as soon as what and where are known; the rest follows."""
 
     report: ReportAnswers
+    early: bool = False
+
+
+@dataclass(frozen=True)
+class AddToCase:
+    """An answer given after an emergency was opened: the case takes it at once. `final`:
+    the reporter has said all they will, and the team gets the additions in one message."""
+
+    case_id: int
+    report: ReportAnswers
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,7 +191,7 @@ class RedeemInvite:
 
 
 TeamAction = AskReporter | HandOver | Assess | RecordProgress | CloseCase
-Effect = (Reply | SetLanguage | OpenCase | LookUpStatus | CaseButton | GroupPress
+Effect = (Reply | SetLanguage | OpenCase | AddToCase | LookUpStatus | CaseButton | GroupPress
           | ReporterAnswer | TeamAction | StartBroadcast | SendBroadcast | CalendarCommand
           | AddCalendarEvent | ShowStatistics | CreateInvite | RedeemInvite | ListCases)
 

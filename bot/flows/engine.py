@@ -18,7 +18,7 @@ from bot.domain.cases import normalise_code
 from bot.domain.distress import sounds_like_danger
 from bot.domain.messages import Choice, Input, Reply, Text, say
 from bot.domain.permissions import works_cases
-from bot.flows.effects import Effect, LookUpStatus, RedeemInvite
+from bot.flows.effects import AddToCase, Effect, LookUpStatus, RedeemInvite, ReportAnswers
 from bot.flows.routes import (
     MENU,
     MENU_EFFECTS,
@@ -104,6 +104,9 @@ class Go:
     data: Mapping[str, Any] = field(default_factory=dict)
     effects: tuple[Effect, ...] = ()
     remember: bool = True
+    # Nothing before this step can be changed any more (an emergency was opened): "back"
+    # stops here.
+    forget: bool = False
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,10 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
         if after.parked:
             effects.append(_offer_resume())
         return after, effects
-    history = (*state.history, here) if outcome.remember else state.history
+    if outcome.forget:
+        history: tuple[str, ...] = ()
+    else:
+        history = (*state.history, here) if outcome.remember else state.history
     new_state = replace(state, step=outcome.next, data=data, history=history)
     effects.append(flow.steps[outcome.next].prompt(new_state, ctx))
     return new_state, effects
@@ -326,6 +332,12 @@ def _offered(book: FlowBook, state: State, ctx: Context) -> set[str]:
 
 
 def _cancel(state: State, ctx: Context) -> tuple[State, list[Effect]]:
+    opened = state.data.get("case_id") if state.flow == "report" else None
+    if opened:
+        # An emergency already went to the team: stopping the questions is no "cancel",
+        # the case stays, and what was said so far reaches the team.
+        return State(parked=state.parked, done=state.done), [
+            AddToCase(int(opened), ReportAnswers.of(state.data), final=True)]
     if state.idle and not state.parked:
         return State(done=state.done), [main_menu(ctx)]
     if state.flow == "report" and state.step == "resume" and state.report_draft is not None:

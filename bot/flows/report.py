@@ -1,15 +1,19 @@
-"""The report flow: safety first, then what, where, who, description, contact, confirm."""
+"""The report flow: safety first, then what, where, who, description, contact, confirm.
+
+A child in danger now does not wait for the review: the case opens as soon as what happened
+and where are known, and the rest of the questions add to it."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from bot.domain.cases import AGE_BANDS, CASE_TYPES, DANGER_ANSWERS, SEXES
 from bot.domain.messages import Choice, Input, Reply, Text
 from bot.domain.roles import Role
-from bot.flows.effects import OpenCase, ReportAnswers
-from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State
+from bot.flows.effects import AddToCase, OpenCase, ReportAnswers
+from bot.flows.engine import Context, Flow, Go, Outcome, Retry, State, Step
 from bot.flows.steps import ask_text, choose, meaningful, store
 
 EMERGENCY_NUMBERS = ("113", "115", "111")
@@ -46,7 +50,13 @@ def on_danger(picked: str, state: State, ctx: Context) -> Outcome:
     return Go("types", {"danger": answer}, effects)
 
 
+def in_danger(data: Any) -> bool:
+    return bool(data.get("danger") == "yes")
+
+
 def type_options(state: State, ctx: Context) -> tuple[Choice, ...]:
+    if in_danger(state.data):  # one tap: every answer before the alert counts
+        return tuple(Choice(f"type:{t}", Text(f"case_type.{t}")) for t in CASE_TYPES)
     chosen = set(state.data.get("types", ()))
     marks = tuple(
         Choice(f"type:{t}", Text("report.type.chosen" if t in chosen else "report.type.option",
@@ -56,11 +66,20 @@ def type_options(state: State, ctx: Context) -> tuple[Choice, ...]:
     return (*marks, DONE_TYPES) if chosen else marks
 
 
+def types_prompt(state: State, ctx: Context) -> str:
+    return Text("report.types.prompt_one" if in_danger(state.data)
+                else "report.types.prompt").id
+
+
 def on_type(picked: str, state: State, ctx: Context) -> Outcome:
     chosen = list(state.data.get("types", ()))
     if picked == DONE_TYPES.id:
         return Go(after_types(state.data, ctx))
     kind = picked.split(":", 1)[1]
+    if in_danger(state.data):
+        if state.data.get("village") and state.data.get("village_prefilled"):
+            return placed(state, {"types": [kind]})
+        return Go("where", {"types": [kind]})
     if kind in chosen:
         chosen.remove(kind)
     else:
@@ -72,25 +91,34 @@ def after_types(data: Any, ctx: Context) -> str:
     return "age" if data.get("village") and data.get("village_prefilled") else "where"
 
 
+def placed(state: State, data: dict[str, Any]) -> Outcome:
+    """What happened and where are known: a child in danger now is alerted at once (and
+    nothing before can be changed any more); any other report goes on to the child."""
+    merged = {**state.data, **data}
+    if in_danger(merged) and not merged.get("case_id"):
+        return Go("age", data, (OpenCase(ReportAnswers.of(merged), early=True),), forget=True)
+    return Go("age", data)
+
+
 def village_options(state: State, ctx: Context) -> tuple[Choice, ...]:
     return tuple(Choice(f"village:{key}", Text("raw", {"text": name}))
                  for key, name in ctx.villages)
 
 
 def on_village(picked: str, state: State, ctx: Context) -> Outcome:
-    return Go("age", {"village": picked.split(":", 1)[1], "location_text": None,
-                      "latitude": None, "longitude": None})
+    return placed(state, {"village": picked.split(":", 1)[1], "location_text": None,
+                          "latitude": None, "longitude": None})
 
 
 def where_other(inp: Input, state: State, ctx: Context) -> Outcome | None:
     if inp.kind == "location" and inp.latitude is not None and inp.longitude is not None:
         if not (-90 <= inp.latitude <= 90 and -180 <= inp.longitude <= 180):
             return Retry(Text("error.bad_location"))
-        return Go("age", {"latitude": inp.latitude, "longitude": inp.longitude,
-                          "village": None, "location_text": None})
+        return placed(state, {"latitude": inp.latitude, "longitude": inp.longitude,
+                              "village": None, "location_text": None})
     if inp.kind == "text" and meaningful(inp.text, 2):
-        return Go("age", {"location_text": inp.text.strip()[:300], "village": None,
-                          "latitude": None, "longitude": None})
+        return placed(state, {"location_text": inp.text.strip()[:300], "village": None,
+                              "latitude": None, "longitude": None})
     return None
 
 
@@ -151,7 +179,7 @@ def photos_received(state: State, ctx: Context) -> dict[str, Any]:
 
 def on_contact(picked: str, state: State, ctx: Context) -> Outcome:
     if picked == "contact:anonymous":
-        return Go("review", {"anonymous": True, "phone": None})
+        return reviewed(state, {"anonymous": True, "phone": None})
     return Go("phone", {"anonymous": False})
 
 
@@ -165,7 +193,33 @@ def on_phone(inp: Input, state: State, ctx: Context) -> Outcome:
     phone = normalise_phone(raw)
     if phone is None:
         return Retry(Text("report.phone.invalid"))
-    return Go("review", {"phone": phone})
+    return reviewed(state, {"phone": phone})
+
+
+def reviewed(state: State, data: dict[str, Any]) -> Outcome:
+    """The last answer: a report is reviewed before it is sent; an emergency, sent already,
+    ends here, and the team gets what was added in one message."""
+    case_id = state.data.get("case_id")
+    if case_id:
+        merged = {**state.data, **data}
+        return Go(None, data, (AddToCase(int(case_id), ReportAnswers.of(merged), final=True),))
+    return Go("review", data)
+
+
+def adding(step: Step) -> Step:
+    """A question asked after an emergency was opened: each answer goes into the case at
+    once, so nothing is lost if the reporter stops answering."""
+
+    def handle(inp: Input, state: State, ctx: Context) -> Outcome:
+        outcome = step.handle(inp, state, ctx)
+        case_id = state.data.get("case_id")
+        if (not case_id or not isinstance(outcome, Go)
+                or any(isinstance(e, AddToCase) for e in outcome.effects)):
+            return outcome
+        answers = ReportAnswers.of({**state.data, **outcome.data})
+        return replace(outcome, effects=(*outcome.effects, AddToCase(int(case_id), answers)))
+
+    return replace(step, handle=handle)
 
 
 def review_params(state: State, ctx: Context) -> dict[str, Any]:
@@ -204,7 +258,12 @@ def on_resume(picked: str, state: State, ctx: Context) -> Outcome:
         target = state.data.get("resume_to") or "danger"
         return Go(target, {"resume_to": None}, remember=False)
     fresh = report_start_data(ctx, {})
-    return Go("danger", {k: None for k in state.data} | fresh | {"types": []}, remember=False)
+    # Starting afresh after an emergency was sent: that case keeps what it was told.
+    case_id = state.data.get("case_id")
+    sent = ((AddToCase(int(case_id), ReportAnswers.of(state.data), final=True),)
+            if case_id else ())
+    return Go("danger", {k: None for k in state.data} | fresh | {"types": []}, sent,
+              remember=False, forget=True)
 
 
 def resume_params(state: State, ctx: Context) -> dict[str, Any]:
@@ -227,27 +286,30 @@ REPORT = Flow(
             choose("resume", "report.resume.prompt", RESUME, on_resume,
                    frozenset({"danger"}), params=resume_params),
             choose("danger", "report.danger.prompt", DANGER, on_danger, frozenset({"types"})),
-            choose("types", "report.types.prompt", type_options, on_type,
+            choose("types", types_prompt, type_options, on_type,
                    frozenset({"types", "where", "age"})),
             choose("where", "report.where.prompt", village_options, on_village,
                    frozenset({"age"}), other=where_other, request="location"),
-            choose("age", "report.age.prompt", AGES, store("age_band", "sex"),
-                   frozenset({"sex"})),
-            choose("sex", "report.sex.prompt", SEX, store("sex", "name"), frozenset({"name"})),
-            ask_text("name", "report.name.prompt", on_name, frozenset({"count"}),
-                     options=(SKIP,)),
-            choose("count", "report.count.prompt", COUNTS, store("child_count", "description",
-                                                                 int),
-                   frozenset({"description"}), other=count_other),
-            ask_text("description", "report.description.prompt", on_description,
-                     frozenset({"photos", "description"})),
-            ask_text("photos", "report.photos.prompt", on_photo,
-                     frozenset({"contact", "photos"}), options=(DONE_PHOTOS,), request="photo",
-                     params=photos_received),
-            choose("contact", "report.contact.prompt", CONTACT, on_contact,
-                   frozenset({"review", "phone"})),
-            ask_text("phone", "report.phone.prompt", on_phone, frozenset({"review"}),
-                     request="contact"),
+            *map(adding, (
+                choose("age", "report.age.prompt", AGES, store("age_band", "sex"),
+                       frozenset({"sex"})),
+                choose("sex", "report.sex.prompt", SEX, store("sex", "name"),
+                       frozenset({"name"})),
+                ask_text("name", "report.name.prompt", on_name, frozenset({"count"}),
+                         options=(SKIP,)),
+                choose("count", "report.count.prompt", COUNTS,
+                       store("child_count", "description", int),
+                       frozenset({"description"}), other=count_other),
+                ask_text("description", "report.description.prompt", on_description,
+                         frozenset({"photos", "description"})),
+                ask_text("photos", "report.photos.prompt", on_photo,
+                         frozenset({"contact", "photos"}), options=(DONE_PHOTOS,),
+                         request="photo", params=photos_received),
+                choose("contact", "report.contact.prompt", CONTACT, on_contact,
+                       frozenset({"review", "phone"})),
+                ask_text("phone", "report.phone.prompt", on_phone, frozenset({"review"}),
+                         request="contact"),
+            )),
             choose("review", "report.review", (CONFIRM,), on_review, params=review_params),
         )
     },

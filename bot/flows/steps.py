@@ -10,6 +10,8 @@ from bot.flows.engine import BACK, CANCEL, Context, Go, Outcome, Retry, State, S
 
 Options = tuple[Choice, ...] | Callable[[State, Context], tuple[Choice, ...]]
 ParamsFn = Callable[[State, Context], dict[str, Any]]
+# A question's text id, or what chooses it from where the conversation stands.
+Prompt = str | Callable[[State, Context], str]
 
 
 def options_of(options: Options, state: State, ctx: Context) -> tuple[Choice, ...]:
@@ -20,13 +22,14 @@ def nav(state: State) -> tuple[Choice, ...]:
     return (BACK, CANCEL) if state.history else (CANCEL,)
 
 
-def question(prompt: str, options: Options, params: ParamsFn | None,
+def question(prompt: Prompt, options: Options, params: ParamsFn | None,
              request: RequestKind | None) -> Callable[[State, Context], Reply]:
     """The prompt of a step: its text, its options and the navigation buttons."""
 
     def ask(state: State, ctx: Context) -> Reply:
         extra = params(state, ctx) if params else {}
-        return Reply((Text(prompt, extra),), options_of(options, state, ctx) + nav(state),
+        text_id = prompt(state, ctx) if callable(prompt) else prompt
+        return Reply((Text(text_id, extra),), options_of(options, state, ctx) + nav(state),
                      request)
 
     return ask
@@ -34,7 +37,7 @@ def question(prompt: str, options: Options, params: ParamsFn | None,
 
 def choose(
     step_id: str,
-    prompt: str,
+    prompt: Prompt,
     options: Options,
     then: Callable[[str, State, Context], Outcome],
     nexts: frozenset[str] = frozenset(),

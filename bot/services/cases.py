@@ -48,6 +48,28 @@ from storage import cases, deadlines, outbox, people
 from storage.db import Tx
 
 log = logging.getLogger(__name__)
+
+
+def additions_to(case: Case, report: ReportAnswers) -> dict[str, object]:
+    """The case's fields an emergency's later answers change (an answer changed by going
+    back replaces the earlier one; nothing given erases nothing)."""
+    wanted: dict[str, object] = {"age_band": report.age_band, "sex": report.sex,
+                                 "child_count": report.child_count}
+    if report.child_name:
+        wanted["child_name"] = report.child_name
+    if report.description:
+        wanted["description"] = report.description
+    if not report.anonymous and report.phone:
+        wanted.update(reporter_anonymous=False, reporter_phone=report.phone)
+    elif report.anonymous:
+        wanted.update(reporter_anonymous=True, reporter_phone=None)
+    return {k: v for k, v in wanted.items() if getattr(case, k) != v}
+
+
+def told_more(case: Case) -> bool:
+    """Whether the reporter said anything beyond what and where, which the alert had."""
+    return bool(case.age_band != "unknown" or case.sex != "unknown" or case.child_name
+                or case.child_count != 1 or case.description or not case.reporter_anonymous)
 # Cases one list shows, each with its button (more are counted, not listed).
 LIST_MAX = 10
 
@@ -92,7 +114,7 @@ class CaseService:
         village = self.directory.village_name(village_id)
         # A new case has no attachments other than these, and the deadlines just armed.
         details = alerts.case_details(case, village, await deadlines.deadlines_of(tx, case.id),
-                                      len(files))
+                                      files)
         reply = alerts.team_alert(case, details)
         collaborators = [p for p in village_collaborators(everyone, village_id)
                          if p.id != reporter.id and p not in team
@@ -130,10 +152,54 @@ class CaseService:
                                    fresh_key=True, identities=identities[person.id])
         return case
 
+    async def add_to_case(self, tx: Tx, reporter: Person, case_id: int, report: ReportAnswers,
+                          channel: str, final: bool, now: datetime) -> list[Reply]:
+        """An emergency's reporter answered one more question after the alert: the case
+        takes it at once. With the last answer the team gets all of it in one message."""
+        case = await self.case_in_commune(tx, case_id)
+        if case is None or case.reporter_id != reporter.id:
+            log.warning("additions for case %s from someone else's conversation", case_id)
+            return [say("report.additions.lost")] if final else []
+        changes = additions_to(case, report)
+        known = {a.file_ref for a in await cases.attachments_of(tx, case.id)}
+        files = [Attachment("photo", channel, ref) for ref in report.photos if ref not in known]
+        if report.voice_ref and report.voice_ref not in known:
+            files.append(Attachment("voice", channel, report.voice_ref))
+        if changes:
+            case = await cases.update_details(tx, case.id, **changes)
+        await cases.add_attachments(tx, case.id, files, now)
+        if changes or files:
+            await cases.audit(tx, case.id, reporter.id, "reporter_added", now,
+                              fields=sorted(changes) + (["attachments"] if files else []))
+        if not final:
+            return []
+        attached = await cases.attachments_of(tx, case.id)
+        if not case.closed and (told_more(case) or attached):
+            await self._send_additions(tx, case, attached, now)
+        return [alerts.additions_received(case)]
+
+    async def _send_additions(self, tx: Tx, case: Case, attached: list[Attachment],
+                              now: datetime) -> None:
+        details = alerts.case_details(case, self.directory.village_name(case.village_id),
+                                      await deadlines.deadlines_of(tx, case.id), attached)
+        reply = alerts.additions(case, details)
+        media = alerts.media_of(attached)
+        ids = [m.person_id for m in await cases.team_of(tx, case.id) if m.access == Access.TEAM]
+        found = await people.people_by_id(tx, ids)
+        for pid in ids:
+            if (person := found.get(pid)) is None:
+                continue
+            key = f"additions:{case.id}:p{pid}"
+            message = await self.outbox.send(tx, person, reply, now, kind=Kind.ADDITIONS,
+                                             case_id=case.id, dedupe_key=key, fresh_key=True)
+            await self.outbox.send_media(tx, person, message, media, alerts.media_caption(case),
+                                         now, key)
+        await cases.audit(tx, case.id, None, "additions_sent", now, recipients=ids)
+
     async def _details(self, tx: Tx, case: Case) -> tuple[Text, ...]:
         return alerts.case_details(case, self.directory.village_name(case.village_id),
                                    await deadlines.deadlines_of(tx, case.id),
-                                   len(await cases.attachments_of(tx, case.id)))
+                                   await cases.attachments_of(tx, case.id))
 
     # ---- who may act -----------------------------------------------------------------------
 

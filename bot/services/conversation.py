@@ -28,6 +28,7 @@ from bot.flows.broadcast import SEND
 from bot.flows.calendar_admin import SAVE
 from bot.flows.effects import (
     AddCalendarEvent,
+    AddToCase,
     AskReporter,
     Assess,
     CalendarCommand,
@@ -284,10 +285,17 @@ class ConversationService:
                 return [reply]
             case CreateInvite(args=args):
                 return [await s.invites.create(tx, person, args, turn.channel, now)]
-            case OpenCase(report=report):
+            case OpenCase(report=report, early=early):
                 case = await s.cases.open_case(tx, person, turn.channel, report, now)
+                if early:  # the questions go on, each answer added to this case
+                    turn.state = replace(turn.state, data={
+                        **turn.state.data, "case_id": case.id, "code": case.code})
+                    return [alerts.emergency_alerted(case)]
                 turn.made(CONFIRM.id, alerts.report_already_sent(case))
                 return [alerts.report_received(case)]
+            case AddToCase(case_id=case_id, report=report, final=final):
+                return await s.cases.add_to_case(tx, person, case_id, report, turn.channel,
+                                                 final, now)
             case LookUpStatus(code=code):
                 return await s.cases.status(tx, code, person, now)
             case CaseButton():

@@ -220,7 +220,7 @@ class Escalation:
         targets = level_recipients(self.directory.config, everyone, level, case.police_case)
         files = await cases.attachments_of(tx, case.id)
         details = alerts.case_details(case, self.directory.village_name(case.village_id),
-                                      await deadlines.deadlines_of(tx, case.id), len(files))
+                                      await deadlines.deadlines_of(tx, case.id), files)
         # How long it waited by the clock of its deadline (15 minutes, then 30...), not by
         # when the timer happened to run.
         climb = alerts.Climb(dl.step, timer.fire_at - dl.started_at,

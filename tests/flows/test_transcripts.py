@@ -8,7 +8,7 @@ Each file in transcripts/ is a list of turns: `in` (an Input as JSON, or "/comma
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from bot.flows import engine
 from bot.flows.book import FLOWS
 from bot.flows.effects import (
     AddCalendarEvent,
+    AddToCase,
     Assess,
     CloseCase,
     LookUpStatus,
@@ -56,7 +57,11 @@ def plain(value: Any) -> Any:
 # The transcripts name what a flow hands its host in their own words: an action and its
 # data. Each typed effect, as a transcript says it.
 SUBMITS: dict[type, Any] = {
-    OpenCase: lambda e: ("report", {k: plain(v) for k, v in asdict(e.report).items()}),
+    OpenCase: lambda e: ("alert_now" if e.early else "report",
+                         {k: plain(v) for k, v in asdict(e.report).items()}),
+    AddToCase: lambda e: ("add_final" if e.final else "add",
+                          {"case_id": e.case_id}
+                          | {k: plain(v) for k, v in asdict(e.report).items()}),
     LookUpStatus: lambda e: ("status", {"code": e.code}),
     Assess: lambda e: ("assess", {"case_id": e.case_id, "risk": e.risk,
                                   "measures": e.measures, "form": e.form,
@@ -75,6 +80,9 @@ def run(transcript: dict[str, Any]) -> None:
         state, _ = engine.start(FLOWS, transcript["start"], ctx, transcript.get("data"))
     for n, turn in enumerate(transcript["turns"]):
         state, effects = engine.step(FLOWS, state, to_input(turn["in"]), ctx)
+        if any(isinstance(e, OpenCase) and e.early for e in effects):
+            # What the host does with a case opened mid-flow: the questions go on for it.
+            state = replace(state, data={**state.data, "case_id": 9, "code": "VT-2026-0009"})
         replies = [e for e in effects if isinstance(e, Reply)]
         said = [t.id for r in replies for t in r.texts]
         where = f"turn {n} ({turn['in']})"

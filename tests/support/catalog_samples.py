@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from bot.domain import alerts
-from bot.domain.cases import DEADLINE_STEPS
+from bot.domain.cases import DEADLINE_STEPS, Attachment
 from bot.domain.local_time import LOCAL_TZ
 from bot.domain.messages import Reply
 from bot.domain.periods import Period
@@ -58,8 +58,15 @@ def built_replies() -> Iterator[Reply]:
     for case in (fake_case(), fake_case(latitude=19.8, longitude=105.7, assignee_id=3,
                                         reporter_anonymous=False, reporter_phone="0912345678",
                                         description=None, urgency="EMERGENCY")):
-        details = alerts.case_details(case, None, deadlines, 2)
+        photos = [Attachment("photo", "sim", "p1"), Attachment("photo", "sim", "p2")]
+        details = alerts.case_details(case, None, deadlines, photos)
         yield alerts.team_alert(case, details)
+        yield alerts.additions(case, details)
+        yield alerts.additions_received(case)
+        yield alerts.emergency_alerted(case)
+        yield alerts.team_alert(case, alerts.case_details(case, None, deadlines, photos[:1]))
+        yield alerts.team_alert(case, alerts.case_details(case, None, deadlines, [
+            Attachment("voice", "sim", "v1")]))
         for step in ("acknowledge", "initial_assessment"):
             yield alerts.team_alert(case, details, alerts.Climb(
                 step, timedelta(minutes=15), (("Anh Tuấn", "police"), ("Chị Hoa", "officer"),

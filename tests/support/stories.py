@@ -13,34 +13,42 @@ REPORT_STEPS: Steps = [
     ("choice", "photos:done"), ("choice", "contact:anonymous"), ("choice", "confirm"),
 ]
 
-# A child hurt right now in Thôn Đông: an EMERGENCY.
+# A child hurt right now in Thôn Đông: an EMERGENCY, alerted as soon as the village is
+# known (ALERTED_AT steps in); the later answers add to the case, the last one ends it.
 EMERGENCY_REPORT: Steps = [
     ("choice", "menu:report"), ("choice", "danger:yes"), ("choice", "type:injury"),
-    ("choice", "types:done"), ("choice", "village:dong"), ("choice", "age:0-5"),
+    ("choice", "village:dong"), ("choice", "age:0-5"),
     ("choice", "sex:boy"), ("choice", "skip"), ("choice", "count:1"),
     ("text", "Cháu bé rơi xuống ao, đang được hàng xóm sơ cứu."),
-    ("choice", "photos:done"), ("choice", "contact:anonymous"), ("choice", "confirm"),
+    ("choice", "photos:done"), ("choice", "contact:anonymous"),
 ]
+ALERTED_AT = EMERGENCY_REPORT.index(("choice", "village:dong")) + 1
 
 
-def violence_in_thon_tay(description: str, *, confirm: bool = True) -> Steps:
+def violence_in_thon_tay(description: str, *, confirm: bool = True,
+                         danger: str = "no") -> Steps:
     """A report of violence in Thôn Tây, the village typed by name (a reply keyboard's
-    button on Telegram), as ("say", text) and ("press", choice id) steps."""
-    return [("say", "/start"), *(("press", c) for c in ("menu:report", "danger:no",
-                                                          "type:violence", "types:done")),
+    button on Telegram), as ("say", text) and ("press", choice id) steps. `danger="yes"`:
+    an emergency, alerted at the village, with one type and no review."""
+    emergency = danger == "yes"
+    return [("say", "/start"),
+            *(("press", c) for c in ("menu:report", f"danger:{danger}", "type:violence",
+                                     *(() if emergency else ("types:done",)))),
             ("say", "Thôn Tây"), *(("press", c) for c in ("age:6-10", "sex:boy", "skip",
                                                           "count:1")),
             ("say", description),
             *(("press", c) for c in ("photos:done", "contact:anonymous",
-                                     *(("confirm",) if confirm else ())))]
+                                     *(("confirm",) if confirm and not emergency else ())))]
 
 
 def report_in(village: str, *, danger: str = "no", case_type: str = "violence") -> Steps:
     """A citizen's anonymous report, from /start, of a boy hurt in the village with this
     key: violence is URGENT; `danger="yes"` makes any report an EMERGENCY."""
+    emergency = danger == "yes"  # one type, and no review: it is alerted at the village
     return [("text", "/start"), ("choice", "menu:report"), ("choice", f"danger:{danger}"),
-            ("choice", f"type:{case_type}"), ("choice", "types:done"),
+            ("choice", f"type:{case_type}"), *(() if emergency else (("choice", "types:done"),)),
             ("choice", f"village:{village}"), ("choice", "age:6-10"), ("choice", "sex:boy"),
             ("choice", "skip"), ("choice", "count:1"),
             ("text", "Hàng xóm thấy cháu bị đánh nhiều lần."),
-            ("choice", "photos:done"), ("choice", "contact:anonymous"), ("choice", "confirm")]
+            ("choice", "photos:done"), ("choice", "contact:anonymous"),
+            *(() if emergency else (("choice", "confirm"),))]
