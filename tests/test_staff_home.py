@@ -50,3 +50,86 @@ async def test_a_case_card_is_for_its_team_only(sim: Simulator) -> None:
     assert (await citizen.last())["ids"][0] == "case.not_allowed"
     await citizen.text("/start")
     assert choice_ids(await citizen.last())[0] == "menu:report"
+
+
+async def test_the_office_finds_statistics_broadcast_and_calendar_at_home(
+        sim: Simulator) -> None:
+    officer = sim["officer"]
+    await officer.text("/start")
+    assert choice_ids(await officer.last()) == [
+        "menu:my_cases", "menu:cases", "menu:report", "menu:stats", "menu:broadcast",
+        "menu:calendar", "menu:help", "menu:lang"]
+
+    # A tap does what the command does with nothing after it.
+    for tap, command in (("menu:calendar", "/calendar"), ("menu:stats", "/stats")):
+        await officer.tap(tap)
+        tapped = await officer.last()
+        await officer.text(command)
+        typed = await officer.last()
+        assert tapped["ids"] == typed["ids"], tap
+        assert choice_ids(tapped) == choice_ids(typed), tap
+    assert (await officer.inbox(all_=True))[-3]["ids"][0] == "calendar.list.head"
+
+    # The statistics offer this month, this quarter, the last one and this year (the
+    # demo clock says 23 November 2026); a tap is the period's report.
+    assert typed["ids"] == ["stats.usage"]
+    assert choice_ids(typed) == ["stats:2026-11", "stats:2026-Q4", "stats:2026-Q3",
+                                 "stats:2026"]
+    assert "Quý 3/2026" in [c["label"] for c in typed["choices"]]
+    await officer.tap("stats:2026-Q3")
+    table = (await officer.inbox())[0]
+    assert table["ids"][0] == "stats.chat.title" and "2026-Q3" in table["text"]
+
+    await officer.tap("menu:broadcast")
+    assert (await officer.last())["ids"][-1] == "broadcast.prompt"
+
+
+async def test_the_police_home_has_only_what_the_police_may_use(sim: Simulator) -> None:
+    police = sim["police"]
+    await police.text("/start")
+    assert choice_ids(await police.last()) == [
+        "menu:my_cases", "menu:cases", "menu:report", "menu:help", "menu:lang"]
+    # A forged tap on the office's buttons is refused by the services, as the commands are.
+    await police.tap("menu:stats")
+    assert (await police.last())["ids"] == ["stats.not_allowed"]
+    await police.tap("stats:2026-Q3")
+    assert (await police.last())["ids"] == ["stats.not_allowed"]
+    await police.tap("menu:broadcast")
+    assert (await police.last())["ids"] == ["broadcast.not_allowed"]
+
+
+async def test_report_typed_by_staff_asks_which_report_they_mean(sim: Simulator) -> None:
+    police = sim["police"]
+    await police.text("/report")
+    asked = await police.last()
+    assert asked["ids"] == ["report.which"], "no citizen questionnaire started unasked"
+    assert choice_ids(asked) == ["menu:report", "menu:my_cases"]
+    await police.tap("menu:report")
+    assert (await police.last())["ids"][-1] == "report.danger.prompt"
+
+    officer = sim["officer"]
+    await officer.text("/report")
+    assert choice_ids(await officer.last()) == ["menu:report", "menu:my_cases",
+                                                "menu:stats"]
+    await officer.text("/report 2026-Q3")  # the old spelling of /stats still works
+    assert (await officer.inbox())[0]["ids"][0] == "stats.chat.title"
+
+    # A citizen's /report is the report, as ever.
+    citizen = sim["citizen"]
+    await citizen.text("/report")
+    assert (await citizen.last())["ids"][-1] == "report.danger.prompt"
+
+
+async def test_help_for_staff_is_their_home(sim: Simulator) -> None:
+    officer = sim["officer"]
+    await officer.text("/help")
+    home = await officer.last()
+    assert home["ids"] == ["help.staff", "menu.prompt"]
+    assert choice_ids(home)[:2] == ["menu:my_cases", "menu:cases"]
+    # Where to get help is one tap away.
+    await officer.tap("menu:help")
+    assert (await officer.last())["ids"] == ["help.prompt"]
+
+    citizen = sim["citizen"]
+    await citizen.text("/help")
+    assert (await citizen.last())["ids"] == ["help.prompt"]
