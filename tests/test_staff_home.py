@@ -1,12 +1,17 @@
 """Officers, police and leaders have their own home (issue 13, item 6), through the
-simulator's HTTP API: /start shows a staff menu with their cases first; the commune's
-open cases are listed one line each (code, urgency, village, holder, time left) with a
-button that opens the case's card for its team only; /cases does the same."""
+simulator's HTTP API (and Zalo's webhook): /start and /help show a staff menu with their
+cases first, then report and what their role may use (statistics, broadcast, calendar);
+the commune's open cases are listed one line each (code, urgency, village, holder, time
+left) with a button that opens the case's card for its team only; /cases does the same;
+/report typed by staff asks which report they mean."""
 
 from __future__ import annotations
 
+from bot.clock import FakeClock
 from tests.support.simulator import Simulator, choice_ids, walk_report
 from tests.support.stories import REPORT_STEPS
+from tests.support.zalo import CITIZEN, make_world, zalo_choices
+from tests.support.zalo import ZALO_STAFF as ZALO
 
 
 async def test_staff_see_their_cases_from_their_home(sim: Simulator) -> None:
@@ -133,3 +138,22 @@ async def test_help_for_staff_is_their_home(sim: Simulator) -> None:
     citizen = sim["citizen"]
     await citizen.text("/help")
     assert (await citizen.last())["ids"] == ["help.prompt"]
+
+
+async def test_on_zalo_the_staff_menu_is_buttons(db_url: str, clock: FakeClock) -> None:
+    """Zalo has no command list: the same menu comes as buttons (five to a message), and
+    the case list's buttons open the card there too."""
+    w = await make_world(db_url, clock, "zalo")
+    try:
+        await w.report(CITIZEN, "Hàng xóm đánh cháu bé.")
+        officer = ZALO["officer"]
+        await w.say(officer, "/start")
+        assert zalo_choices(w.latest(officer)) == [
+            "menu:my_cases", "menu:cases", "menu:report", "menu:stats", "menu:broadcast",
+            "menu:calendar", "menu:help", "menu:lang"]
+        await w.press(officer, "menu:cases")
+        assert "VT-2026-0001" in w.text(officer)
+        await w.press(officer, "case:view:1")
+        assert "case:ack:1" in zalo_choices(w.latest(officer))
+    finally:
+        await w.close()

@@ -37,6 +37,7 @@ from bot.domain.statistics import (
     Tally,
     duration_parts,
 )
+from bot.flows.routes import STATS_PREFIX
 from bot.services.directory import Directory
 from bot.services.report_files import (
     KNOWN_VALUES,
@@ -233,15 +234,18 @@ def period_choices(now: datetime) -> Reply:
     today = now.astimezone(LOCAL_TZ).date()
     quarter = (today.month - 1) // 3 + 1
     last = (today.year, quarter - 1) if quarter > 1 else (today.year - 1, 4)
+
+    def button(period: Period, label: Text) -> Choice:
+        return Choice(f"{STATS_PREFIX}{period.label}", label)
+
     return Reply((Text("stats.usage"),), (
-        Choice(f"stats:{Period('month', today.year, today.month).label}",
+        button(Period("month", today.year, today.month),
                Text("stats.pick.month", {"month": f"{today.month:02d}", "year": today.year})),
-        Choice(f"stats:{Period('quarter', today.year, quarter).label}",
+        button(Period("quarter", today.year, quarter),
                Text("stats.pick.quarter", {"quarter": quarter, "year": today.year})),
-        Choice(f"stats:{Period('quarter', *last).label}",
+        button(Period("quarter", *last),
                Text("stats.pick.quarter", {"quarter": last[1], "year": last[0]})),
-        Choice(f"stats:{Period('year', today.year).label}",
-               Text("stats.pick.year", {"year": today.year})),
+        button(Period("year", today.year), Text("stats.pick.year", {"year": today.year})),
     ))
 
 
