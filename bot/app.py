@@ -41,6 +41,7 @@ from bot.services.top_digest import TopDigest
 from bot.services.undelivered import Undelivered
 from bot.workers.broadcasts import BroadcastTracker
 from bot.workers.calendar import CalendarWorker
+from bot.workers.command_menus import CommandMenus
 from bot.workers.delivery import DeliveryWorker
 from bot.workers.heartbeat import Heartbeat, ProcessIdentity
 from bot.workers.inbound import InboundWorker
@@ -52,8 +53,8 @@ from storage.db import Database
 from storage.zalo_tokens import ZaloTokenRows
 
 log = logging.getLogger(__name__)
-DELIVERY, TIMERS, INBOUND, BROADCASTS, CALENDAR = (
-    "delivery", "timers", "inbound", "broadcasts", "calendar")
+DELIVERY, TIMERS, INBOUND, BROADCASTS, CALENDAR, COMMAND_MENUS = (
+    "delivery", "timers", "inbound", "broadcasts", "calendar", CommandMenus.name)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,8 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     services = Services(
         cases=cases,
         invites=Invites(directory, {name: o.invite_link for name, o in outbound.items()
-                                    if o.invite_link}),
+                                    if o.invite_link},
+                        staff_changed=lambda: wakeups.wake(COMMAND_MENUS)),
         broadcasts=Broadcasts(directory, outbox),
         calendar=CalendarCommands(directory, reminders,
                                   changed=lambda: wakeups.wake(CALENDAR)),
@@ -212,6 +214,10 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         PruningWorker(database, setup.commune.retention),
         *(w for o in outbound.values() for w in o.workers),
     ]
+    menus = {name: o.command_menus for name, o in outbound.items() if o.command_menus}
+    if menus:
+        # Staff see their own commands beside the text box, everyone else everyone's.
+        workers.append(CommandMenus(database, directory.commune_id, menus))
     scheduler = Scheduler(clock, workers, wakeups)
     server = make_server(support.stored_file,
                          [route for i in inbound.values() for route in i.routes])

@@ -25,8 +25,8 @@ from bot.config import load_default_calendar
 from bot.domain import alerts, cases
 from bot.domain.cases import DEADLINE_STEPS, URGENCIES
 from bot.domain.messages import Reply, Text
-from bot.domain.roles import INVITABLE
-from bot.flows import case_team, help, report
+from bot.domain.roles import INVITABLE, Role
+from bot.flows import case_team, help, report, routes
 from bot.services import period_reports
 from tests.support.catalog_samples import DUE, built_replies
 
@@ -80,6 +80,8 @@ def families() -> dict[str, frozenset[str]]:
         "outcome.*": labels(case_team.OUTCOME_CHOICES),
         "milestone.*": labels(case_team.MILESTONE_CHOICES),
         "role.*": {f"role.{r}" for r in INVITABLE},
+        # telegram.commands describes each command of any role's command menu.
+        "command.*": {f"command.{n}" for r in Role for n in routes.command_menu(r)},
         # telegram.render asks for a location or a contact with a reply-keyboard button.
         "telegram.share_*": {"telegram.share_location", "telegram.share_contact"},
         # reminders.title_of: every default calendar event has a catalog title.

@@ -188,14 +188,18 @@ async def test_report_command_asks_kindly_for_a_good_period(sim: Simulator) -> N
 
 async def test_report_without_a_period_or_from_others_starts_a_case_report(
         sim: Simulator) -> None:
+    """No figures for who may not read them, nor without a period; staff are asked which
+    report they mean (a new case, or their cases) rather than put in the questionnaire."""
     await add_cases(sim.app)
-    for key, text in (("citizen", "/report 2026-Q4"), ("collaborator", "/report 2026-Q4"),
-                      ("police", "/report 2026-Q4"), ("police_chief", "/report"),
-                      ("officer", "/report")):
+    for key, text, answer in (
+            ("citizen", "/report 2026-Q4", "report.danger.prompt"),
+            ("collaborator", "/report 2026-Q4", "report.danger.prompt"),
+            ("police", "/report 2026-Q4", "report.which"),
+            ("police_chief", "/report", "report.which"), ("officer", "/report", "report.which")):
         phone = sim[key]
         await phone.text(text)
         messages = await phone.inbox()
-        assert [m["ids"] for m in messages] == [["report.danger.prompt"]], (key, text)
+        assert [m["ids"] for m in messages] == [[answer]], (key, text)
         assert all(m["media"] is None for m in messages)
     assert await count(sim.app, "stored_files") == 0
 

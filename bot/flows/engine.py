@@ -17,18 +17,25 @@ from typing import Any
 from bot.domain.cases import normalise_code
 from bot.domain.distress import sounds_like_danger
 from bot.domain.messages import Choice, Input, Reply, Text, say
-from bot.domain.permissions import works_cases
+from bot.domain.permissions import (
+    may_broadcast,
+    may_read_calendar,
+    may_read_statistics,
+    works_cases,
+)
 from bot.flows.effects import AddToCase, Effect, LookUpStatus, RedeemInvite, ReportAnswers
 from bot.flows.routes import (
     MENU,
-    MENU_EFFECTS,
+    Answer,
     Cancel,
+    Home,
     OpenFlow,
     ServiceCommand,
     Welcome,
     case_button,
     command_target,
     group_press,
+    menu_effect,
 )
 
 
@@ -166,13 +173,23 @@ CANCEL = Choice("cancel", Text("button.cancel"))
 
 
 def main_menu(ctx: Context, *lead: Text) -> Reply:
-    """The person's own home: staff see their cases and the commune's first; "report" is
-    first for everyone else (and still there for staff)."""
+    """The person's own home: staff see their cases and the commune's first, then report,
+    and what their role may use (statistics, broadcast, calendar); "report" is first for
+    everyone else."""
     if works_cases(ctx.role):
+        office = (
+            *([Choice("menu:stats", Text("menu.stats"))]
+              if may_read_statistics(ctx.role) else []),
+            *([Choice("menu:broadcast", Text("menu.broadcast"))]
+              if may_broadcast(ctx.role) else []),
+            *([Choice("menu:calendar", Text("menu.calendar"))]
+              if may_read_calendar(ctx.role) else []),
+        )
         return Reply((*lead, Text("menu.prompt")), (
             Choice("menu:my_cases", Text("menu.my_cases")),
             Choice("menu:cases", Text("menu.cases")),
             Choice("menu:report", Text("menu.report")),
+            *office,
             Choice("menu:help", Text("menu.help")),
             Choice("menu:lang", Text("menu.lang")),
         ))
@@ -236,8 +253,9 @@ def step(book: FlowBook, state: State, inp: Input, ctx: Context) -> tuple[State,
             return _cancel(state, ctx)
         if inp.choice in MENU:
             return start(book, MENU[inp.choice], ctx, current=state)
-        if inp.choice in MENU_EFFECTS and works_cases(ctx.role):
-            return state, [MENU_EFFECTS[inp.choice]]
+        effect = menu_effect(inp.choice)
+        if effect is not None and works_cases(ctx.role):
+            return state, [effect]
         if inp.choice in state.done and inp.choice not in _offered(book, state, ctx):
             # A button that made something, pressed again (a double tap, a redelivered
             # press): the same answer, nothing made twice.
@@ -283,6 +301,14 @@ def _on_command(book: FlowBook, state: State, inp: Input,
         return State(done=state.done), [*lead, welcome]
     if isinstance(target, OpenFlow):
         return start(book, target.flow, ctx, current=state)
+    if isinstance(target, Answer):
+        return state, [target.reply]
+    if isinstance(target, Home):
+        # Like the help flow, it leaves the question they were at; a report draft is kept.
+        draft = state.report_draft
+        kept = State(parked=draft.to_json() if draft is not None else None, done=state.done)
+        offer = [_offer_resume()] if draft is not None else []
+        return kept, [main_menu(ctx, Text("help.staff")), *offer]
     if isinstance(target, ServiceCommand):
         return state, [target.effect(inp.args)]
     unknown = Text("error.unknown_command", {"command": inp.command[:32]})

@@ -21,6 +21,7 @@ from bot.clock import Clock
 from bot.domain.delivery import FileToSend, Sender
 from bot.services.conversation import ConversationService, LabelMatcher
 from bot.services.simulator_log import SimulatorLog
+from bot.workers.command_menus import CommandMenuSetter
 from bot.workers.heartbeat import ProcessIdentity
 from bot.workers.worker import Worker
 
@@ -76,6 +77,8 @@ class Outbound:
     labels: LabelMatcher | None = None
     # Background work of the channel's own (Zalo's token refresher).
     workers: list[Worker] = field(default_factory=list)
+    # How the channel lists its commands beside the text box (None: it has no such list).
+    command_menus: CommandMenuSetter | None = None
 
 
 @dataclass

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from bot.domain.messages import Reply, Text, say
 from bot.domain.people import Person
-from bot.domain.permissions import may_invite
+from bot.domain.permissions import may_invite, works_cases
 from bot.domain.roles import INVITABLE
 from bot.services.directory import Directory
 from storage import invites, people
@@ -20,8 +20,11 @@ from storage.db import Tx
 
 class Invites:
     def __init__(self, directory: Directory, links: Mapping[str, str] | None = None,
-                 new_code: Callable[[], str] = lambda: secrets.token_urlsafe(12)) -> None:
+                 new_code: Callable[[], str] = lambda: secrets.token_urlsafe(12),
+                 staff_changed: Callable[[], None] = lambda: None) -> None:
         self.directory = directory
+        # Called once someone who became staff is committed (their command menu changes).
+        self.staff_changed = staff_changed
         # Per channel, what a code is appended to (e.g. https://t.me/<bot>?start=).
         self.links = dict(links or {})
         self.new_code = new_code
@@ -59,5 +62,7 @@ class Invites:
         if not await invites.claim_invite(tx, invite.id, person.id, now):
             return say("invite.invalid"), person
         await people.take_role(tx, person.id, invite.role, invite.village_id)
+        if works_cases(invite.role):
+            tx.after_commit(self.staff_changed)
         joined = replace(person, role=invite.role, village_id=invite.village_id)
         return say("invite.joined", role=Text(f"role.{invite.role}")), joined

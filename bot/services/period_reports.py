@@ -25,7 +25,7 @@ from babel.numbers import format_decimal
 
 from bot import i18n
 from bot.domain.local_time import LOCAL_TZ
-from bot.domain.messages import Media, Reply, Text
+from bot.domain.messages import Choice, Media, Reply, Text
 from bot.domain.people import Person
 from bot.domain.periods import Period, parse_period
 from bot.domain.permissions import may_read_statistics
@@ -37,6 +37,7 @@ from bot.domain.statistics import (
     Tally,
     duration_parts,
 )
+from bot.flows.routes import STATS_PREFIX
 from bot.services.directory import Directory
 from bot.services.report_files import (
     KNOWN_VALUES,
@@ -227,6 +228,27 @@ async def period_report(tx: Tx, directory: Directory, period: Period, language: 
     ]
 
 
+def period_choices(now: datetime) -> Reply:
+    """/stats with no period (the staff menu's button): how to type one, and a button each
+    for this month, this quarter, the last quarter and this year."""
+    today = now.astimezone(LOCAL_TZ).date()
+    quarter = (today.month - 1) // 3 + 1
+    last = (today.year, quarter - 1) if quarter > 1 else (today.year - 1, 4)
+
+    def button(period: Period, label: Text) -> Choice:
+        return Choice(f"{STATS_PREFIX}{period.label}", label)
+
+    return Reply((Text("stats.usage"),), (
+        button(Period("month", today.year, today.month),
+               Text("stats.pick.month", {"month": f"{today.month:02d}", "year": today.year})),
+        button(Period("quarter", today.year, quarter),
+               Text("stats.pick.quarter", {"quarter": quarter, "year": today.year})),
+        button(Period("quarter", *last),
+               Text("stats.pick.quarter", {"quarter": last[1], "year": last[0]})),
+        button(Period("year", today.year), Text("stats.pick.year", {"year": today.year})),
+    ))
+
+
 class PeriodReports:
     """/stats <period>: a period's statistics for the commune office."""
 
@@ -238,7 +260,7 @@ class PeriodReports:
                 or person.commune_id != self.directory.commune_id):
             return [Reply((Text("stats.not_allowed"),))]
         if not args.strip():
-            return [Reply((Text("stats.usage"),))]
+            return [period_choices(now)]
         try:
             period = parse_period(args)
             # Year 1's local midnight falls before the first UTC instant: no such period.

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
@@ -24,6 +25,16 @@ from aiohttp import web
 TOKEN = "123456:TEST-token"
 UNFAILING = frozenset({"getUpdates", "getMe", "deleteWebhook", "setWebhook"})
 BOT_USER = {"id": 999, "is_bot": True, "first_name": "SafeChild", "username": "safechild_bot"}
+COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
+LANGUAGE_CODE = re.compile(r"[a-z]{2}")
+# BotCommandScope types, and the fields each must have besides `type`.
+SCOPES: dict[str, tuple[str, ...]] = {
+    "default": (), "all_private_chats": (), "all_group_chats": (),
+    "all_chat_administrators": (), "chat": ("chat_id",), "chat_administrators": ("chat_id",),
+    "chat_member": ("chat_id", "user_id"),
+}
+# A scope as the fake keys what was set: its type and, for a chat scope, the chat.
+ScopeKey = tuple[str, int | None]
 
 
 class ApiError(Exception):
@@ -99,6 +110,8 @@ class FakeTelegram:
         self.rejected_429 = 0
         self.confirmed_offset = 0
         self.webhook: tuple[str, str] | None = None
+        # setMyCommands: (scope, language code or "") -> [(command, description)].
+        self.commands: dict[tuple[ScopeKey, str], list[tuple[str, str]]] = {}
         self.webhook_methods: list[str] = []
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -292,6 +305,86 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: secret token contains unallowed characters")
         self.webhook = (str(params["url"]), secret)
         return True
+
+    # ---- command menus --------------------------------------------------------------------
+
+    def _scope(self, raw: Any) -> ScopeKey:
+        """A BotCommandScope as the Bot API reads it (JSON): a known type with its fields;
+        a chat scope names a chat the bot knows."""
+        if raw in (None, ""):
+            return ("default", None)
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError as exc:
+                raise ApiError(400, "Bad Request: can't parse BotCommandScope JSON object") from exc
+        if not isinstance(raw, dict) or raw.get("type") not in SCOPES:
+            raise ApiError(400, "Bad Request: unsupported bot command scope type")
+        kind = str(raw["type"])
+        missing = [f for f in SCOPES[kind] if f not in raw]
+        if missing:
+            raise ApiError(400, f"Bad Request: field \"{missing[0]}\" must be present")
+        extra = set(raw) - {"type", *SCOPES[kind]}
+        if extra:
+            raise ApiError(400, f"Bad Request: unexpected field \"{sorted(extra)[0]}\"")
+        if "chat_id" not in raw:
+            return (kind, None)
+        return (kind, self._chat({"chat_id": raw["chat_id"]}))
+
+    @staticmethod
+    def _language_code(params: dict[str, Any]) -> str:
+        code = params.get("language_code") or ""
+        if code and not (isinstance(code, str) and LANGUAGE_CODE.fullmatch(code)):
+            raise ApiError(400, "Bad Request: invalid language code specified")
+        return str(code)
+
+    async def api_setMyCommands(self, params: dict[str, Any]) -> bool:
+        raw = params.get("commands")
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError as exc:
+                raise ApiError(400, "Bad Request: can't parse commands JSON object") from exc
+        if not isinstance(raw, list):
+            raise ApiError(400, "Bad Request: field \"commands\" must be an Array")
+        if len(raw) > 100:
+            raise ApiError(400, "Bad Request: too many commands specified")
+        commands: list[tuple[str, str]] = []
+        for item in raw:
+            if not isinstance(item, dict) or set(item) != {"command", "description"}:
+                raise ApiError(400, "Bad Request: can't parse BotCommand JSON object")
+            name, description = item["command"], item["description"]
+            if not isinstance(name, str) or not COMMAND_NAME.fullmatch(name):
+                raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if (not isinstance(description, str) or not description.strip()
+                    or len(description) > 256):
+                raise ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+            commands.append((name, description))
+        key = (self._scope(params.get("scope")), self._language_code(params))
+        if commands:
+            self.commands[key] = commands
+        else:  # an empty list is how deleteMyCommands is spelled too
+            self.commands.pop(key, None)
+        return True
+
+    async def api_deleteMyCommands(self, params: dict[str, Any]) -> bool:
+        self.commands.pop((self._scope(params.get("scope")), self._language_code(params)),
+                          None)
+        return True
+
+    async def api_getMyCommands(self, params: dict[str, Any]) -> list[dict[str, str]]:
+        key = (self._scope(params.get("scope")), self._language_code(params))
+        return [{"command": c, "description": d} for c, d in self.commands.get(key, [])]
+
+    def menu_of(self, user_id: int, language_code: str = "") -> list[str]:
+        """The commands a user sees in their private chat with the bot, as Telegram picks
+        them: the chat's scope, then all private chats, then the default; in each the
+        client's language first, then any language."""
+        for scope in (("chat", user_id), ("all_private_chats", None), ("default", None)):
+            for code in dict.fromkeys((language_code, "")):
+                if (scope, code) in self.commands:
+                    return [c for c, _ in self.commands[(scope, code)]]
+        return []
 
     async def post_webhook(self, update_id: int | None = None, secret: str | None = None,
                            body: dict[str, Any] | None = None) -> int:

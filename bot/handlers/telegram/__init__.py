@@ -15,6 +15,7 @@ from bot.config import env_number
 from bot.handlers.labels import match_label
 from bot.handlers.plugin import Base, Core, Inbound, Outbound
 from bot.handlers.telegram.application import CHANNEL, make_application
+from bot.handlers.telegram.commands import TelegramCommandMenus
 from bot.handlers.telegram.inbound import TelegramUpdates
 from bot.handlers.telegram.polling import TelegramPoller
 from bot.handlers.telegram.sender import TelegramSender
@@ -74,7 +75,8 @@ class TelegramPlugin:
         await application.initialize()  # getMe: the bot's username, for invitation links
         self.application = application
         return Outbound(sender=TelegramSender(application.bot), labels=match_label,
-                        invite_link=f"https://t.me/{application.bot.username}?start=")
+                        invite_link=f"https://t.me/{application.bot.username}?start=",
+                        command_menus=TelegramCommandMenus(application.bot))
 
     async def attach(self, core: Core) -> Inbound:
         settings = self.settings
