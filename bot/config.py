@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.cases import CASE_TYPES, DEADLINE_STEPS, URGENCIES
-from bot.domain.commune import CHANNELS, CommuneConfig, PersonConfig, Retention, RoutingRule
+from bot.domain.commune import (
+    CHANNELS,
+    Closing,
+    CommuneConfig,
+    PersonConfig,
+    Retention,
+    RoutingRule,
+)
 from bot.domain.commune_calendar import MAX_TITLE, CalendarEvent, parse_calendar
 from bot.domain.delivery import DeliveryPolicy
 from bot.domain.names import nearest, unknown, unknown_fields
@@ -65,7 +72,7 @@ def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> str:
 
 
 TOP_TABLES = ("commune", "villages", "people", "routing", "deadlines", "escalation",
-              "delivery", "retention", "calendar")
+              "delivery", "retention", "calendar", "closing")
 COMMUNE_FIELDS = ("key", "name", "code_prefix", "officer_phone", "trusted_addresses",
                   "working_hours", "telegram_alert_group")
 VILLAGE_FIELDS = ("key", "name")
@@ -75,6 +82,7 @@ ROUTING_FIELDS = ("rules", "police_types", "tell_village_collaborator")
 RULE_FIELDS = ("types", "urgency", "notify")
 ESCALATION_FIELDS = frozenset({"levels", "reminders_at", "top_reminders_per_day",
                                "quiet_hours"})
+CLOSING_FIELDS = ("high_risk_needs_chairman", "chairman")
 
 
 def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
@@ -111,6 +119,7 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         retention=_retention(raw.get("retention", {})),
         **_calendar(raw.get("calendar", {})),
         delivery=_delivery(raw.get("delivery", {})),
+        closing=_closing(raw.get("closing", {}), targets),
     )
 
 
@@ -322,6 +331,27 @@ def _top_digest(esc: Mapping[str, Any]) -> DigestPace:
     if start == end:
         raise ConfigError("escalation: quiet_hours must start and end at different times")
     return DigestPace(per_day=per_day, quiet=(start, end))
+
+
+def _closing(raw: Any, targets: tuple[str, ...]) -> Closing:
+    """[closing]: whether closing a high-risk case before its plan is approved needs the
+    chairman, and who the chairman is (a routing selector). Without the table it does: the
+    chairman approves the plan by law, and a commune that never wrote the table should not
+    find such a case closed on one person's word; it opts out with `false`. When it is on,
+    someone must be the chairman, or no request could ever be answered."""
+    table = _check_fields(raw, "closing", CLOSING_FIELDS)
+    needed = _flag(table, "high_risk_needs_chairman", "closing", Closing.high_risk_needs_chairman)
+    chairman = table.get("chairman", Closing.chairman)
+    if not isinstance(chairman, str):
+        raise ConfigError(f"closing: 'chairman' must be a text like \"leader#chairman\", not "
+                          f"{chairman!r}")
+    if needed and chairman not in targets:
+        if "chairman" in table:
+            raise ConfigError(f"closing: chairman: {unknown('recipient', chairman, targets)}")
+        raise ConfigError(f"closing: nobody is {chairman!r} to approve closing a high-risk "
+                          f"case: give the chairman tags = [\"chairman\"], name them with "
+                          f"chairman = \"role#tag\", or set high_risk_needs_chairman = false")
+    return Closing(high_risk_needs_chairman=needed, chairman=chairman)
 
 
 def _delivery(raw: Any) -> DeliveryPolicy:

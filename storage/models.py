@@ -220,6 +220,22 @@ class CaseEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class CloseRequest(Base):
+    """A close that waits for the chairman's approval: what the closer proposed, and once
+    answered, by whom and how (decision empty while it waits)."""
+
+    __tablename__ = "close_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[datetime]
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    decision: Mapped[str | None] = mapped_column(String(16))
+    decided_at: Mapped[datetime | None]
+
+
 class Attachment(Base):
     __tablename__ = "attachments"
     id: Mapped[int] = mapped_column(primary_key=True)

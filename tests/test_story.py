@@ -54,6 +54,10 @@ async def test_anonymous_sexual_abuse_report_goes_to_officer_and_police(sim: Sim
     review = await officer.last()
     assert review["ids"] == ["close.review"] and "trung tâm công tác xã hội" in review["text"]
     await officer.tap("close:confirm")
+    asked = await officer.last()
+    assert asked["ids"] == ["close.needs_chairman"] and code in asked["text"]
+    # A high-risk case whose plan is not approved closes when the chairman agrees.
+    await sim["chairman"].tap("case:close_ok:1:1")
     assert code in (await officer.last())["text"]
 
     async with sim.app.database.read() as s:
@@ -64,7 +68,8 @@ async def test_anonymous_sexual_abuse_report_goes_to_officer_and_police(sim: Sim
         assert case.closing_note == "Đã chuyển cho công an huyện và trung tâm công tác xã hội."
         assert case.reporter_anonymous and case.reporter_phone is None
         actions = [e.action for e in await cases.case_events(s, case.id)]
-    for expected in ("opened", "alerted", "acknowledged", "assessed", "closed"):
+    for expected in ("opened", "alerted", "acknowledged", "assessed", "close_requested",
+                     "close_approved", "closed"):
         assert expected in actions
 
     # The citizen sees only the coarse status, by code.

@@ -93,7 +93,8 @@ async def test_story_citizen_on_zalo_officers_on_telegram(mixed: ZaloWorld) -> N
     assert "Anh Tuấn" in w.tg_last(TELEGRAM["officer"]).text
     assert officer_alert.edits and officer_alert.callback_data == []
     await w.tg_press(TELEGRAM["officer"], "case:assess:1")
-    await w.tg_press(TELEGRAM["officer"], "risk:high")
+    # Not high: closing a high-risk case would wait for the chairman (test_close_approval).
+    await w.tg_press(TELEGRAM["officer"], "risk:medium")
     assert w.tg is not None
     w.tg.user_text(TELEGRAM["officer"], "Đã báo nhà trường và công an.")
     await w.pump()
@@ -134,7 +135,8 @@ async def test_story_everyone_on_zalo(on_zalo: ZaloWorld) -> None:
     assert "Anh Tuấn" in w.text(officer)
 
     await w.press(officer, "case:assess:1")
-    await w.press(officer, "risk:high")
+    # Not high: closing a high-risk case would wait for the chairman (test_close_approval).
+    await w.press(officer, "risk:medium")
     await w.say(officer, "Đã báo nhà trường và công an.")
     await w.press(officer, "form:sexual_abuse")
     await w.press(officer, "setting:school")

@@ -22,6 +22,13 @@ def action_choices(case_id: int, actions: Sequence[str]) -> tuple[Choice, ...]:
     return tuple(Choice(f"case:{a}:{case_id}", Text(f"case.button.{a}")) for a in actions)
 
 
+def close_decision_choices(case_id: int, request_id: int) -> tuple[Choice, ...]:
+    """The chairman's answer to a request to close the case; the request's id makes the
+    buttons of an older request stale (`case:close_ok:<case>:<request>`)."""
+    return (Choice(f"case:close_ok:{case_id}:{request_id}", Text("close.approve")),
+            Choice(f"case:close_no:{case_id}:{request_id}", Text("close.refuse")))
+
+
 def place_of(case: Case, village_name: str | None) -> str | Text:
     if village_name:
         return village_name

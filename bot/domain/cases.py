@@ -196,3 +196,32 @@ def normalise_code(raw: str) -> str | None:
     not one."""
     code = re.sub(r"\s+", "", raw[:40]).upper()
     return code if CODE_RE.match(code) else None
+
+
+class Decision(StrEnum):
+    """What became of a request to close a case."""
+
+    APPROVED = "approved"
+    REFUSED = "refused"
+    # The closer asked again before an answer came: the newer request stands.
+    REPLACED = "replaced"
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    """A close that waits for the chairman: the outcome and note proposed, by whom, and
+    (once answered) the decision. Stored, so a restart loses no request."""
+
+    id: int
+    case_id: int
+    requested_by: int | None
+    outcome: str
+    note: str
+    requested_at: datetime
+    decided_by: int | None
+    decision: str | None
+    decided_at: datetime | None
+
+    @property
+    def pending(self) -> bool:
+        return self.decision is None

@@ -63,6 +63,18 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class Closing:
+    """Who must agree before a case closes (the commune file's `[closing]`)."""
+
+    # Closing a case assessed at high risk whose support plan is not approved yet needs the
+    # chairman's approval (Decree 56: the chairman approves the plan, Art. 28, and hears of
+    # the close, Art. 30); the chairman closes one at once. On unless the file says false.
+    high_risk_needs_chairman: bool = True
+    # Who the chairman is, as a routing selector (`role#tag`).
+    chairman: str = "leader#chairman"
+
+
+@dataclass(frozen=True)
 class CommuneConfig:
     key: str
     name: str
@@ -89,3 +101,5 @@ class CommuneConfig:
     retention: Retention = field(default_factory=Retention)
     # How the outbox rides out a failing channel ([delivery]).
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    # Who must agree before a case closes ([closing]).
+    closing: Closing = field(default_factory=Closing)

@@ -31,6 +31,7 @@ class Kind(StrEnum):
     DIGEST = "digest"
     HANDOVER = "handover"
     QUESTION = "question"
+    APPROVAL = "approval"
     NOTICE = "notice"
     TEAM_NOTICE = "team_notice"
     REPORTER_NOTICE = "reporter_notice"
@@ -72,6 +73,9 @@ RULES: Final[dict[Kind, KindRule]] = {
     Kind.DIGEST: KindRule(CONVERSATION, reroute=True, expires=timedelta(hours=12)),
     Kind.HANDOVER: KindRule(URGENT, reroute=True, persistent=True),
     Kind.QUESTION: KindRule(URGENT, reroute=True, persistent=True),
+    # A request to the chairman to approve closing a case: the case waits on the answer,
+    # but nobody is in danger for want of it.
+    Kind.APPROVAL: KindRule(CONVERSATION, reroute=True, persistent=True),
     Kind.NOTICE: KindRule(CONVERSATION, reroute=True, expires=DAY),
     Kind.TEAM_NOTICE: KindRule(CONVERSATION, reroute=True, expires=DAY),
     Kind.REPORTER_NOTICE: KindRule(CONVERSATION, reroute=True, expires=DAY),

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from bot.domain.cases import Access
 from bot.domain.roles import CASE_HANDLERS, HANDOVER_TARGETS, OFFICE, STAFF, Role
+from bot.domain.routing import Routable, matches
 
 
 class Someone(Protocol):
@@ -26,6 +27,10 @@ class SomeCase(Protocol):
     def assignee_id(self) -> int | None: ...
     @property
     def reporter_id(self) -> int | None: ...
+
+
+class Tagged(Someone, Routable, Protocol):
+    """Someone as routing selectors see them (role, duty, tags)."""
 
 
 def works_cases(role: str) -> bool:
@@ -49,6 +54,25 @@ def may_acknowledge(person: Someone, case: SomeCase, access: str | None) -> bool
 def may_act_on_case(person: Someone, case: SomeCase, access: str | None) -> bool:
     """Ask the reporter, hand over, assess, record progress, close; open those flows."""
     return on_case_team(person, case, access)
+
+
+def is_chairman(person: Tagged, chairman: str, commune_id: int) -> bool:
+    """The commune's chairman: staff of the commune whom the `[closing]` selector names."""
+    return (person.commune_id == commune_id and works_cases(person.role)
+            and matches(person, chairman))
+
+
+def close_needs_chairman(needed: bool, risk: str | None, plan_approved: bool,
+                         closer_is_chairman: bool) -> bool:
+    """Closing a high-risk case before its support plan is approved waits for the
+    chairman's approval (when the commune asks for it: `needed`); the chairman himself
+    closes it at once."""
+    return needed and risk == "high" and not plan_approved and not closer_is_chairman
+
+
+def may_decide_close(person: Tagged, chairman: str, commune_id: int) -> bool:
+    """Approve or refuse a request to close a case: the chairman only."""
+    return is_chairman(person, chairman, commune_id)
 
 
 def may_see_status(person: Someone, case: SomeCase, access: str | None) -> bool:

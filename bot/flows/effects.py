@@ -82,6 +82,9 @@ class CaseButton:
 
     action: str
     case_id: int | None
+    # What in the case the button names, for the buttons that name more than the case (the
+    # request a chairman's answer is for).
+    ref: int | None = None
 
 
 @dataclass(frozen=True)

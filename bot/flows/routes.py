@@ -151,7 +151,10 @@ CASE_BUTTON_PREFIX: Final[str] = "case:"
 CASE_BUTTONS: Final[Mapping[str, str | None]] = {
     "ack": None, "reply": "answer", "ask": "ask", "handover": "handover", "assess": "assess",
     "progress": "progress", "close": "close", "view": None,
+    # The chairman's answer to a request to close (`case:close_ok:<case>:<request>`).
+    "close_ok": None, "close_no": None,
 }
+CLOSE_DECISIONS: Final[frozenset[str]] = frozenset({"close_ok", "close_no"})
 
 
 def command_target(inp: Input, role: str) -> Routed | None:
@@ -168,15 +171,20 @@ def command_target(inp: Input, role: str) -> Routed | None:
     return target
 
 
+def _number(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
 def _case_of(choice: str) -> tuple[str, int | None]:
     _, action, raw_id = [*choice.split(":"), "", ""][:3]
-    return action, int(raw_id) if raw_id.isdigit() and len(raw_id) < 19 else None
+    return action, _number(raw_id)
 
 
 def case_button(choice: str) -> CaseButton | None:
     if not choice.startswith(CASE_BUTTON_PREFIX):
         return None
-    return CaseButton(*_case_of(choice))
+    parts = choice.split(":")
+    return CaseButton(*_case_of(choice), ref=_number(parts[3]) if len(parts) > 3 else None)
 
 
 def group_press(inp: Input) -> GroupPress:

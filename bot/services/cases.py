@@ -13,6 +13,7 @@ from bot.domain.cases import (
     Access,
     Attachment,
     Case,
+    Decision,
     NewCase,
     Status,
     coarse_status,
@@ -22,10 +23,13 @@ from bot.domain.message_kinds import Kind
 from bot.domain.messages import Choice, Reply, Text, say
 from bot.domain.people import Person
 from bot.domain.permissions import (
+    close_needs_chairman,
     hears_as_reporter,
+    is_chairman,
     is_reporter,
     may_acknowledge,
     may_act_on_case,
+    may_decide_close,
     may_receive_handover,
     may_see_status,
     may_take_from_group,
@@ -44,7 +48,7 @@ from bot.flows.effects import (
 from bot.services.directory import Directory
 from bot.services.escalation import Escalation
 from bot.services.outbox import Outbox
-from storage import cases, deadlines, outbox, people
+from storage import cases, close_requests, deadlines, outbox, people
 from storage.db import Tx
 
 log = logging.getLogger(__name__)
@@ -397,6 +401,8 @@ class CaseService:
 
     async def close(self, tx: Tx, case: Case, actor: Person, outcome: str, now: datetime,
                     note: str = "") -> list[Reply]:
+        if await self._close_needs_chairman(tx, case, actor):
+            return await self._ask_chairman(tx, case, actor, outcome, note, now)
         closed = await cases.close_case(tx, case.id, outcome, now, note or None)
         if closed is None:
             return [say("case.already_closed", code=case.code)]
@@ -407,6 +413,102 @@ class CaseService:
         await self._tell_reporter(tx, closed, say("reporter.closed", code=case.code), now,
                                   f"closed-reporter:{case.id}")
         return [say("case.closed", code=case.code, outcome=Text(f"outcome.{outcome}"))]
+
+    # ---- closing that waits for the chairman -----------------------------------------------
+
+    async def _close_needs_chairman(self, tx: Tx, case: Case, actor: Person) -> bool:
+        rule = self.directory.config.closing
+        if not rule.high_risk_needs_chairman or case.risk != "high":
+            return False
+        plan_approved = any(e.action == "progress" and e.detail.get("milestone") ==
+                            "plan_approved" for e in await cases.case_events(tx, case.id))
+        return close_needs_chairman(
+            rule.high_risk_needs_chairman, case.risk, plan_approved,
+            is_chairman(actor, rule.chairman, self.directory.commune_id))
+
+    async def _chairmen(self, tx: Tx) -> list[Person]:
+        rule, commune_id = self.directory.config.closing, self.directory.commune_id
+        return [p for p in await people.configured_people(tx, commune_id)
+                if is_chairman(p, rule.chairman, commune_id)]
+
+    async def _ask_chairman(self, tx: Tx, case: Case, actor: Person, outcome: str, note: str,
+                            now: datetime) -> list[Reply]:
+        """The case stays open; the chairman gets the proposed outcome and note, to approve
+        or refuse (a stored request, so it outlives a restart)."""
+        request = await close_requests.add_request(tx, case.id, actor.id, outcome, note, now)
+        chairmen = await self._chairmen(tx)
+        if not chairmen:  # the commune file makes sure of one; the request is kept anyway
+            log.warning("case %s: close request %s has no chairman to go to", case.id,
+                        request.id)
+        ask = Reply((Text("close.request", {
+            "code": case.code, "name": actor.name, "outcome": Text(f"outcome.{outcome}"),
+            "note": note or Text("report.not_given")}),),
+            alerts.close_decision_choices(case.id, request.id))
+        for chairman in chairmen:
+            await self.outbox.send(tx, chairman, ask, now, kind=Kind.APPROVAL, case_id=case.id,
+                                   dedupe_key=f"close-request:{request.id}:p{chairman.id}",
+                                   fresh_key=True)
+        await cases.audit(tx, case.id, actor.id, "close_requested", now, request=request.id,
+                          outcome=outcome, chairman=[p.id for p in chairmen])
+        return [Reply((Text("close.needs_chairman", {"code": case.code}),),
+                      alerts.action_choices(case.id, alerts.FOLLOW_UP))]
+
+    async def decide_close(self, tx: Tx, case: Case, person: Person, approve: bool,
+                           request_id: int | None, now: datetime) -> list[Reply]:
+        """The chairman's answer to a request to close: approved, the case closes with
+        what was proposed; refused, it stays open. Only the chairman may answer, once."""
+        button = "close_ok" if approve else "close_no"
+        rule = self.directory.config.closing
+        if not may_decide_close(person, rule.chairman, self.directory.commune_id):
+            await cases.audit(tx, case.id, person.id, "refused", now, button=button,
+                              request=request_id)
+            return [say("close.only_chairman")]
+        request = await close_requests.request(tx, request_id) if request_id else None
+        if request is None or request.case_id != case.id:
+            return [say("error.stale_button")]
+        if case.closed:
+            return [say("case.already_closed", code=case.code)]
+        decision = Decision.APPROVED if approve else Decision.REFUSED
+        if not await close_requests.decide(tx, request.id, person.id, decision, now):
+            return [say("error.stale_button")]
+        closer = await people.person(tx, request.requested_by) if request.requested_by \
+            else None
+        way_on = (Choice("menu:cases", Text("menu.cases")),)
+        outcome = Text(f"outcome.{request.outcome}")
+        if not approve:
+            await cases.audit(tx, case.id, person.id, "close_refused", now, request=request.id)
+            refused = Text("close.refused", {"code": case.code, "name": person.name})
+            await self._answered(tx, request.id, Reply((refused,)), now)
+            if closer is not None:
+                await self.outbox.send(
+                    tx, closer, Reply((refused,), alerts.action_choices(case.id,
+                                                                        alerts.FOLLOW_UP)),
+                    now, kind=Kind.TEAM_NOTICE, case_id=case.id,
+                    dedupe_key=f"close-refused:{request.id}")
+            return [say("close.you_refused", code=case.code, choices=way_on)]
+        closed = await cases.close_case(tx, case.id, request.outcome, now, request.note or None)
+        if closed is None:
+            return [say("case.already_closed", code=case.code)]
+        await cases.audit(tx, case.id, person.id, "close_approved", now, request=request.id)
+        await cases.audit(tx, case.id, person.id, "closed", now, outcome=request.outcome,
+                          request=request.id)
+        approved = say("close.approved", code=case.code, name=person.name, outcome=outcome)
+        await self._answered(tx, request.id, approved, now)
+        if closer is not None:
+            await self.outbox.send(tx, closer, approved, now, kind=Kind.TEAM_NOTICE,
+                                   case_id=case.id, dedupe_key=f"closed:{case.id}:p{closer.id}")
+        await self._tell_team(tx, closed, approved, now, f"closed:{case.id}", skip=person.id)
+        await self._tell_reporter(tx, closed, say("reporter.closed", code=case.code), now,
+                                  f"closed-reporter:{case.id}")
+        return [say("case.closed", code=case.code, outcome=outcome, choices=way_on)]
+
+    async def _answered(self, tx: Tx, request_id: int, reply: Reply, now: datetime) -> None:
+        """Each chairman's copy of the request now says how it was answered, without its
+        buttons (a press on a copy that could not be edited is refused as stale anyway)."""
+        for chairman in await self._chairmen(tx):
+            sent = await outbox.by_key(tx, f"close-request:{request_id}:p{chairman.id}")
+            if sent is not None:
+                await self.outbox.edit(tx, sent, reply, now, sent.language)
 
     async def list_cases(self, tx: Tx, person: Person, mine: bool,
                          now: datetime) -> list[Reply]:

@@ -50,7 +50,7 @@ from bot.flows.effects import (
     StartBroadcast,
 )
 from bot.flows.report import CONFIRM
-from bot.flows.routes import CASE_BUTTONS
+from bot.flows.routes import CASE_BUTTONS, CLOSE_DECISIONS
 from bot.services.broadcasts import Broadcasts
 from bot.services.calendar_commands import CalendarCommands
 from bot.services.cases import CaseService
@@ -338,6 +338,9 @@ class ConversationService:
         case = await cases.case_in_commune(tx, button.case_id)
         if case is None:
             return [say("error.stale_button")]
+        if button.action in CLOSE_DECISIONS:  # the chairman is on no team: checked there
+            return await cases.decide_close(tx, case, turn.person, button.action == "close_ok",
+                                            button.ref, turn.now)
         refused = await cases.may_open_flow(tx, case, turn.person, button.action, turn.now)
         if refused is not None:
             return [refused]
