@@ -186,7 +186,8 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         return await scheduler.run_until_idle(names)
 
     core = Core(clock=clock, conversations=conversations, store_events=support.store_events,
-                unreachable=support.unreachable, stored_file=support.stored_file,
+                unreachable=support.unreachable, heard=support.heard,
+                stored_file=support.stored_file,
                 wake=wakeups.wake, settle=settle)
     inbound: dict[str, Inbound] = {}
     for channel in channels:

@@ -98,6 +98,10 @@ class Identity(Base):
     external_id: Mapped[str] = mapped_column(String(64))
     unreachable_at: Mapped[datetime | None]
     last_seen_at: Mapped[datetime | None]
+    # The messaging window (0016): when the person last wrote here, and how many messages
+    # were sent to this address since (Zalo allows only a few).
+    heard_at: Mapped[datetime | None]
+    sent_since_heard: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class CaseCounter(Base):

@@ -251,6 +251,14 @@ async def waiting_of_kind(tx: Tx, channel: str, address: str, kind: str) -> bool
         outbox.c.status == PENDING).limit(1))).first() is not None
 
 
+async def waiting_for(tx: Tx, channel: str, address: str) -> int:
+    """Messages waiting to go to one address, edits left out (a channel that cannot edit
+    mostly sends nothing for them)."""
+    return int(await tx.conn.scalar(select(func.count()).select_from(outbox).where(
+        outbox.c.channel == channel, outbox.c.address == address,
+        outbox.c.status == PENDING, outbox.c.kind != Kind.EDIT.value)) or 0)
+
+
 async def next_due_at(tx: Tx, channels: Sequence[str], now: datetime) -> datetime | None:
     """When the first chat's first waiting row can go: its due time, or the end of the
     lease another sender holds it by. Rows behind it in their chat wait for it."""

@@ -38,7 +38,8 @@ def to_person(m: Mapping[Any, Any]) -> Person:
 def to_identity(m: Mapping[Any, Any]) -> Identity:
     return Identity(id=m["id"], person_id=m["person_id"], channel=m["channel"],
                     external_id=m["external_id"], unreachable_at=m["unreachable_at"],
-                    last_seen_at=m["last_seen_at"])
+                    last_seen_at=m["last_seen_at"], heard_at=m["heard_at"],
+                    sent_since_heard=m["sent_since_heard"] or 0)
 
 
 # ---- communes and villages ----------------------------------------------------------------
@@ -186,13 +187,37 @@ async def mark_unreachable(tx: Tx, channel: str, external_id: str, now: datetime
 
 
 _SEEN = (update(identities).where(identities.c.id == bindparam("ident"))
-         .values(last_seen_at=bindparam("seen"), unreachable_at=None))
+         .values(last_seen_at=bindparam("seen"), unreachable_at=None,
+                 heard_at=bindparam("heard"), sent_since_heard=0))
 
 
 async def note_seen(tx: Tx, ident: Identity, now: datetime, refresh_after: timedelta) -> None:
-    """Writing to us makes that channel theirs again: reachable, and (refreshed coarsely,
-    so a chat does not rewrite the row on every message) the one they last used."""
+    """Writing to us makes that channel theirs again: reachable, its messaging window open
+    anew, and (refreshed coarsely, so a chat does not rewrite the row on every message)
+    the one they last used. The row is left alone when nothing changes: then nothing was
+    sent since the window's start, which stays where it was (a little early: on the safe
+    side)."""
     stale = ident.last_seen_at is None or now - ident.last_seen_at > refresh_after
-    if stale or ident.unreachable_at is not None:
-        await tx.conn.execute(_SEEN, {"ident": ident.id,
+    if stale or ident.unreachable_at is not None or ident.sent_since_heard \
+            or ident.heard_at is None:
+        await tx.conn.execute(_SEEN, {"ident": ident.id, "heard": now,
                                       "seen": now if stale else ident.last_seen_at})
+
+
+async def heard_from(tx: Tx, channel: str, external_id: str, now: datetime) -> None:
+    """The person wrote on this address without starting a conversation turn (a tap that
+    only keeps the messaging window open): reachable, the window open anew."""
+    await tx.conn.execute(update(identities).where(identities.c.channel == channel,
+                                                   identities.c.external_id == external_id)
+                          .values(unreachable_at=None, heard_at=now, sent_since_heard=0))
+
+
+async def count_sent(tx: Tx, sent: Sequence[tuple[str, str, int]]) -> None:
+    """Messages went out: (channel, address, how many) added to each address's count
+    since the person last wrote."""
+    if sent:
+        await tx.conn.execute(
+            update(identities).where(identities.c.channel == bindparam("ch"),
+                                     identities.c.external_id == bindparam("addr"))
+            .values(sent_since_heard=identities.c.sent_since_heard + bindparam("n")),
+            [{"ch": c, "addr": a, "n": n} for c, a, n in sent])

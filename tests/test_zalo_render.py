@@ -13,6 +13,7 @@ from bot.flows import help, report
 from bot.flows.book import FLOWS
 from bot.flows.engine import State
 from bot.handlers.zalo.api import MAX_BUTTONS, TEXT_LIMIT, button_json
+from bot.handlers.zalo.inbound import KeptWindow, to_events
 from bot.handlers.zalo.render import ZaloMessage, phone_payload, render, split_text
 from tests.support.catalog_samples import SAMPLE_CTX, SAMPLE_DATA, built_replies
 
@@ -122,3 +123,29 @@ def test_media() -> None:
     assert render(stored, "vi")[0].buttons == ()
     linked = render(stored, "vi", file_url="https://safechild.example/api/files/7/tok")
     assert [(b.type, b.title) for b in linked[0].buttons] == [("oa.open.url", "📎 Mở tệp")]
+
+
+def test_a_window_running_low_asks_for_a_tap_without_a_message_of_its_own() -> None:
+    keep = "#zalo:keep"
+    full = Reply((Text("case.card", {"code": "VT-2026-0001"}),),
+                 tuple(Choice(f"case:{a}:1", Text(f"case.button.{a}"))
+                       for a in ("ack", "ask", "handover", "assess", "progress")))
+    plain = render(full, "vi")
+    asked = render(full, "vi", ask_tap=True)
+    # Still one message: the KEEP button takes the last button's place in a full one...
+    assert len(plain) == len(asked) == 1
+    assert payloads(asked) == [*payloads(plain)[:-1], keep]
+    assert asked[0].text == plain[0].text + "\n\n" + i18n.t("zalo.keep_window", "vi")
+    # ...and is added where there is room.
+    notice = Reply((Text("case.card", {"code": "VT-2026-0001"}),))
+    assert [(len(m.buttons), payloads([m])) for m in render(notice, "vi", ask_tap=True)] == [
+        (1, [keep])]
+
+
+def test_the_keep_tap_is_no_conversation_turn() -> None:
+    event = {"app_id": "1", "sender": {"id": "42"}, "recipient": {"id": "9"},
+             "event_name": "user_send_text",
+             "message": {"msg_id": "m1", "text": "#zalo:keep"}, "timestamp": "1"}
+    assert to_events(event) == KeptWindow("42")
+    typed = {**event, "message": {"msg_id": "m2", "text": "zalo:keep"}}
+    assert not isinstance(to_events(typed), KeptWindow)

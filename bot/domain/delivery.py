@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.domain.messages import Reply
 
@@ -14,6 +14,12 @@ from bot.domain.messages import Reply
 STORED = "stored"
 # A copy's meta names the message it stands in for (the same on another channel).
 INSTEAD_OF = "instead_of"
+# A message's meta: the person's messaging window runs low, so the message asks for the
+# one tap that opens it again (the channel shows how).
+ASK_TAP = "ask_tap"
+# An edit's meta: its news reaches the person in a message of its own (a notice, or the
+# answer to what they did), so a channel that cannot edit sends nothing for it.
+TOLD_APART = "told_apart"
 
 
 def copy_key(outbox_id: int) -> str:
@@ -74,6 +80,29 @@ class DeliveryPolicy:
     tell_admins_after: timedelta = timedelta(minutes=15)
 
 
+@dataclass(frozen=True)
+class ReplyWindow:
+    """A channel that lets the bot write only so much after the person last wrote: Zalo
+    gives an OA `free` messages within `lasts` of the person's last message (its help
+    centre: 8 in 48 hours; other sources say 7 days: configurable). From `ask_at` messages
+    sent since, a message worth sending anyway asks for one tap, or another channel of the
+    person's is used. Nothing is ever sent only to ask."""
+
+    free: int = 8
+    lasts: timedelta = timedelta(hours=48)
+    ask_at: int = 6
+
+    def spent(self, sent: int, heard_at: datetime | None, now: datetime) -> int:
+        """How much of the window is used: all of it once it has closed. An address never
+        heard from since we count has nothing known against it."""
+        if heard_at is not None and now - heard_at >= self.lasts:
+            return self.free
+        return sent
+
+    def low(self, sent: int, heard_at: datetime | None, now: datetime) -> bool:
+        return self.spent(sent, heard_at, now) >= self.ask_at
+
+
 class DeliveryError(Exception):
     """A send failed; `retry_after` (seconds) when the channel said when to come back."""
 
@@ -128,6 +157,14 @@ class Sender(Protocol):
         """Send one message; return the channel's message reference (for later edits).
         Raise DeliveryError when it did not go."""
         ...
+
+
+@runtime_checkable
+class Metered(Protocol):
+    """A sender whose channel counts messages against a messaging window (ReplyWindow):
+    how many of the channel's messages a delivery took (none for an edit it skipped)."""
+
+    def cost(self, delivery: Delivery) -> int: ...
 
 
 def file_url(file: FileToSend) -> str:

@@ -33,3 +33,7 @@ class Identity:
     external_id: str
     unreachable_at: datetime | None
     last_seen_at: datetime | None
+    # The messaging window: when the person last wrote here (None: not since we count),
+    # and how many messages went to this address since.
+    heard_at: datetime | None = None
+    sent_since_heard: int = 0

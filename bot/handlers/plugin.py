@@ -58,6 +58,9 @@ class Core:
                            Awaitable[list[bool]]]
     # A person's address that no longer reaches them (they left the channel).
     unreachable: Callable[[str, str], Awaitable[None]]
+    # A person wrote on an address without a conversation turn (a tap that only keeps
+    # the channel's messaging window open).
+    heard: Callable[[str, str], Awaitable[None]]
     # A file the bot made, for whoever holds its link.
     stored_file: Callable[[int], Awaitable[FileToSend | None]]
     # Wake background workers by name (none: all): something was queued or changed.

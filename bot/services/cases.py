@@ -18,6 +18,7 @@ from bot.domain.cases import (
     Status,
     coarse_status,
 )
+from bot.domain.delivery import TOLD_APART
 from bot.domain.local_time import LOCAL_TZ
 from bot.domain.message_kinds import Kind
 from bot.domain.messages import Choice, Reply, Text, say
@@ -564,12 +565,16 @@ class CaseService:
 
     async def _retire_alerts(self, tx: Tx, case: Case, actor: Person, now: datetime) -> None:
         """Every copy of the alert now says who took the case and loses its buttons, so no
-        stale copy invites a second person to act; the group's copy keeps no details."""
+        stale copy invites a second person to act; the group's copy keeps no details. The
+        team's copies are told apart (the taker by the answer, the rest by the notice): a
+        channel that cannot edit sends nothing more for them."""
         details = await self._details(tx, case)
         for message in await outbox.case_alerts(tx, case.id):
             taken = Text("case.taken_by", {"code": case.code, "name": actor.name})
-            edited = Reply((taken,)) if message.meta.get("group") else Reply((taken, *details))
-            await self.outbox.edit(tx, message, edited, now, message.language)
+            group = bool(message.meta.get("group"))
+            edited = Reply((taken,)) if group else Reply((taken, *details))
+            await self.outbox.edit(tx, message, edited, now, message.language,
+                                   meta=None if group else {TOLD_APART: True})
 
     # ---- telling people --------------------------------------------------------------------
 

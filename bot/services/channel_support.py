@@ -36,6 +36,12 @@ class ChannelSupport:
         async with self.database.transaction() as tx:
             await people.mark_unreachable(tx, channel, address, self.clock.now())
 
+    async def heard(self, channel: str, address: str) -> None:
+        """The person wrote without a conversation turn (a tap that keeps the messaging
+        window open): reachable there again, the window open anew."""
+        async with self.database.transaction() as tx:
+            await people.heard_from(tx, channel, address, self.clock.now())
+
     async def stored_file(self, file_id: int) -> FileToSend | None:
         async with self.database.read() as tx:
             return await files.stored_file(tx, file_id)

@@ -37,6 +37,7 @@ from bot.domain.delivery import (
     Delivery,
     DeliveryError,
     DeliveryPolicy,
+    Metered,
     OutboxMessage,
     Sender,
     copy_key,
@@ -70,6 +71,8 @@ class _Result:
     ref: str | None
     error: DeliveryError | None
     held_back: list[int]
+    # Messages the channel counts against the person's messaging window (Metered).
+    cost: int = 0
 
 
 def backoff(attempts: int, longest: int = 300) -> timedelta:
@@ -233,18 +236,20 @@ class DeliveryWorker:
             # Committed before the chat's next send: the window in which a crash would
             # resend this message is one small transaction wide (Telegram and Zalo have no
             # idempotency key to close it; the simulator has one).
-            await self._record(delivery.outbox_id, token, ref, None, [])
+            cost = sender.cost(delivery) if isinstance(sender, Metered) else 0
+            await self._record(delivery.outbox_id, token, ref, None, [], cost)
             sent += 1
         return sent
 
     async def _record(self, outbox_id: int, token: str, ref: str | None,
-                      error: DeliveryError | None, held_back: list[int]) -> None:
+                      error: DeliveryError | None, held_back: list[int],
+                      cost: int = 0) -> None:
         """Commit one send's result. Results that finish while another commit holds the
         write lock are committed together by the next one (group commit): under load that
         is one transaction for many messages instead of one each, and no result waits
         longer than it would have waited for the lock anyway."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._results.append((_Result(outbox_id, token, ref, error, held_back), done))
+        self._results.append((_Result(outbox_id, token, ref, error, held_back, cost), done))
         async with self._recording:
             if not done.done():
                 batch, self._results = self._results, []
@@ -267,6 +272,7 @@ class DeliveryWorker:
             now = self.clock.now()
             found = await outbox.messages(tx, [result.outbox_id for result, _ in batch])
             sent: list[tuple[int, str | None]] = []
+            spent: list[tuple[str, str, int]] = []
             working: set[str] = set()
             failing: set[str] = set()
             for result, _ in batch:
@@ -276,6 +282,8 @@ class DeliveryWorker:
                         log.warning("outbox %s: lease expired during the send", message.id)
                     if result.error is None:
                         sent.append((message.id, result.ref))
+                        if result.cost:
+                            spent.append((message.channel, message.address, result.cost))
                         working.add(message.channel)
                         await self._withdraw_copies(tx, message, now)
                     else:
@@ -286,6 +294,7 @@ class DeliveryWorker:
                     # Due now, yet behind their chat's first row: they go right after it.
                     await outbox.release(tx, result.held_back, result.token, now)
             await outbox.mark_sent(tx, sent, now)
+            await people.count_sent(tx, spent)
         # The channel's row is written in transactions of its own, holding no outbox row:
         # on PostgreSQL a transaction that held both in the other order could deadlock.
         for channel in failing:

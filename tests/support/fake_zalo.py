@@ -8,7 +8,12 @@ API side: `POST /v3.0/oa/message/cs` (header access_token; texts, button templat
 expired access token (tokens expire on the injected clock), -32 past 4000 calls a minute,
 -210 over a limit (text 2000, button title 100, payload 1000, buttons per message), -201 a
 malformed request, -230 a user outside the messaging window (tests close it; a user who
-writes opens it again: `open_window`), -213 a user who unfollowed. The OAuth endpoint
+writes opens it again: `open_window`), -213 a user who unfollowed. The window is a budget,
+as Zalo's help centre describes it: `free_replies` (8) messages within `reply_window` (48
+hours) of the user's last message; the next one, or any after those hours, is refused
+(-232 past the count, -230 past the time: Zalo's exact code for the count is not
+documented; both mean "cannot be messaged now"). A user the fake never heard from is taken
+to have written when the OA first sends to them. The OAuth endpoint
 issues `expires_in` as a string and rotates the refresh token on every use: a refresh
 token works once, a second use is refused with an OAuth error body (error_name /
 error_reason, HTTP 200). Faults on demand: Zalo error codes, HTTP 5xx, hung requests, and
@@ -45,6 +50,8 @@ TEXT_LIMIT = 2000
 TITLE_LIMIT = 100
 PAYLOAD_LIMIT = 1000
 MAX_BUTTONS = 5
+FREE_REPLIES = 8
+REPLY_WINDOW = timedelta(hours=48)
 BUTTON_TYPES = ("oa.query.show", "oa.query.hide", "oa.open.url", "oa.open.phone",
                 "oa.open.sms")
 # Zalo's OAuth v4 error bodies; the numbers are those developers report, not documented.
@@ -114,6 +121,13 @@ class FakeZalo:
         self.calls: list[str] = []
         self.outside_window: set[str] = set()
         self.unfollowed: set[str] = set()
+        # The messaging window: each user's last message, and what the OA sent since.
+        self.free_replies = FREE_REPLIES
+        self.reply_window = REPLY_WINDOW
+        self.heard_at: dict[str, datetime] = {}
+        self.replies_since: dict[str, int] = {}
+        # Sends refused because the user's window was spent or over: (user, code).
+        self.refused: list[tuple[str, int]] = []
         self.profiles: dict[str, dict[str, Any]] = {}
         self.quota_total = 2000
         # Faults for the next OA API calls, in order: a negative int is a Zalo error code
@@ -177,9 +191,12 @@ class FakeZalo:
         return self._issue()
 
     def open_window(self, user_id: str) -> None:
-        """The user wrote to the OA: the OA may message them again."""
+        """The user wrote to the OA: the OA may message them again, `free_replies` times
+        within `reply_window`."""
         self.outside_window.discard(user_id)
         self.unfollowed.discard(user_id)
+        self.heard_at[user_id] = self.now()
+        self.replies_since[user_id] = 0
 
     def close_window(self, user_id: str) -> None:
         self.outside_window.add(user_id)
@@ -303,10 +320,23 @@ class FakeZalo:
             raise ZaloApiError(-213, "User has not followed OA")
         if user_id in self.outside_window:
             raise ZaloApiError(-230, "User has not interacted with the OA in the past 7 days")
+        self._spend(user_id)
         sent = ZaloSent(user_id, f"m{next(self._message_ids):012d}", text, buttons, image_url,
                         self.now())
         self.sent.append(sent)
         return {"message_id": sent.message_id, "user_id": user_id}
+
+    def _spend(self, user_id: str) -> None:
+        """One of the user's free replies, or Zalo's refusal."""
+        now = self.now()
+        heard = self.heard_at.setdefault(user_id, now)
+        if now - heard >= self.reply_window:
+            self.refused.append((user_id, -230))
+            raise ZaloApiError(-230, "User has not interacted with the OA in the past 48 hours")
+        if self.replies_since.get(user_id, 0) >= self.free_replies:
+            self.refused.append((user_id, -232))
+            raise ZaloApiError(-232, "Free replies to this user used up until they interact")
+        self.replies_since[user_id] = self.replies_since.get(user_id, 0) + 1
 
     def _buttons(self, raw: Any) -> list[dict[str, Any]]:
         if not isinstance(raw, list) or not raw:

@@ -45,7 +45,7 @@ class ZaloPlugin:
 
     async def attach(self, core: Core) -> Inbound:
         assert self.api is not None, "open() first"
-        inbound = ZaloInbound(core.conversations, core.unreachable)
+        inbound = ZaloInbound(core.conversations, core.unreachable, core.heard)
         hook = ZaloWebhook(self.webhook, core.store_events, core.clock,
                            on_stored=lambda: core.wake("inbound"))
         return Inbound(stored_events=inbound.on_event,

@@ -21,6 +21,9 @@ from bot.services.conversation import ConversationService, InboundEvent
 
 log = logging.getLogger(__name__)
 CHOICE_PREFIX = "#"
+# The payload (after CHOICE_PREFIX) of the button that only opens the person's messaging
+# window again: Zalo lets an OA write only a few times after the person's last message.
+KEEP_WINDOW = "zalo:keep"
 MAX_CHOICE = 128
 MAX_TEXT = 20_000
 # Events a person causes by writing to us; the rest (delivery and read receipts, what the
@@ -35,6 +38,14 @@ ANSWERED_EVENTS = frozenset({
 @dataclass(frozen=True)
 class Unfollow:
     """The person left the OA: we cannot write to them on Zalo any more."""
+
+    user_id: str
+
+
+@dataclass(frozen=True)
+class KeptWindow:
+    """The person tapped the KEEP_WINDOW button: their messaging window is open again; no
+    answer (an answer would spend what the tap just gave back)."""
 
     user_id: str
 
@@ -76,8 +87,10 @@ def _urls(message: Mapping[str, Any]) -> list[str]:
     return [u[:1000] for u in urls if u.startswith(("https://", "http://"))]
 
 
-def to_events(event: Mapping[str, Any]) -> list[InboundEvent] | Unfollow | None:
-    """What an event means for us: InboundEvents, an unfollow, or None (set aside)."""
+def to_events(event: Mapping[str, Any]
+              ) -> list[InboundEvent] | Unfollow | KeptWindow | None:
+    """What an event means for us: InboundEvents, an unfollow, a tap that keeps the
+    messaging window open, or None (set aside)."""
     name = str(event.get("event_name", ""))
     user = sender_of(event)
     if not user or name not in ANSWERED_EVENTS | {"unfollow"}:
@@ -91,7 +104,10 @@ def to_events(event: Mapping[str, Any]) -> list[InboundEvent] | Unfollow | None:
     message: Mapping[str, Any] = raw_message if isinstance(raw_message, Mapping) else {}
     inputs: list[Input]
     if name == "user_send_text":
-        inputs = [text_input(str(message.get("text") or ""))]
+        text = str(message.get("text") or "")
+        if text == CHOICE_PREFIX + KEEP_WINDOW:
+            return KeptWindow(user)
+        inputs = [text_input(text)]
     elif name == "user_send_location":
         inputs = [_location(message)]
     elif name in ("user_send_image", "user_send_audio"):
@@ -109,9 +125,11 @@ class ZaloInbound:
     """The inbound worker's handler for Zalo events."""
 
     def __init__(self, conversations: ConversationService,
-                 unreachable: Callable[[str, str], Awaitable[None]]) -> None:
+                 unreachable: Callable[[str, str], Awaitable[None]],
+                 heard: Callable[[str, str], Awaitable[None]]) -> None:
         self.conversations = conversations
         self.unreachable = unreachable
+        self.heard = heard
 
     async def on_event(self, event: Mapping[str, Any]) -> None:
         meaning = to_events(event)
@@ -120,6 +138,10 @@ class ZaloInbound:
             return
         if isinstance(meaning, Unfollow):
             await self.on_unfollow(meaning.user_id)
+            return
+        if isinstance(meaning, KeptWindow):
+            await self.heard(CHANNEL, meaning.user_id)
+            log.info("zalo messaging window kept open")
             return
         for inbound in meaning:
             await self.conversations.handle(inbound)

@@ -6,7 +6,9 @@ last text, and when there are more than a message may carry, the rest under shor
 "more choices" messages. Choices are `oa.query.hide` buttons carrying CHOICE_PREFIX and the
 choice's stable id (never its label); numbers to call are `oa.open.phone` buttons (the
 phone's dialer opens); a photo kept by its Zalo URL is sent as an image; a file the bot
-made is a link, when the web server's public address is known.
+made is a link, when the web server's public address is known. A message sent when the
+person's messaging window runs low asks for one tap: a line, and the KEEP button (in the
+place of the last button when the message is full, so the ask never costs a message).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from bot import i18n
 from bot.domain.messages import Reply, Text
 from bot.handlers.zalo.api import MAX_BUTTONS, TEXT_LIMIT, TITLE_LIMIT, ZaloButton
-from bot.handlers.zalo.inbound import CHOICE_PREFIX
+from bot.handlers.zalo.inbound import CHOICE_PREFIX, KEEP_WINDOW
 from bot.handlers.zalo.webhook import CHANNEL
 
 # Where a long text may be cut, best first: a paragraph, a line, a sentence, a word.
@@ -102,14 +104,32 @@ def buttons_of(reply: Reply, language: str, file_url: str | None = None
     return buttons
 
 
+def keep_button(language: str) -> ZaloButton:
+    """The tap that opens the person's messaging window again (and does nothing else)."""
+    return ZaloButton(_title(i18n.render(Text("zalo.keep_button"), language)),
+                      "oa.query.hide", f"{CHOICE_PREFIX}{KEEP_WINDOW}")
+
+
+def with_keep(buttons: list[ZaloButton], per_message: int, language: str
+              ) -> list[ZaloButton]:
+    """The buttons with the KEEP button, in a message of its own only if there is none."""
+    keep = keep_button(language)
+    if buttons and len(buttons) % per_message == 0:
+        return [*buttons[:-1], keep]
+    return [*buttons, keep]
+
+
 def render(reply: Reply, language: str, *, max_buttons: int = MAX_BUTTONS,
-           file_url: str | None = None) -> list[ZaloMessage]:
+           file_url: str | None = None, ask_tap: bool = False) -> list[ZaloMessage]:
     """The messages that carry `reply` on Zalo, in the order they are sent. `file_url`:
-    the public link of the stored file the reply carries, if it can be linked."""
+    the public link of the stored file the reply carries, if it can be linked; `ask_tap`:
+    the person's messaging window runs low (ask for the tap that opens it again)."""
     texts = [i18n.render(t, language) for t in reply.texts]
     hint = request_hint(reply.request)
     if hint is not None:
         texts.append(i18n.render(hint, language))
+    if ask_tap:
+        texts.append(i18n.render(Text("zalo.keep_window"), language))
     chunks = split_text("\n\n".join(t for t in texts if t.strip()))
     messages: list[ZaloMessage] = []
     media = reply.media
@@ -122,6 +142,8 @@ def render(reply: Reply, language: str, *, max_buttons: int = MAX_BUTTONS,
             chunks = []
     buttons = buttons_of(reply, language, file_url)
     per_message = max(1, max_buttons)
+    if ask_tap:
+        buttons = with_keep(buttons, per_message, language)
     groups = [tuple(buttons[i:i + per_message]) for i in range(0, len(buttons), per_message)]
     if not groups:
         return messages + [ZaloMessage(chunk) for chunk in chunks]

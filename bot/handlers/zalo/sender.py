@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from bot.domain.delivery import Delivery, DeliveryError, file_url
+from bot.domain.delivery import ASK_TAP, TOLD_APART, Delivery, DeliveryError, file_url
 from bot.domain.message_kinds import Kind
 from bot.domain.messages import Reply
 from bot.handlers.zalo.api import ZaloButton, ZaloError, ZaloUnavailable
@@ -19,9 +19,11 @@ from bot.handlers.zalo.render import ZaloMessage, render
 from bot.handlers.zalo.webhook import CHANNEL
 
 log = logging.getLogger(__name__)
-# Zalo cannot change a message it has sent. Of the edits SafeChild makes, only an alert
-# someone has taken matters enough for a new message (so nobody else goes out to the
-# family); a broadcast's running count, say, is skipped.
+# Zalo cannot change a message it has sent, and every message spends one of the few
+# replies Zalo allows since the person last wrote. Of the edits SafeChild makes, only an
+# alert someone has taken matters enough for a new message (so nobody else goes out to the
+# family), and only when its news is not told apart (TOLD_APART: the team's notice, the
+# taker's own answer); a broadcast's running count, say, is skipped.
 EDITS_WORTH_A_MESSAGE = frozenset({"case.taken_by"})
 RATE_LIMIT_WAIT = 60.0
 
@@ -56,14 +58,19 @@ class ZaloSender:
     def messages(self, delivery: Delivery) -> list[ZaloMessage]:
         reply = delivery.reply
         if delivery.kind == Kind.EDIT:
-            if not reply.texts or reply.texts[0].id not in EDITS_WORTH_A_MESSAGE:
+            if (not reply.texts or reply.texts[0].id not in EDITS_WORTH_A_MESSAGE
+                    or delivery.meta.get(TOLD_APART)):
                 return []
             reply = Reply(reply.texts[:1])
         link = None
         if delivery.file is not None and delivery.file.token and self.public_url:
             link = self.public_url + file_url(delivery.file)
         return render(reply, delivery.language, max_buttons=self.api.max_buttons,
-                      file_url=link)
+                      file_url=link, ask_tap=bool(delivery.meta.get(ASK_TAP)))
+
+    def cost(self, delivery: Delivery) -> int:
+        """Zalo messages the delivery took (each spends one of the person's few replies)."""
+        return len(self.messages(delivery))
 
     async def deliver(self, delivery: Delivery) -> str | None:
         messages = self.messages(delivery)
