@@ -5,8 +5,8 @@ bot now counts, per address, the messages sent since the person last wrote and w
 was, so it can ask for a tap (which opens the window again) or use another channel before
 the budget runs out.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-04 12:00:00
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
