@@ -104,6 +104,9 @@ async def test_who_becomes_staff_by_an_invitation_gets_the_staff_commands(
     await w.say(ADMIN, "/invite police")
     link = next(word for word in w.last(ADMIN).text.split() if "start=" in word)
     await w.say(NEWCOMER, f"/start {link.split('start=', 1)[1]}")
+    # The welcome that answers the link is already the staff's home.
+    assert "menu:my_cases" in w.last(NEWCOMER).callback_data
+    assert "menu:status" not in w.last(NEWCOMER).callback_data
     # Joining woke the worker; the conversation did not wait for it.
     assert (("chat", NEWCOMER), "") not in w.fake.commands
     await set_menus(w)

@@ -188,9 +188,11 @@ class CreateInvite:
 
 @dataclass(frozen=True)
 class RedeemInvite:
-    """/start <code>: a deep link with an invitation code."""
+    """/start <code>: a deep link with an invitation code. `welcome`: the home follows,
+    built for who the person is once the invitation made them staff."""
 
     code: str
+    welcome: bool = False
 
 
 TeamAction = AskReporter | HandOver | Assess | RecordProgress | CloseCase

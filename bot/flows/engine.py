@@ -297,6 +297,8 @@ def _on_command(book: FlowBook, state: State, inp: Input,
         if state.report_draft is not None:
             resumed, effects = start(book, "report", ctx, current=state)
             return resumed, [*lead, *effects]
+        if lead:
+            return State(done=state.done), [RedeemInvite(inp.args.strip(), welcome=True)]
         welcome = main_menu(ctx, Text("welcome", {"commune": ctx.commune_name}))
         return State(done=state.done), [*lead, welcome]
     if isinstance(target, OpenFlow):

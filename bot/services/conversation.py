@@ -280,9 +280,14 @@ class ConversationService:
                     await people.set_language(tx, person.id, language)
                     turn.person = replace(person, language=language)
                 return []
-            case RedeemInvite(code=code):
+            case RedeemInvite(code=code, welcome=welcome):
                 reply, turn.person = await s.invites.redeem(tx, person, code, now)
-                return [reply]
+                if not welcome:
+                    return [reply]
+                # The home of who they are now: an invitation may have made them staff.
+                turn.ctx = await self._context(tx, turn.person, in_group=False)
+                return [reply, engine.main_menu(turn.ctx, Text(
+                    "welcome", {"commune": turn.ctx.commune_name}))]
             case CreateInvite(args=args):
                 return [await s.invites.create(tx, person, args, turn.channel, now)]
             case OpenCase(report=report, early=early):
