@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storage.db import Tx
 from storage.models import Case, Village
@@ -44,7 +44,8 @@ async def case_facts(tx: Tx, commune_id: int, start: datetime,
     handing each row across from the database's thread costs more than counting it."""
     stmt = (
         select(Case.code, Case.types, Case.confirmed_form, Case.sex, Case.age_band,
-               Village.name, Case.urgency, Case.status, Case.outcome, Case.created_at,
+               # A place the reporter typed stands in for a village the list did not have.
+               func.coalesce(Village.name, Case.location_text), Case.urgency, Case.status, Case.outcome, Case.created_at,
                Case.acknowledged_at, Case.assessed_at, Case.escalation_level)
         .outerjoin(Village, Village.id == Case.village_id)
         .where(Case.commune_id == commune_id, Case.created_at >= start,

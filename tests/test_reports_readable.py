@@ -130,3 +130,24 @@ async def test_the_chart_is_a_tall_column_for_a_phone(sim: Simulator) -> None:
     # One breakdown under the other, as narrow as a phone holds it upright (its texts'
     # sizes: tests/test_statistics.py).
     assert width == 720 and 2 * width < height < 4 * width, (width, height)
+
+
+async def test_a_typed_place_is_counted_by_its_name_not_as_unknown(sim: Simulator) -> None:
+    """Issue 13, item 5: a reporter who typed where (no village in the list) is counted
+    under what they typed, with the same words spaced otherwise counted together."""
+    citizen = sim["citizen"]
+    for place in ("Gần chợ  Vĩnh Thủy", " Gần chợ Vĩnh Thủy", "bến đò"):
+        for choice in ("menu:report", "danger:no", "type:violence", "types:done"):
+            await citizen.tap(choice)
+        await citizen.text(place)
+        for choice in ("age:6-10", "sex:boy", "skip", "count:1"):
+            await citizen.tap(choice)
+        await citizen.text("Hàng xóm thấy cháu bị đánh nhiều lần.")
+        for choice in ("photos:done", "contact:anonymous", "confirm"):
+            await citizen.tap(choice)
+    await sim["officer"].inbox()  # the alerts
+    table, sheets, _ = await stats(sim, "2026-11")
+    assert "Chưa rõ thôn (0)" in table, table
+    assert "Gần chợ Vĩnh Thủy (2)" in table and "bến đò (1)" in table, table
+    rows = {row[0]: row[1] for row in sheets[t("stats.sheet.village")][1:-1]}
+    assert rows["Chưa rõ thôn"] == 0 and rows["Gần chợ Vĩnh Thủy"] == 2

@@ -135,12 +135,23 @@ def duration_words(language: str) -> Durations:
     return lambda minutes: i18n.render(duration_text(minutes, language), language)
 
 
+# A typed place longer than this is cut: a table row, not the reporter's sentence.
+PLACE_MAX = 40
+
+
+def place_name(raw: str | None) -> str:
+    """A village's name, or the place a reporter typed, as one table row shows it (the same
+    words typed with other spacing count together); "" when neither is known."""
+    words = " ".join((raw or "").split())
+    return words if len(words) <= PLACE_MAX else words[:PLACE_MAX - 1].rstrip() + "…"
+
+
 def to_facts(row: CaseFactRow) -> CaseFacts:
     """The officer's confirmed form when recorded, else the first type the reporter chose."""
     form = row.confirmed_form or next((t for t in row.types.split(",") if t), "other")
     return CaseFacts(
         code=row.code, form=form, sex=row.sex, age_band=row.age_band,
-        village=row.village or "", urgency=row.urgency, status=row.status,
+        village=place_name(row.village), urgency=row.urgency, status=row.status,
         outcome=row.outcome, created_at=row.created_at, acknowledged_at=row.acknowledged_at,
         assessed_at=row.assessed_at, escalated=row.escalation_level > 1)
 
