@@ -45,7 +45,8 @@ async def case_facts(tx: Tx, commune_id: int, start: datetime,
     stmt = (
         select(Case.code, Case.types, Case.confirmed_form, Case.sex, Case.age_band,
                # A place the reporter typed stands in for a village the list did not have.
-               func.coalesce(Village.name, Case.location_text), Case.urgency, Case.status, Case.outcome, Case.created_at,
+               func.coalesce(Village.name, Case.location_text), Case.urgency, Case.status,
+               Case.outcome, Case.created_at,
                Case.acknowledged_at, Case.assessed_at, Case.escalation_level)
         .outerjoin(Village, Village.id == Case.village_id)
         .where(Case.commune_id == commune_id, Case.created_at >= start,
