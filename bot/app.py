@@ -28,7 +28,7 @@ from bot.services.admin_alerts import AdminAlerts
 from bot.services.broadcasts import Broadcasts
 from bot.services.calendar_commands import CalendarCommands
 from bot.services.calendar_reminders import CalendarReminders
-from bot.services.cases import CaseService
+from bot.services.cases import QUIET_TIMER, CaseService
 from bot.services.channel_support import ChannelSupport
 from bot.services.conversation import ConversationService, Services
 from bot.services.directory import Directory, sync_commune
@@ -157,6 +157,7 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     escalation = Escalation(directory, WorkHours(*setup.commune.working_hours), outbox,
                             TopDigest(directory, outbox))
     cases = CaseService(directory, escalation, outbox)
+    escalation.riders[QUIET_TIMER] = cases.reporter_went_quiet
     reminders = CalendarReminders(database, directory, outbox, period_report)
     async with database.transaction() as tx:
         await reminders.sync(tx, clock.now())

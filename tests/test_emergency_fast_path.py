@@ -129,3 +129,42 @@ async def test_starting_afresh_after_the_alert_sends_what_was_told(sim: Simulato
     assert (await citizen.last())["ids"] == ["report.danger.prompt"]
     (more,) = with_id(await sim["officer"].inbox(all_=True), "alert.additions")
     assert "VT-2026-0001" in more["text"]
+
+
+async def test_a_reporter_who_goes_quiet_still_reaches_the_team(sim: Simulator) -> None:
+    """A frightened reporter may run to the child mid-questions: three minutes without an
+    answer, and what they said so far goes to the team; answering on adds only news."""
+    citizen = sim["citizen"]
+    for choice in ("menu:report", "danger:yes", "type:injury", "village:dong", "age:0-5",
+                   "sex:boy", "skip", "count:1"):
+        await citizen.tap(choice)
+    await citizen.text(STORY)
+    await sim.advance(2)
+    assert not with_id(await sim["officer"].inbox(all_=True), "alert.additions")
+    await sim.advance(1.5)
+    for who in ("officer", "police"):
+        (more,) = with_id(await sim[who].inbox(all_=True), "alert.additions")
+        assert STORY in more["text"]
+    # Back at the phone: nothing new in "no photos" and "anonymous", so nothing again.
+    await citizen.tap("photos:done")
+    await citizen.tap("contact:anonymous")
+    assert (await citizen.last())["ids"][0] == "report.additions.done"
+    await sim.advance(10)
+    assert len(with_id(await sim["officer"].inbox(all_=True), "alert.additions")) == 1
+
+
+async def test_news_after_a_quiet_send_goes_in_one_more_message(sim: Simulator) -> None:
+    citizen = sim["citizen"]
+    for choice in ("menu:report", "danger:yes", "type:injury", "village:dong", "age:0-5"):
+        await citizen.tap(choice)
+    await sim.advance(4)
+    (first,) = with_id(await sim["officer"].inbox(all_=True), "alert.additions")
+    for choice in ("sex:girl", "skip", "count:1"):
+        await citizen.tap(choice)
+    await citizen.text(STORY)
+    for choice in ("photos:done", "contact:anonymous"):
+        await citizen.tap(choice)
+    got = with_id(await sim["officer"].inbox(all_=True), "alert.additions")
+    assert len(got) == 2 and STORY in got[1]["text"] and STORY not in first["text"]
+    await sim.advance(10)
+    assert len(with_id(await sim["officer"].inbox(all_=True), "alert.additions")) == 2

@@ -5,7 +5,7 @@ queues what must be sent in the outbox; every read and change of a case is audit
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain import alerts
 from bot.domain.cases import (
@@ -16,6 +16,7 @@ from bot.domain.cases import (
     Decision,
     NewCase,
     Status,
+    Timer,
     coarse_status,
 )
 from bot.domain.delivery import TOLD_APART
@@ -53,6 +54,9 @@ from storage import cases, close_requests, deadlines, outbox, people
 from storage.db import Tx
 
 log = logging.getLogger(__name__)
+# How long an emergency's reporter may be silent before what they added goes to the team.
+REPORTER_QUIET = timedelta(minutes=3)
+QUIET_TIMER = "quiet"
 
 
 def additions_to(case: Case, report: ReportAnswers) -> dict[str, object]:
@@ -71,10 +75,6 @@ def additions_to(case: Case, report: ReportAnswers) -> dict[str, object]:
     return {k: v for k, v in wanted.items() if getattr(case, k) != v}
 
 
-def told_more(case: Case) -> bool:
-    """Whether the reporter said anything beyond what and where, which the alert had."""
-    return bool(case.age_band != "unknown" or case.sex != "unknown" or case.child_name
-                or case.child_count != 1 or case.description or not case.reporter_anonymous)
 # Cases one list shows, each with its button (more are counted, not listed).
 LIST_MAX = 10
 
@@ -176,30 +176,64 @@ class CaseService:
         if changes or files:
             await cases.audit(tx, case.id, reporter.id, "reporter_added", now,
                               fields=sorted(changes) + (["attachments"] if files else []))
-        if not final:
-            return []
-        attached = await cases.attachments_of(tx, case.id)
-        if not case.closed and (told_more(case) or attached):
-            await self._send_additions(tx, case, attached, now)
-        return [alerts.additions_received(case)]
+            if not final:
+                await self._arm_quiet(tx, case, now)
+        if final:
+            await self._send_additions(tx, case, now)
+            return [alerts.additions_received(case)]
+        return []
 
-    async def _send_additions(self, tx: Tx, case: Case, attached: list[Attachment],
-                              now: datetime) -> None:
+    async def _arm_quiet(self, tx: Tx, case: Case, now: datetime) -> None:
+        """A reporter may stop answering at any moment (they ran to help the child): if no
+        answer comes for REPORTER_QUIET, what they said so far goes to the team then."""
+        added, _, _ = await self._additions_so_far(tx, case.id)
+        acknowledge = await deadlines.deadline(tx, case.id, "acknowledge")
+        if acknowledge is not None:
+            await deadlines.arm_timer(tx, acknowledge.id, QUIET_TIMER, added,
+                                      now + REPORTER_QUIET, acknowledge.version)
+
+    async def reporter_went_quiet(self, tx: Tx, timer: Timer, now: datetime) -> None:
+        """The quiet timer of an emergency's reporter: no later answer came since it was
+        armed (its seq counts the answers), so the team gets what was added."""
+        dl = await deadlines.deadline_by_id(tx, timer.deadline_id)
+        case = await cases.case_by_id(tx, dl.case_id) if dl is not None else None
+        if case is None:
+            return
+        added, _, _ = await self._additions_so_far(tx, case.id)
+        if added == timer.seq:
+            await self._send_additions(tx, case, now)
+
+    async def _additions_so_far(self, tx: Tx, case_id: int) -> tuple[int, int, int]:
+        """(answers added, of them already sent to the team, attachments already sent)."""
+        events = await cases.case_events(tx, case_id)
+        added = sum(e.action == "reporter_added" for e in events)
+        sent = [e.detail for e in events if e.action == "additions_sent"]
+        return (added, int(sent[-1].get("added", 0)) if sent else 0,
+                int(sent[-1].get("files", 0)) if sent else 0)
+
+    async def _send_additions(self, tx: Tx, case: Case, now: datetime) -> None:
+        """What the reporter added since the team last heard, in one message each (and the
+        photos not sent before); nothing when there is nothing new or the case is closed."""
+        added, sent, files_sent = await self._additions_so_far(tx, case.id)
+        if case.closed or added <= sent:
+            return
+        attached = await cases.attachments_of(tx, case.id)
         details = alerts.case_details(case, self.directory.village_name(case.village_id),
                                       await deadlines.deadlines_of(tx, case.id), attached)
         reply = alerts.additions(case, details)
-        media = alerts.media_of(attached)
+        media = alerts.media_of(attached[files_sent:])
         ids = [m.person_id for m in await cases.team_of(tx, case.id) if m.access == Access.TEAM]
         found = await people.people_by_id(tx, ids)
         for pid in ids:
             if (person := found.get(pid)) is None:
                 continue
-            key = f"additions:{case.id}:p{pid}"
+            key = f"additions:{case.id}:n{added}:p{pid}"
             message = await self.outbox.send(tx, person, reply, now, kind=Kind.ADDITIONS,
                                              case_id=case.id, dedupe_key=key, fresh_key=True)
             await self.outbox.send_media(tx, person, message, media, alerts.media_caption(case),
                                          now, key)
-        await cases.audit(tx, case.id, None, "additions_sent", now, recipients=ids)
+        await cases.audit(tx, case.id, None, "additions_sent", now, recipients=ids,
+                          added=added, files=len(attached))
 
     async def _details(self, tx: Tx, case: Case) -> tuple[Text, ...]:
         return alerts.case_details(case, self.directory.village_name(case.village_id),

@@ -11,6 +11,7 @@ the top people's digest (bot/services/top_digest.py), not in an alert per period
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -43,6 +44,9 @@ class Escalation:
         self.hours = hours
         self.outbox = outbox
         self.digest = digest
+        # Timers of other kinds riding on a case's deadline (an emergency reporter's quiet
+        # timer), by kind: carried out whatever became of the deadline.
+        self.riders: dict[str, Callable[[Tx, Timer, datetime], Awaitable[None]]] = {}
 
     @property
     def top(self) -> int:
@@ -99,6 +103,9 @@ class Escalation:
     async def fire(self, tx: Tx, timer: Timer, now: datetime) -> None:
         """Carry out one due timer inside the caller's transaction."""
         await deadlines.finish_timer(tx, timer.id, now)
+        if (rider := self.riders.get(timer.kind)) is not None:
+            await rider(tx, timer, now)
+            return
         dl = await deadlines.deadline_by_id(tx, timer.deadline_id)
         if dl is None or dl.met_at is not None or dl.version != timer.deadline_version:
             return
