@@ -21,7 +21,6 @@ from aiohttp import web
 from bot.clock import Clock, FakeClock, SystemClock
 from bot.config import Settings, load_commune
 from bot.domain.commune import CommuneConfig
-from bot.domain.work_hours import WorkHours
 from bot.handlers.plugin import Base, ChannelPlugin, Core, Inbound, Outbound
 from bot.handlers.server import make_server
 from bot.services.admin_alerts import AdminAlerts
@@ -31,7 +30,7 @@ from bot.services.calendar_reminders import CalendarReminders
 from bot.services.cases import QUIET_TIMER, CaseService
 from bot.services.channel_support import ChannelSupport
 from bot.services.conversation import ConversationService, Services
-from bot.services.directory import Directory, sync_commune
+from bot.services.directory import Communes, Directory, sync_commune
 from bot.services.escalation import Escalation
 from bot.services.invites import Invites
 from bot.services.outbox import Outbox
@@ -83,7 +82,9 @@ class App:
 
     database: Database
     clock: Clock
+    # The first commune (the only one, in a single-commune deployment).
     directory: Directory
+    communes: Communes
     outbox: Outbox
     conversations: ConversationService
     cases: CaseService
@@ -139,14 +140,18 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     database = await Database.open(setup.database_url)
     async with database.transaction() as tx:
         directory = await sync_commune(tx, setup.commune, clock.now())
+    communes = Communes.of_one(directory)
+    # Channel-wide news (a lost credential, a channel down) goes to the admins of the one
+    # commune, or of all of them.
+    admins_of = directory.commune_id if len(communes) == 1 else None
     wakeups = Wakeups()
     identity = ProcessIdentity.new(setup.process_name)
     heartbeat = Heartbeat(database, identity, setup.wall, on_freed=wakeups.wake)
     await heartbeat.register()
     outbox = Outbox(served=[c.name for c in channels])
-    admin_alerts = AdminAlerts(database, clock, outbox, directory.commune_id,
+    admin_alerts = AdminAlerts(database, clock, outbox, admins_of,
                                on_queued=lambda: wakeups.wake(DELIVERY))
-    simulator_log = SimulatorLog(database, clock, directory)
+    simulator_log = SimulatorLog(database, clock, communes)
     base = Base(clock, identity, token_rows=lambda oa_id: ZaloTokenRows(database, oa_id),
                 alert_admins=admin_alerts.channel_authorisation_lost,
                 simulator_log=simulator_log)
@@ -154,22 +159,23 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     for channel in channels:
         outbound[channel.name] = await channel.open(base)
 
-    escalation = Escalation(directory, WorkHours(*setup.commune.working_hours), outbox,
-                            TopDigest(directory, outbox))
-    cases = CaseService(directory, escalation, outbox)
+    escalation = Escalation(communes, outbox, TopDigest(communes, outbox))
+    cases = CaseService(communes, escalation, outbox)
     escalation.riders[QUIET_TIMER] = cases.reporter_went_quiet
-    reminders = CalendarReminders(database, directory, outbox, period_report)
+    calendars = {c.commune_id: CalendarReminders(database, c, outbox, period_report)
+                 for c in communes}
     async with database.transaction() as tx:
-        await reminders.sync(tx, clock.now())
+        for calendar in calendars.values():
+            await calendar.sync(tx, clock.now())
     services = Services(
         cases=cases,
-        invites=Invites(directory, {name: o.invite_link for name, o in outbound.items()
+        invites=Invites(communes, {name: o.invite_link for name, o in outbound.items()
                                     if o.invite_link},
                         staff_changed=lambda: wakeups.wake(COMMAND_MENUS)),
-        broadcasts=Broadcasts(directory, outbox),
-        calendar=CalendarCommands(directory, reminders,
+        broadcasts=Broadcasts(communes, outbox),
+        calendar=CalendarCommands(communes, calendars,
                                   changed=lambda: wakeups.wake(CALENDAR)),
-        period_reports=PeriodReports(directory))
+        period_reports=PeriodReports(communes))
 
     def queued() -> None:
         # A new case may have armed a timer that is due at once (a team member with no
@@ -177,7 +183,7 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         wakeups.wake(DELIVERY, TIMERS)
 
     conversations = ConversationService(
-        database, clock, directory, outbox, services,
+        database, clock, communes, outbox, services,
         labels={name: o.labels for name, o in outbound.items() if o.labels}, on_queued=queued)
     support = ChannelSupport(database, clock)
 
@@ -200,12 +206,12 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         heartbeat,
         TimerWorker(database, escalation, on_fired=lambda: wakeups.wake(DELIVERY),
                     owner=identity.owner(TIMERS)),
-        CalendarWorker(reminders, on_queued=lambda: wakeups.wake(DELIVERY)),
+        CalendarWorker(list(calendars.values()), on_queued=lambda: wakeups.wake(DELIVERY)),
         # Events handled at once: each holds a database connection while it runs.
         InboundWorker(database, handlers, owner=identity.owner(INBOUND),
                       concurrency=3 if database.dialect == "sqlite" else 12),
         DeliveryWorker(database, clock, {name: o.sender for name, o in outbound.items()},
-                       undelivered=Undelivered(escalation, outbox, directory.commune_id,
+                       undelivered=Undelivered(escalation, outbox, admins_of,
                                                conversations.where_you_were),
                        policy=setup.commune.delivery, climbed=lambda: wakeups.wake(TIMERS),
                        finished=lambda: wakeups.wake(DELIVERY),
@@ -219,11 +225,12 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     menus = {name: o.command_menus for name, o in outbound.items() if o.command_menus}
     if menus:
         # Staff see their own commands beside the text box, everyone else everyone's.
-        workers.append(CommandMenus(database, directory.commune_id, menus))
+        workers.append(CommandMenus(database, [c.commune_id for c in communes], menus))
     scheduler = Scheduler(clock, workers, wakeups)
     server = make_server(support.stored_file,
                          [route for i in inbound.values() for route in i.routes])
-    return App(database=database, clock=clock, directory=directory, outbox=outbox,
-               conversations=conversations, cases=cases, escalation=escalation,
-               reminders=reminders, support=support, scheduler=scheduler, server=server,
+    return App(database=database, clock=clock, directory=directory, communes=communes,
+               outbox=outbox, conversations=conversations, cases=cases,
+               escalation=escalation, reminders=calendars[directory.commune_id],
+               support=support, scheduler=scheduler, server=server,
                channels=list(channels), inbound=inbound, heartbeat=heartbeat)

@@ -140,10 +140,11 @@ async def set_language(tx: Tx, person_id: int, language: str) -> None:
                           .values(language=language))
 
 
-async def take_role(tx: Tx, person_id: int, role: str, village_id: int | None) -> None:
-    """The role (and village) an invitation gives."""
+async def take_role(tx: Tx, person_id: int, commune_id: int, role: str,
+                    village_id: int | None) -> None:
+    """The role (and commune, and village) an invitation gives."""
     await tx.conn.execute(update(people).where(people.c.id == person_id)
-                          .values(role=str(role), village_id=village_id))
+                          .values(commune_id=commune_id, role=str(role), village_id=village_id))
 
 
 # ---- identities -----------------------------------------------------------------------------

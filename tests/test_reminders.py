@@ -543,7 +543,7 @@ async def test_stopping_the_calendar_lets_a_look_in_progress_finish(
     with the write lock taken)."""
     assert app.reminders is not None
     reminders, scheduler = app.reminders, app.scheduler
-    assert worker_of(app, CalendarWorker).reminders is reminders
+    assert worker_of(app, CalendarWorker).reminders == [reminders]
     started, release = asyncio.Event(), asyncio.Event()
     finished: list[int] = []
     real = reminders.look

@@ -22,7 +22,7 @@ from bot.flows import engine
 from bot.flows.book import FLOWS
 from bot.flows.broadcast import text_problem
 from bot.flows.effects import Effect
-from bot.services.directory import Directory
+from bot.services.directory import Communes
 from bot.services.outbox import Outbox
 from storage import broadcasts, people
 from storage.db import Tx
@@ -37,8 +37,8 @@ def progress_reply(done: int, total: int, finished: bool) -> Reply:
 
 
 class Broadcasts:
-    def __init__(self, directory: Directory, outbox: Outbox) -> None:
-        self.directory = directory
+    def __init__(self, communes: Communes, outbox: Outbox) -> None:
+        self.communes = communes
         self.outbox = outbox
 
     async def start(self, tx: Tx, person: Person, typed: str, state: engine.State,
@@ -47,7 +47,7 @@ class Broadcasts:
         of collaborators it will reach."""
         if not may_broadcast(person.role):
             return state, [say("broadcast.not_allowed")]
-        count = await people.count_with_roles(tx, self.directory.commune_id,
+        count = await people.count_with_roles(tx, person.commune_id,
                                               (Role.COLLABORATOR,))
         if count == 0:
             return state, [say("broadcast.nobody")]
@@ -72,7 +72,7 @@ class Broadcasts:
         problem = text_problem(text)
         if problem is not None:
             return [Reply((problem,))]
-        commune_id = self.directory.commune_id
+        commune_id = person.commune_id  # a broadcast reaches the sender's own commune
         collaborators = await people.people_with_roles(tx, commune_id, (Role.COLLABORATOR,))
         if not collaborators:
             return [say("broadcast.nobody")]
@@ -83,7 +83,7 @@ class Broadcasts:
             to=await self._address(tx, person, channel),
             dedupe_key=f"broadcast:{sent}:progress", fresh_key=True)
         message = Reply((Text("broadcast.message", {
-            "commune": self.directory.config.name,
+            "commune": self.communes.of(commune_id).config.name,
             "sender": person.name or Text("broadcast.unnamed_sender"), "text": text}),))
         identities = await people.identities_for(tx, [p.id for p in collaborators])
         queued = 0

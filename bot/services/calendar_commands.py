@@ -8,7 +8,7 @@ the transaction has committed, so it sees the change at once.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Final
 
@@ -32,7 +32,7 @@ from bot.flows.book import FLOWS
 from bot.flows.calendar_admin import WHO, parse_at, parse_days, rule_words
 from bot.flows.effects import AddCalendarEvent, Effect
 from bot.services.calendar_reminders import CalendarReminders, StoredEvent, event_fields, title_of
-from bot.services.directory import Directory
+from bot.services.directory import Communes
 from storage import calendar
 from storage.db import Tx
 
@@ -72,11 +72,12 @@ def first_reminder(event: CalendarEvent, now: datetime) -> DueReminder | None:
 
 
 class CalendarCommands:
-    def __init__(self, directory: Directory, reminders: CalendarReminders,
+    def __init__(self, communes: Communes, reminders: Mapping[int, CalendarReminders],
                  changed: Callable[[], None],
                  new_key: Callable[[], str] = lambda: f"chat_{secrets.token_hex(4)}") -> None:
-        self.directory = directory
-        self.reminders = reminders
+        self.communes = communes
+        # Each commune's calendar, by commune id.
+        self.reminders = dict(reminders)
         # Wakes the calendar worker (called once the change has committed).
         self.changed = changed
         self.new_key = new_key
@@ -101,9 +102,10 @@ class CalendarCommands:
         return state, [await self._pause(tx, person, words[1], verb == "pause", now)]
 
     async def _listing(self, tx: Tx, person: Person, now: datetime) -> Reply:
-        events = await self.reminders.stored_events(tx)
+        events = await self.reminders[person.commune_id].stored_events(tx)
         today = now.astimezone(LOCAL_TZ).date()
-        head = Text("calendar.list.head", {"commune": self.directory.config.name})
+        head = Text("calendar.list.head",
+                    {"commune": self.communes.of(person.commune_id).config.name})
         if not events:
             return Reply((head, Text("calendar.list.empty")))
         lines = tuple(list_line(e, today) for e in events)
@@ -112,7 +114,7 @@ class CalendarCommands:
 
     async def _pause(self, tx: Tx, person: Person, key: str, pause: bool,
                      now: datetime) -> Reply:
-        row = await calendar.event_by_key(tx, self.directory.commune_id, key[:64])
+        row = await calendar.event_by_key(tx, person.commune_id, key[:64])
         if row is None:
             return say("calendar.unknown_key", key=key[:64])
         title = title_of(row.key, row.title)
@@ -145,7 +147,7 @@ class CalendarCommands:
         first = first_reminder(event, now)
         if first is None:
             return [say("calendar.add.in_past")]
-        await calendar.add_event(tx, commune_id=self.directory.commune_id, key=key,
+        await calendar.add_event(tx, commune_id=person.commune_id, key=key,
                                  title=title, paused=False, origin="chat", updated_at=now,
                                  updated_by=person.id, **event_fields(event))
         tx.after_commit(self.changed)

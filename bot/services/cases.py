@@ -47,7 +47,7 @@ from bot.flows.effects import (
     ReportAnswers,
     TeamAction,
 )
-from bot.services.directory import Directory
+from bot.services.directory import Communes, Directory
 from bot.services.escalation import Escalation
 from bot.services.outbox import Outbox
 from storage import cases, close_requests, deadlines, outbox, people
@@ -80,24 +80,29 @@ LIST_MAX = 10
 
 
 class CaseService:
-    def __init__(self, directory: Directory, escalation: Escalation, outbox: Outbox) -> None:
-        self.directory = directory
+    def __init__(self, communes: Communes, escalation: Escalation, outbox: Outbox) -> None:
+        self.communes = communes
         self.escalation = escalation
         self.outbox = outbox
 
     # ---- opening ---------------------------------------------------------------------------
 
+    def _commune(self, case: Case) -> Directory:
+        return self.communes.of(case.commune_id)
+
     async def open_case(self, tx: Tx, reporter: Person, channel: str, report: ReportAnswers,
                         now: datetime) -> Case:
-        cfg = self.directory.config
+        """The report becomes a case of the reporter's commune, routed to its team."""
+        commune = self.communes.of(reporter.commune_id)
+        cfg = commune.config
         types = report.types or ("other",)
         urgency = triage(report.danger, types, report.age_band)
         year = now.astimezone(LOCAL_TZ).year
-        seq = await cases.next_case_seq(tx, self.directory.commune_id, year)
-        village_id = self.directory.village_ids.get(report.village or "")
+        seq = await cases.next_case_seq(tx, commune.commune_id, year)
+        village_id = commune.village_ids.get(report.village or "")
         anonymous = report.anonymous
         case = await cases.add_case(tx, NewCase(
-            commune_id=self.directory.commune_id, code=f"{cfg.code_prefix}-{year}-{seq:04d}",
+            commune_id=commune.commune_id, code=f"{cfg.code_prefix}-{year}-{seq:04d}",
             types=types, urgency=urgency, danger=report.danger,
             police_case=is_police_case(cfg, types, urgency), village_id=village_id,
             location_text=report.location_text, latitude=report.latitude,
@@ -114,9 +119,9 @@ class CaseService:
         await cases.audit(tx, case.id, reporter.id, "opened", now, urgency=urgency,
                           anonymous=anonymous)
         await self.escalation.arm_new_case(tx, case)
-        everyone = await people.configured_people(tx, self.directory.commune_id)
+        everyone = await people.configured_people(tx, commune.commune_id)
         team = first_recipients(cfg, everyone, types, urgency)
-        village = self.directory.village_name(village_id)
+        village = commune.village_name(village_id)
         # A new case has no attachments other than these, and the deadlines just armed.
         details = alerts.case_details(case, village, await deadlines.deadlines_of(tx, case.id),
                                       files)
@@ -140,7 +145,7 @@ class CaseService:
                         unreached)
             await self.escalation.climb_at_once(tx, case.id, 0, now)
         await cases.audit(tx, case.id, None, "alerted", now, recipients=[p.id for p in team])
-        group_id = self.directory.group_person_id
+        group_id = commune.group_person_id
         group = await people.person(tx, group_id) if group_id else None
         if group is not None and cfg.telegram_alert_group:
             await self.outbox.send(tx, group, alerts.group_alert(case, village), now,
@@ -218,7 +223,7 @@ class CaseService:
         if case.closed or added <= sent:
             return
         attached = await cases.attachments_of(tx, case.id)
-        details = alerts.case_details(case, self.directory.village_name(case.village_id),
+        details = alerts.case_details(case, self._commune(case).village_name(case.village_id),
                                       await deadlines.deadlines_of(tx, case.id), attached)
         reply = alerts.additions(case, details)
         media = alerts.media_of(attached[files_sent:])
@@ -236,7 +241,7 @@ class CaseService:
                           added=added, files=len(attached))
 
     async def _details(self, tx: Tx, case: Case) -> tuple[Text, ...]:
-        return alerts.case_details(case, self.directory.village_name(case.village_id),
+        return alerts.case_details(case, self._commune(case).village_name(case.village_id),
                                    await deadlines.deadlines_of(tx, case.id),
                                    await cases.attachments_of(tx, case.id))
 
@@ -251,7 +256,7 @@ class CaseService:
     async def case_in_commune(self, tx: Tx, case_id: int | None) -> Case | None:
         """The case a button names, if it is one of this commune's."""
         case = await cases.case_by_id(tx, case_id) if case_id else None
-        if case is None or case.commune_id != self.directory.commune_id:
+        if case is None or self.communes.get(case.commune_id) is None:
             return None
         return case
 
@@ -384,7 +389,7 @@ class CaseService:
     async def hand_over(self, tx: Tx, case: Case, actor: Person, to_person_id: int,
                         now: datetime) -> list[Reply]:
         target = await people.person(tx, to_person_id)
-        if target is None or not may_receive_handover(target, self.directory.commune_id):
+        if target is None or not may_receive_handover(target, case.commune_id):
             return [say("error.stale_button")]
         was_new = case.status == Status.NEW
         case = await cases.hand_over(tx, case, target.id, now)
@@ -452,17 +457,17 @@ class CaseService:
     # ---- closing that waits for the chairman -----------------------------------------------
 
     async def _close_needs_chairman(self, tx: Tx, case: Case, actor: Person) -> bool:
-        rule = self.directory.config.closing
+        rule = self._commune(case).config.closing
         if not rule.high_risk_needs_chairman or case.risk != "high":
             return False
         plan_approved = any(e.action == "progress" and e.detail.get("milestone") ==
                             "plan_approved" for e in await cases.case_events(tx, case.id))
         return close_needs_chairman(
             rule.high_risk_needs_chairman, case.risk, plan_approved,
-            is_chairman(actor, rule.chairman, self.directory.commune_id))
+            is_chairman(actor, rule.chairman, case.commune_id))
 
-    async def _chairmen(self, tx: Tx) -> list[Person]:
-        rule, commune_id = self.directory.config.closing, self.directory.commune_id
+    async def _chairmen(self, tx: Tx, case: Case) -> list[Person]:
+        rule, commune_id = self._commune(case).config.closing, case.commune_id
         return [p for p in await people.configured_people(tx, commune_id)
                 if is_chairman(p, rule.chairman, commune_id)]
 
@@ -471,7 +476,7 @@ class CaseService:
         """The case stays open; the chairman gets the proposed outcome and note, to approve
         or refuse (a stored request, so it outlives a restart)."""
         request = await close_requests.add_request(tx, case.id, actor.id, outcome, note, now)
-        chairmen = await self._chairmen(tx)
+        chairmen = await self._chairmen(tx, case)
         if not chairmen:  # the commune file makes sure of one; the request is kept anyway
             log.warning("case %s: close request %s has no chairman to go to", case.id,
                         request.id)
@@ -493,8 +498,8 @@ class CaseService:
         """The chairman's answer to a request to close: approved, the case closes with
         what was proposed; refused, it stays open. Only the chairman may answer, once."""
         button = "close_ok" if approve else "close_no"
-        rule = self.directory.config.closing
-        if not may_decide_close(person, rule.chairman, self.directory.commune_id):
+        rule = self._commune(case).config.closing
+        if not may_decide_close(person, rule.chairman, case.commune_id):
             await cases.audit(tx, case.id, person.id, "refused", now, button=button,
                               request=request_id)
             return [say("close.only_chairman")]
@@ -513,7 +518,7 @@ class CaseService:
         if not approve:
             await cases.audit(tx, case.id, person.id, "close_refused", now, request=request.id)
             refused = Text("close.refused", {"code": case.code, "name": person.name})
-            await self._answered(tx, request.id, Reply((refused,)), now)
+            await self._answered(tx, case, request.id, Reply((refused,)), now)
             if closer is not None:
                 await self.outbox.send(
                     tx, closer, Reply((refused,), alerts.action_choices(case.id,
@@ -528,7 +533,7 @@ class CaseService:
         await cases.audit(tx, case.id, person.id, "closed", now, outcome=request.outcome,
                           request=request.id)
         approved = say("close.approved", code=case.code, name=person.name, outcome=outcome)
-        await self._answered(tx, request.id, approved, now)
+        await self._answered(tx, case, request.id, approved, now)
         if closer is not None:
             await self.outbox.send(tx, closer, approved, now, kind=Kind.TEAM_NOTICE,
                                    case_id=case.id, dedupe_key=f"closed:{case.id}:p{closer.id}")
@@ -537,10 +542,11 @@ class CaseService:
                                   f"closed-reporter:{case.id}")
         return [say("case.closed", code=case.code, outcome=outcome, choices=way_on)]
 
-    async def _answered(self, tx: Tx, request_id: int, reply: Reply, now: datetime) -> None:
+    async def _answered(self, tx: Tx, case: Case, request_id: int, reply: Reply,
+                       now: datetime) -> None:
         """Each chairman's copy of the request now says how it was answered, without its
         buttons (a press on a copy that could not be edited is refused as stale anyway)."""
-        for chairman in await self._chairmen(tx):
+        for chairman in await self._chairmen(tx, case):
             sent = await outbox.by_key(tx, f"close-request:{request_id}:p{chairman.id}")
             if sent is not None:
                 await self.outbox.edit(tx, sent, reply, now, sent.language)
@@ -552,7 +558,7 @@ class CaseService:
         button that opens its card. The details stay on the card, for its team only."""
         if not works_cases(person.role):
             return [say("case.not_allowed")]
-        found = await cases.open_cases(tx, self.directory.commune_id, LIST_MAX + 1,
+        found = await cases.open_cases(tx, person.commune_id, LIST_MAX + 1,
                                        person.id if mine else None)
         if not found:
             return [say("cases.none_mine")] if mine else [say("cases.none")]
@@ -569,7 +575,7 @@ class CaseService:
             holder = holders.get(case.assignee_id) if case.assignee_id else None
             lines.append(Text("cases.line", {
                 "code": case.code, "urgency": Text(f"urgency.{case.urgency}"),
-                "place": self.directory.village_name(case.village_id)
+                "place": self._commune(case).village_name(case.village_id)
                 or Text("cases.place_other"),
                 "holder": holder.name if holder else Text("cases.nobody"), "left": left}))
             await cases.audit(tx, case.id, person.id, "listed", now)

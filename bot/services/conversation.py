@@ -54,7 +54,7 @@ from bot.flows.routes import CASE_BUTTONS, CLOSE_DECISIONS
 from bot.services.broadcasts import Broadcasts
 from bot.services.calendar_commands import CalendarCommands
 from bot.services.cases import CaseService
-from bot.services.directory import Directory
+from bot.services.directory import Communes
 from bot.services.invites import Invites
 from bot.services.outbox import Outbox
 from bot.services.period_reports import PeriodReports
@@ -140,13 +140,13 @@ def with_way_on(replies: list[Reply], menu: Reply) -> list[Reply]:
 
 
 class ConversationService:
-    def __init__(self, database: Database, clock: Clock, directory: Directory,
+    def __init__(self, database: Database, clock: Clock, communes: Communes,
                  outbox: Outbox, services: Services,
                  labels: Mapping[str, LabelMatcher] | None = None,
                  on_queued: Callable[[], None] | None = None) -> None:
         self.database = database
         self.clock = clock
-        self.directory = directory
+        self.communes = communes
         self.outbox = outbox
         self.services = services
         self.labels = dict(labels or {})
@@ -231,7 +231,8 @@ class ConversationService:
                       ) -> tuple[Person, StoredConversation | None]:
         found = await conversations.sender(tx, event.channel, event.sender)
         if found is None:
-            person = await people.add_person(tx, commune_id=self.directory.commune_id,
+            # Someone new belongs to the first commune until they choose theirs.
+            person = await people.add_person(tx, commune_id=self.communes.first.commune_id,
                                              key=None, role=Role.CITIZEN, name="",
                                              language="vi", created_at=now)
             await people.bind_identity(tx, person.id, event.channel, event.sender)
@@ -243,15 +244,16 @@ class ConversationService:
 
     async def _context(self, tx: Tx, person: Person, in_group: bool,
                        first_contact: bool = False) -> engine.Context:
-        cfg = self.directory.config
+        commune = self.communes.get(person.commune_id) or self.communes.first
+        cfg = commune.config
         team: tuple[tuple[str, str], ...] = ()
         if works_cases(person.role):
-            everyone = await people.configured_people(tx, self.directory.commune_id)
+            everyone = await people.configured_people(tx, commune.commune_id)
             team = tuple((str(p.id), p.name) for p in everyone
                          if offered_for_handover(p.role) and p.id != person.id)
         return engine.Context(
             role=person.role, language=person.language, villages=cfg.villages,
-            own_village=self.directory.village_key(person.village_id), team=team,
+            own_village=commune.village_key(person.village_id), team=team,
             officer_phone=cfg.officer_phone, trusted_addresses=cfg.trusted_addresses,
             commune_name=cfg.name, in_group=in_group, first_contact=first_contact,
         )
@@ -369,7 +371,8 @@ class ConversationService:
         there; the answer is a short word on the button (and the taker's own messages)."""
         cases = self.services.cases
         case = await cases.case_in_commune(tx, press.case_id)
-        if (group is None or group != self.directory.config.telegram_alert_group
+        commune = self.communes.get(case.commune_id) if case is not None else None
+        if (group is None or commune is None or group != commune.config.telegram_alert_group
                 or press.action != "ack" or case is None):
             turn.notice = Text("error.stale_button")
             return []

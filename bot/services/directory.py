@@ -1,8 +1,11 @@
-"""The commune as the database knows it: the commune file synced at start, then its ids
-looked up without a query (service layer)."""
+"""The communes as the database knows them: each commune file synced at start, then its ids
+looked up without a query (service layer). One deployment serves one commune or all the
+communes of a province; every service finds the commune of the case or the person it works
+on here, never assumes there is only one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,6 +36,40 @@ class Directory:
 
     def village_name(self, village_id: int | None) -> str | None:
         return self.village_names.get(village_id) if village_id is not None else None
+
+
+@dataclass(frozen=True)
+class Communes:
+    """Every commune this deployment serves, by its database id."""
+
+    by_id: Mapping[int, Directory]
+
+    @classmethod
+    def of_one(cls, directory: Directory) -> Communes:
+        return cls({directory.commune_id: directory})
+
+    def __iter__(self) -> Iterator[Directory]:
+        return iter(self.by_id.values())
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def get(self, commune_id: int | None) -> Directory | None:
+        """The commune, if it is one of ours (a case or person of another is none of ours)."""
+        return self.by_id.get(commune_id) if commune_id is not None else None
+
+    def of(self, commune_id: int) -> Directory:
+        """The commune of something this deployment made (a case, a configured person)."""
+        found = self.by_id.get(commune_id)
+        if found is None:
+            raise LookupError(f"commune {commune_id} is not served here")
+        return found
+
+    @property
+    def first(self) -> Directory:
+        """The first commune configured: the home of someone who has not chosen one (in a
+        single-commune deployment, the only one)."""
+        return next(iter(self.by_id.values()))
 
 
 async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime) -> Directory:

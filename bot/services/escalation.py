@@ -24,7 +24,7 @@ from bot.domain.people import Person
 from bot.domain.permissions import hears_as_reporter
 from bot.domain.routing import level_recipients
 from bot.domain.work_hours import WorkHours
-from bot.services.directory import Directory
+from bot.services.directory import Communes, Directory
 from bot.services.outbox import Outbox
 from bot.services.top_digest import TopDigest
 from storage import cases, deadlines, outbox, people
@@ -38,28 +38,33 @@ OVERDUE_EDIT = 0
 
 
 class Escalation:
-    def __init__(self, directory: Directory, hours: WorkHours, outbox: Outbox,
-                 digest: TopDigest) -> None:
-        self.directory = directory
-        self.hours = hours
+    def __init__(self, communes: Communes, outbox: Outbox, digest: TopDigest) -> None:
+        self.communes = communes
+        # Each commune's own working hours, the clock its deadlines run on.
+        self.hours = {c.commune_id: WorkHours(*c.config.working_hours) for c in communes}
         self.outbox = outbox
         self.digest = digest
         # Timers of other kinds riding on a case's deadline (an emergency reporter's quiet
         # timer), by kind: carried out whatever became of the deadline.
         self.riders: dict[str, Callable[[Tx, Timer, datetime], Awaitable[None]]] = {}
 
-    @property
-    def top(self) -> int:
-        return len(self.directory.config.levels)
+    def _commune(self, case: Case) -> Directory:
+        return self.communes.of(case.commune_id)
 
-    def due(self, step: str, urgency: str, start: datetime) -> datetime:
-        return self.hours.add(start, self.directory.config.deadlines[step][urgency])
+    def top_of(self, case: Case) -> int:
+        """The top of the case's commune's escalation chain."""
+        return len(self._commune(case).config.levels)
+
+    def due(self, case: Case, step: str, start: datetime) -> datetime:
+        cfg = self._commune(case).config
+        return self.hours[case.commune_id].add(start, cfg.deadlines[step][case.urgency])
 
     async def arm(self, tx: Tx, case: Case, step: str, start: datetime) -> Deadline:
         """Set (or reset) one deadline of a case, with its reminders and escalation timer."""
         dl = await deadlines.set_deadline(tx, case.id, step, start,
-                                          self.due(step, case.urgency, start))
-        await deadlines.arm_timers(tx, self._timers(dl.id, start, dl.due_at, dl.version))
+                                          self.due(case, step, start))
+        await deadlines.arm_timers(tx, self._timers(case, dl.id, start, dl.due_at,
+                                                    dl.version))
         return dl
 
     async def meet(self, tx: Tx, case_id: int, step: str, now: datetime) -> bool:
@@ -70,7 +75,7 @@ class Escalation:
         fractions of the time left (a deadline already passed, at once), before it climbs.
         The reminders armed at the case's start may have gone to the team before anyone
         took it, or be past already."""
-        fractions = self.directory.config.reminders_at
+        fractions = self._commune(case).config.reminders_at
         for dl in await deadlines.deadlines_of(tx, case.id):
             if dl.met_at is not None or dl.step == "acknowledge":
                 continue
@@ -83,19 +88,20 @@ class Escalation:
     async def arm_new_case(self, tx: Tx, case: Case) -> None:
         """All first deadlines of a new case and their timers, in two statements."""
         start = case.created_at
-        dues = {step: self.due(step, case.urgency, start) for step in FIRST_STEPS}
+        dues = {step: self.due(case, step, start) for step in FIRST_STEPS}
         ids = await deadlines.add_deadlines(tx, case.id, {s: (start, d) for s, d in dues.items()})
         await deadlines.arm_timers(tx, [timer for step, due in dues.items()
-                                        for timer in self._timers(ids[step], start, due, 1)])
+                                        for timer in self._timers(case, ids[step], start, due,
+                                                                  1)])
 
-    def _timers(self, deadline_id: int, start: datetime, due: datetime,
+    def _timers(self, case: Case, deadline_id: int, start: datetime, due: datetime,
                 version: int) -> list[dict[str, object]]:
         """The reminders at the configured fractions of the span, then the escalation."""
         span = due - start
         timers: list[dict[str, object]] = [
             {"deadline_id": deadline_id, "kind": f"remind{version}", "seq": seq,
              "fire_at": start + span * fraction, "deadline_version": version}
-            for seq, fraction in enumerate(self.directory.config.reminders_at)]
+            for seq, fraction in enumerate(self._commune(case).config.reminders_at)]
         timers.append({"deadline_id": deadline_id, "kind": f"escalate{version}", "seq": 0,
                        "fire_at": due, "deadline_version": version})
         return timers
@@ -168,7 +174,7 @@ class Escalation:
         if dl is None or dl.met_at is not None:
             return False
         case = await cases.case_by_id(tx, case_id)
-        if case is None or case.escalation_level >= self.top:
+        if case is None or case.escalation_level >= self.top_of(case):
             return False  # nobody above the top: its digest keeps the case before it
         return await deadlines.arm_timer(tx, dl.id, f"unreachable{dl.version}", seq, now,
                                          dl.version)
@@ -186,7 +192,7 @@ class Escalation:
 
     async def _remind(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
                       now: datetime) -> None:
-        if case.assignee_id is None and case.escalation_level >= self.top:
+        if case.assignee_id is None and case.escalation_level >= self.top_of(case):
             return  # the top hears of a case nobody took in its digest, not per deadline
         targets = await self._current_team(tx, case)
         reply = alerts.reminder(case, dl.step, dl.due_at)
@@ -209,12 +215,13 @@ class Escalation:
                         now: datetime, rearm: bool = True) -> None:
         if dl.step == "acknowledge" and case.urgency == Urgency.EMERGENCY:
             await self._tell_reporter_to_call(tx, case, now)
-        top = self.top
+        top = self.top_of(case)
+        commune = self._commune(case)
         if case.escalation_level >= top:
             await self._wait_at_top(tx, case, dl, now)
             return
         level = case.escalation_level + 1
-        pace = self.directory.config.top_digest
+        pace = commune.config.top_digest
         if level == top and case.urgency != Urgency.EMERGENCY and pace.is_quiet(now):
             # The top is not woken for this case: it climbs when the quiet hours end (the
             # timer's own id keeps the new one's seq unique).
@@ -223,10 +230,10 @@ class Escalation:
             log.info("case %s reaches the top after the quiet hours", case.id)
             return
         case = await cases.climb_to(tx, case.id, level)
-        everyone = await people.configured_people(tx, self.directory.commune_id)
-        targets = level_recipients(self.directory.config, everyone, level, case.police_case)
+        everyone = await people.configured_people(tx, case.commune_id)
+        targets = level_recipients(commune.config, everyone, level, case.police_case)
         files = await cases.attachments_of(tx, case.id)
-        details = alerts.case_details(case, self.directory.village_name(case.village_id),
+        details = alerts.case_details(case, commune.village_name(case.village_id),
                                       await deadlines.deadlines_of(tx, case.id), files)
         # How long it waited by the clock of its deadline (15 minutes, then 30...), not by
         # when the timer happened to run.
@@ -250,7 +257,7 @@ class Escalation:
                           recipients=[p.id for p in targets])
         if level == top:
             # From now on the case waits in the top people's digest, not in a re-alert.
-            await self.digest.arm_after_alert(tx, [p.id for p in targets], now)
+            await self.digest.arm_after_alert(tx, case.commune_id, [p.id for p in targets], now)
             log.info("case %s escalated to the top on %s", case.id, dl.step)
             return
         if not rearm:
@@ -270,7 +277,7 @@ class Escalation:
         time, and keep their buttons (edited once; taking the case edits them again)."""
         overdue = Text("alert.overdue", {"code": case.code, "waited": alerts.waited(
             climb.waited)})
-        village = self.directory.village_name(case.village_id)
+        village = self._commune(case).village_name(case.village_id)
         for message in await outbox.case_alerts(tx, case.id):
             if message.kind != Kind.ALERT:
                 continue

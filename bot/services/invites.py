@@ -13,27 +13,28 @@ from bot.domain.messages import Reply, Text, say
 from bot.domain.people import Person
 from bot.domain.permissions import may_invite, works_cases
 from bot.domain.roles import INVITABLE
-from bot.services.directory import Directory
+from bot.services.directory import Communes, Directory
 from storage import invites, people
 from storage.db import Tx
 
 
 class Invites:
-    def __init__(self, directory: Directory, links: Mapping[str, str] | None = None,
+    def __init__(self, communes: Communes, links: Mapping[str, str] | None = None,
                  new_code: Callable[[], str] = lambda: secrets.token_urlsafe(12),
                  staff_changed: Callable[[], None] = lambda: None) -> None:
-        self.directory = directory
+        self.communes = communes
         # Called once someone who became staff is committed (their command menu changes).
         self.staff_changed = staff_changed
         # Per channel, what a code is appended to (e.g. https://t.me/<bot>?start=).
         self.links = dict(links or {})
         self.new_code = new_code
 
-    def _village(self, raw: str) -> int | None:
+    @staticmethod
+    def _village(commune: Directory, raw: str) -> int | None:
         wanted = raw.strip().casefold()
-        for key, name in self.directory.config.villages:
+        for key, name in commune.config.villages:
             if wanted in (key.casefold(), name.casefold()):
-                return self.directory.village_ids[key]
+                return commune.village_ids[key]
         return None
 
     async def create(self, tx: Tx, admin: Person, args: str, channel: str,
@@ -42,27 +43,29 @@ class Invites:
             return say("invite.not_allowed")
         role, _, village_raw = args.strip().partition(" ")
         role = role.casefold()
-        village_id = self._village(village_raw) if village_raw.strip() else None
+        commune = self.communes.of(admin.commune_id)
+        village_id = self._village(commune, village_raw) if village_raw.strip() else None
         if role not in INVITABLE or (village_raw.strip() and village_id is None):
             return say("invite.usage")
         code = self.new_code()
-        await invites.add_invite(tx, code=code, commune_id=self.directory.commune_id,
+        await invites.add_invite(tx, code=code, commune_id=commune.commune_id,
                                  role=role, village_id=village_id, created_by=admin.id,
                                  now=now)
         link = f"{self.links[channel]}{code}" if channel in self.links else code
         return say("invite.created", role=Text(f"role.{role}"), link=link,
-                   village=self.directory.village_names.get(village_id or 0, "-"))
+                   village=commune.village_names.get(village_id or 0, "-"))
 
     async def redeem(self, tx: Tx, person: Person, code: str, now: datetime
                      ) -> tuple[Reply, Person]:
         """The answer, and the person as they are now (with the invitation's role)."""
         invite = await invites.invite_by_code(tx, code.strip()[:32])
-        if invite is None or invite.commune_id != self.directory.commune_id:
+        if invite is None or self.communes.get(invite.commune_id) is None:
             return say("invite.invalid"), person
         if not await invites.claim_invite(tx, invite.id, person.id, now):
             return say("invite.invalid"), person
-        await people.take_role(tx, person.id, invite.role, invite.village_id)
+        await people.take_role(tx, person.id, invite.commune_id, invite.role, invite.village_id)
         if works_cases(invite.role):
             tx.after_commit(self.staff_changed)
-        joined = replace(person, role=invite.role, village_id=invite.village_id)
+        joined = replace(person, commune_id=invite.commune_id, role=invite.role,
+                         village_id=invite.village_id)
         return say("invite.joined", role=Text(f"role.{invite.role}")), joined

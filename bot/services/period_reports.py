@@ -38,7 +38,7 @@ from bot.domain.statistics import (
     duration_parts,
 )
 from bot.flows.routes import STATS_PREFIX
-from bot.services.directory import Directory
+from bot.services.directory import Communes, Directory
 from bot.services.report_files import (
     KNOWN_VALUES,
     LABEL_KEYS,
@@ -263,12 +263,12 @@ def period_choices(now: datetime) -> Reply:
 class PeriodReports:
     """/stats <period>: a period's statistics for the commune office."""
 
-    def __init__(self, directory: Directory) -> None:
-        self.directory = directory
+    def __init__(self, communes: Communes) -> None:
+        self.communes = communes
 
     async def command(self, tx: Tx, person: Person, args: str, now: datetime) -> list[Reply]:
         if (not may_read_statistics(person.role)
-                or person.commune_id != self.directory.commune_id):
+                or self.communes.get(person.commune_id) is None):
             return [Reply((Text("stats.not_allowed"),))]
         if not args.strip():
             return [period_choices(now)]
@@ -281,4 +281,5 @@ class PeriodReports:
         if period.start_local > now.astimezone(LOCAL_TZ).date():
             return [Reply((Text("stats.future", {"period": period.label}),))]
         log.info("period report asked person=%s period=%s", person.id, period.label)
-        return list(await period_report(tx, self.directory, period, person.language, now))
+        return list(await period_report(tx, self.communes.of(person.commune_id), period,
+                                        person.language, now))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.clock import Clock
-from bot.services.directory import Directory
+from bot.services.directory import Communes
 from storage import people, simulator
 from storage.db import Database
 from storage.simulator import LoggedMessage
@@ -26,14 +26,15 @@ class Phone:
 
 
 class SimulatorLog:
-    def __init__(self, database: Database, clock: Clock, directory: Directory) -> None:
+    def __init__(self, database: Database, clock: Clock, communes: Communes) -> None:
         self.database = database
         self.clock = clock
-        self.directory = directory
+        self.communes = communes
 
     async def phones(self) -> list[Phone]:
         async with self.database.read() as tx:
-            found = await people.configured_people(tx, self.directory.commune_id)
+            found = [p for commune in self.communes
+                     for p in await people.configured_people(tx, commune.commune_id)]
         return [Phone(p.key or "", p.name, p.role, p.phone or "", p.language) for p in found]
 
     async def record_sent(self, key: str, shown: dict[str, Any]) -> bool:

@@ -17,8 +17,9 @@ from datetime import datetime
 from bot.domain import alerts
 from bot.domain.cases import Urgency
 from bot.domain.message_kinds import Kind
+from bot.domain.people import Person
 from bot.domain.top_digest import DigestPace, DigestTimer
-from bot.services.directory import Directory
+from bot.services.directory import Communes
 from bot.services.outbox import Outbox
 from storage import cases, people, top_digests
 from storage.db import Tx
@@ -27,22 +28,30 @@ log = logging.getLogger(__name__)
 
 
 class TopDigest:
-    def __init__(self, directory: Directory, outbox: Outbox) -> None:
-        self.directory = directory
+    def __init__(self, communes: Communes, outbox: Outbox) -> None:
+        self.communes = communes
         self.outbox = outbox
 
-    @property
-    def pace(self) -> DigestPace:
-        return self.directory.config.top_digest
+    def pace(self, person: Person | None = None) -> DigestPace:
+        """The pace of the person's commune's digests (the first commune's for a person
+        not known here)."""
+        found = self.communes.get(person.commune_id) if person is not None else None
+        return (found or self.communes.first).config.top_digest
 
-    @property
-    def top(self) -> int:
-        return len(self.directory.config.levels)
+    def _village(self, commune_id: int, village_id: int | None) -> str | None:
+        found = self.communes.get(commune_id)
+        return found.village_name(village_id) if found is not None else None
 
-    async def arm_after_alert(self, tx: Tx, person_ids: Sequence[int], now: datetime) -> None:
+    def top(self, person: Person) -> int:
+        found = self.communes.get(person.commune_id) or self.communes.first
+        return len(found.config.levels)
+
+    async def arm_after_alert(self, tx: Tx, commune_id: int, person_ids: Sequence[int],
+                              now: datetime) -> None:
         """A case has just reached the top and these people had its alert: their next
         digest comes one interval later (or sooner, if one was due already)."""
-        await top_digests.arm(tx, person_ids, now + self.pace.interval)
+        pace = self.communes.of(commune_id).config.top_digest
+        await top_digests.arm(tx, person_ids, now + pace.interval)
 
     async def arm_now(self, tx: Tx, person_ids: Sequence[int], now: datetime) -> None:
         """A case already at the top missed another deadline: it goes into these people's
@@ -53,21 +62,22 @@ class TopDigest:
         """Send the person's digest if it is time and something waits on them; otherwise
         set when to look again. True when a digest was queued."""
         person = await people.person(tx, timer.person_id)
-        waiting = (await cases.waiting_on(tx, timer.person_id, self.top, now)
+        waiting = (await cases.waiting_on(tx, timer.person_id, self.top(person), now)
                    if person is not None else [])
         if person is None or not waiting:
             await top_digests.hold(tx, timer.person_id, None)
             return False
         emergency = any(w.case.urgency == Urgency.EMERGENCY for w in waiting)
-        held = self.pace.held_until(now, timer.last_sent_at, emergency)
+        pace = self.pace(person)
+        held = pace.held_until(now, timer.last_sent_at, emergency)
         if held is not None:
             await top_digests.hold(tx, timer.person_id, held)
             return False
         reply = alerts.top_digest(
-            [(w, self.directory.village_name(w.case.village_id)) for w in waiting], now)
+            [(w, self._village(w.case.commune_id, w.case.village_id)) for w in waiting], now)
         await self.outbox.send(tx, person, reply, now, kind=Kind.DIGEST,
                                dedupe_key=f"digest:p{person.id}:{timer.seq + 1}")
-        await top_digests.sent(tx, person.id, now, now + self.pace.interval)
+        await top_digests.sent(tx, person.id, now, now + pace.interval)
         for w in waiting:
             await cases.audit(tx, w.case.id, None, "digest_sent", now, step=w.step,
                               recipient=person.id)

@@ -4,7 +4,7 @@ chat, may have changed the calendar)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -16,9 +16,10 @@ RECHECK: Final[timedelta] = timedelta(minutes=10)
 class CalendarWorker:
     name = "calendar"
 
-    def __init__(self, reminders: CalendarReminders, recheck: timedelta = RECHECK,
+    def __init__(self, reminders: Sequence[CalendarReminders], recheck: timedelta = RECHECK,
                  on_queued: Callable[[], None] | None = None) -> None:
-        self.reminders = reminders
+        # One calendar per commune served.
+        self.reminders = list(reminders)
         # Reminders were queued: the delivery worker should look.
         self.on_queued = on_queued
         self.idle = recheck.total_seconds()
@@ -28,7 +29,13 @@ class CalendarWorker:
         self.looks = 0
 
     async def run_due(self, now: datetime) -> int:
-        sent, self._next = await self.reminders.look(now)
+        sent, nexts = 0, []
+        for commune in self.reminders:
+            some, after = await commune.look(now)
+            sent += some
+            if after is not None:
+                nexts.append(after)
+        self._next = min(nexts, default=None)
         self.looks += 1
         if sent and self.on_queued is not None:
             self.on_queued()

@@ -69,10 +69,11 @@ class CommandMenus:
     name = NAME
     idle = 60.0
 
-    def __init__(self, database: Database, commune_id: int,
+    def __init__(self, database: Database, commune_ids: Sequence[int],
                  setters: Mapping[str, CommandMenuSetter]) -> None:
         self.database = database
-        self.commune_id = commune_id
+        # The staff of every commune served.
+        self.commune_ids = list(commune_ids)
         self.setters = dict(setters)
         # Per channel: the menus as set (or refused for good), by scope.
         self._set: dict[str, dict[Scope, Menu]] = {name: {} for name in self.setters}
@@ -81,7 +82,8 @@ class CommandMenus:
     async def wanted(self) -> dict[str, dict[Scope, Menu]]:
         """Every channel's menus as they should be now."""
         async with self.database.read() as tx:
-            staff = await people.people_with_roles(tx, self.commune_id, tuple(STAFF))
+            staff = [p for commune_id in self.commune_ids
+                     for p in await people.people_with_roles(tx, commune_id, tuple(STAFF))]
             identities = await people.identities_for(tx, [p.id for p in staff])
         found: dict[str, dict[Scope, Menu]] = {}
         for channel in self.setters:
