@@ -1,4 +1,6 @@
-"""The `safechild` command: `safechild serve` runs the bot (web simulator by default).
+"""The `safechild` command: `safechild serve` runs the bot (web simulator by default);
+`safechild check-config [PATH]` says what a province folder or a commune file leaves
+uncovered.
 
 A mistake that keeps the bot from starting (the commune file, a setting, the port, the
 database) is one line on stderr saying what to fix, and exit status 2; `--debug` also
@@ -12,17 +14,22 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
 import traceback
-from typing import NoReturn
+from pathlib import Path
+from typing import NoReturn, TextIO
 
 from aiohttp import web
 
-from bot import logs
+from bot import logs, official_units
 from bot.app import Setup, build_app
-from bot.config import ConfigError, Settings
+from bot.config import DEMO_CONFIG, ConfigError, Settings, load_config
+from bot.domain.commune import CommuneConfig, PersonConfig
+from bot.domain.coverage import gaps
+from bot.domain.province import ProvinceConfig
 from bot.handlers.plugin import ChannelPlugin
 from bot.handlers.simulator import SimulatorPlugin
 from bot.handlers.telegram import TelegramPlugin, TelegramSettings
@@ -126,6 +133,53 @@ async def serve(settings: Settings, setup: Setup, channels: list[ChannelPlugin])
     await app.close()
 
 
+def report_gaps(config: CommuneConfig | ProvinceConfig, source: Path, out: TextIO) -> int:
+    """Print, per commune, what its configuration leaves uncovered; 1 when anything is,
+    else 0. Operator output: keys, roles, villages and official names, never a person's
+    name or phone number."""
+    if isinstance(config, ProvinceConfig):
+        communes = list(zip(config.communes, config.files or [source] * len(config.communes),
+                            strict=True))
+        also: tuple[PersonConfig, ...] = config.people
+        print(f"province {config.name} ({config.code}): {len(communes)} communes, "
+              f"{len(config.people)} province people; official list: "
+              f"{official_units.SOURCE}", file=out)
+    else:
+        communes, also = [(config, source)], ()
+    missing = 0
+    for commune, file in communes:
+        official = (official_units.unit(commune.official_code)
+                    if commune.official_code is not None else None)
+        title = (f"{official.name} ({official.code})" if official is not None
+                 else commune.name)
+        found = gaps(commune, also)
+        missing += bool(found)
+        print(f"{file.name}: {title}, {len(commune.people)} people: "
+              + (f"{len(found)} missing" if found else "nothing missing"), file=out)
+        for gap in found:
+            print(f"  - {gap.text}", file=out)
+    if missing:
+        print(f"something is missing in {missing} of {len(communes)} "
+              f"commune{'s' if len(communes) > 1 else ''}", file=out)
+        return 1
+    print(f"nothing missing in {len(communes)} commune{'s' if len(communes) > 1 else ''}",
+          file=out)
+    return 0
+
+
+def check_config(path: Path | None, environ: dict[str, str] | None = None,
+                 out: TextIO = sys.stdout) -> int:
+    """`safechild check-config [PATH]`: PATH, else SAFECHILD_CONFIG, else the demo commune.
+    An invalid file raises ConfigError (one line)."""
+    env = dict(os.environ if environ is None else environ)
+    if path is None:
+        what = "SAFECHILD_CONFIG"
+        path = Path(env.get("SAFECHILD_CONFIG") or DEMO_CONFIG)
+    else:
+        what = "check-config"
+    return report_gaps(load_config(path, what), path, out)
+
+
 def refuse(parser: argparse.ArgumentParser, exc: Exception, debug: bool) -> NoReturn:
     """Exit with status 2 and one line saying what to fix (after the traceback, if asked)."""
     if debug:
@@ -141,8 +195,23 @@ def main(argv: list[str] | None = None) -> None:
                              help="run the bot (web simulator when no channel token is set)")
     serving.add_argument("--debug", action="store_true",
                          help="show the traceback of a start-up error, not only its line")
+    checking = sub.add_parser(
+        "check-config", help="check a province file (with its communes/ folder) or a "
+        "commune file and print, per commune, what is missing; exit 0 when nothing is, "
+        "1 when something is, 2 when a file is invalid")
+    checking.add_argument("path", nargs="?", type=Path, default=None,
+                          help="the province or commune file (default: SAFECHILD_CONFIG, "
+                          "else the demo commune)")
+    checking.add_argument("--debug", action="store_true",
+                          help="show the traceback of an invalid file, not only its line")
     args = parser.parse_args(argv)
     logs.configure()
+    if args.command == "check-config":
+        try:
+            status = check_config(args.path)
+        except ConfigError as exc:
+            refuse(parser, exc, args.debug)
+        sys.exit(status)
     if args.command == "serve":
         try:
             settings = Settings.from_env()

@@ -24,10 +24,20 @@ from bot.domain.commune import (
 from bot.domain.commune_calendar import MAX_TITLE, CalendarEvent, parse_calendar
 from bot.domain.delivery import DeliveryPolicy
 from bot.domain.names import nearest, unknown, unknown_fields
+from bot.domain.province import ProvinceConfig
 from bot.domain.roles import CONFIGURED, STAFF
 from bot.domain.top_digest import DEFAULT_QUIET, MAX_PER_DAY, DigestPace
 from bot.domain.work_hours import Duration
 from bot.i18n import available_locales
+from bot.official_units import (
+    OfficialUnit,
+    nearest_provinces,
+    nearest_units,
+    province,
+    province_named,
+    unit,
+    unit_named,
+)
 
 DEMO_CONFIG = Path(__file__).parent / "demo_commune.toml"
 DEFAULT_CALENDAR_PATH = Path(__file__).parent / "default_calendar.toml"
@@ -40,21 +50,46 @@ class ConfigError(ValueError):
 def load_commune(path: Path) -> CommuneConfig:
     """Read and check the commune file; every mistake is a one-line ConfigError naming the
     file (and the line and column of a TOML syntax error) or the table and field."""
+    raw = _read(path)
+    if "province" in raw:
+        raise ConfigError(f"{path} is a province file ([province]), not a commune file")
+    return parse_commune(raw)
+
+
+def load_config(path: Path, what: str = "SAFECHILD_CONFIG") -> CommuneConfig | ProvinceConfig:
+    """What SAFECHILD_CONFIG points at: a province file (it has a `[province]` table) with
+    its commune files, or one commune file, read exactly as `load_commune` reads it. `what`
+    names where the path came from in the error of a missing file."""
+    raw = _read(path, what)
+    if "province" in raw:
+        return _province(raw, path)
+    return parse_commune(raw)
+
+
+def load_province(path: Path, what: str = "SAFECHILD_CONFIG") -> ProvinceConfig:
+    """Read and check a province file and every commune file of its folder."""
+    raw = _read(path, what)
+    if "province" not in raw:
+        raise ConfigError(f"{path}: not a province file: it has no [province] table")
+    return _province(raw, path)
+
+
+def _read(path: Path, what: str = "SAFECHILD_CONFIG") -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            raw = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"SAFECHILD_CONFIG: no such file {path}: point it at the commune "
-                          f"file (unset, the demo commune is used)") from None
+        hint = (": point it at the commune file (unset, the demo commune is used)"
+                if what == "SAFECHILD_CONFIG" else "")
+        raise ConfigError(f"{what}: no such file {path}{hint}") from None
     except OSError as exc:
-        raise ConfigError(f"SAFECHILD_CONFIG: cannot read {path} "
+        raise ConfigError(f"{what}: cannot read {path} "
                           f"({(exc.strerror or type(exc).__name__).lower()})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_toml_error(path, exc)) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: byte {exc.start + 1} is not UTF-8 text: save the file "
                           f"as UTF-8") from None
-    return parse_commune(raw)
 
 
 def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> str:
@@ -73,7 +108,7 @@ def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> str:
 
 TOP_TABLES = ("commune", "villages", "people", "routing", "deadlines", "escalation",
               "delivery", "retention", "calendar", "closing")
-COMMUNE_FIELDS = ("key", "name", "code_prefix", "officer_phone", "trusted_addresses",
+COMMUNE_FIELDS = ("key", "name", "code", "code_prefix", "officer_phone", "trusted_addresses",
                   "working_hours", "telegram_alert_group")
 VILLAGE_FIELDS = ("key", "name")
 PERSON_FIELDS = ("key", "role", "name", "phone", "village", "on_duty", "tags", "language",
@@ -85,16 +120,19 @@ ESCALATION_FIELDS = frozenset({"levels", "reminders_at", "top_reminders_per_day"
 CLOSING_FIELDS = ("high_risk_needs_chairman", "chairman")
 
 
-def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
+def parse_commune(raw: Mapping[str, Any], province_people: tuple[PersonConfig, ...] = (),
+                  province_code: int | None = None) -> CommuneConfig:
     """Check every table and field of a commune file: an unknown field or a misspelt name
-    (a role, a village, a routing target) is refused with the nearest valid one."""
+    (a role, a village, a routing target) is refused with the nearest valid one. A commune
+    of a province (`province_code`) may also route to the province's own people, and its
+    name and code must be those of one of the province's official communes."""
     _check_fields(raw, "the commune file", TOP_TABLES, shape="top level")
     c = _check_fields(raw.get("commune", {}), "commune", COMMUNE_FIELDS,
                       required=("key", "name", "code_prefix"))
     villages = _villages(raw.get("villages", []))
     people = _people(raw.get("people", []), [key for key, _ in villages])
     routing = _check_fields(raw.get("routing", {}), "routing", ROUTING_FIELDS)
-    targets = _targets(people)
+    targets = _targets((*people, *province_people))
     rules = tuple(_rule(r, f"routing.rules #{i + 1}", targets)
                   for i, r in enumerate(_array(routing.get("rules", []), "routing.rules")))
     deadlines = _deadlines(raw.get("deadlines", {}))
@@ -102,8 +140,10 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
                         "[\"07:30\", \"17:00\"]")
     esc = _check_fields(raw.get("escalation", {}), "escalation", ESCALATION_FIELDS)
     levels = _levels(esc.get("levels", []), targets)
+    key, name = _text(c, "key", "commune"), _text(c, "name", "commune")
     return CommuneConfig(
-        key=_text(c, "key", "commune"), name=_text(c, "name", "commune"),
+        key=key, name=name,
+        official_code=_official_code(c, name, province_code),
         code_prefix=_text(c, "code_prefix", "commune"),
         officer_phone=_text(c, "officer_phone", "commune", ""),
         trusted_addresses=_texts(c, "trusted_addresses", "commune"),
@@ -121,6 +161,176 @@ def parse_commune(raw: Mapping[str, Any]) -> CommuneConfig:
         delivery=_delivery(raw.get("delivery", {})),
         closing=_closing(raw.get("closing", {}), targets),
     )
+
+
+def _official_code(c: Mapping[str, Any], name: str, province_code: int | None) -> int | None:
+    """`[commune] code`: the statistics office's code (19405, or "19405" as the office
+    writes it). A commune of a province needs one, of the official unit of its name in that
+    province; a single commune file may leave it out, and when it gives one it must be the
+    code of that name."""
+    raw = c.get("code")
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw)
+    if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0):
+        raise ConfigError(f"commune: 'code' must be the official code of the commune, a "
+                          f"number like 19405, not {raw!r}")
+    if province_code is not None:
+        _check_official(name, raw, province_code)
+        return raw
+    if raw is None:
+        return None
+    official = unit(raw)
+    if official is None:
+        raise ConfigError(f"commune: code {raw} is no official commune's{_suggest(name)}")
+    if not (unit_named(name, official.province_code) == official):
+        raise ConfigError(f"commune: code {raw} is {official.name} "
+                          f"({_province_name(official.province_code)}), not {name!r}: write "
+                          f"name = {official.short_name!r} or the code of {name!r}"
+                          f"{_suggest(name, with_code=True)}")
+    return raw
+
+
+def _province_name(code: int) -> str:
+    found = province(code)
+    return found.name if found is not None else str(code)
+
+
+def _listed(units: Iterable[OfficialUnit], province_code: int | None = None) -> str:
+    """"'Vĩnh Thủy' (19405), 'Vĩnh Linh' (19363)", naming the province of a unit outside
+    `province_code`."""
+    return ", ".join(
+        f"{u.short_name!r} ({u.code}"
+        + ("" if u.province_code == province_code else f", {_province_name(u.province_code)}")
+        + ")" for u in units)
+
+
+def _suggest(name: str, province_code: int | None = None, with_code: bool = False) -> str:
+    """"; did you mean 'Vĩnh Thủy' (19405)?", the nearest official names, or nothing."""
+    near = nearest_units(name, province_code)
+    if not near:
+        return ""
+    if with_code:
+        return f" (nearest official names: {_listed(near, province_code)})"
+    return f"; did you mean {_listed(near, province_code)}?"
+
+
+PROVINCE_TOP = ("province", "people")
+PROVINCE_FIELDS = ("name", "code", "communes")
+# A province's own people serve every commune: no village, nobody who only reports.
+PROVINCE_PERSON_FIELDS = tuple(f for f in PERSON_FIELDS if f != "village")
+PROVINCE_ROLES = tuple(str(role) for role in CONFIGURED if role in STAFF)
+# A case code is typed back as letters, a year and a number (bot/domain/cases.CODE_RE).
+PREFIX_RE = re.compile(r"[A-Za-z]{1,6}")
+
+
+def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
+    """The province file and each `*.toml` of its commune folder, each commune checked
+    against the official list of the province; a mistake names its file."""
+    try:
+        name, code, folder = _province_table(raw, path)
+        people = _province_people(raw.get("people", []))
+    except ConfigError as exc:
+        raise ConfigError(_in_file(path, exc)) from None
+    files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    if not files:
+        raise ConfigError(f"{path}: no commune files (*.toml) in {folder}: put one file per "
+                          f"commune there, or set [province] communes to their folder")
+    communes: list[CommuneConfig] = []
+    seen: dict[str, dict[object, Path]] = {"key": {}, "code": {}, "prefix": {}}
+    for file in files:
+        try:
+            commune = parse_commune(_read(file, "commune file"), people, code)
+            _check_prefix(commune.code_prefix)
+        except ConfigError as exc:
+            raise ConfigError(_in_file(file, exc)) from None
+        for what, value in (("key", commune.key), ("code", commune.official_code),
+                            ("prefix", commune.code_prefix.upper())):
+            other = seen[what].setdefault(value, file)
+            if other != file:
+                label = {"key": "commune key", "code": "official code",
+                         "prefix": "case-code prefix"}[what]
+                raise ConfigError(f"{file}: {label} {value!r} is also {other.name}'s: each "
+                                  f"commune of a province needs its own")
+        communes.append(commune)
+    return ProvinceConfig(name=name, code=code, people=people, communes=tuple(communes),
+                          files=tuple(files))
+
+
+def _in_file(path: Path, exc: ConfigError) -> str:
+    """The error with its file in front (unless it names it already, as a TOML syntax
+    error does)."""
+    text = str(exc)
+    return text if str(path) in text else f"{path}: {text}"
+
+
+def _province_table(raw: Mapping[str, Any], path: Path) -> tuple[str, int, Path]:
+    _check_fields(raw, "the province file", PROVINCE_TOP, shape="top level")
+    p = _check_fields(raw["province"], "province", PROVINCE_FIELDS, required=("name",))
+    name = _text(p, "name", "province")
+    official = province_named(name)
+    if official is None:
+        near = nearest_provinces(name)
+        raise ConfigError(f"province: {name!r} is no official province" + (
+            f"; did you mean {', '.join(f'{q.short_name!r} (code {q.code})' for q in near)}?"
+            if near else ""))
+    code = p.get("code")
+    if code is None:
+        raise ConfigError(f"province: missing 'code', the official code of the province "
+                          f"({official.short_name} is {official.code})")
+    if isinstance(code, str) and code.strip().isdigit():
+        code = int(code)
+    if code != official.code or isinstance(code, bool):
+        raise ConfigError(f"province: code {code!r} is not {official.short_name}'s: its "
+                          f"official code is {official.code}")
+    folder = p.get("communes", "communes")
+    if not isinstance(folder, str) or not folder.strip():
+        raise ConfigError("province: 'communes' must be a folder name in quotes, like "
+                          "\"communes\"")
+    return official.name, official.code, path.parent / folder
+
+
+def _province_people(raw: Any) -> tuple[PersonConfig, ...]:
+    for index, table in enumerate(_array(raw, "people")):
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"people #{index + 1}: expected a table ([[people]])")
+        where = f"person {table.get('key', f'#{index + 1}')}"
+        _check_fields(table, where, PROVINCE_PERSON_FIELDS, required=("key", "role"))
+        if table["role"] in CONFIGURED and table["role"] not in PROVINCE_ROLES:
+            raise ConfigError(f"{where}: a province person is one of "
+                              f"{', '.join(PROVINCE_ROLES)}, not {table['role']!r}: "
+                              f"{table['role']}s belong in their commune's file")
+    return _people(raw, [])
+
+
+def _check_official(name: str, code: int | None, province_code: int) -> None:
+    """The commune's name and code are those of one official unit of the province."""
+    province_name = _province_name(province_code)
+    by_code = unit(code) if code is not None else None
+    if by_code is not None and by_code.province_code != province_code:
+        raise ConfigError(f"commune: code {code} is {by_code.name} of "
+                          f"{_province_name(by_code.province_code)}, not of {province_name}: "
+                          f"this file belongs to another province")
+    by_name = unit_named(name, province_code)
+    if by_name is None:
+        near = nearest_units(name, province_code)
+        elsewhere = [u for u in nearest_units(name, None, limit=5)
+                     if u.province_code != province_code and u.short_name == name]
+        raise ConfigError(
+            f"commune: {name!r} is no official commune of {province_name}"
+            + (f"; did you mean {_listed(near, province_code)}?" if near else "")
+            + (f" ({_listed(elsewhere)} is another province's)" if elsewhere else ""))
+    if code is None:
+        raise ConfigError(f"commune: missing 'code', the official code of the commune "
+                          f"({by_name.name} is {by_name.code})")
+    if by_code != by_name:
+        raise ConfigError(f"commune: code {code} is not {by_name.name}'s: its official code "
+                          f"is {by_name.code}")
+
+
+def _check_prefix(prefix: str) -> None:
+    if PREFIX_RE.fullmatch(prefix) is None:
+        raise ConfigError(f"commune: code_prefix {prefix!r} must be 1 to 6 letters A-Z: "
+                          f"reporters type their case code back (VT-2026-0042)")
 
 
 def _check_fields(raw: Any, where: str, known: Iterable[str], required: Iterable[str] = (),

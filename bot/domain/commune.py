@@ -103,3 +103,7 @@ class CommuneConfig:
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     # Who must agree before a case closes ([closing]).
     closing: Closing = field(default_factory=Closing)
+    # The statistics office's code of the commune (`[commune] code`, bot/official_units.py):
+    # required and checked against the province's list in a province's commune files;
+    # optional in a single commune file (checked against its name when given).
+    official_code: int | None = None
