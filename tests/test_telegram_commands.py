@@ -81,7 +81,7 @@ async def test_staff_get_their_own_command_menu_everyone_else_the_default(
 
 async def test_a_failed_call_is_tried_again_later(world: TelegramWorld) -> None:
     w = world
-    w.fake.fail_next.append(502)
+    w.fake.fail_menus.append(502)
     assert await set_menus(w) == 0
     assert w.fake.faults["502"] == 1 and w.fake.commands == {}
     # Not at once (no spinning on a failing channel) ...

@@ -24,6 +24,9 @@ from aiohttp import web
 
 TOKEN = "123456:TEST-token"
 UNFAILING = frozenset({"getUpdates", "getMe", "deleteWebhook", "setWebhook"})
+# The command menu's calls: their own queue of faults (`fail_menus`), so a test that
+# arranges the next send's fault is not served by a menu call made meanwhile.
+MENU_METHODS = frozenset({"setMyCommands", "deleteMyCommands", "getMyCommands"})
 BOT_USER = {"id": 999, "is_bot": True, "first_name": "SafeChild", "username": "safechild_bot"}
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 LANGUAGE_CODE = re.compile(r"[a-z]{2}")
@@ -86,6 +89,7 @@ class FakeTelegram:
         # retry_after 1), "timeout" (the request hangs and is never carried out) or "lost"
         # (it is carried out, then hangs: the answer never reaches the bot).
         self.fail_next: deque[int | str] = deque()
+        self.fail_menus: deque[int | str] = deque()
         # An outage: while set, every sending call fails so (as one of fail_next's faults),
         # for as long as the test keeps it set.
         self.down: int | str | None = None
@@ -168,10 +172,11 @@ class FakeTelegram:
         if method in UNFAILING:
             return None
         fault: int | str | None
+        queue = self.fail_menus if method in MENU_METHODS else self.fail_next
         if self.down is not None:
             fault = self.down
-        elif self.fail_next:
-            fault = self.fail_next.popleft()
+        elif queue:
+            fault = queue.popleft()
         else:
             fault = self.chaos(method) if self.chaos is not None else None
         if fault is not None:
