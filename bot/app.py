@@ -19,8 +19,9 @@ from datetime import datetime
 from aiohttp import web
 
 from bot.clock import Clock, FakeClock, SystemClock
-from bot.config import Settings, load_commune
+from bot.config import Settings, load_config
 from bot.domain.commune import CommuneConfig
+from bot.domain.province import ProvinceConfig
 from bot.handlers.plugin import Base, ChannelPlugin, Core, Inbound, Outbound
 from bot.handlers.server import make_server
 from bot.services.admin_alerts import AdminAlerts
@@ -30,7 +31,7 @@ from bot.services.calendar_reminders import CalendarReminders
 from bot.services.cases import QUIET_TIMER, CaseService
 from bot.services.channel_support import ChannelSupport
 from bot.services.conversation import ConversationService, Services
-from bot.services.directory import Communes, Directory, sync_commune
+from bot.services.directory import Communes, Directory, sync_commune, sync_province
 from bot.services.escalation import Escalation
 from bot.services.invites import Invites
 from bot.services.outbox import Outbox
@@ -61,7 +62,8 @@ class Setup:
     """What a process is built from besides its channels."""
 
     database_url: str
-    commune: CommuneConfig
+    # One commune file, or a province with all its communes.
+    commune: CommuneConfig | ProvinceConfig
     clock: Clock
     # The same across restarts (host:port): a restart takes back what the killed one held.
     process_name: str | None = None
@@ -72,7 +74,7 @@ class Setup:
     def from_settings(cls, settings: Settings) -> Setup:
         clock: Clock = (FakeClock(datetime.fromisoformat(settings.fake_clock_start))
                         if settings.fake_clock_start else SystemClock())
-        return cls(settings.database_url, load_commune(settings.config_path), clock,
+        return cls(settings.database_url, load_config(settings.config_path), clock,
                    process_name=f"{socket.gethostname()}:{settings.port}")
 
 
@@ -139,8 +141,13 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     clock = setup.clock
     database = await Database.open(setup.database_url)
     async with database.transaction() as tx:
-        directory = await sync_commune(tx, setup.commune, clock.now())
-    communes = Communes.of_one(directory)
+        if isinstance(setup.commune, ProvinceConfig):
+            communes = await sync_province(tx, setup.commune, clock.now())
+        else:
+            communes = Communes.of_one(await sync_commune(tx, setup.commune, clock.now()))
+    directory = communes.first
+    # What a process does once for all its communes (delivery, pruning) follows the first.
+    first = directory.config
     # Channel-wide news (a lost credential, a channel down) goes to the admins of the one
     # commune, or of all of them.
     admins_of = directory.commune_id if len(communes) == 1 else None
@@ -213,13 +220,13 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         DeliveryWorker(database, clock, {name: o.sender for name, o in outbound.items()},
                        undelivered=Undelivered(escalation, outbox, admins_of,
                                                conversations.where_you_were),
-                       policy=setup.commune.delivery, climbed=lambda: wakeups.wake(TIMERS),
+                       policy=first.delivery, climbed=lambda: wakeups.wake(TIMERS),
                        finished=lambda: wakeups.wake(DELIVERY),
                        owner=identity.owner(DELIVERY)),
         BroadcastTracker(database, outbox, on_queued=lambda: wakeups.wake(DELIVERY),
                          owner=identity.owner(BROADCASTS)),
         # Needs no lease: deleting by age is idempotent (see bot/workers/pruning.py).
-        PruningWorker(database, setup.commune.retention),
+        PruningWorker(database, first.retention),
         *(w for o in outbound.values() for w in o.workers),
     ]
     menus = {name: o.command_menus for name, o in outbound.items() if o.command_menus}

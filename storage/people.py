@@ -140,6 +140,13 @@ async def set_language(tx: Tx, person_id: int, language: str) -> None:
                           .values(language=language))
 
 
+async def set_commune(tx: Tx, person_id: int, commune_id: int) -> None:
+    """The commune someone chose (a citizen of a province's bot); a village of another
+    commune no longer applies."""
+    await tx.conn.execute(update(people).where(people.c.id == person_id)
+                          .values(commune_id=commune_id, village_id=None))
+
+
 async def take_role(tx: Tx, person_id: int, commune_id: int, role: str,
                     village_id: int | None) -> None:
     """The role (and commune, and village) an invitation gives."""

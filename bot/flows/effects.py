@@ -195,10 +195,32 @@ class RedeemInvite:
     welcome: bool = False
 
 
+@dataclass(frozen=True)
+class FindCommune:
+    """Someone says where they live (a typed name, or a shared location): find their
+    commune among the province's."""
+
+    text: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    then: str | None = None
+
+
+@dataclass(frozen=True)
+class ChooseCommune:
+    """The person's commune is this one (a button, or a poster's deep link `c-<code>`);
+    `then`: the flow they were starting; `welcome`: the home follows."""
+
+    code: str
+    then: str | None = None
+    welcome: bool = False
+
+
 TeamAction = AskReporter | HandOver | Assess | RecordProgress | CloseCase
 Effect = (Reply | SetLanguage | OpenCase | AddToCase | LookUpStatus | CaseButton | GroupPress
           | ReporterAnswer | TeamAction | StartBroadcast | SendBroadcast | CalendarCommand
-          | AddCalendarEvent | ShowStatistics | CreateInvite | RedeemInvite | ListCases)
+          | AddCalendarEvent | ShowStatistics | CreateInvite | RedeemInvite | ListCases
+          | FindCommune | ChooseCommune)
 
 
 def case_id_of(data: Mapping[str, Any]) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.domain.cases import normalise_code
+from bot.domain.commune_links import commune_code_of
 from bot.domain.distress import sounds_like_danger
 from bot.domain.messages import Choice, Input, Reply, Text, say
 from bot.domain.permissions import (
@@ -23,7 +24,14 @@ from bot.domain.permissions import (
     may_read_statistics,
     works_cases,
 )
-from bot.flows.effects import AddToCase, Effect, LookUpStatus, RedeemInvite, ReportAnswers
+from bot.flows.effects import (
+    AddToCase,
+    ChooseCommune,
+    Effect,
+    LookUpStatus,
+    RedeemInvite,
+    ReportAnswers,
+)
 from bot.flows.routes import (
     MENU,
     Answer,
@@ -56,6 +64,9 @@ class Context:
     in_group: bool = False
     # The person's very first message to the bot (nothing was said to them yet).
     first_contact: bool = False
+    # A province's bot that does not know the person's commune yet: a report asks it first.
+    needs_commune: bool = False
+    province_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,6 +223,9 @@ def start(book: FlowBook, flow_id: str, ctx: Context, data: Mapping[str, Any] | 
         resumed = State("report", "resume", {**draft.data, "resume_to": draft.step},
                         draft.history)
         return resumed, [prompt_of(book, resumed, ctx)]
+    if flow_id == "report" and ctx.needs_commune and "commune" in book.flows:
+        # The villages, the team and the case code are the commune's: it comes first.
+        flow_id, data = "commune", {"then": "report"}
     flow = book[flow_id]
     base = dict(data or {})
     if flow.start_data:
@@ -292,11 +306,17 @@ def _on_command(book: FlowBook, state: State, inp: Input,
     if isinstance(target, Cancel):
         return _cancel(state, ctx)
     if isinstance(target, Welcome):
-        # A deep link (/start <code>) carries an invitation; its answer comes first.
-        lead: list[Effect] = [RedeemInvite(inp.args.strip())] if inp.args.strip() else []
+        # A deep link (/start <code>) carries an invitation, or a commune's poster's code
+        # (`c-<commune>`); its answer comes first.
+        commune = commune_code_of(inp.args.strip())
+        lead: list[Effect] = ([ChooseCommune(commune)] if commune is not None
+                              else [RedeemInvite(inp.args.strip())] if inp.args.strip()
+                              else [])
         if state.report_draft is not None:
             resumed, effects = start(book, "report", ctx, current=state)
             return resumed, [*lead, *effects]
+        if commune is not None:  # the person is of that commune now: its home follows
+            return State(done=state.done), [ChooseCommune(commune, welcome=True)]
         if lead:
             return State(done=state.done), [RedeemInvite(inp.args.strip(), welcome=True)]
         welcome = main_menu(ctx, Text("welcome", {"commune": ctx.commune_name}))

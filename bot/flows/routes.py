@@ -89,6 +89,8 @@ COMMANDS: Final[Mapping[str, Target]] = {
     "help": HelpOrHome(),
     "status": OpenFlow("status"),
     "lang": OpenFlow("language"),
+    # Which commune I am in (a province's bot): asked at the first report, changed here.
+    "commune": OpenFlow("commune"),
     "report": ReportOrStatistics(),
     "stats": ServiceCommand(ShowStatistics),
     "calendar": ServiceCommand(CalendarCommand),

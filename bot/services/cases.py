@@ -119,7 +119,7 @@ class CaseService:
         await cases.audit(tx, case.id, reporter.id, "opened", now, urgency=urgency,
                           anonymous=anonymous)
         await self.escalation.arm_new_case(tx, case)
-        everyone = await people.configured_people(tx, commune.commune_id)
+        everyone = await self.communes.everyone(tx, commune.commune_id)
         team = first_recipients(cfg, everyone, types, urgency)
         village = commune.village_name(village_id)
         # A new case has no attachments other than these, and the deadlines just armed.
@@ -468,7 +468,7 @@ class CaseService:
 
     async def _chairmen(self, tx: Tx, case: Case) -> list[Person]:
         rule, commune_id = self._commune(case).config.closing, case.commune_id
-        return [p for p in await people.configured_people(tx, commune_id)
+        return [p for p in await self.communes.everyone(tx, commune_id)
                 if is_chairman(p, rule.chairman, commune_id)]
 
     async def _ask_chairman(self, tx: Tx, case: Case, actor: Person, outcome: str, note: str,

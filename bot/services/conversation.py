@@ -18,6 +18,7 @@ from typing import assert_never
 from bot import i18n
 from bot.clock import Clock
 from bot.domain import alerts
+from bot.domain.commune_search import CommuneIndex, find, nearest
 from bot.domain.messages import Choice, Input, Reply, Text, say, storable, storable_input
 from bot.domain.people import Person
 from bot.domain.permissions import offered_for_handover, works_cases
@@ -26,6 +27,7 @@ from bot.flows import engine
 from bot.flows.book import FLOWS
 from bot.flows.broadcast import SEND
 from bot.flows.calendar_admin import SAVE
+from bot.flows.commune import PREFIX as COMMUNE_PREFIX
 from bot.flows.effects import (
     AddCalendarEvent,
     AddToCase,
@@ -33,9 +35,11 @@ from bot.flows.effects import (
     Assess,
     CalendarCommand,
     CaseButton,
+    ChooseCommune,
     CloseCase,
     CreateInvite,
     Effect,
+    FindCommune,
     GroupPress,
     HandOver,
     ListCases,
@@ -64,6 +68,8 @@ from storage.db import Database, Tx
 
 log = logging.getLogger(__name__)
 DRAFT_TTL = timedelta(hours=24)
+# Communes offered as buttons when a typed name fits several.
+COMMUNE_CHOICES = 5
 SEEN_REFRESH = timedelta(minutes=10)
 
 # A channel's way of reading a typed label: the choice id it rendered with that label, if
@@ -147,6 +153,8 @@ class ConversationService:
         self.database = database
         self.clock = clock
         self.communes = communes
+        # The communes as a person may name them (a province's bot asks which is theirs).
+        self.places = CommuneIndex(communes.places())
         self.outbox = outbox
         self.services = services
         self.labels = dict(labels or {})
@@ -232,7 +240,7 @@ class ConversationService:
         found = await conversations.sender(tx, event.channel, event.sender)
         if found is None:
             # Someone new belongs to the first commune until they choose theirs.
-            person = await people.add_person(tx, commune_id=self.communes.first.commune_id,
+            person = await people.add_person(tx, commune_id=self.communes.home_id,
                                              key=None, role=Role.CITIZEN, name="",
                                              language="vi", created_at=now)
             await people.bind_identity(tx, person.id, event.channel, event.sender)
@@ -244,11 +252,12 @@ class ConversationService:
 
     async def _context(self, tx: Tx, person: Person, in_group: bool,
                        first_contact: bool = False) -> engine.Context:
-        commune = self.communes.get(person.commune_id) or self.communes.first
+        served = self.communes.get(person.commune_id)
+        commune = served or self.communes.first
         cfg = commune.config
         team: tuple[tuple[str, str], ...] = ()
         if works_cases(person.role):
-            everyone = await people.configured_people(tx, commune.commune_id)
+            everyone = await self.communes.everyone(tx, commune.commune_id)
             team = tuple((str(p.id), p.name) for p in everyone
                          if offered_for_handover(p.role) and p.id != person.id)
         return engine.Context(
@@ -256,6 +265,9 @@ class ConversationService:
             own_village=commune.village_key(person.village_id), team=team,
             officer_phone=cfg.officer_phone, trusted_addresses=cfg.trusted_addresses,
             commune_name=cfg.name, in_group=in_group, first_contact=first_contact,
+            # Someone of no commune yet, in a province: their commune is asked first.
+            needs_commune=served is None and not works_cases(person.role),
+            province_name=self.communes.province_name,
         )
 
     def _typed(self, event: InboundEvent, state: engine.State, ctx: engine.Context,
@@ -335,8 +347,50 @@ class ConversationService:
                 return await s.cases.list_cases(tx, person, mine, now)
             case ShowStatistics(period=period):
                 return await s.period_reports.command(tx, person, period, now)
+            case FindCommune():
+                return await self._find_commune(tx, turn, effect)
+            case ChooseCommune(code=code, then=then, welcome=welcome):
+                return await self._choose_commune(tx, turn, code, then, welcome)
             case _:
                 assert_never(effect)
+
+    async def _find_commune(self, tx: Tx, turn: Turn, found: FindCommune) -> list[Reply]:
+        """Where someone lives, typed or shared: the one commune it names is theirs; several
+        become buttons; none, they are asked again."""
+        if found.latitude is not None and found.longitude is not None:
+            near = nearest(found.latitude, found.longitude, self.places)
+            matches = [near] if near is not None else []
+        else:
+            matches = find(found.text, self.places, limit=COMMUNE_CHOICES)
+        if len(matches) == 1:
+            return await self._choose_commune(tx, turn, matches[0].code, found.then, False)
+        turn.state = replace(turn.state, flow="commune", step="ask",
+                             data={"then": found.then}, history=())
+        if not matches:
+            reason = (say("commune.not_near") if found.latitude is not None
+                      else say("commune.not_found"))
+            return [reason, engine.prompt_of(FLOWS, turn.state, turn.ctx)]
+        return [Reply((Text("commune.pick"),),
+                      (*(Choice(f"{COMMUNE_PREFIX}{p.code}", Text("raw", {"text": p.name}))
+                         for p in matches), engine.CANCEL))]
+
+    async def _choose_commune(self, tx: Tx, turn: Turn, code: str, then: str | None,
+                              welcome: bool) -> list[Reply]:
+        """The person is of this commune from now on (until they change it with /commune);
+        the flow they were starting goes on for it, or its home follows."""
+        commune = self.communes.by_code(code)
+        if commune is None:
+            return [say("commune.unknown")]
+        await people.set_commune(tx, turn.person.id, commune.commune_id)
+        turn.person = replace(turn.person, commune_id=commune.commune_id, village_id=None)
+        turn.ctx = await self._context(tx, turn.person, in_group=False)
+        chosen = Text("commune.chosen", {"commune": commune.config.name})
+        if then is not None and then in FLOWS.flows:
+            turn.state, effects = engine.start(FLOWS, then, turn.ctx, current=turn.state)
+            return [Reply((chosen,)), *(e for e in effects if isinstance(e, Reply))]
+        if welcome:
+            return [engine.main_menu(turn.ctx, Text("welcome", {"commune": turn.ctx.commune_name}))]
+        return [Reply((chosen,))]
 
     async def _case_button(self, tx: Tx, turn: Turn, button: CaseButton) -> list[Reply]:
         """An alert's (or a question's) button: decide from the database, never from the

@@ -5,11 +5,14 @@ on here, never assumes there is only one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.domain.commune import CommuneConfig
+from bot.domain.commune import CommuneConfig, PersonConfig
+from bot.domain.commune_search import Place
+from bot.domain.people import Person
+from bot.domain.province import ProvinceConfig
 from bot.domain.roles import Role
 from storage import people
 from storage.db import Tx
@@ -38,21 +41,48 @@ class Directory:
         return self.village_names.get(village_id) if village_id is not None else None
 
 
+def code_of(cfg: CommuneConfig) -> str:
+    """A commune's code in links and buttons: its official code, else its file's key."""
+    return str(cfg.official_code) if cfg.official_code is not None else cfg.key
+
+
 @dataclass(frozen=True)
 class Communes:
     """Every commune this deployment serves, by its database id."""
 
     by_id: Mapping[int, Directory]
+    # Where someone new belongs until they choose a commune: the one commune, or the
+    # province's own row (no commune: they are asked theirs).
+    home_id: int = 0
+    # The province's own row, home of its people (None: a single-commune deployment).
+    province_id: int | None = None
+    province_name: str = ""
 
     @classmethod
     def of_one(cls, directory: Directory) -> Communes:
-        return cls({directory.commune_id: directory})
+        return cls({directory.commune_id: directory}, home_id=directory.commune_id)
+
+    async def everyone(self, tx: Tx, commune_id: int) -> list[Person]:
+        """The commune's configured people, and the province's, who serve every commune
+        (its routing and escalation may name them)."""
+        found = await people.configured_people(tx, commune_id)
+        if self.province_id is not None and self.province_id != commune_id:
+            found += await people.configured_people(tx, self.province_id)
+        return found
 
     def __iter__(self) -> Iterator[Directory]:
         return iter(self.by_id.values())
 
     def __len__(self) -> int:
         return len(self.by_id)
+
+    def places(self) -> list[Place]:
+        """The communes as people name them, each by the code its poster's link carries
+        (the official code; a single commune file without one, its key)."""
+        return [Place(code_of(c.config), c.config.name) for c in self]
+
+    def by_code(self, code: str) -> Directory | None:
+        return next((c for c in self if code_of(c.config) == code), None)
 
     def get(self, commune_id: int | None) -> Directory | None:
         """The commune, if it is one of ours (a case or person of another is none of ours)."""
@@ -72,13 +102,44 @@ class Communes:
         return next(iter(self.by_id.values()))
 
 
-async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime) -> Directory:
-    """Write the commune file into the database (idempotent) and return the directory."""
+async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime,
+                       web_prefix: str = "") -> Directory:
+    """Write the commune file into the database (idempotent) and return the directory.
+    `web_prefix` keeps simulator phones apart when several communes have an "officer"."""
     commune_id = await people.upsert_commune(tx, cfg.key, cfg.name, cfg.code_prefix)
     village_ids: dict[str, int] = {}
     for key, name in cfg.villages:
         village_ids[key] = await people.upsert_village(tx, commune_id, key, name)
-    for pc in cfg.people:
+    await _sync_people(tx, commune_id, cfg.people, village_ids, web_prefix, now)
+    group_person_id = None
+    if cfg.telegram_alert_group:
+        group = await people.person_by_key(tx, commune_id, GROUP_KEY)
+        if group is None:
+            group = await people.add_person(tx, commune_id=commune_id, key=GROUP_KEY,
+                                            role=Role.GROUP, name=cfg.name, language="vi",
+                                            created_at=now)
+        await people.bind_identity(tx, group.id, "telegram", cfg.telegram_alert_group)
+        group_person_id = group.id
+    return Directory(cfg, commune_id, village_ids,
+                     {village_ids[k]: name for k, name in cfg.villages}, group_person_id)
+
+
+async def sync_province(tx: Tx, province: ProvinceConfig, now: datetime) -> Communes:
+    """Write a province's files into the database: a row of its own (the home of its
+    people, and of anyone who has not chosen a commune yet), then every commune."""
+    home = await people.upsert_commune(tx, f"province-{province.code}", province.name, "")
+    await _sync_people(tx, home, province.people, {}, "province.", now)
+    found = {}
+    for cfg in province.communes:
+        directory = await sync_commune(tx, cfg, now, web_prefix=f"{cfg.key}.")
+        found[directory.commune_id] = directory
+    return Communes(found, home_id=home, province_id=home, province_name=province.name)
+
+
+async def _sync_people(tx: Tx, commune_id: int, configured: Sequence[PersonConfig],
+                       village_ids: Mapping[str, int], web_prefix: str,
+                       now: datetime) -> None:
+    for pc in configured:
         person = await people.person_by_key(tx, commune_id, pc.key)
         village_id = village_ids.get(pc.village) if pc.village else None
         if person is None:
@@ -92,19 +153,8 @@ async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime) -> Directory:
                 village_id=village_id, on_duty=pc.on_duty, tags=pc.tags,
                 preferred_channel=pc.prefers)
         # Every configured person has a phone in the web simulator, keyed by their config key.
-        await people.bind_identity(tx, person.id, "web", pc.key)
+        await people.bind_identity(tx, person.id, "web", f"{web_prefix}{pc.key}")
         if pc.telegram_id:
             await people.bind_identity(tx, person.id, "telegram", pc.telegram_id)
         if pc.zalo_id:
             await people.bind_identity(tx, person.id, "zalo", pc.zalo_id)
-    group_person_id = None
-    if cfg.telegram_alert_group:
-        group = await people.person_by_key(tx, commune_id, GROUP_KEY)
-        if group is None:
-            group = await people.add_person(tx, commune_id=commune_id, key=GROUP_KEY,
-                                            role=Role.GROUP, name=cfg.name, language="vi",
-                                            created_at=now)
-        await people.bind_identity(tx, group.id, "telegram", cfg.telegram_alert_group)
-        group_person_id = group.id
-    return Directory(cfg, commune_id, village_ids,
-                     {village_ids[k]: name for k, name in cfg.villages}, group_person_id)

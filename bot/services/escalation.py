@@ -230,7 +230,7 @@ class Escalation:
             log.info("case %s reaches the top after the quiet hours", case.id)
             return
         case = await cases.climb_to(tx, case.id, level)
-        everyone = await people.configured_people(tx, case.commune_id)
+        everyone = await self.communes.everyone(tx, case.commune_id)
         targets = level_recipients(commune.config, everyone, level, case.police_case)
         files = await cases.attachments_of(tx, case.id)
         details = alerts.case_details(case, commune.village_name(case.village_id),

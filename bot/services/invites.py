@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from bot.domain.commune_links import commune_code_of
 from bot.domain.messages import Reply, Text, say
 from bot.domain.people import Person
 from bot.domain.permissions import may_invite, works_cases
@@ -18,9 +19,17 @@ from storage import invites, people
 from storage.db import Tx
 
 
+def invite_code() -> str:
+    """A fresh invitation code; never one a commune's poster link could be read as."""
+    while True:
+        code = secrets.token_urlsafe(12)
+        if commune_code_of(code) is None:
+            return code
+
+
 class Invites:
     def __init__(self, communes: Communes, links: Mapping[str, str] | None = None,
-                 new_code: Callable[[], str] = lambda: secrets.token_urlsafe(12),
+                 new_code: Callable[[], str] = lambda: invite_code(),
                  staff_changed: Callable[[], None] = lambda: None) -> None:
         self.communes = communes
         # Called once someone who became staff is committed (their command menu changes).

@@ -33,9 +33,15 @@ class SimulatorLog:
 
     async def phones(self) -> list[Phone]:
         async with self.database.read() as tx:
-            found = [p for commune in self.communes
-                     for p in await people.configured_people(tx, commune.commune_id)]
-        return [Phone(p.key or "", p.name, p.role, p.phone or "", p.language) for p in found]
+            homes = [c.commune_id for c in self.communes]
+            if self.communes.province_id is not None:
+                homes.append(self.communes.province_id)
+            found = [p for home in homes for p in await people.configured_people(tx, home)]
+            identities = await people.identities_for(tx, [p.id for p in found])
+        # A phone is keyed by its person's web address (in a province, "<commune>.<key>").
+        web = {p.id: next((i.external_id for i in identities.get(p.id, [])
+                           if i.channel == CHANNEL), p.key or "") for p in found}
+        return [Phone(web[p.id], p.name, p.role, p.phone or "", p.language) for p in found]
 
     async def record_sent(self, key: str, shown: dict[str, Any]) -> bool:
         """The phone's own bubble for what its person sent; False for no such phone."""

@@ -21,7 +21,9 @@ from bot.flows.effects import (
     AddCalendarEvent,
     AddToCase,
     Assess,
+    ChooseCommune,
     CloseCase,
+    FindCommune,
     LookUpStatus,
     OpenCase,
     SendBroadcast,
@@ -39,13 +41,17 @@ CONTEXTS = {
                                       "own_village": "dong"}),
     "officer": engine.Context(**{**CTX.__dict__, "role": "officer",
                                  "team": (("7", "Anh Tuấn"),)}),
+    # A province's bot that does not know the person's commune yet.
+    "newcomer": engine.Context(**{**CTX.__dict__, "villages": (), "needs_commune": True,
+                                  "province_name": "Quảng Trị"}),
 }
 
 
 def to_input(raw: Any) -> Input:
     if isinstance(raw, str):
         if raw.startswith("/"):
-            return Input("command", command=raw[1:])
+            command, _, args = raw[1:].partition(" ")
+            return Input("command", command=command, args=args)
         return Input("choice", choice=raw)
     return Input(**raw)
 
@@ -69,6 +75,10 @@ SUBMITS: dict[type, Any] = {
     CloseCase: lambda e: ("close", {"case_id": e.case_id, "value": e.outcome,
                                     "note": e.note}),
     SendBroadcast: lambda e: ("broadcast", {"text": e.text}),
+    FindCommune: lambda e: ("find_commune", {"text": e.text, "latitude": e.latitude,
+                                             "then": e.then}),
+    ChooseCommune: lambda e: ("choose_commune", {"code": e.code, "then": e.then,
+                                                 "welcome": e.welcome}),
     AddCalendarEvent: lambda e: ("calendar_add", {k: plain(v) for k, v in asdict(e).items()}),
 }
 

@@ -1,0 +1,148 @@
+"""One bot for a province (issue 14): two communes of Thanh Hóa on one process and one
+database, through the simulator channel. Each citizen reaches their own commune (a poster's
+deep link; a name typed without marks), each commune's team alone is alerted, and an
+officer of one commune can neither see nor act on the other's case."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.app import Setup, build_app
+from bot.clock import FakeClock
+from bot.config import load_province
+from bot.domain.folding import without_marks
+from bot.domain.messages import Input
+from bot.domain.province import ProvinceConfig
+from bot.handlers.simulator import SimulatorPlugin
+from bot.services.conversation import InboundEvent
+from storage import cases, people
+from tests.support.database import read
+from tests.support.province import write_province
+from tests.support.simulator import Simulator, choice_ids
+
+
+@pytest.fixture
+def province(tmp_path: Path) -> ProvinceConfig:
+    return load_province(write_province(tmp_path, communes=2))
+
+
+@pytest.fixture
+async def two(db_url: str, clock: FakeClock,
+              province: ProvinceConfig) -> AsyncIterator[Simulator]:
+    app = await build_app(Setup(db_url, province, clock), [SimulatorPlugin()])
+    server = TestServer(app.server, host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        yield Simulator(app, http, str(server.make_url("")).rstrip("/"))
+    await server.close()
+    await app.close()
+
+
+class WalkIn:
+    """Someone the province's bot has never met, writing from the web."""
+
+    def __init__(self, sim: Simulator, address: str) -> None:
+        self.sim, self.address, self.n = sim, address, 0
+
+    async def say(self, kind: str, value: Any) -> None:
+        self.n += 1
+        inp = (Input("command", command=value[1:].partition(" ")[0],
+                     args=value.partition(" ")[2]) if kind == "text" and value.startswith("/")
+               else Input("text", text=value) if kind == "text"
+               else Input("choice", choice=value))
+        await self.sim.app.conversations.handle(
+            InboundEvent("web", self.address, inp, key=f"{self.address}:{self.n}"))
+        await self.sim.app.settle()
+
+    async def last(self) -> dict[str, Any]:
+        return (await self.sim[self.address].inbox(all_=True))[-1]
+
+
+def phone(province: ProvinceConfig, n: int, key: str) -> str:
+    return f"{province.communes[n].key}.{key}"
+
+
+async def alerts(sim: Simulator, who: str) -> list[dict[str, Any]]:
+    return [m for m in await sim[who].inbox(all_=True) if "alert.new" in m["ids"]]
+
+
+async def test_each_citizen_reaches_their_own_commune_and_only_its_team(
+        two: Simulator, province: ProvinceConfig) -> None:
+    sim = two
+    a, b = province.communes
+    # A poster's link: the citizen is of commune A at once, and its home says so.
+    first = WalkIn(sim, "walk-in-1")
+    await first.say("text", f"/start c-{a.official_code}")
+    home = await first.last()
+    assert a.name in home["text"] and "menu:report" in choice_ids(home)
+    for value in ("menu:report", "danger:no", "type:violence", "types:done", "village:v1",
+                  "age:6-10", "sex:boy", "skip", "count:1"):
+        await first.say("choice", value)
+    await first.say("text", "Hàng xóm thấy cháu bị đánh nhiều lần.")
+    for value in ("photos:done", "contact:anonymous", "confirm"):
+        await first.say("choice", value)
+    assert f"{a.code_prefix}-2026-0001" in (await first.last())["text"]
+
+    # Someone else types their commune's name without marks, in lower case.
+    second = WalkIn(sim, "walk-in-2")
+    await second.say("choice", "menu:report")
+    assert (await first.last())["ids"] != ["commune.ask"]
+    assert (await second.last())["ids"] == ["commune.ask"]
+    await second.say("text", without_marks(b.name).lower())
+    asked = await second.last()
+    assert asked["ids"] == ["report.danger.prompt"], asked
+    for value in ("danger:yes", "type:injury", "village:v2"):
+        await second.say("choice", value)
+    assert f"{b.code_prefix}-2026-0001" in " ".join(
+        m["text"] for m in await sim["walk-in-2"].inbox(all_=True))
+
+    # Each commune's officer has their own commune's alert, and only that one.
+    (alert_a,) = await alerts(sim, phone(province, 0, "officer"))
+    (alert_b,) = await alerts(sim, phone(province, 1, "officer"))
+    assert f"{a.code_prefix}-2026-0001" in alert_a["text"]
+    assert f"{b.code_prefix}-2026-0001" in alert_b["text"]
+    async with sim.app.database.read() as tx:
+        case_a = await cases.case_by_code(tx, f"{a.code_prefix}-2026-0001")
+        case_b = await cases.case_by_code(tx, f"{b.code_prefix}-2026-0001")
+    assert case_a is not None and case_b is not None
+    assert case_a.commune_id != case_b.commune_id
+    assert sim.app.communes.of(case_a.commune_id).config.key == a.key
+
+    # The other commune's officer presses a forged take button naming B's case: refused,
+    # audited, and the case is still nobody's.
+    officer_a = sim[phone(province, 0, "officer")]
+    await officer_a.tap(f"case:ack:{case_b.id}")
+    await officer_a.tap(f"case:view:{case_b.id}")
+    fresh = await read(sim.app, cases.case_by_id, case_b.id)
+    assert fresh is not None and fresh.assignee_id is None
+    events = await read(sim.app, cases.case_events, case_b.id)
+    assert sum(e.action == "refused" for e in events) >= 2
+    # Their case list is their commune's alone.
+    await officer_a.text("/cases")
+    listed = (await officer_a.last())["text"]
+    assert case_a.code in listed and case_b.code not in listed
+
+
+async def test_a_typed_name_that_fits_several_offers_buttons_and_none_asks_again(
+        two: Simulator, province: ProvinceConfig) -> None:
+    sim = two
+    walk_in = WalkIn(sim, "walk-in-3")
+    await walk_in.say("choice", "menu:report")
+    await walk_in.say("text", "qwxzqwxz")
+    assert (await walk_in.last())["ids"] == ["commune.ask"]
+    texts = [m["ids"][0] for m in await sim["walk-in-3"].inbox(all_=True)]
+    assert "commune.not_found" in texts
+    # A forged commune button: not one of ours.
+    await walk_in.say("choice", "commune:99999")
+    assert (await walk_in.last())["ids"] == ["commune.unknown"]
+    async with sim.app.database.read() as tx:
+        ident = await people.identity(tx, "web", "walk-in-3")
+        assert ident is not None
+        person = await people.person(tx, ident.person_id)
+    assert person is not None and person.commune_id == sim.app.communes.home_id
