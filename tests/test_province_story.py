@@ -146,3 +146,43 @@ async def test_a_typed_name_that_fits_several_offers_buttons_and_none_asks_again
         assert ident is not None
         person = await people.person(tx, ident.person_id)
     assert person is not None and person.commune_id == sim.app.communes.home_id
+
+
+ACTIONS = ("ack", "ask", "handover", "assess", "progress", "close", "view", "reply",
+           "close_ok", "close_no")
+ROLES = ("officer", "officer2", "police", "police_chief", "leader", "chairman", "admin",
+         "ctv1_1", "citizen")
+
+
+async def test_nobody_of_one_commune_reads_or_acts_on_the_other_communes_case(
+        two: Simulator, province: ProvinceConfig) -> None:
+    """Issue 14, item 5: every case button, by every role of commune A, on a case of
+    commune B (forged: nobody in A was ever shown it), and B's case code typed: each
+    refused, each audited, nothing of B's case shown to anyone in A."""
+    sim = two
+    a, b = province.communes
+    reporter = WalkIn(sim, "walk-in-b")
+    await reporter.say("text", f"/start c-{b.official_code}")
+    for value in ("menu:report", "danger:yes", "type:injury", "village:v1"):
+        await reporter.say("choice", value)
+    case = await read(sim.app, cases.case_by_code, f"{b.code_prefix}-2026-0001")
+    assert case is not None
+    before = len(await read(sim.app, cases.case_events, case.id))
+    presses = 0
+    for role in ROLES:
+        who = sim[phone(province, 0, role)]
+        for action in ACTIONS:
+            ref = ":1" if action.startswith("close_") else ""
+            await who.tap(f"case:{action}:{case.id}{ref}")
+            presses += 1
+        await who.text(case.code)  # a status lookup by the code
+        presses += 1
+        for m in await who.inbox(all_=True):
+            assert case.code not in m["text"] or m["ids"] == ["status.not_found"], (role, m)
+    fresh = await read(sim.app, cases.case_by_id, case.id)
+    assert fresh is not None and fresh.assignee_id is None and not fresh.closed
+    events = (await read(sim.app, cases.case_events, case.id))[before:]
+    refused = [e for e in events if e.action == "refused"]
+    assert len(refused) == presses, sorted({(e.detail.get("button"), e.actor_id)
+                                            for e in refused})
+    assert {e.action for e in events} == {"refused"}

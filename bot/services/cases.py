@@ -331,7 +331,10 @@ class CaseService:
         """May this person press this button of the case? None when they may (audited as a
         view); otherwise the kind refusal (audited as refused)."""
         if action == "reply":
-            return None if is_reporter(person, case) else say("case.not_allowed")
+            if is_reporter(person, case):
+                return None
+            await cases.audit(tx, case.id, person.id, "refused", now, button="reply")
+            return say("case.not_allowed")
         access = await self.access_of(tx, case, person)
         allowed = (may_acknowledge(person, case, access) if action == "ack"
                    else may_act_on_case(person, case, access))
@@ -598,6 +601,8 @@ class CaseService:
         allowed = case is not None and may_see_status(viewer, case,
                                                       await self.access_of(tx, case, viewer))
         if case is None or not allowed:
+            if case is not None:  # someone else's: asked after, never shown
+                await cases.audit(tx, case.id, viewer.id, "refused", now, button="status")
             # The same answer whether the code does not exist or is someone else's.
             return [say("status.not_found", code=code)]
         await cases.audit(tx, case.id, viewer.id, "status_viewed", now)
