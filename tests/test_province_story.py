@@ -160,7 +160,7 @@ async def test_nobody_of_one_commune_reads_or_acts_on_the_other_communes_case(
     commune B (forged: nobody in A was ever shown it), and B's case code typed: each
     refused, each audited, nothing of B's case shown to anyone in A."""
     sim = two
-    a, b = province.communes
+    b = province.communes[1]
     reporter = WalkIn(sim, "walk-in-b")
     await reporter.say("text", f"/start c-{b.official_code}")
     for value in ("menu:report", "danger:yes", "type:injury", "village:v1"):
