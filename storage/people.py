@@ -126,6 +126,29 @@ async def add_person(tx: Tx, *, commune_id: int, key: str | None, role: str, nam
     return to_person(row._mapping)
 
 
+async def add_people(tx: Tx, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Configured people of one commune in one statement; their ids by key. Each row has
+    add_person's fields."""
+    if not rows:
+        return {}
+    values = [{**r, "role": str(r["role"]), "tags": ",".join(r.get("tags", ()))}
+              for r in rows]
+    result = await tx.conn.execute(people.insert().returning(people.c.id, people.c.key),
+                                   values)
+    return {str(key): int(pid) for pid, key in result}
+
+
+async def bind_identities(tx: Tx, rows: Sequence[tuple[int, str, str]]) -> None:
+    """(person id, channel, address) rows as bind_identity binds one, in one statement."""
+    if not rows:
+        return
+    stmt = insert(tx, identities)
+    await tx.conn.execute(
+        stmt.on_conflict_do_update(index_elements=["channel", "external_id"],
+                                   set_={"person_id": stmt.excluded.person_id}),
+        [{"person_id": p, "channel": c, "external_id": e} for p, c, e in rows])
+
+
 async def update_configured(tx: Tx, person_id: int, *, role: str, name: str,
                             phone: str | None, village_id: int | None, on_duty: bool,
                             tags: Sequence[str], preferred_channel: str | None) -> None:

@@ -1,0 +1,58 @@
+"""Writing the commune file into the database at every start (bot/services/directory.py):
+new people added, changed ones updated (keeping their id), addresses bound or moved. On
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime
+
+from bot.config import DEMO_CONFIG, parse_commune
+from bot.services.directory import sync_commune
+from storage import people
+from storage.db import Database
+
+NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def demo(**changes: object) -> dict[str, object]:
+    raw = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
+    for person in raw["people"]:
+        if person["key"] in changes:
+            person.update(changes[person["key"]])  # type: ignore[arg-type]
+    return raw
+
+
+async def test_a_second_start_changes_what_the_file_changed_and_nothing_else(
+        db_url: str) -> None:
+    database = await Database.open(db_url)
+    try:
+        async with database.transaction() as tx:
+            first = await sync_commune(tx, parse_commune(demo()), NOW)
+            officer = await people.person_by_key(tx, first.commune_id, "officer")
+            everyone = await people.configured_people(tx, first.commune_id)
+        assert officer is not None and len(everyone) == len(parse_commune(demo()).people)
+
+        changed = demo(officer={"name": "Chị Lan (cán bộ)", "telegram_id": 777001})
+        async with database.transaction() as tx:
+            again = await sync_commune(tx, parse_commune(changed), NOW)
+            renamed = await people.person_by_key(tx, again.commune_id, "officer")
+            same = await people.configured_people(tx, again.commune_id)
+            by_telegram = await people.identity(tx, "telegram", "777001")
+            web = await people.identity(tx, "web", "officer")
+        assert again.commune_id == first.commune_id
+        assert renamed is not None and renamed.id == officer.id
+        assert renamed.name == "Chị Lan (cán bộ)"
+        assert [p.id for p in same] == [p.id for p in everyone]
+        assert by_telegram is not None and by_telegram.person_id == officer.id
+        assert web is not None and web.person_id == officer.id
+
+        # The address moves to whoever the file gives it to now.
+        moved = demo(officer={"telegram_id": 777002}, police={"telegram_id": 777001})
+        async with database.transaction() as tx:
+            third = await sync_commune(tx, parse_commune(moved), NOW)
+            police = await people.person_by_key(tx, third.commune_id, "police")
+            owner = await people.identity(tx, "telegram", "777001")
+        assert police is not None and owner is not None and owner.person_id == police.id
+    finally:
+        await database.close()
