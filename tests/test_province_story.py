@@ -186,3 +186,29 @@ async def test_nobody_of_one_commune_reads_or_acts_on_the_other_communes_case(
     assert len(refused) == presses, sorted({(e.detail.get("button"), e.actor_id)
                                             for e in refused})
     assert {e.action for e in events} == {"refused"}
+
+
+async def test_a_province_admin_invites_into_a_named_commune(
+        two: Simulator, province: ProvinceConfig) -> None:
+    """Issue 14, item 7: `/invite officer <commune> [village]` by the province's admin;
+    the invited person joins that commune and gets its alerts."""
+    sim = two
+    b = province.communes[1]
+    admin = sim["province.province_admin"]
+    await admin.text("/invite officer")
+    assert (await admin.last())["ids"] == ["invite.usage_province"]
+    await admin.text(f"/invite officer {without_marks(b.name).upper()} Thôn 2")
+    made = await admin.last()
+    assert made["ids"] == ["invite.created"] and b.name in made["text"], made
+    code = made["text"].split("\n")[1].strip()
+    newcomer = WalkIn(sim, "walk-in-officer")
+    await newcomer.say("text", f"/start {code}")
+    async with sim.app.database.read() as tx:
+        ident = await people.identity(tx, "web", "walk-in-officer")
+        assert ident is not None
+        person = await people.person(tx, ident.person_id)
+    assert person is not None and person.role == "officer"
+    commune = sim.app.communes.of(person.commune_id)
+    assert commune.config.key == b.key
+    assert commune.village_name(person.village_id) == "Thôn 2"
+    assert "menu:my_cases" in choice_ids(await newcomer.last())
