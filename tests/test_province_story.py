@@ -212,3 +212,33 @@ async def test_a_province_admin_invites_into_a_named_commune(
     assert commune.config.key == b.key
     assert commune.village_name(person.village_id) == "Thôn 2"
     assert "menu:my_cases" in choice_ids(await newcomer.last())
+
+
+async def test_the_province_hears_of_both_communes_cases_in_one_digest(
+        two: Simulator, province: ProvinceConfig) -> None:
+    """Issue 14, item 3: nobody acts on an urgent case in either commune; both climb to
+    the top, the province's child-protection unit: one digest naming both, not a message
+    per case."""
+    sim = two
+    a, b = province.communes
+    for n, commune in enumerate((a, b)):
+        walk_in = WalkIn(sim, f"walk-in-{n}")
+        await walk_in.say("text", f"/start c-{commune.official_code}")
+        for value in ("menu:report", "danger:no", "type:violence", "types:done",
+                      "village:v1", "age:6-10", "sex:boy", "skip", "count:1"):
+            await walk_in.say("choice", value)
+        await walk_in.say("text", "Hàng xóm thấy cháu bị đánh nhiều lần.")
+        for value in ("photos:done", "contact:anonymous", "confirm"):
+            await walk_in.say("choice", value)
+    codes = [f"{c.code_prefix}-2026-0001" for c in (a, b)]
+    for _ in range(5):  # an hour per level: the top after three
+        await sim.advance(60)
+    got = await sim["province.cpu"].inbox(all_=True)
+    digests = [m for m in got if m["ids"][:1] == ["digest.top"]]
+    assert len(digests) == 1, [m["ids"] for m in got]
+    assert all(code in digests[0]["text"] for code in codes)
+    assert not [m for m in got if "alert.escalated" in m["ids"] or "alert.nobody_took"
+                in m["ids"]], "no message per case"
+    # The commune's own chairman, at the same top, still hears of their case at once.
+    chairman = await sim[phone(province, 0, "chairman")].inbox(all_=True)
+    assert any(codes[0] in m["text"] and "alert.nobody_took" in m["ids"] for m in chairman)

@@ -242,10 +242,18 @@ class Escalation:
         reply = alerts.team_alert(case, details, climb)
         if dl.step == "acknowledge":
             await self._mark_overdue(tx, case, details, climb, now)
+        province_digest: list[int] = []
         for person in targets:
             joined = await cases.join_team(tx, case.id, person.id, level, Access.TEAM, now)
             if not joined:
                 await cases.move_to_level(tx, case.id, person.id, level, Access.TEAM)
+            if (person.commune_id == self.communes.province_id
+                    and case.urgency != Urgency.EMERGENCY):
+                # The province's people serve a hundred communes: a case reaching them
+                # waits in their one digest across communes, not in a message of its own
+                # (a child in danger now still reaches them at once).
+                province_digest.append(person.id)
+                continue
             message = await self.outbox.send(tx, person, reply, now, kind=Kind.ESCALATION,
                                              case_id=case.id,
                                              dedupe_key=f"t{timer.id}:p{person.id}")
@@ -255,9 +263,12 @@ class Escalation:
                                              f"t{timer.id}:p{person.id}")
         await cases.audit(tx, case.id, None, "escalated", now, step=dl.step, level=level,
                           recipients=[p.id for p in targets])
+        await self.digest.arm_now(tx, province_digest, now)
         if level == top:
             # From now on the case waits in the top people's digest, not in a re-alert.
-            await self.digest.arm_after_alert(tx, case.commune_id, [p.id for p in targets], now)
+            await self.digest.arm_after_alert(tx, case.commune_id,
+                                              [p.id for p in targets
+                                               if p.id not in province_digest], now)
             log.info("case %s escalated to the top on %s", case.id, dl.step)
             return
         if not rearm:
