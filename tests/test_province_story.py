@@ -23,8 +23,10 @@ from bot.handlers.simulator import SimulatorPlugin
 from bot.services.conversation import InboundEvent
 from storage import cases, people
 from tests.support.database import read
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.province import write_province
 from tests.support.simulator import Simulator, choice_ids
+from tests.support.telegram import TelegramWorld, telegram_app
 
 
 @pytest.fixture
@@ -242,3 +244,37 @@ async def test_the_province_hears_of_both_communes_cases_in_one_digest(
     # The commune's own chairman, at the same top, still hears of their case at once.
     chairman = await sim[phone(province, 0, "chairman")].inbox(all_=True)
     assert any(codes[0] in m["text"] and "alert.nobody_took" in m["ids"] for m in chairman)
+
+
+async def test_two_communes_on_one_telegram_bot(
+        db_url: str, clock: FakeClock, province: ProvinceConfig) -> None:
+    """The same story over the fake Bot API: a poster's deep link for one citizen, a name
+    typed without marks for the other; each commune's officer alone gets their alert."""
+    fake = FakeTelegram()
+    await fake.start()
+    citizens = (5001, 5002)
+    # tests/support/province.py: commune n's officer has Telegram id 10_000_000 + 100 n + 1.
+    officers = (10_000_001, 10_000_101)
+    for user in (*citizens, *officers):
+        fake.add_user(user)
+    try:
+        async with telegram_app(db_url, clock, fake, province) as (app, plugin):
+            world = TelegramWorld(fake, app, plugin, clock)
+            a, b = province.communes
+            await world.say(citizens[0], f"/start c-{a.official_code}")
+            assert a.name in world.last(citizens[0]).text
+            await world.press(citizens[0], "menu:report")
+            await world.say(citizens[1], "/report")
+            await world.say(citizens[1], without_marks(b.name))
+            for user in citizens:
+                for data in ("danger:yes", "type:injury"):
+                    await world.press(user, data)
+                await world.say(user, "Thôn 1")  # a reply keyboard's button on Telegram
+            for commune, officer in zip((a, b), officers, strict=True):
+                code = f"{commune.code_prefix}-2026-0001"
+                mine = [m for m in fake.inbox(officer) if code in m.text]
+                assert mine and any(d.startswith("case:ack:") for d in mine[0].callback_data)
+                other = (b if commune is a else a).code_prefix
+                assert not [m for m in fake.inbox(officer) if f"{other}-2026" in m.text]
+    finally:
+        await fake.stop()

@@ -13,6 +13,7 @@ from typing import Any
 from bot.app import App, Setup, build_app
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, parse_commune
+from bot.domain.province import ProvinceConfig
 from bot.handlers.plugin import ChannelPlugin
 from bot.handlers.simulator import SimulatorPlugin
 from bot.handlers.telegram import TelegramPlugin, TelegramSettings
@@ -44,7 +45,7 @@ def demo_commune_with(telegram_ids: Mapping[str, int],
 
 @asynccontextmanager
 async def telegram_app(db_url: str, clock: FakeClock, fake: FakeTelegram,
-                       raw: Mapping[str, Any], *, simulator: bool = False,
+                       raw: Mapping[str, Any] | ProvinceConfig, *, simulator: bool = False,
                        rate_limit: bool = True, read_timeout: float = 2.0
                        ) -> AsyncIterator[tuple[App, TelegramPlugin]]:
     """The app on Telegram (and the simulator, if asked) against the running fake; its
@@ -55,7 +56,8 @@ async def telegram_app(db_url: str, clock: FakeClock, fake: FakeTelegram,
         file_base_url=f"http://127.0.0.1:{fake.port}/file/bot", read_timeout=read_timeout,
         long_poll=0, rate_limit=rate_limit), poll=False)
     plugins: list[ChannelPlugin] = [plugin, *([SimulatorPlugin()] if simulator else [])]
-    app = await build_app(Setup(db_url, parse_commune(raw), clock), plugins)
+    config = raw if isinstance(raw, ProvinceConfig) else parse_commune(raw)
+    app = await build_app(Setup(db_url, config, clock), plugins)
     try:
         yield app, plugin
     finally:
