@@ -278,3 +278,13 @@ async def test_two_communes_on_one_telegram_bot(
                 assert not [m for m in fake.inbox(officer) if f"{other}-2026" in m.text]
     finally:
         await fake.stop()
+
+
+async def test_the_provinces_own_staff_are_pointed_to_the_commune_to_report(
+        two: Simulator, province: ProvinceConfig) -> None:
+    cpu = two["province.cpu"]
+    await cpu.tap("menu:report")
+    answer = await cpu.last()
+    assert answer["ids"][0] == "report.province_staff" and choice_ids(answer)
+    async with two.app.database.read() as tx:
+        assert await cases.case_by_id(tx, 1) is None

@@ -224,6 +224,11 @@ def start(book: FlowBook, flow_id: str, ctx: Context, data: Mapping[str, Any] | 
                         draft.history)
         return resumed, [prompt_of(book, resumed, ctx)]
     if flow_id == "report" and ctx.needs_commune and "commune" in book.flows:
+        if works_cases(ctx.role):
+            # The province's own staff belong to no commune: a case is the commune's to
+            # open (its villages, team and code), so they are pointed there, nothing typed
+            # yet to lose.
+            return current or State(), [main_menu(ctx, Text("report.province_staff"))]
         # The villages, the team and the case code are the commune's: it comes first.
         flow_id, data = "commune", {"then": "report"}
     flow = book[flow_id]

@@ -266,7 +266,7 @@ class ConversationService:
             officer_phone=cfg.officer_phone, trusted_addresses=cfg.trusted_addresses,
             commune_name=cfg.name, in_group=in_group, first_contact=first_contact,
             # Someone of no commune yet, in a province: their commune is asked first.
-            needs_commune=served is None and not works_cases(person.role),
+            needs_commune=served is None,
             province_name=self.communes.province_name,
         )
 
