@@ -288,3 +288,13 @@ async def test_the_provinces_own_staff_are_pointed_to_the_commune_to_report(
     assert answer["ids"][0] == "report.province_staff" and choice_ids(answer)
     async with two.app.database.read() as tx:
         assert await cases.case_by_id(tx, 1) is None
+
+
+async def test_commune_commands_by_the_provinces_admin_get_a_kind_answer(
+        two: Simulator, province: ProvinceConfig) -> None:
+    admin = two["province.province_admin"]
+    for command in ("/calendar", "/broadcast Họp cộng tác viên", "/cases"):
+        await admin.text(command)
+        answer = await admin.last()
+        assert answer["ids"][0] in ("province.commune_only", "cases.none"), (command, answer)
+        assert choice_ids(answer), "never a dead end"

@@ -47,6 +47,9 @@ class Broadcasts:
         of collaborators it will reach."""
         if not may_broadcast(person.role):
             return state, [say("broadcast.not_allowed")]
+        if self.communes.get(person.commune_id) is None:
+            # A broadcast reaches one commune's collaborators, from that commune's staff.
+            return state, [say("province.commune_only")]
         count = await people.count_with_roles(tx, person.commune_id,
                                               (Role.COLLABORATOR,))
         if count == 0:
@@ -68,6 +71,8 @@ class Broadcasts:
         """Queue the message for every collaborator and the progress message for the sender."""
         if not may_broadcast(person.role):
             return [say("broadcast.not_allowed")]
+        if self.communes.get(person.commune_id) is None:
+            return [say("province.commune_only")]
         text = text.strip()
         problem = text_problem(text)
         if problem is not None:

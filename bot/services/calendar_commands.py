@@ -85,6 +85,9 @@ class CalendarCommands:
     async def command(self, tx: Tx, person: Person, args: str, state: engine.State,
                       ctx: engine.Context, now: datetime) -> CommandResult:
         """/calendar, /calendar pause|resume <key>, /calendar add."""
+        if person.commune_id not in self.reminders:
+            # The province's own staff: each commune keeps its own calendar.
+            return state, [say("province.commune_only")]
         words = args.split()
         verb = words[0].casefold() if words else ""
         if verb == "":
