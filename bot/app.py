@@ -36,6 +36,7 @@ from bot.services.escalation import Escalation
 from bot.services.invites import Invites
 from bot.services.outbox import Outbox
 from bot.services.period_reports import PeriodReports, period_report
+from bot.services.poster_commands import PosterCommands
 from bot.services.simulator_log import SimulatorLog
 from bot.services.top_digest import TopDigest
 from bot.services.undelivered import Undelivered
@@ -182,7 +183,9 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         broadcasts=Broadcasts(communes, outbox),
         calendar=CalendarCommands(communes, calendars,
                                   changed=lambda: wakeups.wake(CALENDAR)),
-        period_reports=PeriodReports(communes))
+        period_reports=PeriodReports(communes),
+        posters=PosterCommands(communes, {name: o.invite_link for name, o in outbound.items()
+                                          if o.invite_link}))
 
     def queued() -> None:
         # A new case may have armed a timer that is due at once (a team member with no

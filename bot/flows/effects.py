@@ -196,6 +196,13 @@ class RedeemInvite:
 
 
 @dataclass(frozen=True)
+class MakePoster:
+    """/poster [commune]: the commune's QR poster, for its admins."""
+
+    args: str
+
+
+@dataclass(frozen=True)
 class FindCommune:
     """Someone says where they live (a typed name, or a shared location): find their
     commune among the province's."""
@@ -220,7 +227,7 @@ TeamAction = AskReporter | HandOver | Assess | RecordProgress | CloseCase
 Effect = (Reply | SetLanguage | OpenCase | AddToCase | LookUpStatus | CaseButton | GroupPress
           | ReporterAnswer | TeamAction | StartBroadcast | SendBroadcast | CalendarCommand
           | AddCalendarEvent | ShowStatistics | CreateInvite | RedeemInvite | ListCases
-          | FindCommune | ChooseCommune)
+          | FindCommune | ChooseCommune | MakePoster)
 
 
 def case_id_of(data: Mapping[str, Any]) -> int:

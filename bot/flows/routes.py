@@ -27,6 +27,7 @@ from bot.flows.effects import (
     Effect,
     GroupPress,
     ListCases,
+    MakePoster,
     ShowStatistics,
     StartBroadcast,
 )
@@ -96,6 +97,7 @@ COMMANDS: Final[Mapping[str, Target]] = {
     "calendar": ServiceCommand(CalendarCommand),
     "broadcast": ServiceCommand(StartBroadcast),
     "invite": ServiceCommand(CreateInvite),
+    "poster": ServiceCommand(MakePoster),
     "cases": ServiceCommand(lambda args: ListCases(mine=args.strip().lower() in ("mine", "toi"))),
 }
 

@@ -44,6 +44,7 @@ from bot.flows.effects import (
     HandOver,
     ListCases,
     LookUpStatus,
+    MakePoster,
     OpenCase,
     RecordProgress,
     RedeemInvite,
@@ -62,6 +63,7 @@ from bot.services.directory import Communes
 from bot.services.invites import Invites
 from bot.services.outbox import Outbox
 from bot.services.period_reports import PeriodReports
+from bot.services.poster_commands import PosterCommands
 from storage import conversations, people
 from storage.conversations import StoredConversation
 from storage.db import Database, Tx
@@ -131,6 +133,7 @@ class Services:
     broadcasts: Broadcasts
     calendar: CalendarCommands
     period_reports: PeriodReports
+    posters: PosterCommands
 
 
 def with_way_on(replies: list[Reply], menu: Reply) -> list[Reply]:
@@ -347,6 +350,8 @@ class ConversationService:
                 return await s.cases.list_cases(tx, person, mine, now)
             case ShowStatistics(period=period):
                 return await s.period_reports.command(tx, person, period, now)
+            case MakePoster(args=args):
+                return await s.posters.command(tx, person, args, now)
             case FindCommune():
                 return await self._find_commune(tx, turn, effect)
             case ChooseCommune(code=code, then=then, welcome=welcome):

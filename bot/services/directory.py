@@ -11,6 +11,7 @@ from datetime import datetime
 
 from bot.domain.commune import CommuneConfig, PersonConfig
 from bot.domain.commune_search import Place
+from bot.domain.folding import without_marks
 from bot.domain.people import Person
 from bot.domain.province import ProvinceConfig
 from bot.domain.roles import Role
@@ -39,6 +40,10 @@ class Directory:
 
     def village_name(self, village_id: int | None) -> str | None:
         return self.village_names.get(village_id) if village_id is not None else None
+
+
+def _folded(name: str) -> str:
+    return " ".join(without_marks(name).casefold().split())
 
 
 def code_of(cfg: CommuneConfig) -> str:
@@ -80,6 +85,18 @@ class Communes:
         """The communes as people name them, each by the code its poster's link carries
         (the official code; a single commune file without one, its key)."""
         return [Place(code_of(c.config), c.config.name) for c in self]
+
+    def named(self, words: str) -> tuple[Directory | None, str]:
+        """The commune an admin's command names first (`/invite officer Vĩnh Thủy Thôn
+        Tây`), by its name (marks and case aside) or its code, and the words after it.
+        Exact, not the citizens' forgiving search: an invitation must not go astray."""
+        said = words.split()
+        for n in range(len(said), 0, -1):
+            named = _folded(" ".join(said[:n]))
+            for commune in self:
+                if named in (_folded(commune.config.name), _folded(code_of(commune.config))):
+                    return commune, " ".join(said[n:])
+        return None, words
 
     def by_code(self, code: str) -> Directory | None:
         return next((c for c in self if code_of(c.config) == code), None)

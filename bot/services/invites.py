@@ -10,18 +10,13 @@ from dataclasses import replace
 from datetime import datetime
 
 from bot.domain.commune_links import commune_code_of
-from bot.domain.folding import without_marks
 from bot.domain.messages import Reply, Text, say
 from bot.domain.people import Person
 from bot.domain.permissions import may_invite, works_cases
 from bot.domain.roles import INVITABLE
-from bot.services.directory import Communes, Directory, code_of
+from bot.services.directory import Communes, Directory
 from storage import invites, people
 from storage.db import Tx
-
-
-def folded(name: str) -> str:
-    return " ".join(without_marks(name).casefold().split())
 
 
 def invite_code() -> str:
@@ -59,7 +54,7 @@ class Invites:
         role = role.casefold()
         commune = self.communes.get(admin.commune_id)
         if commune is None:  # a province's admin: the commune is named after the role
-            commune, village_raw = self._commune_named(village_raw)
+            commune, village_raw = self.communes.named(village_raw)
             if commune is None or role not in INVITABLE:
                 return say("invite.usage_province")
         village_id = self._village(commune, village_raw) if village_raw.strip() else None
@@ -74,17 +69,7 @@ class Invites:
                    village=commune.village_names.get(village_id or 0, "-"),
                    commune=commune.config.name)
 
-    def _commune_named(self, words: str) -> tuple[Directory | None, str]:
-        """The commune a province admin's `/invite <role> <commune> [village]` names, by
-        its name (marks and case aside) or its code, and the words left for the village.
-        Exact, not the citizens' forgiving search: an invitation must not go astray."""
-        said = words.split()
-        for n in range(len(said), 0, -1):
-            named = folded(" ".join(said[:n]))
-            for commune in self.communes:
-                if named in (folded(commune.config.name), folded(code_of(commune.config))):
-                    return commune, " ".join(said[n:])
-        return None, words
+
 
     async def redeem(self, tx: Tx, person: Person, code: str, now: datetime
                      ) -> tuple[Reply, Person]:
