@@ -87,8 +87,11 @@ async def test_each_citizen_reaches_their_own_commune_and_only_its_team(
                   "age:6-10", "sex:boy", "skip", "count:1"):
         await first.say("choice", value)
     await first.say("text", "Hàng xóm thấy cháu bị đánh nhiều lần.")
-    for value in ("photos:done", "contact:anonymous", "confirm"):
+    for value in ("photos:done", "contact:anonymous"):
         await first.say("choice", value)
+    review = await first.last()
+    assert review["ids"] == ["report.review"] and f"Thôn 1 ({a.name})" in review["text"]
+    await first.say("choice", "confirm")
     assert f"{a.code_prefix}-2026-0001" in (await first.last())["text"]
 
     # Someone else types their commune's name without marks, in lower case.

@@ -238,6 +238,7 @@ def review_params(state: State, ctx: Context) -> dict[str, Any]:
         "danger": Text(f"report.danger.{d.get('danger', 'unsure')}"),
         "types": [Text(f"case_type.{t}") for t in d.get("types", ())],
         "place": place,
+        "commune": ctx.commune_name,
         "age": Text(f"age.{d.get('age_band', 'unknown')}"),
         "sex": Text(f"sex.{d.get('sex', 'unknown')}"),
         "name": d.get("child_name") or Text("report.name.unknown"),
