@@ -1,6 +1,6 @@
 """Time and memory of period statistics on a large SQLite database.
 
-    .venv/bin/python -m bench.stats [--cases 100000] [--runs 3]
+    .venv/bin/python -m bench.stats [--cases 100000] [--runs 3] [--province N] [--postgres]
 
 Writes N cases spread over 2026 (varied forms, sexes, ages, villages, urgencies, statuses,
 outcomes, times) into a fresh SQLite file, then measures, for the year and for one quarter:
@@ -9,6 +9,12 @@ outcomes, times) into a fresh SQLite file, then measures, for the year and for o
   XLSX, PNG, both files stored),
 best of `--runs`, and the peak Python memory of each (tracemalloc, a separate run since it
 slows everything down) plus the process's peak RSS. Exits non-zero if the counts are wrong.
+
+With `--province N` the cases are spread over the N communes of a test province (Thanh Hóa,
+tests/support/province.py) and what is measured is the province's report a province person
+gets from /stats (`province_figures`: each commune streamed and counted, then added up;
+`province_report`: that, the table, the per-commune list, the XLSX and the chart).
+`--postgres` runs on a throwaway PostgreSQL server (tests/support/pg.py) instead of SQLite.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import random
 import resource
 import sys
@@ -27,14 +34,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.config import DEMO_CONFIG, load_commune
+from bot.config import DEMO_CONFIG, load_commune, load_province
+from bot.domain.cases import SETTINGS
 from bot.domain.local_time import LOCAL_TZ
 from bot.domain.periods import Period
 from bot.domain.statistics import AGE_BANDS, FORMS, OUTCOMES, SEXES, URGENCIES
-from bot.services.directory import Directory, sync_commune
-from bot.services.period_reports import period_report, period_stats
+from bot.services.directory import Communes, Directory, sync_commune, sync_province
+from bot.services.period_reports import (
+    period_report,
+    period_stats,
+    province_figures,
+    province_report,
+)
 from storage.db import Database
 from tests.support.database import insert_rows
+from tests.support.pg import PostgresServer
+from tests.support.province import write_province
 
 YEAR = Period("year", 2026)
 QUARTER = Period("quarter", 2026, 2)
@@ -42,7 +57,7 @@ BATCH = 5_000
 
 
 def fake_cases(n: int, commune_id: int, villages: list[int | None],
-               seed: int = 7) -> list[dict[str, Any]]:
+               seed: int = 7, prefix: str = "B") -> list[dict[str, Any]]:
     rng = random.Random(seed)
     start, _ = YEAR.bounds()
     seconds = 365 * 24 * 3600
@@ -55,9 +70,10 @@ def fake_cases(n: int, commune_id: int, villages: list[int | None],
                     if status in ("assessed", "closed") else None)
         types = ",".join(rng.sample(FORMS, rng.randint(1, 2)))
         rows.append(dict(
-            commune_id=commune_id, code=f"B-{i:07d}", types=types,
+            commune_id=commune_id, code=f"{prefix}-{i:07d}", types=types,
             confirmed_form=rng.choice(FORMS) if assessed and rng.random() < 0.7 else None,
             sex=rng.choice(SEXES), age_band=rng.choice(AGE_BANDS),
+            setting=rng.choice((*SETTINGS, None)) if assessed else None,
             village_id=rng.choice(villages), urgency=rng.choice(URGENCIES), status=status,
             outcome=rng.choice(OUTCOMES) if status == "closed" else None, created_at=created,
             acknowledged_at=ack, assessed_at=assessed,
@@ -125,9 +141,62 @@ async def main(cases: int, runs: int) -> int:
     return 1 if failed else 0
 
 
+async def main_province(cases: int, runs: int, communes: int, postgres: bool) -> int:
+    server = PostgresServer() if postgres else None
+    with tempfile.TemporaryDirectory() as tmp:
+        url = (server.create_database() if server is not None
+               else f"sqlite+aiosqlite:///{Path(tmp) / 'stats.db'}")
+        db = await Database.open(url)
+        now = datetime(2027, 1, 5, 9, 0, tzinfo=LOCAL_TZ).astimezone(UTC)
+        province = load_province(write_province(Path(tmp), communes=communes))
+        async with db.transaction() as s:
+            served: Communes = await sync_province(s, province, now)
+        began = time.perf_counter()
+        each, extra = divmod(cases, communes)
+        for n, directory in enumerate(served):
+            villages: list[int | None] = [*directory.village_ids.values(), None]
+            rows = fake_cases(each + (n < extra), directory.commune_id, villages, seed=n,
+                              prefix=directory.config.code_prefix)
+            await insert_rows(db, "cases", rows, BATCH)
+        print(f"wrote {cases:,} cases in {communes} communes in "
+              f"{time.perf_counter() - began:.1f} s "
+              f"({'PostgreSQL' if postgres else 'SQLite'}, {os.cpu_count()} cores)")
+
+        async def stats_of(period: Period) -> Any:
+            async with db.read() as s:
+                return (await province_figures(s, served, period))[0]
+
+        async def report_of(period: Period) -> Any:
+            async with db.transaction() as s:
+                return await province_report(s, served, period, "vi", now)
+
+        failed = False
+        for period in (YEAR, QUARTER):
+            seconds, stats = await best_of(runs, lambda p=period: stats_of(p))
+            report_seconds, _ = await best_of(runs, lambda p=period: report_of(p))
+            print(f"{period.label:>8}: {stats.total:>7,} cases | province statistics "
+                  f"{seconds:.2f} s | whole province report (table+list+XLSX+PNG) "
+                  f"{report_seconds:.2f} s")
+            if period == YEAR and stats.total != cases:
+                print(f"FAIL: the year counted {stats.total} cases, not {cases}")
+                failed = True
+        await db.close()
+    if server is not None:
+        server.close()
+    print(f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return 1 if failed else 0
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--province", type=int, default=0, metavar="N",
+                        help="spread the cases over a province of N communes")
+    parser.add_argument("--postgres", action="store_true",
+                        help="with --province: on a throwaway PostgreSQL server")
     args = parser.parse_args()
+    if args.province:
+        sys.exit(asyncio.run(main_province(args.cases, args.runs, args.province,
+                                           args.postgres)))
     sys.exit(asyncio.run(main(args.cases, args.runs)))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import DateTime, func, select, type_coerce
 
 from storage.db import Tx
 from storage.models import Case, Village
@@ -19,7 +19,8 @@ CHUNK = 2_000
 
 
 class CaseFactRow(NamedTuple):
-    """The columns statistics need from one case; no names, descriptions or phones."""
+    """The columns statistics need from one case; no names, descriptions or phones. Times
+    are in UTC, naive on SQLite (`_plain`)."""
 
     code: str
     types: str
@@ -34,6 +35,14 @@ class CaseFactRow(NamedTuple):
     acknowledged_at: datetime | None
     assessed_at: datetime | None
     escalation_level: int
+    setting: str | None
+
+
+def _plain(column: Any) -> Any:
+    """A time as the driver reads it, without storage.models' UTC conversion: naive UTC on
+    SQLite, aware on PostgreSQL (statistics take both); three a case, a hundred thousand
+    cases a province's year."""
+    return type_coerce(column, DateTime(timezone=True))
 
 
 async def case_facts(tx: Tx, commune_id: int, start: datetime,
@@ -46,8 +55,8 @@ async def case_facts(tx: Tx, commune_id: int, start: datetime,
         select(Case.code, Case.types, Case.confirmed_form, Case.sex, Case.age_band,
                # A place the reporter typed stands in for a village the list did not have.
                func.coalesce(Village.name, Case.location_text), Case.urgency, Case.status,
-               Case.outcome, Case.created_at,
-               Case.acknowledged_at, Case.assessed_at, Case.escalation_level)
+               Case.outcome, _plain(Case.created_at), _plain(Case.acknowledged_at),
+               _plain(Case.assessed_at), Case.escalation_level, Case.setting)
         .outerjoin(Village, Village.id == Case.village_id)
         .where(Case.commune_id == commune_id, Case.created_at >= start,
                Case.created_at < end)

@@ -28,7 +28,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from bot.domain.cases import AGE_BANDS, CASE_TYPES, OUTCOMES, SEXES, STATUSES, URGENCIES
+from bot.domain.cases import (
+    AGE_BANDS,
+    CASE_TYPES,
+    OUTCOMES,
+    SETTINGS,
+    SEXES,
+    STATUSES,
+    URGENCIES,
+)
 from bot.domain.folding import without_marks
 from bot.domain.periods import Period
 
@@ -40,6 +48,15 @@ OPEN: Final[str] = "open"
 
 BREAKDOWNS: Final[tuple[str, ...]] = ("form", "sex", "age_band", "village", "urgency", "status",
                                       "outcome")
+# Where the abuse happened, as the officer's assessment records it ("unknown" until then):
+# one of indicator 0101's breakdowns (with sex, age group and form). Counted for every
+# commune; shown in the province's report, whose breakdowns are these (a village is a
+# commune's own, so the province's report breaks down by commune instead).
+UNKNOWN_SETTING: Final[str] = "unknown"
+SETTING_KEYS: Final[tuple[str, ...]] = (*SETTINGS, UNKNOWN_SETTING)
+PROVINCE_BREAKDOWNS: Final[tuple[str, ...]] = ("form", "sex", "age_band", "setting", "urgency",
+                                               "status", "outcome")
+_ALL_BREAKDOWNS: Final[frozenset[str]] = frozenset((*BREAKDOWNS, *PROVINCE_BREAKDOWNS))
 
 ASSESS_TARGET_MIN: Final[float] = 12 * 60
 
@@ -62,6 +79,7 @@ class CaseFacts:
     acknowledged_at: datetime | None
     assessed_at: datetime | None
     escalated: bool
+    setting: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,9 +101,10 @@ class PeriodStats:
     assessed: int
     assessed_within_12h: int
     escalated: int
+    by_setting: Counts = ()
 
     def breakdown(self, name: str) -> Counts:
-        if name not in BREAKDOWNS:
+        if name not in _ALL_BREAKDOWNS:
             raise KeyError(name)
         result: Counts = getattr(self, f"by_{name}")
         return result
@@ -112,10 +131,9 @@ def p90(values: list[float]) -> float | None:
 
 def _minutes(start: datetime, end: datetime) -> float:
     # SQLite hands back naive datetimes that are UTC by convention; mixing would raise.
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=UTC)
+    if (start.tzinfo is None) != (end.tzinfo is None):
+        start = start.replace(tzinfo=start.tzinfo or UTC)
+        end = end.replace(tzinfo=end.tzinfo or UTC)
     return max(0.0, (end - start).total_seconds() / 60)
 
 
@@ -169,32 +187,57 @@ class Tally:
         self.by_urgency: dict[str, int] = {}
         self.by_status: dict[str, int] = {}
         self.by_outcome: dict[str, int] = {}
+        self.by_setting: dict[str, int] = {}
         self.ack_times: list[float] = []
         self.assess_times: list[float] = []
         self.total = self.within_12h = self.escalated = 0
 
     def add(self, fact: CaseFacts) -> None:
+        self.count(fact.form, fact.sex, fact.age_band, fact.village, fact.urgency, fact.status,
+                   fact.outcome, fact.setting, fact.created_at, fact.acknowledged_at,
+                   fact.assessed_at, fact.escalated)
+
+    def count(self, form: str, sex: str, age_band: str, village: str, urgency: str,
+              status: str, outcome: str | None, setting: str | None, created_at: datetime,
+              acknowledged_at: datetime | None, assessed_at: datetime | None,
+              escalated: bool) -> None:
+        """`add` without a CaseFacts: a province's year is a hundred thousand cases, and
+        building each one's costs as much as counting it."""
         self.total += 1
-        self.by_form[fact.form] = self.by_form.get(fact.form, 0) + 1
-        self.by_sex[fact.sex] = self.by_sex.get(fact.sex, 0) + 1
-        self.by_age[fact.age_band] = self.by_age.get(fact.age_band, 0) + 1
-        self.by_village[fact.village] = self.by_village.get(fact.village, 0) + 1
-        urgency = normalize_urgency(fact.urgency)
-        self.by_urgency[urgency] = self.by_urgency.get(urgency, 0) + 1
-        self.by_status[fact.status] = self.by_status.get(fact.status, 0) + 1
-        outcome = fact.outcome or OPEN
-        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
-        if fact.acknowledged_at is not None:
-            self.ack_times.append(_minutes(fact.created_at, fact.acknowledged_at))
-        if fact.assessed_at is not None:
-            minutes = _minutes(fact.created_at, fact.assessed_at)
+        by = self.by_form
+        by[form] = by.get(form, 0) + 1
+        by = self.by_sex
+        by[sex] = by.get(sex, 0) + 1
+        by = self.by_age
+        by[age_band] = by.get(age_band, 0) + 1
+        by = self.by_village
+        by[village] = by.get(village, 0) + 1
+        # Folded onto their spelling in `result`.
+        by = self.by_urgency
+        by[urgency] = by.get(urgency, 0) + 1
+        by = self.by_status
+        by[status] = by.get(status, 0) + 1
+        outcome = outcome or OPEN
+        by = self.by_outcome
+        by[outcome] = by.get(outcome, 0) + 1
+        setting = setting or UNKNOWN_SETTING
+        by = self.by_setting
+        by[setting] = by.get(setting, 0) + 1
+        if acknowledged_at is not None:
+            self.ack_times.append(_minutes(created_at, acknowledged_at))
+        if assessed_at is not None:
+            minutes = _minutes(created_at, assessed_at)
             self.assess_times.append(minutes)
             if minutes <= ASSESS_TARGET_MIN:
                 self.within_12h += 1
-        if fact.escalated:
+        if escalated:
             self.escalated += 1
 
     def result(self) -> PeriodStats:
+        urgencies: dict[str, int] = {}
+        for urgency, n in self.by_urgency.items():
+            key = normalize_urgency(urgency)
+            urgencies[key] = urgencies.get(key, 0) + n
         return PeriodStats(
             period=self.period,
             total=self.total,
@@ -202,7 +245,7 @@ class Tally:
             by_sex=_ordered(self.by_sex, SEXES),
             by_age_band=_ordered(self.by_age, AGE_BANDS),
             by_village=_villages(self.by_village, self.villages),
-            by_urgency=_ordered(self.by_urgency, URGENCIES),
+            by_urgency=_ordered(urgencies, URGENCIES),
             by_status=_ordered(self.by_status, STATUSES),
             by_outcome=_ordered(self.by_outcome, (*OUTCOMES, OPEN)),
             ack_median_min=median(self.ack_times),
@@ -213,7 +256,27 @@ class Tally:
             assessed=len(self.assess_times),
             assessed_within_12h=self.within_12h,
             escalated=self.escalated,
+            by_setting=_ordered(self.by_setting, SETTING_KEYS),
         )
+
+    @classmethod
+    def combined(cls, period: Period, parts: Iterable[Tally]) -> Tally:
+        """One tally of all the parts' cases (a province's, from its communes' tallies):
+        every count the sum of the parts' counts, every time of every part kept, so the
+        medians and p90s are those of all the cases, not an average of the parts'."""
+        whole = cls(period)
+        for part in parts:
+            for name in ("by_form", "by_sex", "by_age", "by_village", "by_urgency",
+                         "by_status", "by_outcome", "by_setting"):
+                into: dict[str, int] = getattr(whole, name)
+                for key, n in getattr(part, name).items():
+                    into[key] = into.get(key, 0) + n
+            whole.ack_times += part.ack_times
+            whole.assess_times += part.assess_times
+            whole.total += part.total
+            whole.within_12h += part.within_12h
+            whole.escalated += part.escalated
+        return whole
 
 
 def compute(period: Period, facts: Iterable[CaseFacts],

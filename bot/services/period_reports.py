@@ -7,6 +7,12 @@ them; a channel that cannot carry files still delivers the caption). Officers as
 period with `/stats 2026-Q2` (the old `/report 2026-Q2` still works); report-deadline
 reminders call `period_report` too.
 
+A province's people who may read statistics get the province's report (`province_report`):
+the same table for the whole province, each commune's count of cases, a workbook with a
+row per commune in each breakdown, and a chart of the cases per commune. Every commune's
+cases are counted on their own, as its own report counts them, then added up: the
+province's figures are the sums of its communes', exactly.
+
 Numbers are formatted here, in the reader's language (Babel: "1.234" in Vietnamese, "1,234"
 in English); durations become texts with their unit ("45 phút", "2 giờ 5 phút"), and those
 and the texts around them are rendered at the channel as usual.
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -24,6 +30,7 @@ from babel.dates import format_date
 from babel.numbers import format_decimal
 
 from bot import i18n
+from bot.domain.folding import without_marks
 from bot.domain.local_time import LOCAL_TZ
 from bot.domain.messages import Choice, Media, Reply, Text
 from bot.domain.people import Person
@@ -32,10 +39,12 @@ from bot.domain.permissions import may_read_statistics
 from bot.domain.statistics import (
     BREAKDOWNS,
     OPEN,
-    CaseFacts,
+    PROVINCE_BREAKDOWNS,
+    UNKNOWN_SETTING,
     PeriodStats,
     Tally,
     duration_parts,
+    village_sort_key,
 )
 from bot.flows.routes import STATS_PREFIX
 from bot.services.directory import Communes, Directory
@@ -45,13 +54,14 @@ from bot.services.report_files import (
     VALUE_KIND,
     Durations,
     Labels,
+    province_png,
+    province_xlsx,
     to_png,
     to_xlsx,
     value_key,
 )
 from storage import files, statistics
 from storage.db import Tx
-from storage.statistics import CaseFactRow
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,7 @@ _KNOWN_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
 # Kinds of value the bot already names elsewhere, with the catalog prefix of those texts.
 _CATALOG_PREFIX: Final[dict[str, str]] = {
     "form": "case_type", "sex": "sex", "age": "age", "urgency": "urgency", "outcome": "outcome",
+    "setting": "setting",
 }
 
 
@@ -71,13 +82,14 @@ def label_text(key: str) -> Text:
     """The catalog text for a report_files label key ("form.violence", "sheet.village").
 
     Values the bot already names elsewhere reuse those texts (a form is a case type); the
-    rest live under "stats." (so does "outcome.open": an open case has no outcome)."""
+    rest live under "stats." (so do "outcome.open": an open case has no outcome, and
+    "setting.unknown": not assessed yet)."""
     kind, _, value = key.partition(".")
     known = _KNOWN_BY_KIND.get(kind)
     if known is not None and value not in known:
         return Text("raw", {"text": value})
     prefix = _CATALOG_PREFIX.get(kind)
-    if prefix is None or key == f"outcome.{OPEN}":
+    if prefix is None or key in (f"outcome.{OPEN}", f"setting.{UNKNOWN_SETTING}"):
         return Text(f"stats.{key}")
     return Text(f"{prefix}.{value}")
 
@@ -146,40 +158,54 @@ def place_name(raw: str | None) -> str:
     return words if len(words) <= PLACE_MAX else words[:PLACE_MAX - 1].rstrip() + "…"
 
 
-def to_facts(row: CaseFactRow) -> CaseFacts:
-    """The officer's confirmed form when recorded, else the first type the reporter chose."""
-    form = row.confirmed_form or next((t for t in row.types.split(",") if t), "other")
-    return CaseFacts(
-        code=row.code, form=form, sex=row.sex, age_band=row.age_band,
-        village=place_name(row.village), urgency=row.urgency, status=row.status,
-        outcome=row.outcome, created_at=row.created_at, acknowledged_at=row.acknowledged_at,
-        assessed_at=row.assessed_at, escalated=row.escalation_level > 1)
+def _first_type(types: str) -> str:
+    return next((t for t in types.split(",") if t), "other")
+
+
+async def period_tally(tx: Tx, commune_id: int, period: Period,
+                       villages: Iterable[str] = ()) -> Tally:
+    """The commune's cases of the period counted while the rows stream in, never all
+    held; `villages` (the commune's) are listed even with no case."""
+    start, end = period.bounds()
+    tally = Tally(period, villages)
+    count = tally.count
+    places: dict[str | None, str] = {}
+    async for chunk in statistics.case_facts(tx, commune_id, start, end):
+        # Counted as they come, no CaseFacts built: a province's year is 100,000 cases.
+        # A case's form is the officer's confirmed one, else the reporter's first type.
+        for row in chunk:
+            place = places.get(row.village)
+            if place is None:
+                place = places[row.village] = place_name(row.village)
+            count(row.confirmed_form or _first_type(row.types), row.sex, row.age_band, place,
+                  row.urgency, row.status, row.outcome, row.setting, row.created_at,
+                  row.acknowledged_at, row.assessed_at, row.escalation_level > 1)
+    return tally
 
 
 async def period_stats(tx: Tx, commune_id: int, period: Period,
                        villages: Iterable[str] = ()) -> PeriodStats:
-    """Counted while the rows stream in, never all held; `villages` (the commune's) are
-    listed even with no case."""
-    start, end = period.bounds()
-    tally = Tally(period, villages)
-    async for chunk in statistics.case_facts(tx, commune_id, start, end):
-        for row in chunk:
-            tally.add(to_facts(row))
-    return tally.result()
+    """`period_tally`'s figures."""
+    return (await period_tally(tx, commune_id, period, villages)).result()
 
 
-def chat_table(stats: PeriodStats, commune: str, language: str, now: datetime) -> Reply:
+def chat_table(stats: PeriodStats, commune: str, language: str, now: datetime,
+               province: bool = False) -> Reply:
     """A phone-sized table: a few short paragraphs, one per breakdown, every value listed
-    (zeros too), so two periods' tables read alike."""
+    (zeros too), so two periods' tables read alike. A province's (`province`) says so in
+    its title and has its breakdowns (by setting; villages are each commune's own)."""
     period = stats.period
 
     def n(value: float) -> str:
         return number(value, language)
 
-    texts: list[Text] = [Text("stats.chat.title", {
-        "commune": commune, "period": period.label,
-        "start": format_date(period.start_local, "dd/MM/yyyy", locale=language),
-        "end": format_date(period.last_local, "dd/MM/yyyy", locale=language)})]
+    start = format_date(period.start_local, "dd/MM/yyyy", locale=language)
+    end = format_date(period.last_local, "dd/MM/yyyy", locale=language)
+    texts: list[Text] = [
+        Text("stats.chat.province_title", {"province": commune, "period": period.label,
+                                           "start": start, "end": end}) if province
+        else Text("stats.chat.title", {"commune": commune, "period": period.label,
+                                       "start": start, "end": end})]
     if now < period.bounds()[1]:
         texts.append(Text("stats.chat.so_far", {"now": now}))
     if stats.total == 0:
@@ -200,7 +226,7 @@ def chat_table(stats: PeriodStats, commune: str, language: str, now: datetime) -
             "median": duration_text(stats.assess_median_min, language),
             "p90": duration_text(stats.assess_p90_min, language)})
     texts.append(Text("stats.chat.times", {"ack": ack, "assess": assess}))
-    for name in BREAKDOWNS:
+    for name in PROVINCE_BREAKDOWNS if province else BREAKDOWNS:
         items = [Text("stats.chat.item", {"label": value_text(name, key), "count": n(count)})
                  for key, count in stats.breakdown(name)]
         texts.append(Text("stats.chat.breakdown", {"title": label_text(f"sheet.{name}"),
@@ -239,6 +265,74 @@ async def period_report(tx: Tx, directory: Directory, period: Period, language: 
     ]
 
 
+# Communes in one message of a province's per-commune list: Zalo takes 2,000 characters,
+# Telegram 4,096, and a province may have 166 communes.
+COMMUNES_PER_MESSAGE: Final[int] = 60
+
+
+def commune_lines(communes: Sequence[tuple[str, PeriodStats]], language: str) -> list[Reply]:
+    """Each commune's count of cases, a line each, in messages of COMMUNES_PER_MESSAGE."""
+    lines = [i18n.t("stats.chat.commune", language, commune=name,
+                    count=number(stats.total, language)) for name, stats in communes]
+    replies: list[Reply] = []
+    for first in range(0, len(lines), COMMUNES_PER_MESSAGE):
+        block = Text("raw", {"text": "\n".join(lines[first:first + COMMUNES_PER_MESSAGE])})
+        replies.append(Reply((Text("stats.chat.communes", {
+            "count": number(len(lines), language), "lines": block}),) if first == 0
+            else (block,)))
+    return replies
+
+
+def file_slug(name: str) -> str:
+    """A name as a file's name carries it: "Thanh Hóa" -> "thanh-hoa"."""
+    words = "".join(c if c.isalnum() else " " for c in without_marks(name).lower()).split()
+    return "-".join(words) or "province"
+
+
+def _render_province_files(province: PeriodStats, communes: Sequence[tuple[str, PeriodStats]],
+                           language: str, title: str, as_of: datetime) -> tuple[bytes, bytes]:
+    labels = file_labels(language)
+    return (province_xlsx(province, communes, labels, title, as_of, duration_words(language)),
+            province_png(province, communes, labels, title))
+
+
+async def province_figures(tx: Tx, communes: Communes, period: Period
+                           ) -> tuple[PeriodStats, list[tuple[str, PeriodStats]]]:
+    """The province's figures and each commune's (by name), each commune's cases streamed
+    and counted as its own report counts them; the province's are their sums."""
+    tallies: list[tuple[str, Tally]] = []
+    for directory in sorted(communes, key=lambda d: village_sort_key(d.config.name)):
+        villages = [name for _, name in directory.config.villages]
+        tallies.append((directory.config.name,
+                        await period_tally(tx, directory.commune_id, period, villages)))
+    province = Tally.combined(period, (tally for _, tally in tallies)).result()
+    return province, [(name, tally.result()) for name, tally in tallies]
+
+
+async def province_report(tx: Tx, communes: Communes, period: Period, language: str,
+                          now: datetime) -> list[Reply]:
+    """The province's statistics for one reader: its table, each commune's count of cases,
+    the workbook (a row per commune in each breakdown) and the chart (cases per commune)."""
+    province, per_commune = await province_figures(tx, communes, period)
+    name = communes.province_name
+    title = i18n.t("stats.file.province_title", language, province=name)
+    xlsx, png = await asyncio.to_thread(_render_province_files, province, per_commune,
+                                        language, title, now)
+    base = f"safechild-{file_slug(name)}-{period.label}"
+    book = await files.add_file(tx, f"{base}.xlsx", XLSX_MIME, xlsx, now)
+    chart = await files.add_file(tx, f"{base}.png", PNG_MIME, png, now)
+    log.info("province report communes=%s period=%s cases=%s files=%s,%s", len(per_commune),
+             period.label, province.total, book.id, chart.id)
+    return [
+        chat_table(province, name, language, now, province=True),
+        *(commune_lines(per_commune, language) if province.total else ()),
+        Reply((Text("stats.file.province_workbook", {"period": period.label}),),
+              media=Media("document", "stored", str(book.id), book.name)),
+        Reply((Text("stats.file.province_chart", {"period": period.label}),),
+              media=Media("photo", "stored", str(chart.id), chart.name)),
+    ]
+
+
 def period_choices(now: datetime) -> Reply:
     """/stats with no period (the staff menu's button): how to type one, and a button each
     for this month, this quarter, the last quarter and this year."""
@@ -261,14 +355,20 @@ def period_choices(now: datetime) -> Reply:
 
 
 class PeriodReports:
-    """/stats <period>: a period's statistics for the commune office."""
+    """/stats <period>: a period's statistics for the commune office, or the province's
+    for its people."""
 
     def __init__(self, communes: Communes) -> None:
         self.communes = communes
 
+    def of_province(self, person: Person) -> bool:
+        return (self.communes.province_id is not None
+                and person.commune_id == self.communes.province_id)
+
     async def command(self, tx: Tx, person: Person, args: str, now: datetime) -> list[Reply]:
-        if (not may_read_statistics(person.role)
-                or self.communes.get(person.commune_id) is None):
+        province = self.of_province(person)
+        if not may_read_statistics(person.role) or (
+                not province and self.communes.get(person.commune_id) is None):
             return [Reply((Text("stats.not_allowed"),))]
         if not args.strip():
             return [period_choices(now)]
@@ -281,5 +381,7 @@ class PeriodReports:
         if period.start_local > now.astimezone(LOCAL_TZ).date():
             return [Reply((Text("stats.future", {"period": period.label}),))]
         log.info("period report asked person=%s period=%s", person.id, period.label)
+        if province:
+            return await province_report(tx, self.communes, period, person.language, now)
         return list(await period_report(tx, self.communes.of(person.commune_id), period,
                                         person.language, now))

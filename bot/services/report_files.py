@@ -11,6 +11,11 @@ are; the unknown village ("") uses "village.unknown". Durations come as texts fr
 The chart is drawn for a phone: one breakdown under the other, each value's name above its
 bar across the whole width, and every text at least `PHONE_MIN_TEXT_PX` tall when the image
 is shown `PHONE_WIDTH_PX` wide (tests/test_statistics.py measures it).
+
+A province's report (`province_xlsx`, `province_png`) has the same summary of the whole
+province, then a sheet per breakdown of `PROVINCE_BREAKDOWNS` with a row per commune, a
+column per value and a total row (the province's own figures); its chart is the cases of
+each commune, then the province's form, sex, age group and setting (indicator 0101).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import csv
 import io
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -39,6 +44,8 @@ from bot.domain.statistics import (
     FORMS,
     OPEN,
     OUTCOMES,
+    PROVINCE_BREAKDOWNS,
+    SETTING_KEYS,
     SEXES,
     STATUSES,
     URGENCIES,
@@ -54,12 +61,12 @@ Durations = Callable[[float], str]
 # "age.<band>"; village names need no label.
 VALUE_KIND: Final[dict[str, str]] = {
     "form": "form", "sex": "sex", "age_band": "age", "urgency": "urgency",
-    "status": "status", "outcome": "outcome",
+    "status": "status", "outcome": "outcome", "setting": "setting",
 }
 # The values each labelled breakdown knows.
 KNOWN_VALUES: Final[dict[str, tuple[str, ...]]] = {
     "form": FORMS, "sex": SEXES, "age_band": AGE_BANDS, "urgency": URGENCIES,
-    "status": STATUSES, "outcome": (*OUTCOMES, OPEN),
+    "status": STATUSES, "outcome": (*OUTCOMES, OPEN), "setting": SETTING_KEYS,
 }
 
 
@@ -84,6 +91,8 @@ SUMMARY_ROWS: Final[tuple[tuple[str, str, bool], ...]] = (
 LABEL_KEYS: Final[tuple[str, ...]] = (
     "sheet.summary",
     *(f"sheet.{name}" for name in BREAKDOWNS),
+    # A province's report: its breakdowns by setting and by commune.
+    "sheet.setting", "sheet.commune", "col.commune",
     "summary.period", "summary.start", "summary.end", "summary.as_of",
     *(key for key, _, _ in SUMMARY_ROWS),
     "col.count", "col.share", "col.breakdown", "col.key", "col.item",
@@ -94,6 +103,8 @@ LABEL_KEYS: Final[tuple[str, ...]] = (
 
 # The charted breakdowns, in panel order (top to bottom).
 CHART_PANELS: Final[tuple[str, ...]] = ("form", "age_band", "village", "outcome")
+# A province's, under its cases per commune: indicator 0101's breakdowns.
+PROVINCE_CHART_PANELS: Final[tuple[str, ...]] = ("form", "sex", "age_band", "setting")
 
 # A phone shows a photo about 360 px wide; its smallest text should still be this tall there.
 PHONE_WIDTH_PX: Final[int] = 360
@@ -101,6 +112,9 @@ PHONE_MIN_TEXT_PX: Final[float] = 10.5
 CHART_DPI: Final[int] = 100
 CHART_WIDTH_IN: Final[float] = 7.2  # 720 px: 16 pt is 11 px on a 360 px screen
 _ROW_IN: Final[float] = 0.62  # a value's name and its bar
+_COMMUNE_ROW_IN: Final[float] = 0.42  # a commune's name and its bar
+_PANEL_FOOT_IN: Final[float] = 0.25  # a province chart's space under a panel's last bar
+_SIDE_IN: Final[float] = 0.08  # and at its left and right
 _PANEL_HEAD_IN: Final[float] = 0.9  # a breakdown's title
 _TITLE_IN: Final[float] = 1.5  # the chart's title, its period and dates
 _TEXT_PT: Final[float] = 16
@@ -120,7 +134,7 @@ _SHARE_FORMAT: Final[str] = "0.0%"
 
 def label_keys(stats: PeriodStats) -> tuple[str, ...]:
     """`LABEL_KEYS` plus keys for any value in `stats` outside the known lists."""
-    extra = [value_key(name, key) for name in BREAKDOWNS if name != "village"
+    extra = [value_key(name, key) for name in (*BREAKDOWNS, "setting") if name != "village"
              for key, _ in stats.breakdown(name) if key not in KNOWN_VALUES[name]]
     return (*LABEL_KEYS, *dict.fromkeys(extra))
 
@@ -174,12 +188,44 @@ def to_xlsx(stats: PeriodStats, labels: Labels, title: str, as_of: datetime,
     """Summary sheet first (the period, its first and last day, when the figures were taken,
     then the counts and times), then one sheet per breakdown (label, count, share)."""
     book = Workbook()
-    summary = book.active
-    assert summary is not None  # a new Workbook always has one sheet
     names = _sheet_names([_text(labels, "sheet.summary"),
                           *(_text(labels, f"sheet.{name}") for name in BREAKDOWNS)])
-    summary.title = names[0]
+    _summary_sheet(book, names[0], stats, labels, title, as_of, durations)
     bold = Font(bold=True)
+
+    for name, sheet_name in zip(BREAKDOWNS, names[1:], strict=True):
+        sheet = book.create_sheet(sheet_name)
+        header = [_text(labels, f"sheet.{name}"), _text(labels, "col.count"),
+                  _text(labels, "col.share")]
+        sheet.append(header)
+        for cell in sheet[1]:
+            cell.font = bold
+        widths = {1: len(header[0]), 2: len(header[1]), 3: len(header[2])}
+        for key, count in stats.breakdown(name):
+            text = value_label(labels, name, key)
+            widths[1] = max(widths[1], len(text))
+            sheet.append([text, count, share(count, stats.total)])
+            sheet.cell(row=sheet.max_row, column=3).number_format = _SHARE_FORMAT
+        sheet.append([_text(labels, "summary.total"), stats.total,
+                      1.0 if stats.total else 0.0])
+        for cell in sheet[sheet.max_row]:
+            cell.font = bold
+        sheet.cell(row=sheet.max_row, column=3).number_format = _SHARE_FORMAT
+        sheet.freeze_panes = "A2"
+        _fit_columns(sheet, widths)
+
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _summary_sheet(book: Workbook, name: str, stats: PeriodStats, labels: Labels, title: str,
+                   as_of: datetime, durations: Durations) -> None:
+    """The workbook's first sheet: the period, its first and last day, when the figures
+    were taken, then the counts and times."""
+    summary = book.active
+    assert summary is not None  # a new Workbook always has one sheet
+    summary.title = name
     period = stats.period
 
     summary.append([title])
@@ -210,27 +256,37 @@ def to_xlsx(stats: PeriodStats, labels: Labels, title: str, as_of: datetime,
         summary.cell(row=summary.max_row, column=2).number_format = _MINUTES_FORMAT
     _fit_columns(summary, {1: first_width, 2: 16, 3: third_width})
 
-    for name, sheet_name in zip(BREAKDOWNS, names[1:], strict=True):
+
+def province_xlsx(province: PeriodStats, communes: Sequence[tuple[str, PeriodStats]],
+                  labels: Labels, title: str, as_of: datetime, durations: Durations) -> bytes:
+    """The province's summary sheet, then a sheet per breakdown of `PROVINCE_BREAKDOWNS`:
+    a row per commune (in the order given) with its count of each value and its total,
+    then the province's row (`province`: the communes' cases counted together)."""
+    book = Workbook()
+    names = _sheet_names([_text(labels, "sheet.summary"),
+                          *(_text(labels, f"sheet.{name}") for name in PROVINCE_BREAKDOWNS)])
+    _summary_sheet(book, names[0], province, labels, title, as_of, durations)
+    bold = Font(bold=True)
+    total_text = _text(labels, "summary.total")
+    for name, sheet_name in zip(PROVINCE_BREAKDOWNS, names[1:], strict=True):
         sheet = book.create_sheet(sheet_name)
-        header = [_text(labels, f"sheet.{name}"), _text(labels, "col.count"),
-                  _text(labels, "col.share")]
+        # The province's values: every known one, and any a commune's case carries.
+        keys = [key for key, _ in province.breakdown(name)]
+        header = [_text(labels, "col.commune"),
+                  *(value_label(labels, name, key) for key in keys), total_text]
         sheet.append(header)
         for cell in sheet[1]:
             cell.font = bold
-        widths = {1: len(header[0]), 2: len(header[1]), 3: len(header[2])}
-        for key, count in stats.breakdown(name):
-            text = value_label(labels, name, key)
-            widths[1] = max(widths[1], len(text))
-            sheet.append([text, count, share(count, stats.total)])
-            sheet.cell(row=sheet.max_row, column=3).number_format = _SHARE_FORMAT
-        sheet.append([_text(labels, "summary.total"), stats.total,
-                      1.0 if stats.total else 0.0])
+        widths = {n: len(text) for n, text in enumerate(header, start=1)}
+        for commune, stats in communes:
+            counts = dict(stats.breakdown(name))
+            sheet.append([commune, *(counts.get(key, 0) for key in keys), stats.total])
+            widths[1] = max(widths[1], len(commune))
+        sheet.append([total_text, *(n for _, n in province.breakdown(name)), province.total])
         for cell in sheet[sheet.max_row]:
             cell.font = bold
-        sheet.cell(row=sheet.max_row, column=3).number_format = _SHARE_FORMAT
-        sheet.freeze_panes = "A2"
+        sheet.freeze_panes = "B2"
         _fit_columns(sheet, widths)
-
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -256,16 +312,22 @@ def to_csv(stats: PeriodStats, labels: Labels) -> bytes:
 def _panel(ax: Axes, stats: PeriodStats, labels: Labels, name: str) -> None:
     """One breakdown across the figure's width: each value's name, its bar below, the count
     at the bar's end; the first value on top, as in the tables."""
+    rows = [(value_label(labels, name, key), count) for key, count in stats.breakdown(name)]
+    _bars(ax, _text(labels, f"sheet.{name}"), rows, stats.total, labels)
+
+
+def _bars(ax: Axes, heading: str, rows: Sequence[tuple[str, int]], total: int,
+          labels: Labels) -> None:
+    """A panel of named bars, the first on top (`_panel`)."""
     font = FontProperties(family=_FONT_FAMILY, size=_TEXT_PT)
-    rows = stats.breakdown(name)
-    ax.set_title(_text(labels, f"sheet.{name}"), loc="left", pad=12,
+    ax.set_title(heading, loc="left", pad=12,
                  fontproperties=FontProperties(family=_FONT_FAMILY, size=_PANEL_TITLE_PT,
                                                weight="bold"))
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
-    if not rows or not stats.total:
+    if not rows or not total:
         ax.text(0, 0.5, _text(labels, "chart.no_data"), ha="left", va="center",
                 transform=ax.transAxes, fontproperties=font)
         return
@@ -275,9 +337,8 @@ def _panel(ax: Axes, stats: PeriodStats, labels: Labels, name: str) -> None:
     ax.set_ylim(len(rows) - 0.5, -0.75)  # inverted: the first value on top
     top = max(counts)
     ax.set_xlim(0, top * 1.12 if top else 1)
-    for position, (key, _) in zip(positions, rows, strict=True):
-        ax.text(0, position - 0.22, value_label(labels, name, key), ha="left", va="bottom",
-                fontproperties=font)
+    for position, (text, _) in zip(positions, rows, strict=True):
+        ax.text(0, position - 0.22, text, ha="left", va="bottom", fontproperties=font)
     ax.bar_label(bars, fontproperties=font, padding=4)
 
 
@@ -291,20 +352,67 @@ def chart(stats: PeriodStats, labels: Labels, title: str) -> Figure:
     figure = Figure(figsize=(CHART_WIDTH_IN, _TITLE_IN + sum(heights)), dpi=CHART_DPI,
                     layout="constrained")
     FigureCanvasAgg(figure)
-    period = stats.period
-    dates = (f"{period.start_local:%d/%m/%Y} – {period.last_local:%d/%m/%Y}")
-    figure.suptitle(f"{textwrap.fill(title, _TITLE_WRAP)}\n{period.label}: {dates}",
-                    fontproperties=FontProperties(family=_FONT_FAMILY, size=_TITLE_PT,
-                                                  weight="bold"))
+    _suptitle(figure, stats, title)
     axes = figure.subplots(len(CHART_PANELS), 1, height_ratios=heights, squeeze=False)
     for ax, name in zip(axes[:, 0], CHART_PANELS, strict=True):
         _panel(ax, stats, labels, name)
     return figure
 
 
+def _suptitle(figure: Figure, stats: PeriodStats, title: str, **where: float | str) -> None:
+    period = stats.period
+    dates = (f"{period.start_local:%d/%m/%Y} – {period.last_local:%d/%m/%Y}")
+    figure.suptitle(f"{textwrap.fill(title, _TITLE_WRAP)}\n{period.label}: {dates}",
+                    fontproperties=FontProperties(family=_FONT_FAMILY, size=_TITLE_PT,
+                                                  weight="bold"), **where)
+
+
+def _png(figure: Figure) -> bytes:
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=CHART_DPI, metadata={"Software": None})
+    return out.getvalue()
+
+
 def to_png(stats: PeriodStats, labels: Labels, title: str) -> bytes:
     """The chart as a PNG, 720 px wide and as tall as its rows need."""
-    out = io.BytesIO()
-    chart(stats, labels, title).savefig(out, format="png", dpi=CHART_DPI,
-                                        metadata={"Software": None})
-    return out.getvalue()
+    return _png(chart(stats, labels, title))
+
+
+def province_chart(province: PeriodStats, communes: Sequence[tuple[str, PeriodStats]],
+                   labels: Labels, title: str) -> Figure:
+    """The figure `province_png` saves: the cases of each commune (in the order given),
+    then the province's indicator 0101 breakdowns; tall, as `chart`."""
+    per_commune = [(name, stats.total) for name, stats in communes]
+
+    def rows(n: int) -> int:
+        return max(1, n) if province.total else 1
+
+    # A commune's row is a little lower than a value's: a province has up to 166, and the
+    # photo stays under 10,000 px (Telegram's limit for its width and height together).
+    heights = [_PANEL_HEAD_IN + _COMMUNE_ROW_IN * rows(len(per_commune)),
+               *(_PANEL_HEAD_IN + _ROW_IN * rows(len(province.breakdown(name)))
+                 for name in PROVINCE_CHART_PANELS)]
+    height = _TITLE_IN + sum(heights)
+    # Laid out by hand: the constrained layout measures every text first, and a province
+    # has a few hundred (half a second more).
+    figure = Figure(figsize=(CHART_WIDTH_IN, height), dpi=CHART_DPI)
+    FigureCanvasAgg(figure)
+    _suptitle(figure, province, title, y=1 - _SIDE_IN / height, va="top")
+    top = height - _TITLE_IN
+    axes: list[Axes] = []
+    for panel in heights:
+        # The panel's title above its axes, a little space under its last bar.
+        low, high = top - panel + _PANEL_FOOT_IN, top - _PANEL_HEAD_IN + _PANEL_FOOT_IN
+        axes.append(figure.add_axes((_SIDE_IN / CHART_WIDTH_IN, low / height,
+                                     1 - 2 * _SIDE_IN / CHART_WIDTH_IN, (high - low) / height)))
+        top -= panel
+    _bars(axes[0], _text(labels, "sheet.commune"), per_commune, province.total, labels)
+    for ax, name in zip(axes[1:], PROVINCE_CHART_PANELS, strict=True):
+        _panel(ax, province, labels, name)
+    return figure
+
+
+def province_png(province: PeriodStats, communes: Sequence[tuple[str, PeriodStats]],
+                 labels: Labels, title: str) -> bytes:
+    """The province's chart as a PNG, 720 px wide."""
+    return _png(province_chart(province, communes, labels, title))

@@ -18,7 +18,7 @@ from bot.domain.top_digest import WaitingCase
 from bot.flows import help, report
 from bot.flows.book import FLOWS
 from bot.flows.engine import Context, State
-from bot.services.period_reports import chat_table
+from bot.services.period_reports import chat_table, commune_lines
 
 SAMPLE_CTX = Context(
     role="officer", villages=(("dong", "Thôn Đông"), ("tay", "Thôn Tây")),
@@ -96,6 +96,11 @@ def built_replies() -> Iterator[Reply]:
         facts = [stat_fact(DUE, ack, assess) for ack, assess in waits]
         yield chat_table(compute(quarter, facts, ("Thôn Đông", "Thôn Tây")), "Vĩnh Thủy",
                          "vi", DUE)
+    # A province's: its table (by setting, not by village) and each commune's count.
+    one = [stat_fact(DUE, 45, 1500)]
+    yield chat_table(compute(quarter, one), "Thanh Hóa", "vi", DUE, province=True)
+    yield from commune_lines([("Vĩnh Thủy", compute(quarter, one)),
+                              ("Hạc Thành", compute(quarter, []))], "vi")
 
 
 def stat_fact(created: datetime, ack: float | None, assess: float | None) -> CaseFacts:

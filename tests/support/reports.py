@@ -140,3 +140,9 @@ def check_png(content: bytes, cases: bool = True) -> None:
     height, width = image.shape[:2]
     assert width == 720 and height > (2 * width if cases else width // 2), (width, height)
     assert image.min() < image.max()  # not a blank canvas
+
+
+async def add_case_rows(app: App, rows: list[dict[str, Any]]) -> None:
+    """Cases written as they are given (each a Case's columns), in one transaction."""
+    async with orm(app).begin() as s:
+        s.add_all(Case(**row) for row in rows)
