@@ -301,3 +301,21 @@ async def test_commune_commands_by_the_provinces_admin_get_a_kind_answer(
         answer = await admin.last()
         assert answer["ids"][0] in ("province.commune_only", "cases.none"), (command, answer)
         assert choice_ids(answer), "never a dead end"
+
+
+async def test_a_poster_of_another_commune_never_moves_staff(
+        two: Simulator, province: ProvinceConfig) -> None:
+    """An officer of A who opens B's poster (or taps a forged commune button) stays A's:
+    a link must not make anyone part of another commune's team."""
+    sim = two
+    a, b = province.communes
+    officer = sim[phone(province, 0, "officer")]
+    await officer.text(f"/start c-{b.official_code}")
+    assert (await officer.last())["ids"][0] == "commune.yours_stays"
+    await officer.tap(f"commune:{b.official_code}")
+    await officer.text("/commune")
+    async with sim.app.database.read() as tx:
+        ident = await people.identity(tx, "web", phone(province, 0, "officer"))
+        assert ident is not None
+        person = await people.person(tx, ident.person_id)
+    assert person is not None and sim.app.communes.of(person.commune_id).config.key == a.key

@@ -386,6 +386,12 @@ class ConversationService:
         commune = self.communes.by_code(code)
         if commune is None:
             return [say("commune.unknown")]
+        if turn.person.role != Role.CITIZEN and commune.commune_id != turn.person.commune_id:
+            # Staff and collaborators belong where their file or invitation put them: a
+            # poster of another commune must not make an officer one of its team.
+            home = self.communes.get(turn.person.commune_id)
+            return [engine.main_menu(turn.ctx, Text("commune.yours_stays", {
+                "commune": home.config.name if home else self.communes.province_name}))]
         await people.set_commune(tx, turn.person.id, commune.commune_id)
         turn.person = replace(turn.person, commune_id=commune.commune_id, village_id=None)
         turn.ctx = await self._context(tx, turn.person, in_group=False)
