@@ -319,3 +319,23 @@ async def test_a_poster_of_another_commune_never_moves_staff(
         assert ident is not None
         person = await people.person(tx, ident.person_id)
     assert person is not None and sim.app.communes.of(person.commune_id).config.key == a.key
+
+
+async def test_someone_of_no_commune_yet_is_not_given_a_communes_officer(
+        two: Simulator, province: ProvinceConfig) -> None:
+    """Help for someone the province's bot has not placed: the hotlines, never the phone
+    of a commune they may not live in; once placed, their own commune's officer."""
+    sim = two
+    walk_in = WalkIn(sim, "walk-in-help")
+    await walk_in.say("choice", "menu:help")
+    await walk_in.say("choice", "help:officer")
+    (answer,) = [m for m in await sim["walk-in-help"].inbox()
+                 if m["ids"][0].startswith("help.officer")]
+    assert answer["ids"] == ["help.officer.none"] and "111" in answer["phones"]
+    await walk_in.say("text", f"/start c-{province.communes[1].official_code}")
+    await walk_in.say("choice", "menu:help")
+    await walk_in.say("choice", "help:officer")
+    (placed,) = [m for m in await sim["walk-in-help"].inbox()
+                 if m["ids"][0].startswith("help.officer")]
+    assert placed["ids"] == ["help.officer"]
+    assert placed["phones"] == [province.communes[1].officer_phone]

@@ -263,13 +263,19 @@ class ConversationService:
             everyone = await self.communes.everyone(tx, commune.commune_id)
             team = tuple((str(p.id), p.name) for p in everyone
                          if offered_for_handover(p.role) and p.id != person.id)
+        if served is None:
+            # Of no commune yet: no commune's officer, places or villages are theirs (help
+            # gives the hotlines); the province is where they are.
+            return engine.Context(
+                role=person.role, language=person.language, team=team,
+                commune_name=self.communes.province_name or cfg.name, in_group=in_group,
+                first_contact=first_contact, needs_commune=True,
+                province_name=self.communes.province_name)
         return engine.Context(
             role=person.role, language=person.language, villages=cfg.villages,
             own_village=commune.village_key(person.village_id), team=team,
             officer_phone=cfg.officer_phone, trusted_addresses=cfg.trusted_addresses,
             commune_name=cfg.name, in_group=in_group, first_contact=first_contact,
-            # Someone of no commune yet, in a province: their commune is asked first.
-            needs_commune=served is None,
             province_name=self.communes.province_name,
         )
 
