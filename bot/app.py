@@ -235,7 +235,10 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     menus = {name: o.command_menus for name, o in outbound.items() if o.command_menus}
     if menus:
         # Staff see their own commands beside the text box, everyone else everyone's.
-        workers.append(CommandMenus(database, [c.commune_id for c in communes], menus))
+        homes = [c.commune_id for c in communes]
+        if communes.province_id is not None:  # the province's own staff too
+            homes.append(communes.province_id)
+        workers.append(CommandMenus(database, homes, menus))
     scheduler = Scheduler(clock, workers, wakeups)
     server = make_server(support.stored_file,
                          [route for i in inbound.values() for route in i.routes])
