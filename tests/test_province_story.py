@@ -112,6 +112,8 @@ async def test_each_citizen_reaches_their_own_commune_and_only_its_team(
     (alert_b,) = await alerts(sim, phone(province, 1, "officer"))
     assert f"{a.code_prefix}-2026-0001" in alert_a["text"]
     assert f"{b.code_prefix}-2026-0001" in alert_b["text"]
+    # Each alert names its commune with the village.
+    assert f"Thôn 1 ({a.name})" in alert_a["text"] and f"Thôn 2 ({b.name})" in alert_b["text"]
     async with sim.app.database.read() as tx:
         case_a = await cases.case_by_code(tx, f"{a.code_prefix}-2026-0001")
         case_b = await cases.case_by_code(tx, f"{b.code_prefix}-2026-0001")
@@ -215,7 +217,7 @@ async def test_a_province_admin_invites_into_a_named_commune(
     assert person is not None and person.role == "officer"
     commune = sim.app.communes.of(person.commune_id)
     assert commune.config.key == b.key
-    assert commune.village_name(person.village_id) == "Thôn 2"
+    assert commune.village_names[person.village_id or 0] == "Thôn 2"
     assert "menu:my_cases" in choice_ids(await newcomer.last())
 
 

@@ -6,7 +6,7 @@ on here, never assumes there is only one."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.domain.commune import CommuneConfig, PersonConfig
@@ -31,6 +31,9 @@ class Directory:
     village_names: dict[int, str]
     # The Telegram alert group as a pseudo-person, so its alerts go through the outbox.
     group_person_id: int | None = None
+    # One of a province's communes: its places are named with it ("Thôn 1 (Hạc Thành)"),
+    # since the province's people, and staff of several communes, see many communes' cases.
+    in_province: bool = False
 
     def village_key(self, village_id: int | None) -> str | None:
         for key, vid in self.village_ids.items():
@@ -39,7 +42,10 @@ class Directory:
         return None
 
     def village_name(self, village_id: int | None) -> str | None:
-        return self.village_names.get(village_id) if village_id is not None else None
+        name = self.village_names.get(village_id) if village_id is not None else None
+        if name and self.in_province:
+            return f"{name} ({self.config.name})"
+        return name
 
 
 def _folded(name: str) -> str:
@@ -149,7 +155,7 @@ async def sync_province(tx: Tx, province: ProvinceConfig, now: datetime) -> Comm
     found = {}
     for cfg in province.communes:
         directory = await sync_commune(tx, cfg, now, web_prefix=f"{cfg.key}.")
-        found[directory.commune_id] = directory
+        found[directory.commune_id] = replace(directory, in_province=True)
     return Communes(found, home_id=home, province_id=home, province_name=province.name)
 
 
