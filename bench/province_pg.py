@@ -111,7 +111,7 @@ async def one_run(server: pg.PostgresServer, province_file: Path, tmp: Path, pro
                         log=tmp / f"bot-{processes}-{n}.log") for n in range(processes)]
     probe = await Database.open(url)
     try:
-        await asyncio.gather(*(p.start(None) for p in procs))
+        await asyncio.gather(*(p.start(None, seconds=120) for p in procs))
         # The first escalation timers (each re-arms a next one an hour on, not counted).
         window = (f"seq = 0 AND deadline_id IN "
                   f"(SELECT id FROM case_deadlines WHERE case_id <= {due})")
@@ -138,7 +138,7 @@ async def one_run(server: pg.PostgresServer, province_file: Path, tmp: Path, pro
                 "SELECT id FROM timers WHERE done_at IS NULL AND fire_at < now()"))]
         picked = f"id IN ({','.join(str(i) for i in caught)})"
         started = time.perf_counter()
-        await asyncio.gather(*(p.start(None) for p in procs))
+        await asyncio.gather(*(p.start(None, seconds=120) for p in procs))
 
         async def caught_up() -> bool:
             return await waiting(probe, picked) == 0

@@ -61,10 +61,10 @@ class BotProcess:
             return self.proc.stderr.read().decode()[-2000:]
         return "bot died"
 
-    async def start(self, clock_at: str | None) -> None:
+    async def start(self, clock_at: str | None, seconds: float = 10.0) -> None:
         self.proc = self.spawn(clock_at)
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            for _ in range(int(seconds / 0.05)):
                 if self.proc.poll() is not None:
                     raise RuntimeError(self.died())
                 try:
