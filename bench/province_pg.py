@@ -27,71 +27,16 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import text
-
 from bench.common import percentile
-from bot.app import Setup, build_app
-from bot.clock import SystemClock
-from bot.config import load_province
-from bot.handlers.simulator import SimulatorPlugin
 from storage.db import Database
 from tests.support import pg
+from tests.support.bulk_cases import lateness, make_due_while_down, populate, waiting
 from tests.support.processes import BotProcess, free_port
 from tests.support.province import write_province
 from tests.support.waiting import eventually
 
 WINDOW = timedelta(seconds=60)
 CATCH_UP = 1000
-
-
-async def populate(url: str, province_file: Path, cases: int, due: int) -> None:
-    app = await build_app(Setup(url, load_province(province_file), SystemClock()),
-                          [SimulatorPlugin()])
-    await app.close()
-    database = await Database.open(url)
-    try:
-        async with database.transaction() as tx:
-            await tx.conn.execute(text("""
-                INSERT INTO cases (commune_id, code, types, urgency, danger, police_case,
-                                   status, age_band, sex, child_count, reporter_anonymous,
-                                   escalation_level, created_at, version)
-                SELECT c.ids[(g % c.n) + 1], 'BX-2026-' || lpad(g::text, 7, '0'),
-                       'violence', 'URGENT', 'no', true, 'new', 'unknown', 'unknown', 1,
-                       true, 1, now() - interval '1 hour', 1
-                FROM generate_series(1, :cases) g,
-                     (SELECT array_agg(id ORDER BY id) AS ids, count(*)::int AS n
-                      FROM communes WHERE code_prefix <> '') c"""), {"cases": cases})
-            # The first `due` fall due over the first minute (from 20 s on, once the
-            # processes are up); the others over the next days.
-            await tx.conn.execute(text("""
-                INSERT INTO case_deadlines (case_id, step, started_at, due_at, version)
-                SELECT id, 'acknowledge', created_at,
-                       CASE WHEN id <= :due
-                            THEN now() + interval '20 seconds'
-                                 + (id % 60) * interval '1 second'
-                            ELSE now() + interval '1 day' + (id % 300000) * interval '1 second'
-                       END, 1
-                FROM cases"""), {"due": due})
-            await tx.conn.execute(text("""
-                INSERT INTO timers (deadline_id, kind, seq, fire_at, deadline_version)
-                SELECT id, 'escalate1', 0, due_at, 1 FROM case_deadlines"""))
-    finally:
-        await database.close()
-
-
-async def waiting(database: Database, where: str) -> int:
-    """How many of the timers `where` picks have not fired yet."""
-    async with database.read() as tx:
-        return int((await tx.conn.execute(text(
-            f"SELECT count(*) FROM timers WHERE {where} AND done_at IS NULL"))).scalar() or 0)
-
-
-async def lateness(database: Database, where: str) -> list[float]:
-    """Seconds from each fired timer's due time to its firing."""
-    async with database.read() as tx:
-        return [float(r[0]) for r in await tx.conn.execute(text(
-            f"SELECT extract(epoch FROM done_at - fire_at) FROM timers "
-            f"WHERE {where} AND done_at IS NOT NULL"))]
 
 
 def peak_mb(proc: BotProcess) -> float:
@@ -129,13 +74,7 @@ async def one_run(server: pg.PostgresServer, province_file: Path, tmp: Path, pro
         for p in procs:
             p.stop()
         # Down: 1,000 deadlines of tomorrow fall due meanwhile.
-        async with probe.transaction() as tx:
-            await tx.conn.execute(text(f"""
-                UPDATE timers SET fire_at = now() - interval '1 minute'
-                WHERE id IN (SELECT id FROM timers WHERE done_at IS NULL
-                             ORDER BY id LIMIT {CATCH_UP})"""))
-            caught = [r[0] for r in await tx.conn.execute(text(
-                "SELECT id FROM timers WHERE done_at IS NULL AND fire_at < now()"))]
+        caught = await make_due_while_down(probe, CATCH_UP)
         picked = f"id IN ({','.join(str(i) for i in caught)})"
         started = time.perf_counter()
         await asyncio.gather(*(p.start(None, seconds=120) for p in procs))
