@@ -13,11 +13,10 @@ from bot.domain.messages import Media, Reply, Text, say
 from bot.domain.people import Person
 from bot.domain.permissions import may_invite
 from bot.services.directory import Communes, code_of
+from bot.services.period_reports import PNG_MIME
 from bot.services.posters import poster
 from storage import files
 from storage.db import Tx
-
-PNG_MIME = "image/png"
 
 
 class PosterCommands:
