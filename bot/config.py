@@ -415,6 +415,7 @@ def _villages(raw: Any) -> tuple[tuple[str, str], ...]:
 def _people(raw: Any, village_keys: list[str]) -> tuple[PersonConfig, ...]:
     people: list[PersonConfig] = []
     seen: set[str] = set()
+    chats: dict[tuple[str, str], str] = {}
     locales = available_locales()
     for index, table in enumerate(_array(raw, "people")):
         if not isinstance(table, Mapping):
@@ -451,6 +452,16 @@ def _people(raw: Any, village_keys: list[str]) -> tuple[PersonConfig, ...]:
             zalo_id=str(p["zalo_id"]) if p.get("zalo_id") else None,
             prefers=p.get("prefers") or None,
         ))
+        person = people[-1]
+        for channel, address in (("telegram_id", person.telegram_id),
+                                 ("zalo_id", person.zalo_id)):
+            if address is not None and (channel, address) in chats:
+                # One person, one row per commune: two rows here would be two roles of one
+                # chat in one commune, and nobody could tell which one an answer is from.
+                raise ConfigError(f"{where}: {channel} {address} is also person "
+                                  f"{chats[channel, address]}'s; list each person once")
+            if address is not None:
+                chats[channel, address] = key
     return tuple(people)
 
 

@@ -205,16 +205,18 @@ async def waiting_on(tx: Tx, person_id: int, level: int, now: datetime) -> list[
 # ---- attachments ----------------------------------------------------------------------------
 
 
-async def open_cases(tx: Tx, commune_id: int, limit: int,
-                     person_id: int | None = None) -> list[Case]:
-    """The commune's cases not closed, emergencies first then the oldest; with
-    `person_id`, only those the person holds or was routed to act on."""
-    query = select(*CASE_COLUMNS).where(cases.c.commune_id == commune_id,
+async def open_cases(tx: Tx, commune_ids: Sequence[int], limit: int,
+                     person_ids: Sequence[int] | None = None) -> list[Case]:
+    """The communes' cases not closed, emergencies first then the oldest; with
+    `person_ids` (one person's rows in several communes), only those they hold or were
+    routed to act on."""
+    query = select(*CASE_COLUMNS).where(cases.c.commune_id.in_(list(commune_ids)),
                                         cases.c.status != Status.CLOSED.value)
-    if person_id is not None:
-        routed = select(team.c.case_id).where(team.c.person_id == person_id,
+    if person_ids is not None:
+        routed = select(team.c.case_id).where(team.c.person_id.in_(list(person_ids)),
                                               team.c.access == Access.TEAM.value)
-        query = query.where((cases.c.assignee_id == person_id) | cases.c.id.in_(routed))
+        query = query.where(cases.c.assignee_id.in_(list(person_ids))
+                            | cases.c.id.in_(routed))
     # Emergencies first in the query itself, so the limit never cuts one off for an older
     # case that is not.
     first = sql_case((cases.c.urgency == "EMERGENCY", 0), else_=1)

@@ -85,6 +85,9 @@ class Person(Base):
     created_at: Mapped[datetime]
     # The channel alerts try first (commune file `prefers`); None: the one they last used.
     preferred_channel: Mapped[str | None] = mapped_column(String(16))
+    # (0018) The account this row is one more commune's role of; None: the row is the
+    # account (its addresses are bound to it alone).
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
 
 
 class Identity(Base):

@@ -32,7 +32,7 @@ def to_person(m: Mapping[Any, Any]) -> Person:
                   name=m["name"] or "", phone=m["phone"], language=m["language"] or "vi",
                   village_id=m["village_id"], on_duty=bool(m["on_duty"]),
                   tags=tuple(t for t in (m["tags"] or "").split(",") if t),
-                  preferred_channel=m["preferred_channel"])
+                  preferred_channel=m["preferred_channel"], account_id=m["account_id"])
 
 
 def to_identity(m: Mapping[Any, Any]) -> Identity:
@@ -117,11 +117,12 @@ async def configured_admins(tx: Tx, commune_id: int | None) -> list[Person]:
 async def add_person(tx: Tx, *, commune_id: int, key: str | None, role: str, name: str,
                      language: str, created_at: datetime, phone: str | None = None,
                      village_id: int | None = None, on_duty: bool = False,
-                     tags: Sequence[str] = (), preferred_channel: str | None = None) -> Person:
+                     tags: Sequence[str] = (), preferred_channel: str | None = None,
+                     account_id: int | None = None) -> Person:
     row = (await tx.conn.execute(people.insert().values(
         commune_id=commune_id, key=key, role=str(role), name=name, phone=phone,
         language=language, village_id=village_id, on_duty=on_duty, tags=",".join(tags),
-        created_at=created_at, preferred_channel=preferred_channel,
+        created_at=created_at, preferred_channel=preferred_channel, account_id=account_id,
     ).returning(*PERSON_COLUMNS))).one()
     return to_person(row._mapping)
 
@@ -158,8 +159,27 @@ async def update_configured(tx: Tx, person_id: int, *, role: str, name: str,
         tags=",".join(tags), preferred_channel=preferred_channel))
 
 
+async def set_accounts(tx: Tx, accounts: Mapping[int, int | None]) -> None:
+    """Rows of people in several communes: each row's account (None: it is one)."""
+    if accounts:
+        await tx.conn.execute(
+            update(people).where(people.c.id == bindparam("row"))
+            .values(account_id=bindparam("account")),
+            [{"row": row, "account": account} for row, account in accounts.items()])
+
+
+async def rows_of_account(tx: Tx, account_id: int) -> list[Person]:
+    """Every commune's row of one person: the account's own first."""
+    rows = await tx.conn.execute(
+        select(people).where((people.c.id == account_id) | (people.c.account_id == account_id))
+        .order_by(people.c.id))
+    return [to_person(r._mapping) for r in rows]
+
+
 async def set_language(tx: Tx, person_id: int, language: str) -> None:
-    await tx.conn.execute(update(people).where(people.c.id == person_id)
+    """The person's language, on every commune's row of their account."""
+    await tx.conn.execute(update(people).where((people.c.id == person_id)
+                                               | (people.c.account_id == person_id))
                           .values(language=language))
 
 
@@ -195,19 +215,27 @@ async def identity(tx: Tx, channel: str, external_id: str) -> Identity | None:
 
 
 async def identities_of(tx: Tx, person_id: int) -> list[Identity]:
-    rows = await tx.conn.execute(select(identities).where(identities.c.person_id == person_id)
-                                 .order_by(identities.c.id))
-    return [to_identity(r._mapping) for r in rows]
+    """The addresses of the person's account (one commune's row of someone in several
+    communes has none of its own)."""
+    return (await identities_for(tx, [person_id]))[person_id]
+
+
+_ROW = people.alias("row")
+_ACCOUNT_ADDRESSES = (
+    select(_ROW.c.id.label("wanted"), *IDENTITY_COLUMNS)
+    .join(identities, identities.c.person_id == func.coalesce(_ROW.c.account_id, _ROW.c.id))
+    .where(_ROW.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(identities.c.id))
 
 
 async def identities_for(tx: Tx, person_ids: Sequence[int]) -> dict[int, list[Identity]]:
+    """Each person's addresses: their account's, so an alert to any commune's row of one
+    person reaches the chats they use."""
     found: dict[int, list[Identity]] = {pid: [] for pid in person_ids}
     if person_ids:
-        rows = await tx.conn.execute(select(identities)
-                                     .where(identities.c.person_id.in_(list(person_ids)))
-                                     .order_by(identities.c.id))
-        for ident in (to_identity(r._mapping) for r in rows):
-            found[ident.person_id].append(ident)
+        rows = await tx.conn.execute(_ACCOUNT_ADDRESSES, {"ids": list(found)})
+        for row in rows:
+            found[row.wanted].append(to_identity(row._mapping))
     return found
 
 

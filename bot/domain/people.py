@@ -21,6 +21,14 @@ class Person:
     tags: tuple[str, ...]
     # The channel alerts try first (commune file `prefers`); None: the one last used.
     preferred_channel: str | None
+    # Someone with roles in several communes has a row in each: every row but the first
+    # names the first, the account, which alone holds their channel addresses.
+    account_id: int | None = None
+
+    @property
+    def account(self) -> int:
+        """The account this row belongs to: the same for all of one person's rows."""
+        return self.account_id if self.account_id is not None else self.id
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,13 @@ def works_cases(role: str) -> bool:
     return role in STAFF
 
 
+def oversees_communes(person: Someone, province_id: int | None) -> bool:
+    """The province's own staff (its child-protection unit, social-work centre, admins):
+    they see and act on the cases of every commune of the province, team or not."""
+    return (province_id is not None and person.commune_id == province_id
+            and works_cases(person.role))
+
+
 def on_case_team(person: Someone, case: SomeCase, access: str | None) -> bool:
     """The person holds the case, or it was routed to them to act on (`access` is their
     place among the case's recipients, None if they are not one)."""

@@ -35,6 +35,7 @@ from bot.domain.permissions import (
     may_receive_handover,
     may_see_status,
     may_take_from_group,
+    oversees_communes,
     works_cases,
 )
 from bot.domain.routing import first_recipients, is_police_case, triage, village_collaborators
@@ -248,10 +249,27 @@ class CaseService:
     # ---- who may act -----------------------------------------------------------------------
 
     async def access_of(self, tx: Tx, case: Case, person: Person) -> str | None:
-        """How the person stands to the case: on its team, told as the village's
-        collaborator, or (None) not at all."""
+        """How the person stands to the case: on its team (the province's staff are, for
+        every commune's case), told as the village's collaborator, or (None) not at all."""
         member = await cases.team_member(tx, case.id, person.id)
-        return member.access if member is not None else None
+        if member is not None:
+            return member.access
+        return Access.TEAM if oversees_communes(person, self.communes.province_id) else None
+
+    async def acting(self, tx: Tx, person: Person, commune_id: int) -> Person:
+        """Who acts on a case of this commune: the person's role there. Someone with roles
+        in several communes acts as the one of the case's commune, so each action is
+        checked against that commune; someone with none there acts as themselves (and
+        is refused)."""
+        if person.commune_id == commune_id or person.commune_id == self.communes.province_id:
+            return person
+        rows = await people.rows_of_account(tx, person.account)
+        return next((row for row in rows if row.commune_id == commune_id), person)
+
+    async def working_rows(self, tx: Tx, person: Person) -> list[Person]:
+        """The person's rows that work cases, one per commune where they do."""
+        return [row for row in await people.rows_of_account(tx, person.account)
+                if works_cases(row.role)]
 
     async def case_in_commune(self, tx: Tx, case_id: int | None) -> Case | None:
         """The case a button names, if it is one of this commune's."""
@@ -310,6 +328,7 @@ class CaseService:
         case = await self.case_in_commune(tx, action.case_id)
         if case is None:
             return [say("error.stale_button")]
+        person = await self.acting(tx, person, case.commune_id)
         if not may_act_on_case(person, case, await self.access_of(tx, case, person)):
             return [say("case.not_allowed")]
         if case.closed:
@@ -559,10 +578,16 @@ class CaseService:
         """/cases and the staff menu: open cases (the person's own, or the commune's), each
         a line of code, urgency, village, holder and time left to its next deadline, and a
         button that opens its card. The details stay on the card, for its team only."""
-        if not works_cases(person.role):
+        rows = await self.working_rows(tx, person)
+        if not rows:
             return [say("case.not_allowed")]
-        found = await cases.open_cases(tx, person.commune_id, LIST_MAX + 1,
-                                       person.id if mine else None)
+        # The province's staff see every commune's cases; someone of several communes,
+        # each commune's where they work.
+        communes = ([c.commune_id for c in self.communes]
+                    if oversees_communes(person, self.communes.province_id)
+                    else [row.commune_id for row in rows])
+        found = await cases.open_cases(tx, communes, LIST_MAX + 1,
+                                       [row.id for row in rows] if mine else None)
         if not found:
             return [say("cases.none_mine")] if mine else [say("cases.none")]
         shown = found[:LIST_MAX]
@@ -598,6 +623,8 @@ class CaseService:
 
     async def status(self, tx: Tx, code: str, viewer: Person, now: datetime) -> list[Reply]:
         case = await cases.case_by_code(tx, code)
+        if case is not None:
+            viewer = await self.acting(tx, viewer, case.commune_id)
         allowed = case is not None and may_see_status(viewer, case,
                                                       await self.access_of(tx, case, viewer))
         if case is None or not allowed:

@@ -201,6 +201,7 @@ class ConversationService:
             state = engine.State()
         ctx = await self._context(tx, person, in_group=event.group is not None,
                                   first_contact=conv is None)
+        ctx = await self._case_team(tx, person, state, ctx)
         inp = self._typed(event, state, ctx, person.language)
         new_state, effects = engine.step(FLOWS, state, inp, ctx)
         turn = Turn(person, event.channel, event.sender, new_state, ctx, now)
@@ -258,11 +259,7 @@ class ConversationService:
         served = self.communes.get(person.commune_id)
         commune = served or self.communes.first
         cfg = commune.config
-        team: tuple[tuple[str, str], ...] = ()
-        if works_cases(person.role):
-            everyone = await self.communes.everyone(tx, commune.commune_id)
-            team = tuple((str(p.id), p.name) for p in everyone
-                         if offered_for_handover(p.role) and p.id != person.id)
+        team = await self._team(tx, person, commune.commune_id)
         if served is None:
             # Of no commune yet: no commune's officer, places or villages are theirs (help
             # gives the hotlines); the province is where they are.
@@ -278,6 +275,28 @@ class ConversationService:
             commune_name=cfg.name, in_group=in_group, first_contact=first_contact,
             province_name=self.communes.province_name,
         )
+
+    async def _case_team(self, tx: Tx, person: Person, state: engine.State,
+                         ctx: engine.Context) -> engine.Context:
+        """Within a case's flow, the colleagues offered are those of the case's commune
+        (someone of several communes, or of the province, works on other communes')."""
+        case_id = state.data.get("case_id")
+        if not works_cases(person.role) or not isinstance(case_id, int):
+            return ctx
+        case = await self.services.cases.case_in_commune(tx, case_id)
+        if case is None or case.commune_id == person.commune_id:
+            return ctx
+        actor = await self.services.cases.acting(tx, person, case.commune_id)
+        return replace(ctx, team=await self._team(tx, actor, case.commune_id))
+
+    async def _team(self, tx: Tx, person: Person, commune_id: int
+                    ) -> tuple[tuple[str, str], ...]:
+        """The colleagues in this commune a case of theirs can be handed over to."""
+        if not works_cases(person.role):
+            return ()
+        everyone = await self.communes.everyone(tx, commune_id)
+        return tuple((str(p.id), p.name) for p in everyone
+                     if offered_for_handover(p.role) and p.id != person.id)
 
     def _typed(self, event: InboundEvent, state: engine.State, ctx: engine.Context,
                language: str) -> Input:
@@ -416,21 +435,25 @@ class ConversationService:
         case = await cases.case_in_commune(tx, button.case_id)
         if case is None:
             return [say("error.stale_button")]
+        # Someone of several communes acts as their role in the case's commune.
+        actor = await cases.acting(tx, turn.person, case.commune_id)
         if button.action in CLOSE_DECISIONS:  # the chairman is on no team: checked there
-            return await cases.decide_close(tx, case, turn.person, button.action == "close_ok",
+            return await cases.decide_close(tx, case, actor, button.action == "close_ok",
                                             button.ref, turn.now)
-        refused = await cases.may_open_flow(tx, case, turn.person, button.action, turn.now)
+        refused = await cases.may_open_flow(tx, case, actor, button.action, turn.now)
         if refused is not None:
             return [refused]
         if button.action == "ack":
-            return await cases.acknowledge(tx, case, turn.person, turn.now)
+            return await cases.acknowledge(tx, case, actor, turn.now)
         if button.action == "view":
-            return await cases.card(tx, case, turn.person, turn.now)
+            return await cases.card(tx, case, actor, turn.now)
         flow = CASE_BUTTONS.get(button.action)
         if flow is None:
             return [say("error.stale_button")]
         if case.closed and button.action != "reply":
             return [say("case.already_closed", code=case.code)]
+        # The colleagues a case is handed over to are its commune's.
+        turn.ctx = replace(turn.ctx, team=await self._team(tx, actor, case.commune_id))
         turn.state, effects = engine.start(FLOWS, flow, turn.ctx,
                                            {"case_id": case.id, "code": case.code},
                                            current=turn.state)
@@ -447,5 +470,6 @@ class ConversationService:
                 or press.action != "ack" or case is None):
             turn.notice = Text("error.stale_button")
             return []
-        replies, turn.notice = await cases.take_from_group(tx, case, turn.person, turn.now)
+        actor = await cases.acting(tx, turn.person, case.commune_id)
+        replies, turn.notice = await cases.take_from_group(tx, case, actor, turn.now)
         return replies

@@ -125,15 +125,17 @@ class Communes:
         return next(iter(self.by_id.values()))
 
 
-async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime,
-                       web_prefix: str = "") -> Directory:
+async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime, web_prefix: str = "",
+                       claimed: dict[tuple[str, str], int] | None = None) -> Directory:
     """Write the commune file into the database (idempotent) and return the directory.
-    `web_prefix` keeps simulator phones apart when several communes have an "officer"."""
+    `web_prefix` keeps simulator phones apart when several communes have an "officer";
+    `claimed` (a province's sync) holds the chat addresses earlier files gave someone."""
     commune_id = await people.upsert_commune(tx, cfg.key, cfg.name, cfg.code_prefix)
     village_ids: dict[str, int] = {}
     for key, name in cfg.villages:
         village_ids[key] = await people.upsert_village(tx, commune_id, key, name)
-    await _sync_people(tx, commune_id, cfg.people, village_ids, web_prefix, now)
+    await _sync_people(tx, commune_id, cfg.people, village_ids, web_prefix, now,
+                       {} if claimed is None else claimed)
     group_person_id = None
     if cfg.telegram_alert_group:
         group = await people.person_by_key(tx, commune_id, GROUP_KEY)
@@ -149,22 +151,34 @@ async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime,
 
 async def sync_province(tx: Tx, province: ProvinceConfig, now: datetime) -> Communes:
     """Write a province's files into the database: a row of its own (the home of its
-    people, and of anyone who has not chosen a commune yet), then every commune."""
+    people, and of anyone who has not chosen a commune yet), then every commune. Someone
+    whom several files name by the same Telegram or Zalo id is one account with a role in
+    each: the first file to name them holds the account."""
     home = await people.upsert_commune(tx, f"province-{province.code}", province.name, "")
-    await _sync_people(tx, home, province.people, {}, "province.", now)
+    claimed: dict[tuple[str, str], int] = {}
+    await _sync_people(tx, home, province.people, {}, "province.", now, claimed)
     found = {}
     for cfg in province.communes:
-        directory = await sync_commune(tx, cfg, now, web_prefix=f"{cfg.key}.")
+        directory = await sync_commune(tx, cfg, now, web_prefix=f"{cfg.key}.",
+                                       claimed=claimed)
         found[directory.commune_id] = replace(directory, in_province=True)
     return Communes(found, home_id=home, province_id=home, province_name=province.name)
 
 
+def _chats(pc: PersonConfig) -> list[tuple[str, str]]:
+    """The chat addresses a file gives someone (the same ones in two files: one person)."""
+    found = [("telegram", pc.telegram_id)] if pc.telegram_id else []
+    return found + ([("zalo", pc.zalo_id)] if pc.zalo_id else [])
+
+
 async def _sync_people(tx: Tx, commune_id: int, configured: Sequence[PersonConfig],
                        village_ids: Mapping[str, int], web_prefix: str,
-                       now: datetime) -> None:
+                       now: datetime, claimed: dict[tuple[str, str], int]) -> None:
     """The commune file's people as the database keeps them: the new ones added, the
     changed ones updated, each one's addresses bound; a few statements per commune (a
-    province starts with 3,000 people), and on a restart with nothing changed, reads."""
+    province starts with 3,000 people), and on a restart with nothing changed, reads.
+    Someone an earlier file named by one of their chat addresses becomes a role of that
+    account: the row is theirs in this commune, the addresses stay the account's."""
     existing = {p.key: p for p in await people.configured_people(tx, commune_id)}
     new: list[dict[str, object]] = []
     for pc in configured:
@@ -183,18 +197,27 @@ async def _sync_people(tx: Tx, commune_id: int, configured: Sequence[PersonConfi
                 preferred_channel=pc.prefers)
     ids = {key: p.id for key, p in existing.items() if key is not None}
     ids.update(await people.add_people(tx, new))
-    bound = {(i.channel, i.external_id): pid
-             for pid, found in (await people.identities_for(tx, list(ids.values()))).items()
-             for i in found}
-    addresses: list[tuple[int, str, str]] = []
+    accounts: dict[int, int | None] = {}
+    wanted_addresses: list[tuple[int, str, str]] = []
     for pc in configured:
         person_id = ids[pc.key]
-        # Every configured person has a phone in the web simulator, keyed by their key.
-        wanted_addresses = [("web", f"{web_prefix}{pc.key}")]
-        if pc.telegram_id:
-            wanted_addresses.append(("telegram", pc.telegram_id))
-        if pc.zalo_id:
-            wanted_addresses.append(("zalo", pc.zalo_id))
-        addresses += [(person_id, channel, address) for channel, address in wanted_addresses
-                      if bound.get((channel, address)) != person_id]
-    await people.bind_identities(tx, addresses)
+        chats = _chats(pc)
+        account = next((claimed[c] for c in chats if c in claimed), None)
+        accounts[person_id] = account
+        owner = person_id if account is None else account
+        # Every configured person has a phone in the web simulator, keyed by their key;
+        # someone of several communes keeps the one of the file that named them first.
+        mine = chats if account is not None else [("web", f"{web_prefix}{pc.key}"), *chats]
+        for chat in chats:
+            claimed.setdefault(chat, owner)
+        wanted_addresses += [(owner, channel, address) for channel, address in mine]
+    before = {p.id: p.account_id for p in existing.values()}
+    await people.set_accounts(tx, {pid: a for pid, a in accounts.items()
+                                   if before.get(pid) != a})
+    bound = {(i.channel, i.external_id): i.person_id
+             for found in (await people.identities_for(
+                 tx, sorted({owner for owner, _, _ in wanted_addresses}))).values()
+             for i in found}
+    await people.bind_identities(tx, [(owner, channel, address)
+                                      for owner, channel, address in wanted_addresses
+                                      if bound.get((channel, address)) != owner])

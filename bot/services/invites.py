@@ -79,9 +79,35 @@ class Invites:
             return say("invite.invalid"), person
         if not await invites.claim_invite(tx, invite.id, person.id, now):
             return say("invite.invalid"), person
+        commune = self.communes.of(invite.commune_id)
+        if works_in_another(person, invite.commune_id):
+            # Staff of another commune keep that role and take this one too: one account,
+            # a row in each commune (a police officer covering two communes).
+            await self._add_role(tx, person, invite.commune_id, invite.role,
+                                 invite.village_id, now)
+            if works_cases(invite.role):
+                tx.after_commit(self.staff_changed)
+            return say("invite.joined_also", role=Text(f"role.{invite.role}"),
+                       commune=commune.config.name), person
         await people.take_role(tx, person.id, invite.commune_id, invite.role, invite.village_id)
         if works_cases(invite.role):
             tx.after_commit(self.staff_changed)
         joined = replace(person, commune_id=invite.commune_id, role=invite.role,
                          village_id=invite.village_id)
         return say("invite.joined", role=Text(f"role.{invite.role}")), joined
+
+    @staticmethod
+    async def _add_role(tx: Tx, person: Person, commune_id: int, role: str,
+                        village_id: int | None, now: datetime) -> None:
+        for row in await people.rows_of_account(tx, person.account):
+            if row.commune_id == commune_id:
+                await people.take_role(tx, row.id, commune_id, role, village_id)
+                return
+        await people.add_person(tx, commune_id=commune_id, key=None, role=role,
+                                name=person.name, language=person.language, created_at=now,
+                                village_id=village_id, account_id=person.account)
+
+
+def works_in_another(person: Person, commune_id: int) -> bool:
+    """Already staff somewhere else: a new role adds to theirs rather than moving them."""
+    return works_cases(person.role) and person.commune_id != commune_id

@@ -8,6 +8,8 @@ from typing import Any
 import aiohttp
 
 from bot.app import App
+from bot.domain.messages import Input
+from bot.services.conversation import InboundEvent
 from tests.support.stories import Steps
 
 
@@ -92,3 +94,25 @@ async def walk_report(sim: Simulator, who: str, steps: Steps) -> str:
     assert received, "the reporter got no case code"
     code = next(w for w in received[-1]["text"].replace("*", " ").split() if w.startswith("VT-"))
     return code.strip(".,:")
+
+
+class WalkIn:
+    """Someone the bot has never met, writing from the web (the simulator's HTTP API only
+    knows the configured phones): their events go to the conversation service as the web
+    channel hands them over, and their messages are read from their phone's inbox."""
+
+    def __init__(self, sim: Simulator, address: str) -> None:
+        self.sim, self.address, self.n = sim, address, 0
+
+    async def say(self, kind: str, value: Any) -> None:
+        self.n += 1
+        inp = (Input("command", command=value[1:].partition(" ")[0],
+                     args=value.partition(" ")[2]) if kind == "text" and value.startswith("/")
+               else Input("text", text=value) if kind == "text"
+               else Input("choice", choice=value))
+        await self.sim.app.conversations.handle(
+            InboundEvent("web", self.address, inp, key=f"{self.address}:{self.n}"))
+        await self.sim.app.settle()
+
+    async def last(self) -> dict[str, Any]:
+        return (await self.sim[self.address].inbox(all_=True))[-1]
