@@ -211,3 +211,20 @@ def test_one_person_twice_in_one_commune_file_is_refused(tmp_path: Path) -> None
     message = str(refused.value)
     assert "\n" not in message and "telegram_id 10000001" in message
     assert "police" in message and "officer" in message
+
+
+async def test_a_case_without_a_village_still_names_its_commune(
+        sim: Simulator, province: ProvinceConfig) -> None:
+    """Someone of several communes must know whose case an alert is, also when the
+    reporter named a place that is no village."""
+    b = province.communes[1]
+    citizen = WalkIn(sim, "walk-in-b")
+    await citizen.say("text", f"/start c-{b.official_code}")
+    for value in ("menu:report", "danger:yes", "type:injury"):
+        await citizen.say("choice", value)
+    await citizen.say("text", "Chợ đầu cầu")
+    police = sim[phone(province, 0, "police")]
+    (alert,) = [m for m in await police.inbox(all_=True) if "alert.new" in m["ids"]]
+    assert f"Chợ đầu cầu ({b.name})" in alert["text"]
+    await police.text("/cases")
+    assert f"({b.name})" in (await police.last())["text"]

@@ -29,7 +29,7 @@ def close_decision_choices(case_id: int, request_id: int) -> tuple[Choice, ...]:
             Choice(f"case:close_no:{case_id}:{request_id}", Text("close.refuse")))
 
 
-def place_of(case: Case, village_name: str | None) -> str | Text:
+def place_of(case: Case, village_name: str | Text | None) -> str | Text:
     if village_name:
         return village_name
     if case.latitude is not None and case.longitude is not None:
@@ -38,7 +38,7 @@ def place_of(case: Case, village_name: str | None) -> str | Text:
     return case.location_text or Text("report.not_given")
 
 
-def case_details(case: Case, village_name: str | None, deadlines: Sequence[Deadline],
+def case_details(case: Case, village_name: str | Text | None, deadlines: Sequence[Deadline],
                  attachments: Sequence[Attachment]) -> tuple[Text, ...]:
     attachment_count = len(attachments)
     told = case.description or ""

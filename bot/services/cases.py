@@ -124,8 +124,8 @@ class CaseService:
         team = first_recipients(cfg, everyone, types, urgency)
         village = commune.village_name(village_id)
         # A new case has no attachments other than these, and the deadlines just armed.
-        details = alerts.case_details(case, village, await deadlines.deadlines_of(tx, case.id),
-                                      files)
+        details = alerts.case_details(case, commune.place(case),
+                                      await deadlines.deadlines_of(tx, case.id), files)
         reply = alerts.team_alert(case, details)
         collaborators = [p for p in village_collaborators(everyone, village_id)
                          if p.id != reporter.id and p not in team
@@ -224,7 +224,7 @@ class CaseService:
         if case.closed or added <= sent:
             return
         attached = await cases.attachments_of(tx, case.id)
-        details = alerts.case_details(case, self._commune(case).village_name(case.village_id),
+        details = alerts.case_details(case, self._commune(case).place(case),
                                       await deadlines.deadlines_of(tx, case.id), attached)
         reply = alerts.additions(case, details)
         media = alerts.media_of(attached[files_sent:])
@@ -242,7 +242,7 @@ class CaseService:
                           added=added, files=len(attached))
 
     async def _details(self, tx: Tx, case: Case) -> tuple[Text, ...]:
-        return alerts.case_details(case, self._commune(case).village_name(case.village_id),
+        return alerts.case_details(case, self._commune(case).place(case),
                                    await deadlines.deadlines_of(tx, case.id),
                                    await cases.attachments_of(tx, case.id))
 
@@ -603,8 +603,7 @@ class CaseService:
             holder = holders.get(case.assignee_id) if case.assignee_id else None
             lines.append(Text("cases.line", {
                 "code": case.code, "urgency": Text(f"urgency.{case.urgency}"),
-                "place": self._commune(case).village_name(case.village_id)
-                or Text("cases.place_other"),
+                "place": self._commune(case).place(case, Text("cases.place_other")),
                 "holder": holder.name if holder else Text("cases.nobody"), "left": left}))
             await cases.audit(tx, case.id, person.id, "listed", now)
         title = Text("cases.title_mine" if mine else "cases.title", {"count": len(shown)})

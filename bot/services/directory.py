@@ -9,9 +9,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from bot.domain import alerts
+from bot.domain.cases import Case
 from bot.domain.commune import CommuneConfig, PersonConfig
 from bot.domain.commune_search import Place
 from bot.domain.folding import without_marks
+from bot.domain.messages import Text
 from bot.domain.people import Person
 from bot.domain.province import ProvinceConfig
 from bot.domain.roles import Role
@@ -46,6 +49,20 @@ class Directory:
         if name and self.in_province:
             return f"{name} ({self.config.name})"
         return name
+
+
+    def place(self, case: Case, other: Text | None = None) -> str | Text:
+        """Where a case is, as alerts name it (a list names a place that is no village
+        `other`): its village; in a province, a place that is no village (a shared
+        location, words) with the commune's name, so someone of several communes always
+        knows whose case it is."""
+        village = self.village_name(case.village_id)
+        if village:
+            return village
+        where = alerts.place_of(case, None) if other is None else other
+        if self.in_province:
+            return Text("alert.place.in_commune", {"place": where, "commune": self.config.name})
+        return where
 
 
 def _folded(name: str) -> str:

@@ -233,7 +233,7 @@ class Escalation:
         everyone = await self.communes.everyone(tx, case.commune_id)
         targets = level_recipients(commune.config, everyone, level, case.police_case)
         files = await cases.attachments_of(tx, case.id)
-        details = alerts.case_details(case, commune.village_name(case.village_id),
+        details = alerts.case_details(case, commune.place(case),
                                       await deadlines.deadlines_of(tx, case.id), files)
         # How long it waited by the clock of its deadline (15 minutes, then 30...), not by
         # when the timer happened to run.
