@@ -110,7 +110,7 @@ TOP_TABLES = ("commune", "villages", "people", "routing", "deadlines", "escalati
               "delivery", "retention", "calendar", "closing")
 COMMUNE_FIELDS = ("key", "name", "code", "code_prefix", "officer_phone", "trusted_addresses",
                   "working_hours", "telegram_alert_group")
-VILLAGE_FIELDS = ("key", "name")
+VILLAGE_FIELDS = ("key", "name", "latitude", "longitude")
 PERSON_FIELDS = ("key", "role", "name", "phone", "village", "on_duty", "tags", "language",
                  "telegram_id", "zalo_id", "prefers")
 ROUTING_FIELDS = ("rules", "police_types", "tell_village_collaborator")
@@ -129,7 +129,7 @@ def parse_commune(raw: Mapping[str, Any], province_people: tuple[PersonConfig, .
     _check_fields(raw, "the commune file", TOP_TABLES, shape="top level")
     c = _check_fields(raw.get("commune", {}), "commune", COMMUNE_FIELDS,
                       required=("key", "name", "code_prefix"))
-    villages = _villages(raw.get("villages", []))
+    villages, village_points = _villages(raw.get("villages", []))
     people = _people(raw.get("people", []), [key for key, _ in villages])
     routing = _check_fields(raw.get("routing", {}), "routing", ROUTING_FIELDS)
     targets = _targets((*people, *province_people))
@@ -144,6 +144,7 @@ def parse_commune(raw: Mapping[str, Any], province_people: tuple[PersonConfig, .
     return CommuneConfig(
         key=key, name=name,
         official_code=_official_code(c, name, province_code),
+        village_points=village_points,
         code_prefix=_text(c, "code_prefix", "commune"),
         officer_phone=_text(c, "officer_phone", "commune", ""),
         trusted_addresses=_texts(c, "trusted_addresses", "commune"),
@@ -399,17 +400,50 @@ def _times(raw: Any, where: str, example: str) -> tuple[time, time]:
     return start, end
 
 
-def _villages(raw: Any) -> tuple[tuple[str, str], ...]:
+def _villages(raw: Any) -> tuple[tuple[tuple[str, str], ...], dict[str, tuple[float, float]]]:
+    """The villages (key, name) in the file's order, and where those that say it are."""
     villages: list[tuple[str, str]] = []
+    points: dict[str, tuple[float, float]] = {}
     for index, table in enumerate(_array(raw, "villages")):
         where = f"villages #{index + 1}"
-        table = _check_fields(table, where, VILLAGE_FIELDS, required=VILLAGE_FIELDS,
+        table = _check_fields(table, where, VILLAGE_FIELDS, required=("key", "name"),
                               shape="[[villages]]")
         key = _text(table, "key", where)
         if key in (k for k, _ in villages):
             raise ConfigError(f"village {key}: duplicate key")
         villages.append((key, _text(table, "name", f"village {key}")))
-    return tuple(villages)
+        point = _village_point(table, f"village {key}")
+        if point is not None:
+            points[key] = point
+    return tuple(villages), points
+
+
+def _village_point(table: Mapping[str, Any], where: str) -> tuple[float, float] | None:
+    """A village's `latitude` and `longitude` (degrees, as a map app shows them: 19.8,
+    105.78), both or neither."""
+    given = [name for name in ("latitude", "longitude") if name in table]
+    if not given:
+        return None
+    if len(given) == 1:
+        other = "longitude" if given[0] == "latitude" else "latitude"
+        raise ConfigError(f"{where}: {given[0]!r} without {other!r}: give both (like "
+                          f"latitude = 19.8 and longitude = 105.78), or neither")
+    latitude, longitude = table["latitude"], table["longitude"]
+    for name, value, limit, like in (("latitude", latitude, 90, "19.8"),
+                                     ("longitude", longitude, 180, "105.78")):
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not -limit <= value <= limit:  # NaN is never in range
+            swapped = (_degrees(latitude, 180) and _degrees(longitude, 90)
+                       and not _degrees(latitude, 90))
+            raise ConfigError(f"{where}: {name!r} must be a number of degrees from -{limit} "
+                              f"to {limit} (like {like}), not {value!r}"
+                              + (": are latitude and longitude swapped?" if swapped else ""))
+    return float(latitude), float(longitude)
+
+
+def _degrees(value: Any, limit: float) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) \
+        and -limit <= value <= limit
 
 
 def _people(raw: Any, village_keys: list[str]) -> tuple[PersonConfig, ...]:

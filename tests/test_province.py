@@ -38,6 +38,7 @@ from tests.support.province import (
     commune_files,
     commune_toml,
     prefixes,
+    village_point,
     write_province,
 )
 
@@ -277,6 +278,56 @@ def test_a_toml_mistake_in_a_commune_file_names_it_once(tmp_path: Path) -> None:
     edit(file, "[commune]", "[commune")
     text = refused(path)
     assert text.startswith(f"{file}, line ") and text.count(str(file)) == 1
+
+
+# Where villages are ------------------------------------------------------------------------
+
+def test_villages_may_say_where_they_are(tmp_path: Path) -> None:
+    """`latitude` and `longitude` on a village (degrees, whole or not): a citizen who shares
+    their location finds their commune by them. Villages without them stay as they were."""
+    raw = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
+    demo = parse_commune(raw)
+    assert demo.village_points == {}
+    raw["villages"][0] |= {"latitude": 19.8, "longitude": 105.78}
+    raw["villages"][2] |= {"latitude": 20, "longitude": 106}
+    placed = parse_commune(raw)
+    assert placed.village_points == {"dong": (19.8, 105.78), "nam": (20.0, 106.0)}
+    assert dataclasses.replace(placed, village_points={}) == demo
+    # The generated province: every village of every commune placed, no two alike.
+    province = load_province(write_province(tmp_path, communes=3))
+    assert [c.village_points["v2"] for c in province.communes] == [
+        village_point(n, 2) for n in range(3)]
+    points = [p for c in province.communes for p in c.village_points.values()]
+    assert len(points) == len(set(points)) == 30
+    assert all(19.3 <= lat <= 20.6 and 104.4 <= lon <= 106.1 for lat, lon in points)
+
+
+@pytest.mark.parametrize(("new", "expected"), [
+    ("latitude = {lat}\n", "'latitude' without 'longitude': give both (like latitude = 19.8 "
+                           "and longitude = 105.78), or neither"),
+    ("longitude = {lon}\n", "'longitude' without 'latitude': give both (like latitude = 19.8 "
+                            "and longitude = 105.78), or neither"),
+    ("latitude = 200\nlongitude = {lon}\n",
+     "'latitude' must be a number of degrees from -90 to 90 (like 19.8), not 200"),
+    ("latitude = {lat}\nlongitude = -181\n",
+     "'longitude' must be a number of degrees from -180 to 180 (like 105.78), not -181"),
+    ("latitude = {lon}\nlongitude = {lat}\n",
+     "'latitude' must be a number of degrees from -90 to 90 (like 19.8), not {lon}: are "
+     "latitude and longitude swapped?"),
+    ('latitude = "{lat}"\nlongitude = {lon}\n',
+     "'latitude' must be a number of degrees from -90 to 90 (like 19.8), not '{lat}'"),
+    ("latitude = nan\nlongitude = {lon}\n",
+     "'latitude' must be a number of degrees from -90 to 90 (like 19.8), not nan"),
+    ("latitude = {lat}\nlongitude = true\n",
+     "'longitude' must be a number of degrees from -180 to 180 (like 105.78), not True"),
+])
+def test_a_village_placed_wrong_is_refused_in_one_line(tmp_path: Path, new: str,
+                                                       expected: str) -> None:
+    path = write_province(tmp_path, communes=2)
+    file = commune_files(tmp_path)[1]
+    lat, lon = village_point(1, 2)
+    edit(file, f"latitude = {lat}\nlongitude = {lon}\n", new.format(lat=lat, lon=lon))
+    assert refused(path) == f"{file}: village v2: {expected.format(lat=lat, lon=lon)}"
 
 
 # The single commune file -----------------------------------------------------------------

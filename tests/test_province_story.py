@@ -1,7 +1,8 @@
 """One bot for a province (issue 14): two communes of Thanh Hóa on one process and one
 database, through the simulator channel. Each citizen reaches their own commune (a poster's
-deep link; a name typed without marks), each commune's team alone is alerted, and an
-officer of one commune can neither see nor act on the other's case."""
+deep link; a name typed without marks; a shared location, nearest a village of theirs),
+each commune's team alone is alerted, and an officer of one commune can neither see nor act
+on the other's case."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser
 
 from bot.app import Setup, build_app
 from bot.clock import FakeClock
@@ -22,11 +24,12 @@ from bot.domain.province import ProvinceConfig
 from bot.handlers.simulator import SimulatorPlugin
 from bot.services.conversation import InboundEvent
 from storage import cases, people
-from tests.support.database import read
+from tests.support.database import read, rows
 from tests.support.fake_telegram import FakeTelegram
-from tests.support.province import write_province
+from tests.support.province import FAR_AWAY, village_point, write_province
 from tests.support.simulator import Simulator, choice_ids
 from tests.support.telegram import TelegramWorld, telegram_app
+from tests.support.zalo import open_hook
 
 
 @pytest.fixture
@@ -57,7 +60,8 @@ class WalkIn:
         inp = (Input("command", command=value[1:].partition(" ")[0],
                      args=value.partition(" ")[2]) if kind == "text" and value.startswith("/")
                else Input("text", text=value) if kind == "text"
-               else Input("choice", choice=value))
+               else Input("location", latitude=value[0], longitude=value[1])
+               if kind == "location" else Input("choice", choice=value))
         await self.sim.app.conversations.handle(
             InboundEvent("web", self.address, inp, key=f"{self.address}:{self.n}"))
         await self.sim.app.settle()
@@ -106,19 +110,42 @@ async def test_each_citizen_reaches_their_own_commune_and_only_its_team(
     assert f"{b.code_prefix}-2026-0001" in " ".join(
         m["text"] for m in await sim["walk-in-2"].inbox(all_=True))
 
-    # Each commune's officer has their own commune's alert, and only that one.
+    # A third shares their location, a few hundred metres from a village of B's.
+    third = WalkIn(sim, "walk-in-3")
+    await third.say("choice", "menu:report")
+    assert (await third.last())["request"] == "location"
+    lat, lon = village_point(1, 3)
+    await third.say("location", (lat + 0.002, lon - 0.002))
+    chosen, asked = (await sim["walk-in-3"].inbox(all_=True))[-2:]
+    assert chosen["ids"] == ["commune.chosen"] and b.name in chosen["text"], chosen
+    assert asked["ids"] == ["report.danger.prompt"], asked
+    for value in ("danger:yes", "type:injury"):
+        await third.say("choice", value)
+    # The village question offers B's villages, and the case is B's.
+    assert choice_ids(await third.last())[:len(b.villages)] == [
+        f"village:{key}" for key, _ in b.villages]
+    await third.say("choice", "village:v3")
+    assert f"{b.code_prefix}-2026-0002" in " ".join(
+        m["text"] for m in await sim["walk-in-3"].inbox(all_=True))
+
+    # Each commune's officer has their own commune's alerts, and only those.
     (alert_a,) = await alerts(sim, phone(province, 0, "officer"))
-    (alert_b,) = await alerts(sim, phone(province, 1, "officer"))
+    alert_b, alert_b2 = await alerts(sim, phone(province, 1, "officer"))
     assert f"{a.code_prefix}-2026-0001" in alert_a["text"]
     assert f"{b.code_prefix}-2026-0001" in alert_b["text"]
+    assert f"{b.code_prefix}-2026-0002" in alert_b2["text"]
     # Each alert names its commune with the village.
     assert f"Thôn 1 ({a.name})" in alert_a["text"] and f"Thôn 2 ({b.name})" in alert_b["text"]
+    assert f"Thôn 3 ({b.name})" in alert_b2["text"]
     async with sim.app.database.read() as tx:
         case_a = await cases.case_by_code(tx, f"{a.code_prefix}-2026-0001")
         case_b = await cases.case_by_code(tx, f"{b.code_prefix}-2026-0001")
-    assert case_a is not None and case_b is not None
-    assert case_a.commune_id != case_b.commune_id
+        case_b2 = await cases.case_by_code(tx, f"{b.code_prefix}-2026-0002")
+    assert case_a is not None and case_b is not None and case_b2 is not None
+    assert case_a.commune_id != case_b.commune_id == case_b2.commune_id
     assert sim.app.communes.of(case_a.commune_id).config.key == a.key
+    commune_b = sim.app.communes.of(case_b2.commune_id)
+    assert commune_b.config.key == b.key and case_b2.village_id == commune_b.village_ids["v3"]
 
     # The other commune's officer presses a forged take button naming B's case: refused,
     # audited, and the case is still nobody's.
@@ -152,6 +179,68 @@ async def test_a_typed_name_that_fits_several_offers_buttons_and_none_asks_again
         assert ident is not None
         person = await people.person(tx, ident.person_id)
     assert person is not None and person.commune_id == sim.app.communes.home_id
+
+
+async def test_a_location_far_from_every_village_is_answered_and_asked_again(
+        two: Simulator, province: ProvinceConfig) -> None:
+    """Hà Nội is no commune of Thanh Hóa's: the kind "not near" answer, the question again
+    (never a dead end), still of no commune; then a location in A's village finds A."""
+    sim = two
+    a = province.communes[0]
+    walk_in = WalkIn(sim, "walk-in-far")
+    await walk_in.say("choice", "menu:report")
+    await walk_in.say("location", FAR_AWAY)
+    answer, again = (await sim["walk-in-far"].inbox(all_=True))[-2:]
+    assert answer["ids"] == ["commune.not_near"]
+    assert again["ids"] == ["commune.ask"] and again["request"] == "location"
+    assert "cancel" in choice_ids(again)
+    async with sim.app.database.read() as tx:
+        ident = await people.identity(tx, "web", "walk-in-far")
+        assert ident is not None
+        person = await people.person(tx, ident.person_id)
+    assert person is not None and person.commune_id == sim.app.communes.home_id
+    await walk_in.say("location", village_point(0, 7))
+    chosen, asked = (await sim["walk-in-far"].inbox(all_=True))[-2:]
+    assert chosen["ids"] == ["commune.chosen"] and a.name in chosen["text"], chosen
+    assert asked["ids"] == ["report.danger.prompt"]
+
+
+async def test_the_simulators_phone_shares_where_its_person_lives(
+        two: Simulator, province: ProvinceConfig) -> None:
+    """The web phone's location tool sends its person's village (the first of their commune
+    when they have none): B's citizen asked for their commune (/commune) finds B by it."""
+    sim = two
+    b = province.communes[1]
+    async with sim.http.get(f"{sim.base}/api/phones") as r:
+        shown = {p["key"]: p for p in (await r.json())["phones"]}
+    assert shown[phone(province, 1, "ctv4_1")]["where"] == list(village_point(1, 4))
+    assert shown[phone(province, 1, "citizen")]["where"] == list(village_point(1, 1))
+    assert shown["province.cpu"]["where"] is None
+    citizen = sim[phone(province, 1, "citizen")]
+    await citizen.text("/commune")
+    asked = await citizen.last()
+    assert asked["ids"] == ["commune.ask"] and asked["request"] == "location"
+    lat, lon = shown[citizen.key]["where"]
+    await citizen.send(kind="location", latitude=lat, longitude=lon)
+    chosen = await citizen.last()
+    assert chosen["ids"] == ["commune.chosen"] and b.name in chosen["text"], chosen
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_simulator_pages_location_tool_answers_which_commune(
+        two: Simulator, province: ProvinceConfig, browser: Browser) -> None:
+    """On the page, in headless Chromium: B's citizen types /commune and taps 📍."""
+    b = province.communes[1]
+    key = phone(province, 1, "citizen")
+    page = await browser.new_page()
+    await page.goto(f"{two.base}/?phones={key}")
+    view = page.locator(f'[id="phone-{key}"]')
+    await view.locator("input[name=text]").fill("/commune")
+    await view.locator("input[name=text]").press("Enter")
+    await view.locator(".msg.out").first.wait_for(timeout=10_000)
+    await view.locator("button[data-tool=location]").click()
+    await view.locator(".msg.out", has_text=b.name).wait_for(timeout=10_000)
+    assert (await two[key].last())["ids"] == ["commune.chosen"]
 
 
 ACTIONS = ("ack", "ask", "handover", "assess", "progress", "close", "view", "reply",
@@ -253,10 +342,11 @@ async def test_the_province_hears_of_both_communes_cases_in_one_digest(
 async def test_two_communes_on_one_telegram_bot(
         db_url: str, clock: FakeClock, province: ProvinceConfig) -> None:
     """The same story over the fake Bot API: a poster's deep link for one citizen, a name
-    typed without marks for the other; each commune's officer alone gets their alert."""
+    typed without marks for another, a shared location near a village of B's for a third;
+    each commune's officer alone gets their alerts."""
     fake = FakeTelegram()
     await fake.start()
-    citizens = (5001, 5002)
+    citizens = (5001, 5002, 5003)
     # tests/support/province.py: commune n's officer has Telegram id 10_000_000 + 100 n + 1.
     officers = (10_000_001, 10_000_101)
     for user in (*citizens, *officers):
@@ -270,18 +360,65 @@ async def test_two_communes_on_one_telegram_bot(
             await world.press(citizens[0], "menu:report")
             await world.say(citizens[1], "/report")
             await world.say(citizens[1], without_marks(b.name))
+            await world.say(citizens[2], "/report")
+            # The question's reply keyboard has Telegram's share-location button.
+            keyboard = world.last(citizens[2]).reply_markup or {}
+            assert any(button.get("request_location") for row in keyboard.get("keyboard", [])
+                       for button in row), keyboard
+            lat, lon = village_point(1, 5)
+            fake.user_location(citizens[2], lat - 0.003, lon + 0.001)
+            await world.pump()
+            assert b.name in fake.inbox(citizens[2])[-2].text
             for user in citizens:
                 for data in ("danger:yes", "type:injury"):
                     await world.press(user, data)
                 await world.say(user, "Thôn 1")  # a reply keyboard's button on Telegram
+            codes = {officers[0]: [f"{a.code_prefix}-2026-0001"],
+                     officers[1]: [f"{b.code_prefix}-2026-0001", f"{b.code_prefix}-2026-0002"]}
             for commune, officer in zip((a, b), officers, strict=True):
-                code = f"{commune.code_prefix}-2026-0001"
-                mine = [m for m in fake.inbox(officer) if code in m.text]
-                assert mine and any(d.startswith("case:ack:") for d in mine[0].callback_data)
+                for code in codes[officer]:
+                    mine = [m for m in fake.inbox(officer) if code in m.text]
+                    assert mine and any(d.startswith("case:ack:")
+                                        for d in mine[0].callback_data), code
                 other = (b if commune is a else a).code_prefix
                 assert not [m for m in fake.inbox(officer) if f"{other}-2026" in m.text]
+            async with app.database.read() as tx:
+                by_location = await cases.case_by_code(tx, f"{b.code_prefix}-2026-0002")
+            assert by_location is not None
+            assert app.communes.of(by_location.commune_id).config.key == b.key
     finally:
         await fake.stop()
+
+
+async def test_on_zalo_a_shared_location_finds_the_commune(
+        db_url: str, clock: FakeClock, province: ProvinceConfig) -> None:
+    """Zalo's `user_send_location` on the commune question: the same path, B's commune."""
+    a, b = province.communes
+    h = await open_hook(db_url, clock, "3608465249409039", "3886132808788086",
+                        "oa-secret-key-for-tests", config=province)
+    user = "2468458835291979"
+    try:
+        await h.say(user, "#menu:report")
+        asked = (await h.replies(user))[-1]
+        assert [t["id"] for t in asked["texts"]] == ["commune.ask"]
+        assert asked["request"] == "location"
+        assert await h.users.share_location(user, *village_point(1, 8)) == 200
+        await h.handle()
+        chosen, danger = (await h.replies(user))[-2:]
+        assert [t["id"] for t in chosen["texts"]] == ["commune.chosen"]
+        assert chosen["texts"][0]["params"]["commune"] == b.name
+        assert [t["id"] for t in danger["texts"]] == ["report.danger.prompt"]
+        await h.say(user, "#danger:yes", "#type:injury", "#village:v8")
+        async with h.app.database.read() as tx:
+            case = await cases.case_by_code(tx, f"{b.code_prefix}-2026-0001")
+        assert case is not None and h.app.communes.of(case.commune_id).config.key == b.key
+        for n, commune in enumerate((a, b)):
+            got = [r.payload["reply"] for r in await rows(
+                h.app, "outbox", channel="web", address=phone(province, n, "officer"))]
+            alerted = [r for r in got if any(t["id"] == "alert.new" for t in r["texts"])]
+            assert len(alerted) == (1 if commune is b else 0), commune.key
+    finally:
+        await h.close()
 
 
 async def test_the_provinces_own_staff_are_pointed_to_the_commune_to_report(

@@ -107,3 +107,6 @@ class CommuneConfig:
     # required and checked against the province's list in a province's commune files;
     # optional in a single commune file (checked against its name when given).
     official_code: int | None = None
+    # Where villages are (latitude, longitude in degrees), by village key, for those the
+    # file gives them for: a citizen who shares their location finds their commune by them.
+    village_points: Mapping[str, tuple[float, float]] = field(default_factory=dict)

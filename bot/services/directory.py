@@ -106,8 +106,12 @@ class Communes:
 
     def places(self) -> list[Place]:
         """The communes as people name them, each by the code its poster's link carries
-        (the official code; a single commune file without one, its key)."""
-        return [Place(code_of(c.config), c.config.name) for c in self]
+        (the official code; a single commune file without one, its key), with where their
+        villages are, for those the file says it of."""
+        return [Place(code_of(c.config), c.config.name,
+                      tuple(c.config.village_points[key] for key, _ in c.config.villages
+                            if key in c.config.village_points))
+                for c in self]
 
     def named(self, words: str) -> tuple[Directory | None, str]:
         """The commune an admin's command names first (`/invite officer Vĩnh Thủy Thôn

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.clock import Clock
+from bot.domain.people import Person
 from bot.services.directory import Communes
 from storage import people, simulator
 from storage.db import Database
@@ -23,6 +24,9 @@ class Phone:
     phone: str
     # The person's language: the phone's own labels are shown in it, like the bot's words.
     language: str
+    # Where the phone's location tool says it is (latitude, longitude): its person's
+    # village, else the first village of their commune the file places; None if none.
+    where: tuple[float, float] | None = None
 
 
 class SimulatorLog:
@@ -41,7 +45,18 @@ class SimulatorLog:
         # A phone is keyed by its person's web address (in a province, "<commune>.<key>").
         web = {p.id: next((i.external_id for i in identities.get(p.id, [])
                            if i.channel == CHANNEL), p.key or "") for p in found}
-        return [Phone(web[p.id], p.name, p.role, p.phone or "", p.language) for p in found]
+        return [Phone(web[p.id], p.name, p.role, p.phone or "", p.language, self._where(p))
+                for p in found]
+
+    def _where(self, person: Person) -> tuple[float, float] | None:
+        commune = self.communes.get(person.commune_id)
+        if commune is None:
+            return None
+        points = commune.config.village_points
+        own = commune.village_key(person.village_id)
+        if own is not None and own in points:
+            return points[own]
+        return next((points[key] for key, _ in commune.config.villages if key in points), None)
 
     async def record_sent(self, key: str, shown: dict[str, Any]) -> bool:
         """The phone's own bubble for what its person sent; False for no such phone."""

@@ -2,11 +2,12 @@
 the communes taken from the official list of a real province (bot/official_units.py), each
 fully staffed (30 people: officers, police, leaders, an admin, a citizen and two
 collaborators in each of ten villages) so that `safechild check-config` finds nothing
-missing. Names and numbers are made up."""
+missing. Names, numbers and the villages' coordinates are made up."""
 
 from __future__ import annotations
 
 import json
+import math
 import string
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +20,16 @@ THANH_HOA = 38
 VILLAGES = 10
 COLLABORATORS_PER_VILLAGE = 2
 PEOPLE_PER_COMMUNE = 10 + VILLAGES * COLLABORATORS_PER_VILLAGE
+
+# Thanh Hóa lies between about 19.3 and 20.6 N, 104.4 and 106.1 E. The `index`th commune of
+# a folder sits in a cell of a 13 by 13 grid over it (cells 10 to 14 km apart: room for the
+# 168 communes of the largest province), its villages on a ring of 1.3 km around the cell's
+# middle, so the village nearest any of them is one of its own commune's.
+SOUTH, NORTH, WEST, EAST = 19.3, 20.6, 104.4, 106.1
+GRID = 13
+RING = 0.012
+# Hà Nội: some 50 km north of Thanh Hóa, far from every village of the folder.
+FAR_AWAY = (21.0285, 105.8542)
 
 _RULES_AND_DEADLINES = """
 [[routing.rules]]
@@ -108,6 +119,17 @@ def person(key: str, role: str, name: str, telegram_id: int, **fields: object) -
     return "\n".join(lines)
 
 
+def village_point(index: int, village: int) -> tuple[float, float]:
+    """Where village `village` (1 to VILLAGES) of the folder's `index`th commune is."""
+    assert 0 <= index < GRID * GRID and 1 <= village <= VILLAGES
+    row, column = divmod(index, GRID)
+    latitude = SOUTH + (row + 0.5) * (NORTH - SOUTH) / GRID
+    longitude = WEST + (column + 0.5) * (EAST - WEST) / GRID
+    angle = 2 * math.pi * village / VILLAGES
+    return (round(latitude + RING * math.sin(angle), 5),
+            round(longitude + RING * math.cos(angle), 5))
+
+
 def commune_toml(unit: OfficialUnit, index: int, prefix: str, *, police: bool = True,
                  name: str | None = None, code: int | None = None) -> str:
     """The commune file of `unit` (the `index`th commune of the folder), staffed in full;
@@ -123,7 +145,9 @@ def commune_toml(unit: OfficialUnit, index: int, prefix: str, *, police: bool = 
         f"officer_phone = {q(f'0912 {index:03d} {unit.code % 1000:03d}')}",
         f"trusted_addresses = [{q(f'Trạm Y tế {unit.name}')}]",
     ]
-    villages = [f"[[villages]]\nkey = \"v{v}\"\nname = {q(f'Thôn {v}')}"
+    villages = [f"[[villages]]\nkey = \"v{v}\"\nname = {q(f'Thôn {v}')}\n"
+                f"latitude = {village_point(index, v)[0]}\n"
+                f"longitude = {village_point(index, v)[1]}"
                 for v in range(1, VILLAGES + 1)]
     staff = [
         person("officer", "officer", "Cán bộ trực", base + 1, on_duty=True,

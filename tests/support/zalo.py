@@ -20,7 +20,9 @@ from sqlalchemy.exc import OperationalError
 from bot.app import App, Setup, build_app
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, load_commune, parse_commune
+from bot.domain.commune import CommuneConfig
 from bot.domain.message_kinds import Kind
+from bot.domain.province import ProvinceConfig
 from bot.handlers.plugin import ChannelPlugin
 from bot.handlers.simulator import SimulatorPlugin
 from bot.handlers.telegram import TelegramPlugin, TelegramSettings
@@ -159,14 +161,16 @@ class Hooked:
 
 
 async def open_hook(db_url: str, clock: FakeClock, app_id: str, oa_id: str, key: str,
-                    webhook: WebhookSettings | None = None) -> Hooked:
+                    webhook: WebhookSettings | None = None,
+                    config: CommuneConfig | ProvinceConfig | None = None) -> Hooked:
     """Build the process (its workers not started) and serve it; the fake Zalo platform of
-    the OA (app_id, oa_id, key) plays the users and answers the OA API."""
+    the OA (app_id, oa_id, key) plays the users and answers the OA API. It serves the demo
+    commune unless `config` names another commune or a province."""
     fake = FakeZalo(app_id, oa_id, key, now=clock.now)
     await fake.start()
     _, refresh = fake.authorise()
     zalo = zalo_plugin(fake, refresh, webhook or WebhookSettings(app_id, key))
-    app = await build_app(Setup(db_url, load_commune(DEMO_CONFIG), clock),
+    app = await build_app(Setup(db_url, config or load_commune(DEMO_CONFIG), clock),
                           [SimulatorPlugin(), zalo])
     server = TestServer(app.server, host="127.0.0.1")
     await server.start_server()

@@ -69,7 +69,9 @@ def shown_phone(phone: Phone) -> dict[str, Any]:
     role = ROLE_LABELS.get(phone.role)
     return {"key": phone.key, "name": phone.name, "role": phone.role, "phone": phone.phone,
             "language": language, "role_label": i18n.render(role, language) if role else "",
-            "texts": phone_texts(language)}
+            "texts": phone_texts(language),
+            # Where the phone's location tool is (its person's village), null: anywhere.
+            "where": list(phone.where) if phone.where else None}
 
 
 class BadRequest(ValueError):
