@@ -19,15 +19,13 @@ from bot.app import Setup, build_app
 from bot.clock import FakeClock
 from bot.config import load_province
 from bot.domain.folding import without_marks
-from bot.domain.messages import Input
 from bot.domain.province import ProvinceConfig
 from bot.handlers.simulator import SimulatorPlugin
-from bot.services.conversation import InboundEvent
 from storage import cases, people
 from tests.support.database import read, rows
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.province import FAR_AWAY, village_point, write_province
-from tests.support.simulator import Simulator, choice_ids
+from tests.support.simulator import Simulator, WalkIn, choice_ids
 from tests.support.telegram import TelegramWorld, telegram_app
 from tests.support.zalo import open_hook
 
@@ -47,27 +45,6 @@ async def two(db_url: str, clock: FakeClock,
         yield Simulator(app, http, str(server.make_url("")).rstrip("/"))
     await server.close()
     await app.close()
-
-
-class WalkIn:
-    """Someone the province's bot has never met, writing from the web."""
-
-    def __init__(self, sim: Simulator, address: str) -> None:
-        self.sim, self.address, self.n = sim, address, 0
-
-    async def say(self, kind: str, value: Any) -> None:
-        self.n += 1
-        inp = (Input("command", command=value[1:].partition(" ")[0],
-                     args=value.partition(" ")[2]) if kind == "text" and value.startswith("/")
-               else Input("text", text=value) if kind == "text"
-               else Input("location", latitude=value[0], longitude=value[1])
-               if kind == "location" else Input("choice", choice=value))
-        await self.sim.app.conversations.handle(
-            InboundEvent("web", self.address, inp, key=f"{self.address}:{self.n}"))
-        await self.sim.app.settle()
-
-    async def last(self) -> dict[str, Any]:
-        return (await self.sim[self.address].inbox(all_=True))[-1]
 
 
 def phone(province: ProvinceConfig, n: int, key: str) -> str:

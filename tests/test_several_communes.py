@@ -20,8 +20,10 @@ from bot.handlers.simulator import SimulatorPlugin
 from bot.services.directory import sync_province
 from storage import cases, people
 from tests.support.database import read
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.province import commune_files, write_province
 from tests.support.simulator import Simulator, WalkIn, choice_ids
+from tests.support.telegram import TelegramWorld, telegram_app
 
 # tests/support/province.py: commune n's on-duty police officer has Telegram id
 # 10_000_000 + 100 n + 4.
@@ -228,3 +230,38 @@ async def test_a_case_without_a_village_still_names_its_commune(
     assert f"Chợ đầu cầu ({b.name})" in alert["text"]
     await police.text("/cases")
     assert f"({b.name})" in (await police.last())["text"]
+
+
+async def test_on_telegram_both_communes_alerts_reach_the_one_chat(
+        db_url: str, clock: FakeClock, province: ProvinceConfig) -> None:
+    """Over the fake Bot API: one Telegram chat gets each commune's alert, and its take
+    button on B's alert makes B's police officer the case's holder."""
+    fake = FakeTelegram()
+    await fake.start()
+    citizens = (5001, 5002)
+    for user in (*citizens, POLICE_A):
+        fake.add_user(user)
+    try:
+        async with telegram_app(db_url, clock, fake, province) as (app, plugin):
+            world = TelegramWorld(fake, app, plugin, clock)
+            for user, commune in zip(citizens, province.communes, strict=True):
+                await world.say(user, f"/start c-{commune.official_code}")
+                await world.press(user, "menu:report")
+                for data in ("danger:yes", "type:injury"):
+                    await world.press(user, data)
+                await world.say(user, "Thôn 1")
+            a, b = province.communes
+            got = [m for m in fake.inbox(POLICE_A) if "2026-0001" in m.text]
+            assert [m for m in got if f"{a.code_prefix}-2026-0001" in m.text]
+            (alert_b,) = [m for m in got if f"{b.code_prefix}-2026-0001" in m.text
+                          and any(d.startswith("case:ack:") for d in m.callback_data)]
+            assert f"({b.name})" in alert_b.text
+            take = next(d for d in alert_b.callback_data if d.startswith("case:ack:"))
+            await world.press(POLICE_A, take)
+            async with app.database.read() as tx:
+                case = await cases.case_by_code(tx, f"{b.code_prefix}-2026-0001")
+                holder = await people.person(tx, case.assignee_id or 0) if case else None
+            assert holder is not None and holder.account_id is not None
+            assert app.communes.of(holder.commune_id).config.key == b.key
+    finally:
+        await fake.stop()

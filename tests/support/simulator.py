@@ -109,7 +109,8 @@ class WalkIn:
         inp = (Input("command", command=value[1:].partition(" ")[0],
                      args=value.partition(" ")[2]) if kind == "text" and value.startswith("/")
                else Input("text", text=value) if kind == "text"
-               else Input("choice", choice=value))
+               else Input("location", latitude=value[0], longitude=value[1])
+               if kind == "location" else Input("choice", choice=value))
         await self.sim.app.conversations.handle(
             InboundEvent("web", self.address, inp, key=f"{self.address}:{self.n}"))
         await self.sim.app.settle()
