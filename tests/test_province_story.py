@@ -7,6 +7,7 @@ on the other's case."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -326,7 +327,8 @@ async def test_two_communes_on_one_telegram_bot(
     citizens = (5001, 5002, 5003)
     # tests/support/province.py: commune n's officer has Telegram id 10_000_000 + 100 n + 1.
     officers = (10_000_001, 10_000_101)
-    for user in (*citizens, *officers):
+    cpu = 9_000_001  # the province's child-protection unit, at the top of every chain
+    for user in (*citizens, *officers, cpu):
         fake.add_user(user)
     try:
         async with telegram_app(db_url, clock, fake, province) as (app, plugin):
@@ -363,6 +365,18 @@ async def test_two_communes_on_one_telegram_bot(
                 by_location = await cases.case_by_code(tx, f"{b.code_prefix}-2026-0002")
             assert by_location is not None
             assert app.communes.of(by_location.commune_id).config.key == b.key
+
+            # Nobody takes them: each climbs its commune's chain to the province, who
+            # hears of all three (emergencies reach the top at once, not in a digest).
+            for _ in range(16):
+                clock.advance(timedelta(minutes=15))
+                await world.pump()
+            heard = " ".join(m.text for m in fake.inbox(cpu))
+            assert all(code in heard for found in codes.values() for code in found), heard
+            # The province's /stats: both communes, with their exact numbers.
+            await world.say(cpu, f"/stats {clock.now().year}-Q{(clock.now().month + 2) // 3}")
+            lines = next(m.text for m in fake.inbox(cpu) if "Số vụ của từng xã" in m.text)
+            assert f"{a.name}: 1" in lines and f"{b.name}: 2" in lines, lines
     finally:
         await fake.stop()
 
