@@ -27,7 +27,7 @@ from bot.handlers.server import make_server
 from bot.services.admin_alerts import AdminAlerts
 from bot.services.broadcasts import Broadcasts
 from bot.services.calendar_commands import CalendarCommands
-from bot.services.calendar_reminders import CalendarReminders
+from bot.services.calendar_reminders import CalendarReminders, ProvinceReminders, Reminders
 from bot.services.cases import QUIET_TIMER, CaseService
 from bot.services.channel_support import ChannelSupport
 from bot.services.conversation import ConversationService, Services
@@ -35,7 +35,7 @@ from bot.services.directory import Communes, Directory, sync_commune, sync_provi
 from bot.services.escalation import Escalation
 from bot.services.invites import Invites
 from bot.services.outbox import Outbox
-from bot.services.period_reports import PeriodReports, period_report
+from bot.services.period_reports import PeriodReports, period_report, province_report
 from bot.services.poster_commands import PosterCommands
 from bot.services.simulator_log import SimulatorLog
 from bot.services.top_digest import TopDigest
@@ -170,8 +170,14 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     escalation = Escalation(communes, outbox, TopDigest(communes, outbox))
     cases = CaseService(communes, escalation, outbox)
     escalation.riders[QUIET_TIMER] = cases.reporter_went_quiet
-    calendars = {c.commune_id: CalendarReminders(database, c, outbox, period_report)
-                 for c in communes}
+    commune_calendars = {c.commune_id: CalendarReminders(database, c, outbox, period_report)
+                         for c in communes}
+    calendars: dict[int, Reminders] = dict(commune_calendars)
+    if isinstance(setup.commune, ProvinceConfig):
+        # The province's own people: its report deadlines, with the province's figures.
+        province_calendar = ProvinceReminders(database, communes, setup.commune, outbox,
+                                              province_report)
+        calendars[province_calendar.commune_id] = province_calendar
     async with database.transaction() as tx:
         for calendar in calendars.values():
             await calendar.sync(tx, clock.now())
@@ -244,6 +250,6 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
                          [route for i in inbound.values() for route in i.routes])
     return App(database=database, clock=clock, directory=directory, communes=communes,
                outbox=outbox, conversations=conversations, cases=cases,
-               escalation=escalation, reminders=calendars[directory.commune_id],
+               escalation=escalation, reminders=commune_calendars[directory.commune_id],
                support=support, scheduler=scheduler, server=server,
                channels=list(channels), inbound=inbound, heartbeat=heartbeat)

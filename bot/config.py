@@ -25,7 +25,7 @@ from bot.domain.commune_calendar import MAX_TITLE, CalendarEvent, parse_calendar
 from bot.domain.delivery import DeliveryPolicy
 from bot.domain.names import nearest, unknown, unknown_fields
 from bot.domain.province import ProvinceConfig
-from bot.domain.roles import CONFIGURED, STAFF
+from bot.domain.roles import CONFIGURED, STAFF, Role
 from bot.domain.top_digest import DEFAULT_QUIET, MAX_PER_DAY, DigestPace
 from bot.domain.work_hours import Duration
 from bot.i18n import available_locales
@@ -41,6 +41,8 @@ from bot.official_units import (
 
 DEMO_CONFIG = Path(__file__).parent / "demo_commune.toml"
 DEFAULT_CALENDAR_PATH = Path(__file__).parent / "default_calendar.toml"
+# Which of those events a province's own calendar has, and what differs for it.
+PROVINCE_CALENDAR_PATH = Path(__file__).parent / "default_province_calendar.toml"
 
 
 class ConfigError(ValueError):
@@ -215,7 +217,7 @@ def _suggest(name: str, province_code: int | None = None, with_code: bool = Fals
     return f"; did you mean {_listed(near, province_code)}?"
 
 
-PROVINCE_TOP = ("province", "people")
+PROVINCE_TOP = ("province", "people", "calendar")
 PROVINCE_FIELDS = ("name", "code", "communes")
 # A province's own people serve every commune: no village, nobody who only reports.
 PROVINCE_PERSON_FIELDS = tuple(f for f in PERSON_FIELDS if f != "village")
@@ -230,6 +232,7 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
     try:
         name, code, folder = _province_table(raw, path)
         people = _province_people(raw.get("people", []))
+        calendar = _calendar(raw.get("calendar", {}), province=True)
     except ConfigError as exc:
         raise ConfigError(_in_file(path, exc)) from None
     files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
@@ -254,7 +257,7 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
                                   f"commune of a province needs its own")
         communes.append(commune)
     return ProvinceConfig(name=name, code=code, people=people, communes=tuple(communes),
-                          files=tuple(files))
+                          files=tuple(files), **calendar)
 
 
 def _in_file(path: Path, exc: ConfigError) -> str:
@@ -641,16 +644,29 @@ def load_default_calendar() -> list[CalendarEvent]:
     return load_calendar(DEFAULT_CALENDAR_PATH)
 
 
-def _default_calendar_tables() -> list[dict[str, Any]]:
-    with DEFAULT_CALENDAR_PATH.open("rb") as fh:
+def _calendar_tables(path: Path) -> list[dict[str, Any]]:
+    with path.open("rb") as fh:
         return list(tomllib.load(fh).get("event", []))
 
 
-def _calendar(raw: Any) -> dict[str, Any]:
+def _default_calendar_tables() -> list[dict[str, Any]]:
+    return _calendar_tables(DEFAULT_CALENDAR_PATH)
+
+
+def _province_calendar_tables() -> list[dict[str, Any]]:
+    """A province's default events: those default_province_calendar.toml names, each the
+    commune default of its key with the province's changes."""
+    communes = {t["key"]: t for t in _default_calendar_tables()}
+    return [{**communes[t["key"]], **t} for t in _calendar_tables(PROVINCE_CALENDAR_PATH)]
+
+
+def _calendar(raw: Any, province: bool = False) -> dict[str, Any]:
     """The commune's calendar: every default event unless `defaults = false`; each
     `[[calendar.event]]` overrides the default with its key field by field (also when the
     defaults are dropped, so a commune can pick some), or adds an event, which then needs a
-    `title`: only default events have one in the catalogs."""
+    `title`: only default events have one in the catalogs. A province's own calendar
+    (`province`) starts from the province's defaults, may bring in any commune default by
+    its key, and reminds nobody a province does not have (collaborators)."""
     if not isinstance(raw, Mapping):
         raise ConfigError("calendar: expected a table ([calendar])")
     _check_fields(raw, "calendar", ("defaults", "event"))
@@ -660,7 +676,13 @@ def _calendar(raw: Any) -> dict[str, Any]:
     own = raw.get("event", [])
     if not isinstance(own, list):
         raise ConfigError("calendar: 'event' must be an array of tables ([[calendar.event]])")
-    defaults = {t["key"]: t for t in _default_calendar_tables()}
+    # The events a key alone brings in (their titles are in the catalogs), and those on
+    # unless dropped.
+    known = {t["key"]: t for t in _default_calendar_tables()}
+    defaults = known
+    if province:
+        defaults = {t["key"]: t for t in _province_calendar_tables()}
+        known = {**known, **defaults}
     tables: dict[str, dict[str, Any]] = dict(defaults) if use_defaults else {}
     titles: dict[str, str] = {}
     seen: set[str] = set()
@@ -675,17 +697,24 @@ def _calendar(raw: Any) -> dict[str, Any]:
                 raise ConfigError(f"calendar event {key!r}: 'title' must be a text of 1.."
                                   f"{MAX_TITLE} characters")
             titles[key] = title.strip()
-        elif key not in defaults:
+        elif key not in known:
             raise ConfigError(f"calendar event {key!r}: a new event needs a 'title'")
         if key in seen:
             raise ConfigError(f"calendar event {key!r}: duplicate key")
         seen.add(key)
         # A default's key brings its fields, so a commune can move one date and keep the rest.
-        tables[key] = {**defaults.get(key, {}), **fields}
+        tables[key] = {**known.get(key, {}), **fields}
     try:
         events = parse_calendar(list(tables.values()))
     except ValueError as exc:
         raise ConfigError(f"calendar {exc}") from None
+    if province:
+        for event in events:
+            if Role.COLLABORATOR in event.roles:
+                raise ConfigError(
+                    f"calendar event {event.key!r}: a province has no collaborators: give "
+                    f"it roles among {', '.join(PROVINCE_ROLES)}, e.g. roles = "
+                    f"[\"officer\", \"leader\"]")
     return {"calendar": tuple(events), "calendar_titles": titles}
 
 

@@ -4,10 +4,12 @@ data; bot/config.py reads and checks the files)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.domain.commune import CommuneConfig, PersonConfig
+from bot.domain.commune_calendar import CalendarEvent
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,11 @@ class ProvinceConfig:
     communes: tuple[CommuneConfig, ...]
     # The file each commune was read from, in the same order (for messages to the operator).
     files: tuple[Path, ...] = ()
+    # The province's own reminder calendar (its people's: report deadlines with the
+    # province's figures): bot/default_province_calendar.toml merged with the file's own.
+    calendar: tuple[CalendarEvent, ...] = ()
+    # Titles written in the province file; events without one use `calendar.event.<key>`.
+    calendar_titles: Mapping[str, str] = field(default_factory=dict)
 
     def commune(self, key: str) -> CommuneConfig | None:
         """The commune with this key (its file's `[commune] key`)."""

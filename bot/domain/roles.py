@@ -40,5 +40,9 @@ REMINDED: Final[tuple[Role, ...]] = (Role.COLLABORATOR, Role.OFFICER, Role.POLIC
                                      Role.LEADER, Role.ADMIN)
 # Report-deadline reminders carry the period's numbers to the officers who write the report.
 STATISTICS_WITH_REMINDERS: Final[frozenset[Role]] = frozenset({Role.OFFICER})
+# A province's report is drawn up by its child-protection unit, commonly configured as a
+# leader, with the social-work centre: its officers and leaders get the province's numbers.
+PROVINCE_STATISTICS_WITH_REMINDERS: Final[frozenset[Role]] = frozenset({Role.OFFICER,
+                                                                        Role.LEADER})
 # Who a case handed over may go to: someone who works cases.
 HANDOVER_TARGETS: Final[frozenset[Role]] = STAFF

@@ -38,6 +38,8 @@ WHO: Final[dict[str, tuple[Role, ...]]] = {
     "officer": (Role.OFFICER,),
     "both": (Role.OFFICER, Role.COLLABORATOR),
     "staff": (Role.OFFICER, Role.POLICE, Role.LEADER),
+    # A province's report writers (its defaults' roles: bot/default_province_calendar.toml).
+    "province": (Role.OFFICER, Role.LEADER),
 }
 WHO_CHOICES: Final[tuple[Choice, ...]] = (
     Choice("who:collaborator", Text("calendar.add.who.collaborator")),
@@ -45,7 +47,24 @@ WHO_CHOICES: Final[tuple[Choice, ...]] = (
     Choice("who:both", Text("calendar.add.who.both")),
     Choice("who:staff", Text("calendar.add.who.staff")),
 )
+# A province's own calendar reminds the province's people: it has no collaborators.
+PROVINCE_WHO_CHOICES: Final[tuple[Choice, ...]] = (
+    Choice("who:province", Text("calendar.add.who.province")),
+    Choice("who:staff", Text("calendar.add.who.province_staff")),
+)
 WHO_LABELS: Final[dict[str, Text]] = {c.id.split(":", 1)[1]: c.label for c in WHO_CHOICES}
+PROVINCE_WHO_LABELS: Final[dict[str, Text]] = {
+    c.id.split(":", 1)[1]: c.label for c in PROVINCE_WHO_CHOICES}
+
+
+def at_province(ctx: Context) -> bool:
+    """The admin is one of the province's own people (of no commune), so the calendar is
+    the province's."""
+    return ctx.needs_commune
+
+
+def who_choices(state: State, ctx: Context) -> tuple[Choice, ...]:
+    return PROVINCE_WHO_CHOICES if at_province(ctx) else WHO_CHOICES
 
 WEEKDAY_TEXTS: Final[tuple[Text, ...]] = (
     Text("calendar.weekday.monday"), Text("calendar.weekday.tuesday"),
@@ -165,7 +184,8 @@ def summary(state: State, ctx: Context) -> dict[str, Any]:
         rule = "-"
     days = data.get("days_before") or [0]
     return {"title": data.get("title", "-"), "rule": rule,
-            "who": WHO_LABELS.get(str(data.get("who")), "-"),
+            "who": (PROVINCE_WHO_LABELS if at_province(ctx) else WHO_LABELS).get(
+                str(data.get("who")), "-"),
             "days": ", ".join(str(d) for d in days), "at": data.get("at", DEFAULT_AT)}
 
 
@@ -177,7 +197,7 @@ SAVE = (Choice("calendar:save", Text("calendar.add.save")),)
 CALENDAR_ADD = Flow("calendar_add", first="title", steps={
     "title": ask_text("title", "calendar.add.title", on_title, frozenset({"rule"})),
     "rule": ask_text("rule", "calendar.add.rule", on_rule, frozenset({"who"})),
-    "who": choose("who", "calendar.add.who", WHO_CHOICES, on_who, frozenset({"days"})),
+    "who": choose("who", "calendar.add.who", who_choices, on_who, frozenset({"days"})),
     "days": ask_text("days", "calendar.add.days", on_days, frozenset({"at"}),
                      options=DAYS_CHOICES, labels_typed=True),
     "at": ask_text("at", "calendar.add.at", on_at, frozenset({"confirm"}), options=AT_CHOICES,

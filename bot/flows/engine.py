@@ -65,6 +65,7 @@ class Context:
     # The person's very first message to the bot (nothing was said to them yet).
     first_contact: bool = False
     # A province's bot that does not know the person's commune yet: a report asks it first.
+    # (The province's own people have none either: their calendar is the province's.)
     needs_commune: bool = False
     province_name: str = ""
 

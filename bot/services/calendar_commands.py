@@ -1,8 +1,9 @@
 """The /calendar command and the calendar_add flow's result (service layer).
 
 Officers and leaders may read the calendar; only admins change it. The role comes from the
-database on every command, never from a button. Every change wakes the calendar worker once
-the transaction has committed, so it sees the change at once.
+database on every command, never from a button. A commune's people see their commune's
+calendar; a province's own people, the province's (its report deadlines). Every change
+wakes the calendar worker once the transaction has committed, so it sees the change at once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from bot.flows import engine
 from bot.flows.book import FLOWS
 from bot.flows.calendar_admin import WHO, parse_at, parse_days, rule_words
 from bot.flows.effects import AddCalendarEvent, Effect
-from bot.services.calendar_reminders import CalendarReminders, StoredEvent, event_fields, title_of
+from bot.services.calendar_reminders import Reminders, StoredEvent, event_fields, title_of
 from bot.services.directory import Communes
 from storage import calendar
 from storage.db import Tx
@@ -43,6 +44,12 @@ WHO_TEXTS: Final[dict[str, Text]] = {
     "police": Text("calendar.who.police"), "leader": Text("calendar.who.leader"),
     "admin": Text("calendar.who.admin"),
 }
+# The province's own people, whom a province's calendar reminds.
+PROVINCE_WHO_TEXTS: Final[dict[str, Text]] = {
+    **WHO_TEXTS, "officer": Text("calendar.who.province_officer"),
+    "police": Text("calendar.who.province_police"),
+    "leader": Text("calendar.who.province_leader"),
+}
 
 CommandResult = tuple[engine.State, list[Effect]]
 
@@ -52,13 +59,14 @@ def next_date(event: CalendarEvent, today: date) -> date | None:
     return found[0] if found else None
 
 
-def list_line(stored: StoredEvent, today: date) -> Text:
+def list_line(stored: StoredEvent, today: date, province: bool = False) -> Text:
     event = stored.event
     upcoming = next_date(event, today)
+    who = PROVINCE_WHO_TEXTS if province else WHO_TEXTS
     return Text("calendar.list.line_paused" if event.paused else "calendar.list.line", {
         "title": stored.title, "rule": rule_words(event.rule),
         "at": f"{event.hour:02d}:{event.minute:02d}",
-        "who": [WHO_TEXTS[r] for r in event.roles],
+        "who": [who[r] for r in event.roles],
         "next": day_text(upcoming) if upcoming else "-", "key": event.key})
 
 
@@ -72,11 +80,11 @@ def first_reminder(event: CalendarEvent, now: datetime) -> DueReminder | None:
 
 
 class CalendarCommands:
-    def __init__(self, communes: Communes, reminders: Mapping[int, CalendarReminders],
+    def __init__(self, communes: Communes, reminders: Mapping[int, Reminders],
                  changed: Callable[[], None],
                  new_key: Callable[[], str] = lambda: f"chat_{secrets.token_hex(4)}") -> None:
         self.communes = communes
-        # Each commune's calendar, by commune id.
+        # Each commune's calendar, by commune id; a province's own, by its row's.
         self.reminders = dict(reminders)
         # Wakes the calendar worker (called once the change has committed).
         self.changed = changed
@@ -86,7 +94,7 @@ class CalendarCommands:
                       ctx: engine.Context, now: datetime) -> CommandResult:
         """/calendar, /calendar pause|resume <key>, /calendar add."""
         if person.commune_id not in self.reminders:
-            # The province's own staff: each commune keeps its own calendar.
+            # Someone kept under a row with no calendar here: nothing of theirs to show.
             return state, [say("province.commune_only")]
         words = args.split()
         verb = words[0].casefold() if words else ""
@@ -107,11 +115,13 @@ class CalendarCommands:
     async def _listing(self, tx: Tx, person: Person, now: datetime) -> Reply:
         events = await self.reminders[person.commune_id].stored_events(tx)
         today = now.astimezone(LOCAL_TZ).date()
-        head = Text("calendar.list.head",
-                    {"commune": self.communes.of(person.commune_id).config.name})
+        province = person.commune_id == self.communes.province_id
+        head = (Text("calendar.list.province_head", {"province": self.communes.province_name})
+                if province else Text("calendar.list.head", {
+                    "commune": self.communes.of(person.commune_id).config.name}))
         if not events:
             return Reply((head, Text("calendar.list.empty")))
-        lines = tuple(list_line(e, today) for e in events)
+        lines = tuple(list_line(e, today, province) for e in events)
         hint = (Text("calendar.list.admin_hint"),) if may_change_calendar(person.role) else ()
         return Reply((head, *lines, *hint))
 

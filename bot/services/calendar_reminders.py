@@ -1,5 +1,10 @@
-"""Calendar reminders (service layer): the commune's events in the database, and each due
+"""Calendar reminders (service layer): a calendar's events in the database, and each due
 reminder sent exactly once. (Deadline reminders of cases are bot/services/escalation.py.)
+
+Each commune has its calendar (`CalendarReminders`), and a province its own
+(`ProvinceReminders`): the province's people are reminded of the province's report
+deadlines, with the province's figures (each commune's beside them). Both keep their events
+and reminders under their row of `communes` (a province's own row is `Communes.province_id`).
 
 The database decides what was sent: a reminder is recorded in `calendar_reminders` in the
 transaction that queues its messages, and the row's unique key stops a second process (or a
@@ -10,7 +15,8 @@ when to look.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -28,8 +34,9 @@ from bot.domain.local_time import LOCAL_TZ
 from bot.domain.message_kinds import Kind
 from bot.domain.messages import Reply, Text
 from bot.domain.periods import Period, covering
-from bot.domain.roles import STATISTICS_WITH_REMINDERS
-from bot.services.directory import Directory
+from bot.domain.province import ProvinceConfig
+from bot.domain.roles import PROVINCE_STATISTICS_WITH_REMINDERS, STATISTICS_WITH_REMINDERS
+from bot.services.directory import Communes, Directory
 from bot.services.outbox import Outbox
 from storage import calendar, people
 from storage.calendar import StoredEventRow
@@ -44,6 +51,14 @@ class StatsReport(Protocol):
     """bot.services.period_reports.period_report: a period's statistics as replies."""
 
     async def __call__(self, tx: Tx, directory: Directory, period: Period,
+                       language: str, now: datetime) -> list[Reply]: ...
+
+
+class ProvinceStatsReport(Protocol):
+    """bot.services.period_reports.province_report: the province's statistics, with each
+    commune's, as replies."""
+
+    async def __call__(self, tx: Tx, communes: Communes, period: Period,
                        language: str, now: datetime) -> list[Reply]: ...
 
 
@@ -104,26 +119,40 @@ def report_period(event: CalendarEvent, event_date: date) -> Period | None:
     return covering(event.covers, event_date.year)
 
 
-class CalendarReminders:
-    def __init__(self, database: Database, directory: Directory, outbox: Outbox,
-                 period_report: StatsReport | None = None) -> None:
+class Reminders(ABC):
+    """One calendar's reminders. A subclass says whose calendar it is (its row of
+    `communes`, the events its file configures), who of those a report deadline reminds
+    also get its numbers (`with_numbers`), and which numbers (`report`)."""
+
+    # Who of those a report deadline reminds also get the period's numbers.
+    with_numbers: frozenset[str] = STATISTICS_WITH_REMINDERS
+
+    def __init__(self, database: Database, outbox: Outbox) -> None:
         self.database = database
-        self.directory = directory
         self.outbox = outbox
-        self.period_report = period_report
 
     @property
+    @abstractmethod
     def commune_id(self) -> int:
-        return self.directory.commune_id
+        """The row of `communes` the calendar and its reminders are kept under (also whose
+        people it reminds)."""
+
+    @abstractmethod
+    def configured(self) -> tuple[Sequence[CalendarEvent], Mapping[str, str]]:
+        """The events the config file gives the calendar, and the titles it writes."""
+
+    @abstractmethod
+    async def report(self, tx: Tx, period: Period, language: str,
+                     now: datetime) -> list[Reply] | None:
+        """The period's numbers for one reader; None when none are wired."""
 
     async def sync(self, tx: Tx, now: datetime) -> None:
         """Write the config file's calendar into the database. A pause set in chat stays;
         events gone from the file go; events added in chat stay."""
-        cfg = self.directory.config
+        configured, titles = self.configured()
         rows = {row.key: row for row in await calendar.events_of(tx, self.commune_id)}
-        for event in cfg.calendar:
-            fields: dict[str, Any] = {**event_fields(event),
-                                      "title": cfg.calendar_titles.get(event.key)}
+        for event in configured:
+            fields: dict[str, Any] = {**event_fields(event), "title": titles.get(event.key)}
             row = rows.get(event.key)
             if row is None:
                 await calendar.add_event(tx, commune_id=self.commune_id, key=event.key,
@@ -140,9 +169,9 @@ class CalendarReminders:
                 await calendar.update_event(tx, row.id, updated_at=now, updated_by=None,
                                             **fields)
         removed = await calendar.delete_config_events_except(
-            tx, self.commune_id, [e.key for e in cfg.calendar])
-        log.info("calendar synced: %d configured events, %d removed", len(cfg.calendar),
-                 removed)
+            tx, self.commune_id, [e.key for e in configured])
+        log.info("calendar %s synced: %d configured events, %d removed", self.commune_id,
+                 len(configured), removed)
 
     async def stored_events(self, tx: Tx) -> list[StoredEvent]:
         found = []
@@ -205,7 +234,7 @@ class CalendarReminders:
                 log.info("calendar reminder %s already recorded elsewhere", latest.key)
             elif recorded_id is not None:
                 sent += 1
-                log.info("calendar reminder %s sent", latest.key)
+                log.info("calendar %s reminder %s sent", self.commune_id, latest.key)
         return sent, due_after([e.event for e in stored.values()], now)
 
     async def _record(self, tx: Tx, reminder: DueReminder, now: datetime,
@@ -218,7 +247,8 @@ class CalendarReminders:
     async def _send(self, tx: Tx, reminder: DueReminder, stored: StoredEvent,
                     now: datetime) -> int:
         """Queue the reminder for everyone in the event's roles, each in their language on
-        their channel; officers of a report deadline also get the period's numbers."""
+        their channel; those of `with_numbers` (a commune's officers) also get a report
+        deadline's numbers."""
         event = reminder.event
         readers = await people.people_with_roles(tx, self.commune_id, event.roles)
         identities = await people.identities_for(tx, [p.id for p in readers])
@@ -229,7 +259,7 @@ class CalendarReminders:
         reached = 0
         for person in readers:
             stats: Sequence[Reply] = ()
-            if period is not None and person.role in STATISTICS_WITH_REMINDERS:
+            if period is not None and person.role in self.with_numbers:
                 if person.language not in numbers:
                     numbers[person.language] = await self._numbers(tx, period,
                                                                    person.language, now)
@@ -252,12 +282,63 @@ class CalendarReminders:
                        now: datetime) -> list[Reply]:
         """The period's statistics; without them (none wired, or they failed) the
         reminder still goes out."""
-        if self.period_report is None:
-            return []
         try:
             async with tx.savepoint():
-                return list(await self.period_report(tx, self.directory, period, language,
-                                                     now))
+                return list(await self.report(tx, period, language, now) or ())
         except Exception:
             log.exception("statistics for %s failed; reminder sent without them", period)
             return []
+
+
+class CalendarReminders(Reminders):
+    """A commune's calendar: its people reminded, its officers given the commune's
+    numbers."""
+
+    def __init__(self, database: Database, directory: Directory, outbox: Outbox,
+                 period_report: StatsReport | None = None) -> None:
+        super().__init__(database, outbox)
+        self.directory = directory
+        self.period_report = period_report
+
+    @property
+    def commune_id(self) -> int:
+        return self.directory.commune_id
+
+    def configured(self) -> tuple[Sequence[CalendarEvent], Mapping[str, str]]:
+        return self.directory.config.calendar, self.directory.config.calendar_titles
+
+    async def report(self, tx: Tx, period: Period, language: str,
+                     now: datetime) -> list[Reply] | None:
+        if self.period_report is None:
+            return None
+        return list(await self.period_report(tx, self.directory, period, language, now))
+
+
+class ProvinceReminders(Reminders):
+    """A province's own calendar (the province file's `[calendar]`): the province's people
+    reminded, its officers and leaders given the province's numbers with each commune's."""
+
+    with_numbers = PROVINCE_STATISTICS_WITH_REMINDERS
+
+    def __init__(self, database: Database, communes: Communes, province: ProvinceConfig,
+                 outbox: Outbox, province_report: ProvinceStatsReport | None = None) -> None:
+        super().__init__(database, outbox)
+        if communes.province_id is None:
+            raise ValueError("a province's calendar needs the province's own row")
+        self.communes = communes
+        self.province = province
+        self.province_report = province_report
+        self._province_id = communes.province_id
+
+    @property
+    def commune_id(self) -> int:
+        return self._province_id
+
+    def configured(self) -> tuple[Sequence[CalendarEvent], Mapping[str, str]]:
+        return self.province.calendar, self.province.calendar_titles
+
+    async def report(self, tx: Tx, period: Period, language: str,
+                     now: datetime) -> list[Reply] | None:
+        if self.province_report is None:
+            return None
+        return list(await self.province_report(tx, self.communes, period, language, now))

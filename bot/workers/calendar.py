@@ -1,6 +1,6 @@
-"""The calendar worker (workers layer): sends the commune calendar's due reminders and
-wakes again at the next one, and at least every RECHECK (another process, or an admin in
-chat, may have changed the calendar)."""
+"""The calendar worker (workers layer): sends the calendars' due reminders (each commune's,
+and a province's own) and wakes again at the next one, and at least every RECHECK (another
+process, or an admin in chat, may have changed the calendar)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
-from bot.services.calendar_reminders import CalendarReminders
+from bot.services.calendar_reminders import Reminders
 
 RECHECK: Final[timedelta] = timedelta(minutes=10)
 
@@ -16,9 +16,9 @@ RECHECK: Final[timedelta] = timedelta(minutes=10)
 class CalendarWorker:
     name = "calendar"
 
-    def __init__(self, reminders: Sequence[CalendarReminders], recheck: timedelta = RECHECK,
+    def __init__(self, reminders: Sequence[Reminders], recheck: timedelta = RECHECK,
                  on_queued: Callable[[], None] | None = None) -> None:
-        # One calendar per commune served.
+        # One calendar per commune served, and the province's own in a province.
         self.reminders = list(reminders)
         # Reminders were queued: the delivery worker should look.
         self.on_queued = on_queued
@@ -30,8 +30,8 @@ class CalendarWorker:
 
     async def run_due(self, now: datetime) -> int:
         sent, nexts = 0, []
-        for commune in self.reminders:
-            some, after = await commune.look(now)
+        for place in self.reminders:
+            some, after = await place.look(now)
             sent += some
             if after is not None:
                 nexts.append(after)
