@@ -8,9 +8,7 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, async_playwright
 
 from bot.app import App, Setup, build_app
@@ -19,7 +17,7 @@ from bot.config import DEMO_CONFIG, load_commune
 from bot.handlers.simulator import SimulatorPlugin
 from tests.support import START, pg
 from tests.support.fake_zalo import FakeZalo
-from tests.support.simulator import Simulator
+from tests.support.simulator import Simulator, served
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -81,11 +79,8 @@ async def app(db_url: str, clock: FakeClock) -> AsyncIterator[App]:
 
 @pytest.fixture
 async def sim(app: App) -> AsyncIterator[Simulator]:
-    server = TestServer(app.server, host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        yield Simulator(app, http, str(server.make_url("")).rstrip("/"))
-    await server.close()
+    async with served(app) as found:
+        yield found
 
 
 HAVE_CHROMIUM = os.path.exists(CHROMIUM)

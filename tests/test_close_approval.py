@@ -8,25 +8,18 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot import i18n
-from bot.app import Setup, build_app
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, ConfigError, parse_commune
-from bot.domain.commune import CommuneConfig
-from bot.handlers.simulator import SimulatorPlugin
 from storage import cases
 from storage.cases import AuditEntry
 from tests.support.processes import serve_refused
-from tests.support.simulator import Phone, Simulator, choice_ids, walk_report
+from tests.support.simulator import Phone, Simulator, choice_ids, simulator, walk_report
 from tests.support.stories import EMERGENCY_REPORT, REPORT_STEPS
 
 DEMO = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
@@ -38,21 +31,6 @@ def demo_with(**closing: Any) -> dict[str, Any]:
     raw = copy.deepcopy(DEMO)
     raw["closing"] = {**raw.get("closing", {}), **closing}
     return raw
-
-
-@asynccontextmanager
-async def simulator(db_url: str, clock: FakeClock,
-                    config: CommuneConfig) -> AsyncIterator[Simulator]:
-    """A process of this commune on the database, its simulator served over loopback."""
-    app = await build_app(Setup(db_url, config, clock), [SimulatorPlugin()])
-    server = TestServer(app.server, host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Simulator(app, http, str(server.make_url("")).rstrip("/"))
-    finally:
-        await server.close()
-        await app.close()
 
 
 async def assess_high(sim: Simulator, who: str = "officer", case_id: int = 1) -> None:

@@ -13,9 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot import i18n
 from bot.app import App, Setup, build_app
@@ -31,7 +29,7 @@ from storage import people
 from tests.support.database import rows
 from tests.support.province import write_province
 from tests.support.reports import add_case_rows, check_png, local, minutes, workbook_values
-from tests.support.simulator import Simulator, choice_ids
+from tests.support.simulator import Simulator, choice_ids, simulator
 from tests.support.workers import worker_of
 
 # The annual report's reminder a week ahead (bot/default_calendar.toml: 10 December, 7 days).
@@ -53,21 +51,11 @@ def province(tmp_path: Path) -> ProvinceConfig:
     return load_province(write_province(tmp_path, communes=2))
 
 
-async def serve(app: App) -> AsyncIterator[Simulator]:
-    server = TestServer(app.server, host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        yield Simulator(app, http, str(server.make_url("")).rstrip("/"))
-    await server.close()
-
-
 @pytest.fixture
 async def two(db_url: str, clock: FakeClock,
               province: ProvinceConfig) -> AsyncIterator[Simulator]:
-    app = await build_app(Setup(db_url, province, clock), [SimulatorPlugin()])
-    async for sim in serve(app):
+    async with simulator(db_url, clock, province) as sim:
         yield sim
-    await app.close()
 
 
 def phone(province: ProvinceConfig, n: int, key: str) -> str:

@@ -12,18 +12,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot import i18n
-from bot.app import Setup, build_app
 from bot.clock import FakeClock
 from bot.config import load_province
 from bot.domain.cases import AGE_BANDS, CASE_TYPES, OUTCOMES, SETTINGS, SEXES, URGENCIES
 from bot.domain.province import ProvinceConfig
 from bot.domain.statistics import PROVINCE_BREAKDOWNS, SETTING_KEYS, village_sort_key
-from bot.handlers.simulator import SimulatorPlugin
 from bot.services.period_reports import XLSX_MIME, period_stats, province_report, value_text
 from tests.support.province import write_province
 from tests.support.reports import (
@@ -34,7 +30,7 @@ from tests.support.reports import (
     minutes,
     workbook_values,
 )
-from tests.support.simulator import Simulator
+from tests.support.simulator import Simulator, simulator
 
 COMMUNES = 3
 
@@ -47,13 +43,8 @@ def province(tmp_path: Path) -> ProvinceConfig:
 @pytest.fixture
 async def three(db_url: str, clock: FakeClock,
                 province: ProvinceConfig) -> AsyncIterator[Simulator]:
-    app = await build_app(Setup(db_url, province, clock), [SimulatorPlugin()])
-    server = TestServer(app.server, host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        yield Simulator(app, http, str(server.make_url("")).rstrip("/"))
-    await server.close()
-    await app.close()
+    async with simulator(db_url, clock, province) as sim:
+        yield sim
 
 
 def phone(province: ProvinceConfig, n: int, key: str) -> str:

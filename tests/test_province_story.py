@@ -11,22 +11,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser
 
-from bot.app import Setup, build_app
 from bot.clock import FakeClock
 from bot.config import load_province
 from bot.domain.folding import without_marks
 from bot.domain.province import ProvinceConfig
-from bot.handlers.simulator import SimulatorPlugin
 from storage import cases, people
 from tests.support.database import read, rows
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.province import FAR_AWAY, village_point, write_province
-from tests.support.simulator import Simulator, WalkIn, choice_ids
+from tests.support.simulator import Simulator, WalkIn, choice_ids, simulator
 from tests.support.telegram import TelegramWorld, telegram_app
 from tests.support.zalo import open_hook
 
@@ -39,13 +35,8 @@ def province(tmp_path: Path) -> ProvinceConfig:
 @pytest.fixture
 async def two(db_url: str, clock: FakeClock,
               province: ProvinceConfig) -> AsyncIterator[Simulator]:
-    app = await build_app(Setup(db_url, province, clock), [SimulatorPlugin()])
-    server = TestServer(app.server, host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        yield Simulator(app, http, str(server.make_url("")).rstrip("/"))
-    await server.close()
-    await app.close()
+    async with simulator(db_url, clock, province) as sim:
+        yield sim
 
 
 def phone(province: ProvinceConfig, n: int, key: str) -> str:

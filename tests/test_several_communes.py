@@ -8,21 +8,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from bot.app import Setup, build_app
 from bot.clock import FakeClock
 from bot.config import ConfigError, load_province
 from bot.domain.province import ProvinceConfig
-from bot.handlers.simulator import SimulatorPlugin
 from bot.services.directory import sync_province
 from storage import cases, people
 from tests.support.database import read
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.province import commune_files, write_province
-from tests.support.simulator import Simulator, WalkIn, choice_ids
+from tests.support.simulator import Simulator, WalkIn, choice_ids, simulator
 from tests.support.telegram import TelegramWorld, telegram_app
 
 # tests/support/province.py: commune n's on-duty police officer has Telegram id
@@ -46,13 +42,8 @@ def province(tmp_path: Path) -> ProvinceConfig:
 @pytest.fixture
 async def sim(db_url: str, clock: FakeClock,
               province: ProvinceConfig) -> AsyncIterator[Simulator]:
-    app = await build_app(Setup(db_url, province, clock), [SimulatorPlugin()])
-    server = TestServer(app.server, host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        yield Simulator(app, http, str(server.make_url("")).rstrip("/"))
-    await server.close()
-    await app.close()
+    async with simulator(db_url, clock, province) as found:
+        yield found
 
 
 def phone(province: ProvinceConfig, n: int, key: str) -> str:

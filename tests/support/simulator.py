@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from aiohttp.test_utils import TestServer
 
-from bot.app import App
+from bot.app import App, Setup, build_app
+from bot.clock import FakeClock
+from bot.domain.commune import CommuneConfig
 from bot.domain.messages import Input
+from bot.domain.province import ProvinceConfig
+from bot.handlers.simulator import SimulatorPlugin
 from bot.services.conversation import InboundEvent
 from tests.support.stories import Steps
 
@@ -117,3 +124,28 @@ class WalkIn:
 
     async def last(self) -> dict[str, Any]:
         return (await self.sim[self.address].inbox(all_=True))[-1]
+
+
+@asynccontextmanager
+async def served(app: App) -> AsyncIterator[Simulator]:
+    """The app's simulator served over loopback, driven as the browser page drives it."""
+    server = TestServer(app.server, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Simulator(app, http, str(server.make_url("")).rstrip("/"))
+    finally:
+        await server.close()
+
+
+@asynccontextmanager
+async def simulator(db_url: str, clock: FakeClock,
+                    config: CommuneConfig | ProvinceConfig) -> AsyncIterator[Simulator]:
+    """A process of this commune (or province) on the database, its simulator served over
+    loopback; its workers not started (tests move the clock and `app.settle()`)."""
+    app = await build_app(Setup(db_url, config, clock), [SimulatorPlugin()])
+    try:
+        async with served(app) as sim:
+            yield sim
+    finally:
+        await app.close()
