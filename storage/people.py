@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from bot.domain.people import Identity, Person
 from storage.db import Tx
@@ -86,6 +86,17 @@ async def configured_people(tx: Tx, commune_id: int) -> list[Person]:
     rows = await tx.conn.execute(select(people).where(people.c.commune_id == commune_id,
                                                       people.c.key.is_not(None))
                                  .order_by(people.c.id))
+    return [to_person(r._mapping) for r in rows]
+
+
+async def working_people(tx: Tx, commune_id: int, roles: Collection[str]) -> list[Person]:
+    """The people the commune file names, and everyone in `roles` there who joined by an
+    invitation (no key): routing and escalation must reach them alike."""
+    rows = await tx.conn.execute(
+        select(people).where(people.c.commune_id == commune_id,
+                             or_(people.c.key.is_not(None),
+                                 people.c.role.in_([str(r) for r in roles])))
+        .order_by(people.c.id))
     return [to_person(r._mapping) for r in rows]
 
 

@@ -280,6 +280,38 @@ async def test_invite_link_binds_a_collaborator_who_reports_with_village_prefill
     assert case is not None and case.village_id == w.app.directory.village_ids["tay"]
 
 
+async def test_staff_who_joined_by_invitation_are_alerted_like_those_the_file_names(
+        world: TelegramWorld) -> None:
+    """Routing and escalation choose among everyone who works in the commune, not only
+    the people its file names: an invited collaborator hears of their village's case, and
+    an invited officer is on the chain's second level ("officer": every officer)."""
+    w = world
+    invited = {}
+    for user, args in ((NEWCOMER, "collaborator Thôn Tây"), (LATECOMER, "officer")):
+        await w.say(ADMIN, f"/invite {args}")
+        link = next(word for word in w.last(ADMIN).text.split()
+                    if word.startswith("https://t.me/"))
+        await w.say(user, f"/start {link.split('start=', 1)[1]}")
+        invited[user] = len(w.fake.inbox(user))
+    await w.say(CITIZEN, "/start")
+    for data in ("menu:report", "danger:no", "type:violence", "types:done"):
+        await w.press(CITIZEN, data)
+    await w.say(CITIZEN, "Thôn Tây")
+    for data in ("age:6-10", "sex:boy", "skip", "count:1"):
+        await w.press(CITIZEN, data)
+    await w.say(CITIZEN, "Bố đánh bé bằng roi.")
+    for data in ("photos:done", "contact:anonymous", "confirm"):
+        await w.press(CITIZEN, data)
+    # The village's collaborator is told at once; the officer not yet (not on duty).
+    assert any("VT-2026-0001" in m.text for m in w.fake.inbox(NEWCOMER)[invited[NEWCOMER]:])
+    assert len(w.fake.inbox(LATECOMER)) == invited[LATECOMER]
+    # Nobody takes it within the hour (URGENT): level 2 names every officer.
+    w.clock.advance(timedelta(hours=1, minutes=1))
+    await w.pump()
+    later = w.fake.inbox(LATECOMER)[invited[LATECOMER]:]
+    assert any("case:ack:1" in m.callback_data for m in later), later
+
+
 async def test_alerts_arrive_once_through_429s_then_5xx_then_timeouts(
         world: TelegramWorld, clock: FakeClock) -> None:
     w = world

@@ -17,7 +17,7 @@ from bot.domain.folding import without_marks
 from bot.domain.messages import Text
 from bot.domain.people import Person
 from bot.domain.province import ProvinceConfig
-from bot.domain.roles import Role
+from bot.domain.roles import INVITABLE, Role
 from storage import people
 from storage.db import Tx
 
@@ -91,11 +91,11 @@ class Communes:
         return cls({directory.commune_id: directory}, home_id=directory.commune_id)
 
     async def everyone(self, tx: Tx, commune_id: int) -> list[Person]:
-        """The commune's configured people, and the province's, who serve every commune
-        (its routing and escalation may name them)."""
-        found = await people.configured_people(tx, commune_id)
+        """The commune's people, named by its file or invited into a working role, and the
+        province's, who serve every commune (its routing and escalation may name them)."""
+        found = await people.working_people(tx, commune_id, INVITABLE)
         if self.province_id is not None and self.province_id != commune_id:
-            found += await people.configured_people(tx, self.province_id)
+            found += await people.working_people(tx, self.province_id, INVITABLE)
         return found
 
     def __iter__(self) -> Iterator[Directory]:
