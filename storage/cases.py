@@ -6,13 +6,13 @@ Every change of a case moves its version on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, select, update
 from sqlalchemy import case as sql_case
-from sqlalchemy import select, update
 
 from bot.domain.cases import Access, Attachment, Case, NewCase, Status, TeamMember
 from bot.domain.top_digest import WaitingCase
@@ -65,6 +65,13 @@ async def add_case(tx: Tx, new: NewCase) -> Case:
 async def case_by_id(tx: Tx, case_id: int) -> Case | None:
     row = (await tx.conn.execute(select(cases).where(cases.c.id == case_id))).first()
     return to_case(row._mapping) if row else None
+
+
+async def cases_by_id(tx: Tx, case_ids: Collection[int]) -> dict[int, Case]:
+    if not case_ids:
+        return {}
+    rows = await tx.conn.execute(select(cases).where(cases.c.id.in_(list(case_ids))))
+    return {c.id: c for c in (to_case(r._mapping) for r in rows)}
 
 
 async def case_by_code(tx: Tx, code: str) -> Case | None:
@@ -138,6 +145,21 @@ async def climb_to(tx: Tx, case_id: int, level: int) -> Case:
     return await _change(tx, case_id, escalation_level=level)
 
 
+async def climb_all(tx: Tx, levels: Mapping[int, int]) -> dict[int, Case]:
+    """Cases up the chain, case id -> level, in one statement per level."""
+    by_level: dict[int, list[int]] = {}
+    for case_id, level in levels.items():
+        by_level.setdefault(level, []).append(case_id)
+    found: dict[int, Case] = {}
+    for level, ids in by_level.items():
+        rows = await tx.conn.execute(
+            update(cases).where(cases.c.id.in_(ids))
+            .values(escalation_level=level, version=cases.c.version + 1)
+            .returning(*CASE_COLUMNS))
+        found.update((c.id, c) for c in (to_case(r._mapping) for r in rows))
+    return found
+
+
 # ---- the team -------------------------------------------------------------------------------
 
 
@@ -159,6 +181,28 @@ async def join_team_many(tx: Tx, case_id: int, person_ids: Sequence[int], level:
         await tx.conn.execute(team.insert(), [
             {"case_id": case_id, "person_id": pid, "level": level, "access": str(access),
              "alerted_at": now} for pid in person_ids])
+
+
+async def join_teams(tx: Tx, members: Sequence[tuple[int, int, int]], access: str,
+                     now: datetime) -> set[tuple[int, int]]:
+    """Route cases to people, (case, person, level) each, as `join_team` and
+    `move_to_level` do one by one: the (case, person) pairs new to their case; those told
+    of it before are moved to the new level."""
+    if not members:
+        return set()
+    rows = [{"case_id": c, "person_id": p, "level": lv, "access": str(access),
+             "alerted_at": now} for c, p, lv in dict.fromkeys(members)]
+    # executemany: one statement whatever the count, compiled once and cached.
+    joined = {(r[0], r[1]) for r in await tx.conn.execute(
+        insert(tx, team).on_conflict_do_nothing(index_elements=["case_id", "person_id"])
+        .returning(team.c.case_id, team.c.person_id), rows)}
+    moved = [{"c": r["case_id"], "p": r["person_id"], "lv": r["level"]} for r in rows
+             if (r["case_id"], r["person_id"]) not in joined]
+    if moved:
+        await tx.conn.execute(update(team).where(team.c.case_id == bindparam("c"),
+                                                 team.c.person_id == bindparam("p"))
+                              .values(level=bindparam("lv"), access=str(access)), moved)
+    return joined
 
 
 async def move_to_level(tx: Tx, case_id: int, person_id: int, level: int,
@@ -233,6 +277,19 @@ async def add_attachments(tx: Tx, case_id: int, files: Sequence[Attachment],
              "created_at": now} for f in files])
 
 
+async def attachments_of_cases(tx: Tx, case_ids: Collection[int]
+                               ) -> dict[int, list[Attachment]]:
+    found: dict[int, list[Attachment]] = {case_id: [] for case_id in case_ids}
+    if found:
+        rows = await tx.conn.execute(select(attachments.c.case_id, attachments.c.kind,
+                                            attachments.c.channel, attachments.c.file_ref)
+                                     .where(attachments.c.case_id.in_(list(found)))
+                                     .order_by(attachments.c.id))
+        for r in rows:
+            found[r[0]].append(Attachment(r[1], r[2], r[3]))
+    return found
+
+
 async def attachments_of(tx: Tx, case_id: int) -> list[Attachment]:
     rows = await tx.conn.execute(select(attachments.c.kind, attachments.c.channel,
                                         attachments.c.file_ref)
@@ -259,6 +316,15 @@ async def audit(tx: Tx, case_id: int, actor_id: int | None, action: str, now: da
                 **detail: Any) -> None:
     await tx.conn.execute(events.insert().values(case_id=case_id, actor_id=actor_id,
                                                  action=action, at=now, detail=detail))
+
+
+async def audit_all(tx: Tx, entries: Sequence[tuple[int, int | None, str, Mapping[str, Any]]],
+                    now: datetime) -> None:
+    """Audit rows (case, actor, action, detail) in one statement, in this order."""
+    if entries:
+        await tx.conn.execute(events.insert(), [
+            {"case_id": c, "actor_id": a, "action": action, "at": now, "detail": dict(d)}
+            for c, a, action, d in entries])
 
 
 async def case_events(tx: Tx, case_id: int) -> list[AuditEntry]:

@@ -6,7 +6,7 @@ once; functions take the caller's transaction and never commit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,6 +59,26 @@ async def deadline_by_id(tx: Tx, deadline_id: int) -> Deadline | None:
     return _deadline(row._mapping) if row else None
 
 
+async def deadlines_by_id(tx: Tx, deadline_ids: Collection[int]) -> dict[int, Deadline]:
+    if not deadline_ids:
+        return {}
+    rows = await tx.conn.execute(select(deadlines)
+                                 .where(deadlines.c.id.in_(list(deadline_ids))))
+    return {d.id: d for d in (_deadline(r._mapping) for r in rows)}
+
+
+async def deadlines_of_cases(tx: Tx, case_ids: Collection[int]) -> dict[int, list[Deadline]]:
+    """Each case's deadlines, as `deadlines_of` gives them, in one statement."""
+    found: dict[int, list[Deadline]] = {case_id: [] for case_id in case_ids}
+    if found:
+        rows = await tx.conn.execute(select(deadlines)
+                                     .where(deadlines.c.case_id.in_(list(found)))
+                                     .order_by(deadlines.c.id))
+        for row in rows:
+            found[row.case_id].append(_deadline(row._mapping))
+    return found
+
+
 async def deadlines_of(tx: Tx, case_id: int) -> list[Deadline]:
     rows = await tx.conn.execute(select(deadlines).where(deadlines.c.case_id == case_id)
                                  .order_by(deadlines.c.id))
@@ -105,6 +125,13 @@ async def arm_timer(tx: Tx, deadline_id: int, kind: str, seq: int, fire_at: date
         .on_conflict_do_nothing(index_elements=["deadline_id", "kind", "seq"]))) == 1
 
 
+async def arm_timers_once(tx: Tx, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Timers as `arm_timer` arms one, in one statement: one armed before stays as it was."""
+    if rows:
+        await tx.conn.execute(insert(tx, timers).on_conflict_do_nothing(
+            index_elements=["deadline_id", "kind", "seq"]), [dict(r) for r in rows])
+
+
 def _free(now: datetime) -> Any:
     return or_(timers.c.lease_until.is_(None), timers.c.lease_until < now)
 
@@ -134,8 +161,25 @@ async def leased_timer(tx: Tx, timer_id: int, owner: str) -> Timer | None:
     return _timer(row._mapping) if row else None
 
 
+async def leased_timers(tx: Tx, timer_ids: Sequence[int], owner: str) -> list[Timer]:
+    """The timers this claim still holds and that have not fired, in the order asked."""
+    if not timer_ids:
+        return []
+    rows = await tx.conn.execute(select(timers).where(
+        timers.c.id.in_(list(timer_ids)), timers.c.lease_owner == owner,
+        timers.c.done_at.is_(None)))
+    found = {t.id: t for t in (_timer(r._mapping) for r in rows)}
+    return [found[i] for i in timer_ids if i in found]
+
+
 async def finish_timer(tx: Tx, timer_id: int, now: datetime) -> None:
-    await tx.conn.execute(update(timers).where(timers.c.id == timer_id).values(done_at=now))
+    await finish_timers(tx, [timer_id], now)
+
+
+async def finish_timers(tx: Tx, timer_ids: Sequence[int], now: datetime) -> None:
+    if timer_ids:
+        await tx.conn.execute(update(timers).where(timers.c.id.in_(list(timer_ids)))
+                              .values(done_at=now))
 
 
 async def next_timer_at(tx: Tx) -> datetime | None:

@@ -4,7 +4,7 @@ and never commit. The statements the delivery path runs for every message are bu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,6 +75,32 @@ async def add_message(tx: Tx, *, person_id: int, case_id: int | None, channel: s
                          dedupe_key=dedupe_key, status=PENDING, attempts=0,
                          next_attempt_at=now, external_ref=None, broadcast_id=broadcast_id,
                          created_at=now)
+
+
+async def add_messages(tx: Tx, rows: Sequence[Mapping[str, Any]], now: datetime
+                       ) -> list[OutboxMessage]:
+    """Messages as `add_message` adds one (its keyword arguments but `now`, each), in one
+    statement; in this order, so ids keep each chat's order."""
+    if not rows:
+        return []
+    result = await tx.conn.execute(
+        outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True),
+        [{**r, "kind": str(r["kind"]), "status": PENDING, "attempts": 0,
+          "next_attempt_at": now, "created_at": now} for r in rows])
+    return [OutboxMessage(id=new_id, person_id=r["person_id"], case_id=r["case_id"],
+                          channel=r["channel"], address=r["address"], kind=str(r["kind"]),
+                          payload=r["payload"], dedupe_key=r["dedupe_key"], status=PENDING,
+                          attempts=0, next_attempt_at=now, external_ref=None,
+                          broadcast_id=r["broadcast_id"], created_at=now)
+            for new_id, r in zip(result.scalars(), rows, strict=True)]
+
+
+async def existing_keys(tx: Tx, dedupe_keys: Collection[str]) -> set[str]:
+    """Which of these dedupe keys a message already has."""
+    if not dedupe_keys:
+        return set()
+    return set(await tx.conn.scalars(select(outbox.c.dedupe_key).where(
+        outbox.c.dedupe_key.in_(list(dedupe_keys)))))
 
 
 async def exists(tx: Tx, dedupe_key: str) -> bool:
@@ -289,6 +315,19 @@ async def case_alerts(tx: Tx, case_id: int) -> list[OutboxMessage]:
         outbox.c.case_id == case_id, outbox.c.kind.in_(ALERT_KINDS),
         outbox.c.status.in_((PENDING, SENT))).order_by(outbox.c.id))
     return [to_message(r._mapping) for r in rows]
+
+
+async def case_alerts_of(tx: Tx, case_ids: Collection[int]) -> dict[int, list[OutboxMessage]]:
+    """`case_alerts` of each case, in one statement."""
+    found: dict[int, list[OutboxMessage]] = {case_id: [] for case_id in case_ids}
+    if found:
+        rows = await tx.conn.execute(select(*COLUMNS).where(
+            outbox.c.case_id.in_(list(found)), outbox.c.kind.in_(ALERT_KINDS),
+            outbox.c.status.in_((PENDING, SENT))).order_by(outbox.c.id))
+        for r in rows:
+            message = to_message(r._mapping)
+            found[message.case_id or 0].append(message)
+    return found
 
 
 async def of_case(tx: Tx, case_id: int) -> list[OutboxMessage]:

@@ -89,15 +89,20 @@ async def configured_people(tx: Tx, commune_id: int) -> list[Person]:
     return [to_person(r._mapping) for r in rows]
 
 
-async def working_people(tx: Tx, commune_id: int, roles: Collection[str]) -> list[Person]:
-    """The people the commune file names, and everyone in `roles` there who joined by an
-    invitation (no key): routing and escalation must reach them alike."""
-    rows = await tx.conn.execute(
-        select(people).where(people.c.commune_id == commune_id,
-                             or_(people.c.key.is_not(None),
-                                 people.c.role.in_([str(r) for r in roles])))
-        .order_by(people.c.id))
-    return [to_person(r._mapping) for r in rows]
+async def working_people(tx: Tx, commune_ids: Collection[int], roles: Collection[str]
+                         ) -> dict[int, list[Person]]:
+    """Each commune's people named by its file, and everyone in `roles` there who joined
+    by an invitation (no key): routing and escalation must reach them alike."""
+    found: dict[int, list[Person]] = {commune_id: [] for commune_id in commune_ids}
+    if found:
+        rows = await tx.conn.execute(
+            select(people).where(people.c.commune_id.in_(list(found)),
+                                 or_(people.c.key.is_not(None),
+                                     people.c.role.in_([str(r) for r in roles])))
+            .order_by(people.c.id))
+        for row in rows:
+            found[row.commune_id].append(to_person(row._mapping))
+    return found
 
 
 def _with_roles(commune_id: int, roles: Collection[str]) -> tuple[Any, ...]:

@@ -5,7 +5,7 @@ on here, never assumes there is only one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -93,10 +93,18 @@ class Communes:
     async def everyone(self, tx: Tx, commune_id: int) -> list[Person]:
         """The commune's people, named by its file or invited into a working role, and the
         province's, who serve every commune (its routing and escalation may name them)."""
-        found = await people.working_people(tx, commune_id, INVITABLE)
-        if self.province_id is not None and self.province_id != commune_id:
-            found += await people.working_people(tx, self.province_id, INVITABLE)
-        return found
+        return (await self.everyone_in(tx, [commune_id]))[commune_id]
+
+    async def everyone_in(self, tx: Tx, commune_ids: Collection[int]
+                          ) -> dict[int, list[Person]]:
+        """`everyone` of each of these communes, in one statement."""
+        wanted = set(commune_ids)
+        if self.province_id is not None:
+            wanted.add(self.province_id)
+        found = await people.working_people(tx, wanted, INVITABLE)
+        province = found.get(self.province_id, []) if self.province_id is not None else []
+        return {c: found[c] + (province if c != self.province_id else [])
+                for c in commune_ids}
 
     def __iter__(self) -> Iterator[Directory]:
         return iter(self.by_id.values())

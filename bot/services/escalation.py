@@ -11,12 +11,12 @@ the top people's digest (bot/services/top_digest.py), not in an alert per period
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.domain import alerts
-from bot.domain.cases import FIRST_STEPS, Access, Case, Deadline, Timer, Urgency
+from bot.domain.cases import FIRST_STEPS, Access, Attachment, Case, Deadline, Timer, Urgency
 from bot.domain.delivery import INSTEAD_OF, OutboxMessage, copy_key
 from bot.domain.message_kinds import Kind, rule_of
 from bot.domain.messages import Reply, Text
@@ -25,7 +25,7 @@ from bot.domain.permissions import hears_as_reporter
 from bot.domain.routing import level_recipients
 from bot.domain.work_hours import WorkHours
 from bot.services.directory import Communes, Directory
-from bot.services.outbox import Outbox
+from bot.services.outbox import Outbox, Send
 from bot.services.top_digest import TopDigest
 from storage import cases, deadlines, outbox, people
 from storage.db import Tx
@@ -35,6 +35,17 @@ log = logging.getLogger(__name__)
 HOLDER_SEQ = 100
 # The edit of a first alert that says it is overdue (taking the case makes the other one).
 OVERDUE_EDIT = 0
+
+
+@dataclass(frozen=True)
+class _Climbing:
+    """A case about to climb one level because `timer` of deadline `dl` fired."""
+
+    case_id: int
+    dl: Deadline
+    timer: Timer
+    level: int
+    rearm: bool
 
 
 class Escalation:
@@ -108,24 +119,51 @@ class Escalation:
 
     async def fire(self, tx: Tx, timer: Timer, now: datetime) -> None:
         """Carry out one due timer inside the caller's transaction."""
-        await deadlines.finish_timer(tx, timer.id, now)
-        if (rider := self.riders.get(timer.kind)) is not None:
-            await rider(tx, timer, now)
-            return
-        dl = await deadlines.deadline_by_id(tx, timer.deadline_id)
-        if dl is None or dl.met_at is not None or dl.version != timer.deadline_version:
-            return
-        case = await cases.case_by_id(tx, dl.case_id)
-        if case is None or case.closed:
-            return
-        if timer.kind.startswith("remind"):
-            # A reminder after its deadline (e.g. after downtime) is noise, unless it is the
-            # one telling whoever just took the case that a deadline already passed.
-            if now < dl.due_at or timer.seq >= HOLDER_SEQ:
-                await self._remind(tx, case, dl, timer, now)
-        else:
-            await self._escalate(tx, case, dl, timer, now,
-                                 rearm=not timer.kind.startswith("unreachable"))
+        await self.fire_all(tx, [timer], now)
+
+    async def fire_all(self, tx: Tx, timers: Sequence[Timer], now: datetime) -> None:
+        """Carry out due timers, in this order, inside the caller's transaction. The cases
+        they climb are climbed together (a restart may find a thousand due at once): one
+        read of each kind for all of them, one write of each kind. A case met twice is
+        climbed with what came before it written first, so it reads its own news."""
+        await deadlines.finish_timers(tx, [t.id for t in timers], now)
+        found = await deadlines.deadlines_by_id(tx, {t.deadline_id for t in timers})
+        read = await cases.cases_by_id(tx, {d.case_id for d in found.values()})
+        # Cases as read, and not changed since by an earlier timer of these (climbed, or a
+        # rider's work): a case met again is read again once what waits is written.
+        fresh = set(read)
+        climbing: list[_Climbing] = []
+        for timer in timers:
+            dl = found.get(timer.deadline_id)
+            if dl is not None and dl.case_id not in fresh:
+                await self._climb_all(tx, climbing, now)
+                climbing = []
+                dl = await deadlines.deadline_by_id(tx, timer.deadline_id)
+                case = await cases.case_by_id(tx, dl.case_id) if dl is not None else None
+                if case is not None:
+                    read[case.id] = case
+                    fresh.add(case.id)
+            if (rider := self.riders.get(timer.kind)) is not None:
+                if dl is not None:
+                    fresh.discard(dl.case_id)
+                await rider(tx, timer, now)
+                continue
+            if dl is None or dl.met_at is not None or dl.version != timer.deadline_version:
+                continue
+            case = read.get(dl.case_id)
+            if case is None or case.closed:
+                continue
+            if timer.kind.startswith("remind"):
+                # A reminder after its deadline (e.g. after downtime) is noise, unless it is
+                # the one telling whoever just took the case that a deadline already passed.
+                if now < dl.due_at or timer.seq >= HOLDER_SEQ:
+                    await self._remind(tx, case, dl, timer, now)
+            elif (climb := await self._before_climb(
+                    tx, case, dl, timer, now,
+                    rearm=not timer.kind.startswith("unreachable"))) is not None:
+                climbing.append(climb)
+                fresh.discard(case.id)
+        await self._climb_all(tx, climbing, now)
 
     async def reroute(self, tx: Tx, message: OutboxMessage, now: datetime) -> bool:
         """A message could not reach its person on that channel: try their other channels
@@ -211,94 +249,127 @@ class Escalation:
         found = await people.people_by_id(tx, ids)
         return [found[i] for i in ids if i in found]
 
-    async def _escalate(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
-                        now: datetime, rearm: bool = True) -> None:
+    async def _before_climb(self, tx: Tx, case: Case, dl: Deadline, timer: Timer,
+                            now: datetime, rearm: bool) -> _Climbing | None:
+        """A missed deadline: what happens before its case climbs, and the climb, if it
+        climbs now (not at the top already, nor waiting for the top's quiet hours' end)."""
         if dl.step == "acknowledge" and case.urgency == Urgency.EMERGENCY:
             await self._tell_reporter_to_call(tx, case, now)
         top = self.top_of(case)
-        commune = self._commune(case)
         if case.escalation_level >= top:
             await self._wait_at_top(tx, case, dl, now)
-            return
+            return None
         level = case.escalation_level + 1
-        pace = commune.config.top_digest
+        pace = self._commune(case).config.top_digest
         if level == top and case.urgency != Urgency.EMERGENCY and pace.is_quiet(now):
             # The top is not woken for this case: it climbs when the quiet hours end (the
             # timer's own id keeps the new one's seq unique).
             await deadlines.arm_timer(tx, dl.id, f"dawn{dl.version}", timer.id,
                                       pace.quiet_end(now), dl.version)
             log.info("case %s reaches the top after the quiet hours", case.id)
-            return
-        case = await cases.climb_to(tx, case.id, level)
-        everyone = await self.communes.everyone(tx, case.commune_id)
-        targets = level_recipients(commune.config, everyone, level, case.police_case)
-        files = await cases.attachments_of(tx, case.id)
-        details = alerts.case_details(case, commune.place(case),
-                                      await deadlines.deadlines_of(tx, case.id), files)
-        # How long it waited by the clock of its deadline (15 minutes, then 30...), not by
-        # when the timer happened to run.
-        climb = alerts.Climb(dl.step, timer.fire_at - dl.started_at,
-                             tuple((p.name, p.role) for p in targets))
-        reply = alerts.team_alert(case, details, climb)
-        if dl.step == "acknowledge":
-            await self._mark_overdue(tx, case, details, climb, now)
-        province_digest: list[int] = []
-        for person in targets:
-            joined = await cases.join_team(tx, case.id, person.id, level, Access.TEAM, now)
-            if not joined:
-                await cases.move_to_level(tx, case.id, person.id, level, Access.TEAM)
-            if (person.commune_id == self.communes.province_id
-                    and case.urgency != Urgency.EMERGENCY):
-                # The province's people serve a hundred communes: a case reaching them
-                # waits in their one digest across communes, not in a message of its own
-                # (a child in danger now still reaches them at once).
-                province_digest.append(person.id)
-                continue
-            message = await self.outbox.send(tx, person, reply, now, kind=Kind.ESCALATION,
-                                             case_id=case.id,
-                                             dedupe_key=f"t{timer.id}:p{person.id}")
-            if joined:  # someone new to the case sees the files too
-                await self.outbox.send_media(tx, person, message, alerts.media_of(files),
-                                             alerts.media_caption(case), now,
-                                             f"t{timer.id}:p{person.id}")
-        await cases.audit(tx, case.id, None, "escalated", now, step=dl.step, level=level,
-                          recipients=[p.id for p in targets])
-        await self.digest.arm_now(tx, province_digest, now)
-        if level == top:
-            # From now on the case waits in the top people's digest, not in a re-alert.
-            await self.digest.arm_after_alert(tx, case.commune_id,
-                                              [p.id for p in targets
-                                               if p.id not in province_digest], now)
-            log.info("case %s escalated to the top on %s", case.id, dl.step)
-            return
-        if not rearm:
-            return
-        # Keep climbing each period until someone acts; a period missed while the bot was
-        # down counts once, not once per missed period.
-        period = dl.due_at - dl.started_at
-        next_at = timer.fire_at + period
-        if next_at <= now:
-            next_at = now + period
-        await deadlines.arm_timer(tx, dl.id, timer.kind, timer.seq + 1, next_at, dl.version)
-        log.info("case %s escalated to level %s on %s", case.id, level, dl.step)
+            return None
+        return _Climbing(case.id, dl, timer, level, rearm)
 
-    async def _mark_overdue(self, tx: Tx, case: Case, details: tuple[Text, ...],
-                            climb: alerts.Climb, now: datetime) -> None:
+    async def _climb_all(self, tx: Tx, climbing: Sequence[_Climbing], now: datetime) -> None:
+        """Each case one level up: the level's people join its team and are alerted (those
+        new to it get its files too), its first alert says it is overdue, and the next
+        climb is armed, for all of them with one statement of each kind."""
+        if not climbing:
+            return
+        climbed = await cases.climb_all(tx, {c.case_id: c.level for c in climbing})
+        ids = list(climbed)
+        everyone = await self.communes.everyone_in(
+            tx, {c.commune_id for c in climbed.values()})
+        files = await cases.attachments_of_cases(tx, ids)
+        dues = await deadlines.deadlines_of_cases(tx, ids)
+        first_alerts = await outbox.case_alerts_of(
+            tx, [c.case_id for c in climbing if c.dl.step == "acknowledge"])
+        edits: list[tuple[OutboxMessage, Reply]] = []
+        members: list[tuple[int, int, int]] = []
+        sends: list[tuple[Send, list[Attachment]]] = []
+        audits: list[tuple[int, int | None, str, Mapping[str, object]]] = []
+        in_digests: list[int] = []
+        next_timers: list[dict[str, object]] = []
+        for c in climbing:
+            case, dl, timer = climbed[c.case_id], c.dl, c.timer
+            commune = self._commune(case)
+            targets = level_recipients(commune.config, everyone[case.commune_id], c.level,
+                                       case.police_case)
+            details = alerts.case_details(case, commune.place(case), dues[case.id],
+                                          files[case.id])
+            # How long it waited by the clock of its deadline (15 minutes, then 30...),
+            # not by when the timer happened to run.
+            climb = alerts.Climb(dl.step, timer.fire_at - dl.started_at,
+                                 tuple((p.name, p.role) for p in targets))
+            reply = alerts.team_alert(case, details, climb)
+            if dl.step == "acknowledge":
+                edits += self._overdue_edits(case, details, climb, first_alerts[case.id])
+            told: list[int] = []
+            for person in targets:
+                members.append((case.id, person.id, c.level))
+                if (person.commune_id == self.communes.province_id
+                        and case.urgency != Urgency.EMERGENCY):
+                    # The province's people serve a hundred communes: a case reaching them
+                    # waits in their one digest across communes, not in a message of its
+                    # own (a child in danger now still reaches them at once).
+                    in_digests.append(person.id)
+                else:
+                    told.append(person.id)
+                    sends.append((Send(person, reply, Kind.ESCALATION, case.id,
+                                       f"t{timer.id}:p{person.id}"), files[case.id]))
+            audits.append((case.id, None, "escalated",
+                           {"step": dl.step, "level": c.level,
+                            "recipients": [p.id for p in targets]}))
+            if c.level == self.top_of(case):
+                # From now on the case waits in the top people's digest, not in a re-alert.
+                await self.digest.arm_after_alert(tx, case.commune_id, told, now)
+                log.info("case %s escalated to the top on %s", case.id, dl.step)
+                continue
+            log.info("case %s escalated to level %s on %s", case.id, c.level, dl.step)
+            if c.rearm:
+                # Keep climbing each period until someone acts; a period missed while the
+                # bot was down counts once, not once per missed period.
+                period = dl.due_at - dl.started_at
+                next_at = timer.fire_at + period
+                if next_at <= now:
+                    next_at = now + period
+                next_timers.append({"deadline_id": dl.id, "kind": timer.kind,
+                                    "seq": timer.seq + 1, "fire_at": next_at,
+                                    "deadline_version": dl.version})
+        if edits:
+            await self.outbox.edit_all(tx, edits, now, OVERDUE_EDIT)
+        new = await cases.join_teams(tx, members, Access.TEAM, now)
+        queued = await self.outbox.send_all(tx, [s for s, _ in sends], now)
+        for (send, attached), message in zip(sends, queued, strict=True):
+            if attached and (send.case_id or 0, send.person.id) in new:
+                # Someone new to the case sees the files too.
+                await self.outbox.send_media(tx, send.person, message,
+                                             alerts.media_of(attached),
+                                             alerts.media_caption(climbed[send.case_id or 0]),
+                                             now, send.dedupe_key)
+        await cases.audit_all(tx, audits, now)
+        await self.digest.arm_now(tx, in_digests, now)
+        await deadlines.arm_timers_once(tx, next_timers)
+
+    def _overdue_edits(self, case: Case, details: tuple[Text, ...], climb: alerts.Climb,
+                       first_alerts: Sequence[OutboxMessage]
+                       ) -> list[tuple[OutboxMessage, Reply]]:
         """The first alert's copies stop reading "new case": they say nobody took it in
         time, and keep their buttons (edited once; taking the case edits them again)."""
         overdue = Text("alert.overdue", {"code": case.code, "waited": alerts.waited(
             climb.waited)})
         village = self._commune(case).village_name(case.village_id)
-        for message in await outbox.case_alerts(tx, case.id):
+        edits: list[tuple[OutboxMessage, Reply]] = []
+        for message in first_alerts:
             if message.kind != Kind.ALERT:
                 continue
             if message.meta.get("group"):  # the group's copy: the line before its summary
                 shown = alerts.group_alert(case, village)
-                edited = replace(shown, texts=(overdue, *shown.texts))
+                edits.append((message, replace(shown, texts=(overdue, *shown.texts))))
             else:  # the line instead of "new case"
                 shown = alerts.team_alert(case, details)
-                edited = replace(shown, texts=(overdue, *shown.texts[1:]))
-            await self.outbox.edit(tx, message, edited, now, message.language, seq=OVERDUE_EDIT)
+                edits.append((message, replace(shown, texts=(overdue, *shown.texts[1:]))))
+        return edits
 
     async def _wait_at_top(self, tx: Tx, case: Case, dl: Deadline, now: datetime) -> None:
         """A deadline passed for a case already at the top: no alert again, the case goes

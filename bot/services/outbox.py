@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +51,17 @@ WINDOWS: Mapping[str, ReplyWindow] = {"zalo": ReplyWindow()}
 NO_ASKING = frozenset({Kind.REPLY, Kind.SORRY, Kind.MEDIA, Kind.EDIT, Kind.PROGRESS})
 
 
+@dataclass(frozen=True)
+class Send:
+    """One message of `Outbox.send_all`: what `send` is given, on the preferred channel."""
+
+    person: Person
+    reply: Reply
+    kind: str
+    case_id: int | None
+    dedupe_key: str
+
+
 class Outbox:
     """Puts messages in the outbox for the channels this process delivers on. A person's
     channel whose messaging window runs low (`windows`) gives way to another of theirs;
@@ -80,27 +92,68 @@ class Outbox:
         if to is None:
             if identities is None:
                 identities = await people.identities_of(tx, person.id)
-            asking = kind not in NO_ASKING
-            used = {i.id: await self._window_used(tx, i, now) for i in identities} \
-                if asking else {}
-
-            def low(ident: Identity) -> bool:
-                window = self.windows.get(ident.channel)
-                return window is not None and used.get(ident.id, 0) >= window.ask_at
-
-            target = preferred(self.served_identities(identities), person.preferred_channel,
-                               low if asking else None)
-            if target is None:
-                log.warning("no reachable channel person=%s kind=%s", person.id, kind)
+            found = await self._target(tx, person, identities, kind, now, {})
+            if found is None:
                 return None
-            to = (target.channel, target.external_id)
-            if asking and low(target):
-                extra[ASK_TAP] = True
+            to, extra = found
         return await outbox.add_message(
             tx, person_id=person.id, case_id=case_id, channel=to[0], address=to[1], kind=kind,
             payload={"reply": reply.to_json(), "language": person.language,
                      "meta": {**(meta or {}), **extra}},
             dedupe_key=dedupe_key, broadcast_id=broadcast_id, now=now)
+
+    async def send_all(self, tx: Tx, sends: Sequence[Send], now: datetime
+                       ) -> list[OutboxMessage | None]:
+        """Many `send`s (each on the person's preferred channel), with one read of their
+        addresses, one of the dedupe keys and one insert; each's message or None, in order."""
+        known = await outbox.existing_keys(tx, {s.dedupe_key for s in sends})
+        addresses = await people.identities_for(tx, [s.person.id for s in sends])
+        # Rows queued here count against a messaging window like those already waiting.
+        queued: dict[tuple[str, str], int] = {}
+        rows: list[dict[str, Any]] = []
+        placed: list[int | None] = []
+        # A case's alert goes to each of its level's people: written out once.
+        written: dict[int, dict[str, Any]] = {}
+        for s in sends:
+            found = None if s.dedupe_key in known else await self._target(
+                tx, s.person, addresses[s.person.id], s.kind, now, queued)
+            if found is None:
+                placed.append(None)
+                continue
+            (channel, address), extra = found
+            known.add(s.dedupe_key)
+            queued[(channel, address)] = queued.get((channel, address), 0) + 1
+            placed.append(len(rows))
+            rows.append({"person_id": s.person.id, "case_id": s.case_id, "channel": channel,
+                         "address": address, "kind": s.kind, "dedupe_key": s.dedupe_key,
+                         "broadcast_id": None,
+                         "payload": {"reply": written.get(id(s.reply))
+                                     or written.setdefault(id(s.reply), s.reply.to_json()),
+                                     "language": s.person.language, "meta": extra}})
+        added = await outbox.add_messages(tx, rows, now)
+        return [None if n is None else added[n] for n in placed]
+
+    async def _target(self, tx: Tx, person: Person, identities: Sequence[Identity],
+                      kind: str, now: datetime, queued: Mapping[tuple[str, str], int]
+                      ) -> tuple[tuple[str, str], dict[str, Any]] | None:
+        """Where a message to `person` goes, and the meta that says it asks for a tap;
+        None when no channel reaches them. `queued` counts rows not yet written."""
+        asking = kind not in NO_ASKING
+        used = {i.id: await self._window_used(tx, i, now)
+                + queued.get((i.channel, i.external_id), 0)
+                for i in identities} if asking else {}
+
+        def low(ident: Identity) -> bool:
+            window = self.windows.get(ident.channel)
+            return window is not None and used.get(ident.id, 0) >= window.ask_at
+
+        target = preferred(self.served_identities(identities), person.preferred_channel,
+                           low if asking else None)
+        if target is None:
+            log.warning("no reachable channel person=%s kind=%s", person.id, kind)
+            return None
+        extra: dict[str, Any] = {ASK_TAP: True} if asking and low(target) else {}
+        return (target.channel, target.external_id), extra
 
     async def _window_used(self, tx: Tx, ident: Identity, now: datetime) -> int:
         """How much of the address's messaging window is spent, counting what waits to go
@@ -125,6 +178,18 @@ class Outbox:
             channel=original.channel, address=original.address, kind=Kind.EDIT,
             payload=edit_payload(original, reply, language, meta), dedupe_key=key,
             broadcast_id=None, now=now)
+
+    async def edit_all(self, tx: Tx, edits: Sequence[tuple[OutboxMessage, Reply]],
+                       now: datetime, seq: int) -> None:
+        """Many `edit`s of the same `seq`, each in its message's language, in one insert."""
+        keyed = {f"edit:{original.id}:{seq}": (original, reply) for original, reply in edits}
+        known = await outbox.existing_keys(tx, keyed)
+        await outbox.add_messages(tx, [
+            {"person_id": original.person_id, "case_id": original.case_id,
+             "channel": original.channel, "address": original.address, "kind": Kind.EDIT,
+             "payload": edit_payload(original, reply, original.language), "dedupe_key": key,
+             "broadcast_id": None}
+            for key, (original, reply) in keyed.items() if key not in known], now)
 
     async def send_media(self, tx: Tx, person: Person, alert: OutboxMessage | None,
                          media: Sequence[Media], caption: Reply, now: datetime,

@@ -5,12 +5,12 @@ as strings here, or read through storage's own functions with `read`."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from functools import cache
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Row, Table, event, func, select, update
+from sqlalchemy import Row, Table, event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import App
@@ -132,3 +132,33 @@ async def insert_rows(where: App | Database, table: str, values: Sequence[dict[s
     for offset in range(0, len(values), batch):
         async with orm(where).begin() as s:
             await s.execute(t.insert(), list(values[offset:offset + batch]))
+
+
+@asynccontextmanager
+async def refusing(where: App | Database, table: str, column: str, value: int
+                   ) -> AsyncIterator[None]:
+    """The database refuses every new row of `table` whose `column` is `value` (a trigger,
+    as a full disk or a broken constraint would refuse it) until the block ends."""
+    database = database_of(where)
+    if database.engine.dialect.name == "postgresql":
+        make = [f"""CREATE FUNCTION safechild_refuse() RETURNS trigger AS $$ BEGIN
+                      IF NEW.{column} = {int(value)} THEN RAISE EXCEPTION 'refused'; END IF;
+                      RETURN NEW; END $$ LANGUAGE plpgsql""",
+                f"""CREATE TRIGGER safechild_refuse BEFORE INSERT ON {table}
+                    FOR EACH ROW EXECUTE FUNCTION safechild_refuse()"""]
+        drop = [f"DROP TRIGGER safechild_refuse ON {table}",
+                "DROP FUNCTION safechild_refuse()"]
+    else:
+        make = [f"""CREATE TRIGGER safechild_refuse BEFORE INSERT ON {table}
+                    WHEN NEW.{column} = {int(value)}
+                    BEGIN SELECT RAISE(ABORT, 'refused'); END"""]
+        drop = ["DROP TRIGGER safechild_refuse"]
+    async with database.engine.begin() as conn:
+        for statement in make:
+            await conn.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with database.engine.begin() as conn:
+            for statement in drop:
+                await conn.execute(text(statement))

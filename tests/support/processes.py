@@ -91,8 +91,12 @@ class BotProcess:
 
 
 def config_with_telegram(tmp: Path, officer: int = 6002, police: int = 6003) -> Path:
-    """The demo commune file with the officer's and the police's Telegram ids bound."""
+    """The demo commune file with the officer's and the police's Telegram ids bound, and
+    no calendar: these processes run on the real clock, and a reminder due on the day the
+    suite runs would be one more message to whoever a test counts."""
     text = DEMO_CONFIG.read_text(encoding="utf-8")
+    assert "[calendar]\ndefaults = true\n" in text
+    text = text.replace("[calendar]\ndefaults = true\n", "[calendar]\ndefaults = false\n")
     for key, user in (("officer", officer), ("police", police)):
         text = text.replace(f'key = "{key}"\n', f'key = "{key}"\ntelegram_id = {user}\n', 1)
     path = tmp / "commune.toml"
