@@ -147,8 +147,10 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         else:
             communes = Communes.of_one(await sync_commune(tx, setup.commune, clock.now()))
     directory = communes.first
-    # What a process does once for all its communes (delivery, pruning) follows the first.
-    first = directory.config
+    # What a process does once for all its communes (delivery, pruning): the province
+    # file's, or the one commune's.
+    process_wide = setup.commune if isinstance(setup.commune, ProvinceConfig) \
+        else directory.config
     # Channel-wide news (a lost credential, a channel down) goes to the admins of the one
     # commune, or of all of them.
     admins_of = directory.commune_id if len(communes) == 1 else None
@@ -229,13 +231,13 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         DeliveryWorker(database, clock, {name: o.sender for name, o in outbound.items()},
                        undelivered=Undelivered(escalation, outbox, admins_of,
                                                conversations.where_you_were),
-                       policy=first.delivery, climbed=lambda: wakeups.wake(TIMERS),
+                       policy=process_wide.delivery, climbed=lambda: wakeups.wake(TIMERS),
                        finished=lambda: wakeups.wake(DELIVERY),
                        owner=identity.owner(DELIVERY)),
         BroadcastTracker(database, outbox, on_queued=lambda: wakeups.wake(DELIVERY),
                          owner=identity.owner(BROADCASTS)),
         # Needs no lease: deleting by age is idempotent (see bot/workers/pruning.py).
-        PruningWorker(database, first.retention),
+        PruningWorker(database, process_wide.retention),
         *(w for o in outbound.values() for w in o.workers),
     ]
     menus = {name: o.command_menus for name, o in outbound.items() if o.command_menus}

@@ -217,7 +217,9 @@ def _suggest(name: str, province_code: int | None = None, with_code: bool = Fals
     return f"; did you mean {_listed(near, province_code)}?"
 
 
-PROVINCE_TOP = ("province", "people", "calendar")
+PROVINCE_TOP = ("province", "people", "calendar", "delivery", "retention")
+# What one process does for all its communes: the province file says it, not a commune's.
+PROCESS_WIDE = ("delivery", "retention")
 PROVINCE_FIELDS = ("name", "code", "communes")
 # A province's own people serve every commune: no village, nobody who only reports.
 PROVINCE_PERSON_FIELDS = tuple(f for f in PERSON_FIELDS if f != "village")
@@ -233,6 +235,8 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
         name, code, folder = _province_table(raw, path)
         people = _province_people(raw.get("people", []))
         calendar = _calendar(raw.get("calendar", {}), province=True)
+        delivery = _delivery(raw.get("delivery", {}))
+        retention = _retention(raw.get("retention", {}))
     except ConfigError as exc:
         raise ConfigError(_in_file(path, exc)) from None
     files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
@@ -243,7 +247,12 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
     seen: dict[str, dict[object, Path]] = {"key": {}, "code": {}, "prefix": {}}
     for file in files:
         try:
-            commune = parse_commune(_read(file, "commune file"), people, code)
+            read = _read(file, "commune file")
+            for table in PROCESS_WIDE:
+                if table in read:
+                    raise ConfigError(f"[{table}] is the same for every commune of a "
+                                      f"province: move it to {path.name}")
+            commune = parse_commune(read, people, code)
             _check_prefix(commune.code_prefix)
         except ConfigError as exc:
             raise ConfigError(_in_file(file, exc)) from None
@@ -257,7 +266,8 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
                                   f"commune of a province needs its own")
         communes.append(commune)
     return ProvinceConfig(name=name, code=code, people=people, communes=tuple(communes),
-                          files=tuple(files), **calendar)
+                          files=tuple(files), delivery=delivery, retention=retention,
+                          **calendar)
 
 
 def _in_file(path: Path, exc: ConfigError) -> str:

@@ -441,3 +441,30 @@ def test_generated_prefixes_are_unique_letters_for_the_largest_province() -> Non
         found = prefixes(units)
         assert len(set(found.values())) == len(units)
         assert all(p.isalpha() and p.isascii() and 1 <= len(p) <= 6 for p in found.values())
+
+
+@pytest.mark.parametrize("table", ["delivery", "retention"])
+def test_process_wide_settings_in_a_commune_file_are_refused(tmp_path: Path,
+                                                            table: str) -> None:
+    """One process serves every commune: a commune's own [delivery] or [retention] would
+    be ignored, so it is refused, pointing at the province file."""
+    path = write_province(tmp_path, communes=2)
+    second = commune_files(tmp_path)[1]
+    second.write_text(second.read_text(encoding="utf-8") + f"\n[{table}]\n",
+                      encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_province(path)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(str(second)) and f"[{table}]" in message
+    assert path.name in message
+
+
+def test_the_province_file_sets_delivery_and_retention(tmp_path: Path) -> None:
+    path = write_province(tmp_path, communes=1)
+    path.write_text(path.read_text(encoding="utf-8")
+                    + '\n[retention]\nfiles_days = 2\n\n[delivery]\nreroute_after = "5m"\n',
+                    encoding="utf-8")
+    province = load_province(path)
+    assert province.retention.files_days == 2
+    assert province.delivery.reroute_after.total_seconds() == 300

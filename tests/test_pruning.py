@@ -13,12 +13,13 @@ import pytest
 
 from bot.app import App, Setup, build_app
 from bot.clock import FakeClock
-from bot.config import DEMO_CONFIG, ConfigError, load_commune, parse_commune
+from bot.config import DEMO_CONFIG, ConfigError, load_commune, load_province, parse_commune
 from bot.domain.commune import Retention
 from bot.handlers.simulator import SimulatorPlugin
 from bot.workers.pruning import PruningWorker
 from tests.support.database import count, rows
-from tests.support.simulator import Simulator, choice_ids, walk_report
+from tests.support.province import write_province
+from tests.support.simulator import Simulator, choice_ids, simulator, walk_report
 from tests.support.stories import REPORT_STEPS
 from tests.support.workers import worker_of
 
@@ -204,3 +205,18 @@ def test_retention_typos_are_one_line_errors(retention: Any, message: str) -> No
         parse_commune(commune_with(retention))
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+async def test_a_province_prunes_by_its_own_files_retention(
+        tmp_path: Path, db_url: str, clock: FakeClock) -> None:
+    """In a province, the province file's [retention] is the process's: a second
+    commune's statistics files go after its 2 days (the default would keep them 7)."""
+    path = write_province(tmp_path, communes=2)
+    path.write_text(path.read_text(encoding="utf-8") + "\n[retention]\nfiles_days = 2\n",
+                    encoding="utf-8")
+    province = load_province(path)
+    async with simulator(db_url, clock, province) as sim:
+        await sim[f"{province.communes[1].key}.officer"].text("/stats 2026-11")
+        assert await count(sim.app, "stored_files") == 2
+        await days_pass(sim.app, clock, 3)
+        assert await count(sim.app, "stored_files") == 0

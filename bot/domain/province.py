@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.domain.commune import CommuneConfig, PersonConfig
+from bot.domain.commune import CommuneConfig, PersonConfig, Retention
 from bot.domain.commune_calendar import CalendarEvent
+from bot.domain.delivery import DeliveryPolicy
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class ProvinceConfig:
     calendar: tuple[CalendarEvent, ...] = ()
     # Titles written in the province file; events without one use `calendar.event.<key>`.
     calendar_titles: Mapping[str, str] = field(default_factory=dict)
+    # What one process does for all the communes it serves: ride out a failing channel
+    # (the province file's [delivery]) and prune what only served delivery ([retention]).
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    retention: Retention = field(default_factory=Retention)
 
     def commune(self, key: str) -> CommuneConfig | None:
         """The commune with this key (its file's `[commune] key`)."""
