@@ -21,7 +21,7 @@ from bot.domain.province import ProvinceConfig
 from storage import cases, people
 from tests.support.database import read, rows
 from tests.support.fake_telegram import FakeTelegram
-from tests.support.province import FAR_AWAY, village_point, write_province
+from tests.support.province import FAR_AWAY, commune_files, village_point, write_province
 from tests.support.simulator import Simulator, WalkIn, choice_ids, simulator
 from tests.support.telegram import TelegramWorld, telegram_app
 from tests.support.zalo import open_hook
@@ -306,6 +306,43 @@ async def test_the_province_hears_of_both_communes_cases_in_one_digest(
     # The commune's own chairman, at the same top, still hears of their case at once.
     chairman = await sim[phone(province, 0, "chairman")].inbox(all_=True)
     assert any(codes[0] in m["text"] and "alert.nobody_took" in m["ids"] for m in chairman)
+
+
+async def test_the_province_hears_of_cases_wherever_its_people_sit_in_a_chain(
+        tmp_path: Path, db_url: str, clock: FakeClock) -> None:
+    """The province's unit is at level 2 of one commune's chain and at the top of another's
+    shorter one: its digests list both cases once they reach it. (It used to look only at
+    cases at the first commune's top level, so it never heard of the other commune's.)"""
+    path = write_province(tmp_path, communes=2)
+    first, second = commune_files(tmp_path)
+    for file, old, new in (
+            (first, '["officer", "police#chief"],',
+             '["officer", "police#chief", "leader#province"],'),
+            (second, '  ["leader#vice_chairman"],\n', '')):
+        text = file.read_text(encoding="utf-8")
+        assert old in text
+        file.write_text(text.replace(old, new), encoding="utf-8")
+    province = load_province(path)
+    assert [len(c.levels) for c in province.communes] == [4, 3]
+    async with simulator(db_url, clock, province) as sim:
+        for n, commune in enumerate(province.communes):
+            walk_in = WalkIn(sim, f"walk-in-{n}")
+            await walk_in.say("text", f"/start c-{commune.official_code}")
+            for value in ("menu:report", "danger:no", "type:violence", "types:done",
+                          "village:v1", "age:6-10", "sex:boy", "skip", "count:1"):
+                await walk_in.say("choice", value)
+            await walk_in.say("text", "Hàng xóm thấy cháu bị đánh nhiều lần.")
+            for value in ("photos:done", "contact:anonymous", "confirm"):
+                await walk_in.say("choice", value)
+        # An hour per level: A at level 2 after one, B at its top after two; the digest
+        # comes daily.
+        for _ in range(3):
+            await sim.advance(60)
+        await sim.advance(24 * 60)
+        got = await sim["province.cpu"].inbox(all_=True)
+    listed = " ".join(m["text"] for m in got if m["ids"][:1] == ["digest.top"])
+    for commune in province.communes:
+        assert f"{commune.code_prefix}-2026-0001" in listed, [m["ids"] for m in got]
 
 
 async def test_two_communes_on_one_telegram_bot(

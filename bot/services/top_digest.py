@@ -43,8 +43,11 @@ class TopDigest:
         return found.village_name(village_id) if found is not None else None
 
     def top(self, person: Person) -> int:
-        found = self.communes.get(person.commune_id) or self.communes.first
-        return len(found.config.levels)
+        """From which level a case waits on this person: their commune's top. The
+        province's people sit at any level of any commune's chain (chains differ in
+        length), and hear in their digest of every case that reached them."""
+        found = self.communes.get(person.commune_id)
+        return len(found.config.levels) if found is not None else 1
 
     async def arm_after_alert(self, tx: Tx, commune_id: int, person_ids: Sequence[int],
                               now: datetime) -> None:
