@@ -28,16 +28,21 @@ def pending_alerts(db: Path) -> int:
 
 
 def alerts_failed_once_and_nothing_in_flight(db: Path) -> bool:
-    """Both alerts were tried and refused, and no send is under way. Killed earlier, a
-    request already on its way would reach Telegram after the outage ends, with nobody left
-    to record it: the one resend no outbox can prevent (Telegram has no idempotency key)."""
+    """Both alerts were tried and refused, what the reporter told after them waits behind
+    them, and no send is under way. Killed earlier, a request already on its way would
+    reach Telegram after the outage ends, with nobody left to record it: the one resend no
+    outbox can prevent (Telegram has no idempotency key). Killed before the reporter's last
+    answers were handled, the restart (five minutes on) would find their quiet timer due
+    and send what they had told so far, then the rest: two messages, rightly."""
     with sqlite3.connect(db) as conn:
         failed = conn.execute("select count(*) from outbox where kind = 'alert' and "
                               "status = 'pending' and attempts >= 1 and last_error is not null"
                               ).fetchone()[0]
+        told = conn.execute("select count(*) from outbox where kind = 'additions'"
+                            ).fetchone()[0]
         leased = conn.execute("select count(*) from outbox where lease_owner is not null"
                               ).fetchone()[0]
-    return failed == 2 and leased == 0
+    return failed == 2 and told == 2 and leased == 0
 
 
 def outbox_rows(db: Path, address: int) -> list[tuple[object, ...]]:
