@@ -14,7 +14,6 @@ from bot.domain.people import Person
 from bot.domain.permissions import may_invite
 from bot.services.directory import Communes, code_of
 from bot.services.period_reports import PNG_MIME
-from bot.services.posters import poster
 from storage import files
 from storage.db import Tx
 
@@ -39,6 +38,9 @@ class PosterCommands:
         if base is None:  # no bot a phone could open: nothing to print yet
             return [say("poster.no_link")]
         link = base + start_payload(code_of(commune.config))
+        # Imported here: Pillow, segno and matplotlib's fonts cost a process some 30 MB that
+        # only an admin's poster needs.
+        from bot.services.posters import poster
         drawn = await asyncio.to_thread(poster, link, commune.config.name, person.language)
         stored = await files.add_file(tx, f"poster-{commune.config.key}.png", PNG_MIME,
                                       drawn.png, now)
