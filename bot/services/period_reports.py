@@ -172,29 +172,30 @@ async def period_tallies(tx: Tx, villages: Mapping[int, Iterable[str]],
     tallies = {commune_id: Tally(period, names) for commune_id, names in villages.items()}
     places: dict[str | None, str] = {}
     async for chunk in statistics.case_counts(tx, list(tallies), start, end):
-        for row in chunk:
-            tally, part, n = tallies[row.commune_id], row.part, row.n
+        # Unpacked, not read by name: a province's year is 75,000 rows of times.
+        for part, commune_id, first, second, third, level, n, made, ack, done in chunk:
+            tally = tallies[commune_id]
             if part == Part.TIMES:
                 # Each case's own: the medians and p90s are of all the cases' times.
-                assert row.created_at is not None  # every case has one
-                tally.add_times(row.created_at, row.acknowledged_at, row.assessed_at)
+                assert made is not None  # every case has one
+                tally.add_times(made, ack, done)
             elif part == Part.FORM:
                 # The officer's confirmed form, else the reporter's first type.
-                tally.add_counted("form", row.first or _first_type(row.second or ""), n)
+                tally.add_counted("form", first or _first_type(second or ""), n)
             elif part == Part.PEOPLE:
-                tally.add_counted("sex", row.first, n)
-                tally.add_counted("age_band", row.second, n)
-                tally.add_counted("setting", row.third, n)
+                tally.add_counted("sex", first, n)
+                tally.add_counted("age_band", second, n)
+                tally.add_counted("setting", third, n)
             elif part == Part.HANDLING:
-                tally.add_counted("urgency", row.first, n)
-                tally.add_counted("status", row.second, n)
-                tally.add_counted("outcome", row.third, n)
-                tally.add_cases(n, escalated=(row.level or 0) > 1)
+                tally.add_counted("urgency", first, n)
+                tally.add_counted("status", second, n)
+                tally.add_counted("outcome", third, n)
+                tally.add_cases(n, escalated=(level or 0) > 1)
             elif part == Part.PLACE:
                 # Typed places that differ only in spacing count together.
-                place = places.get(row.first)
+                place = places.get(first)
                 if place is None:
-                    place = places[row.first] = place_name(row.first)
+                    place = places[first] = place_name(first)
                 tally.add_counted("village", place, n)
     return tallies
 
