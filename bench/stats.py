@@ -4,7 +4,7 @@
 
 Writes N cases spread over 2026 (varied forms, sexes, ages, villages, urgencies, statuses,
 outcomes, times) into a fresh SQLite file, then measures, for the year and for one quarter:
-- the statistics alone (`period_reports.period_stats`: one query, rows to facts, one counting pass),
+- the statistics alone (`period_reports.period_stats`: one statement, counted by breakdown),
 - the whole `period_reports.period_report` a reminder or /stats runs (statistics, chat table,
   XLSX, PNG, both files stored),
 best of `--runs`, and the peak Python memory of each (tracemalloc, a separate run since it
@@ -12,7 +12,8 @@ slows everything down) plus the process's peak RSS. Exits non-zero if the counts
 
 With `--province N` the cases are spread over the N communes of a test province (Thanh Hóa,
 tests/support/province.py) and what is measured is the province's report a province person
-gets from /stats (`province_figures`: each commune streamed and counted, then added up;
+gets from /stats (`province_figures`: each commune counted by breakdown in one statement for
+the whole province, then added up;
 `province_report`: that, the table, the per-commune list, the XLSX and the chart).
 `--postgres` runs on a throwaway PostgreSQL server (tests/support/pg.py) instead of SQLite.
 """

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -62,6 +62,7 @@ from bot.services.report_files import (
 )
 from storage import files, statistics
 from storage.db import Tx
+from storage.statistics import Part
 
 log = logging.getLogger(__name__)
 
@@ -162,25 +163,47 @@ def _first_type(types: str) -> str:
     return next((t for t in types.split(",") if t), "other")
 
 
+async def period_tallies(tx: Tx, villages: Mapping[int, Iterable[str]],
+                         period: Period) -> dict[int, Tally]:
+    """Each commune's cases of the period (`villages`: its village names by commune id,
+    listed even with no case), counted by the database in one statement, never all held:
+    counts by breakdown, and the times of each case that has one."""
+    start, end = period.bounds()
+    tallies = {commune_id: Tally(period, names) for commune_id, names in villages.items()}
+    places: dict[str | None, str] = {}
+    async for chunk in statistics.case_counts(tx, list(tallies), start, end):
+        # Unpacked, not read by name: a province's year is 75,000 rows of times.
+        for part, commune_id, first, second, third, level, n, made, ack, done in chunk:
+            tally = tallies[commune_id]
+            if part == Part.TIMES:
+                # Each case's own: the medians and p90s are of all the cases' times.
+                assert made is not None  # every case has one
+                tally.add_times(made, ack, done)
+            elif part == Part.FORM:
+                # The officer's confirmed form, else the reporter's first type.
+                tally.add_counted("form", first or _first_type(second or ""), n)
+            elif part == Part.PEOPLE:
+                tally.add_counted("sex", first, n)
+                tally.add_counted("age_band", second, n)
+                tally.add_counted("setting", third, n)
+            elif part == Part.HANDLING:
+                tally.add_counted("urgency", first, n)
+                tally.add_counted("status", second, n)
+                tally.add_counted("outcome", third, n)
+                tally.add_cases(n, escalated=(level or 0) > 1)
+            elif part == Part.PLACE:
+                # Typed places that differ only in spacing count together.
+                place = places.get(first)
+                if place is None:
+                    place = places[first] = place_name(first)
+                tally.add_counted("village", place, n)
+    return tallies
+
+
 async def period_tally(tx: Tx, commune_id: int, period: Period,
                        villages: Iterable[str] = ()) -> Tally:
-    """The commune's cases of the period counted while the rows stream in, never all
-    held; `villages` (the commune's) are listed even with no case."""
-    start, end = period.bounds()
-    tally = Tally(period, villages)
-    count = tally.count
-    places: dict[str | None, str] = {}
-    async for chunk in statistics.case_facts(tx, commune_id, start, end):
-        # Counted as they come, no CaseFacts built: a province's year is 100,000 cases.
-        # A case's form is the officer's confirmed one, else the reporter's first type.
-        for row in chunk:
-            place = places.get(row.village)
-            if place is None:
-                place = places[row.village] = place_name(row.village)
-            count(row.confirmed_form or _first_type(row.types), row.sex, row.age_band, place,
-                  row.urgency, row.status, row.outcome, row.setting, row.created_at,
-                  row.acknowledged_at, row.assessed_at, row.escalation_level > 1)
-    return tally
+    """The commune's cases of the period counted (`period_tallies`)."""
+    return (await period_tallies(tx, {commune_id: villages}, period))[commune_id]
 
 
 async def period_stats(tx: Tx, commune_id: int, period: Period,
@@ -298,15 +321,14 @@ def _render_province_files(province: PeriodStats, communes: Sequence[tuple[str, 
 
 async def province_figures(tx: Tx, communes: Communes, period: Period
                            ) -> tuple[PeriodStats, list[tuple[str, PeriodStats]]]:
-    """The province's figures and each commune's (by name), each commune's cases streamed
-    and counted as its own report counts them; the province's are their sums."""
-    tallies: list[tuple[str, Tally]] = []
-    for directory in sorted(communes, key=lambda d: village_sort_key(d.config.name)):
-        villages = [name for _, name in directory.config.villages]
-        tallies.append((directory.config.name,
-                        await period_tally(tx, directory.commune_id, period, villages)))
-    province = Tally.combined(period, (tally for _, tally in tallies)).result()
-    return province, [(name, tally.result()) for name, tally in tallies]
+    """The province's figures and each commune's (by name), each commune's cases counted
+    as its own report counts them; the province's are their sums, its medians those of
+    all its cases' times."""
+    ordered = sorted(communes, key=lambda d: village_sort_key(d.config.name))
+    tallies = await period_tallies(
+        tx, {d.commune_id: [name for _, name in d.config.villages] for d in ordered}, period)
+    province = Tally.combined(period, tallies.values()).result()
+    return province, [(d.config.name, tallies[d.commune_id].result()) for d in ordered]
 
 
 async def province_report(tx: Tx, communes: Communes, period: Period, language: str,
