@@ -453,7 +453,7 @@ async def main_async(communes: int, counts: list[int], rounds: int, citizens: in
     try:
         with tempfile.TemporaryDirectory() as folder:
             tmp = Path(folder)
-            file = write_province(tmp, communes=communes)
+            file = write_province(tmp, communes=communes, calendar=False)
             codes = [unit.code for unit in units_of(THANH_HOA)[:communes]]
             province = Province(server, file, tmp, codes, communes)
             cores = os.cpu_count()

@@ -104,7 +104,7 @@ async def main_async(communes: int, cases: int, due: int, counts: list[int]) -> 
     try:
         with tempfile.TemporaryDirectory() as folder:
             tmp = Path(folder)
-            province_file = write_province(tmp, communes=communes)
+            province_file = write_province(tmp, communes=communes, calendar=False)
             print(f"province of {communes} communes, {cases} open cases, {due} due in the "
                   f"first minute; {os.cpu_count()} cores (processes, PostgreSQL and the "
                   f"bench share them)", flush=True)

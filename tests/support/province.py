@@ -187,9 +187,11 @@ def province_toml(province_code: int) -> str:
 
 
 def write_province(root: Path, communes: int = 100,
-                   province_code: int = THANH_HOA) -> Path:
+                   province_code: int = THANH_HOA, calendar: bool = True) -> Path:
     """Write `root`/province.toml and `root`/communes/<code>.toml for the first `communes`
-    official communes of the province (by code); returns the province file."""
+    official communes of the province (by code); returns the province file. Without
+    `calendar` no file has reminders: a benchmark on the real clock would otherwise draw a
+    hundred communes' statistics whenever the day is one of the default calendar's."""
     units = units_of(province_code)[:communes]
     assert len(units) == communes, f"the province has {len(units_of(province_code))} communes"
     folder = root / "communes"
@@ -197,10 +199,15 @@ def write_province(root: Path, communes: int = 100,
     codes = prefixes(units)
     for index, unit in enumerate(units):
         (folder / f"{unit.code:05d}.toml").write_text(
-            commune_toml(unit, index, codes[unit.code]), encoding="utf-8")
+            commune_toml(unit, index, codes[unit.code]) + _calendar(calendar),
+            encoding="utf-8")
     path = root / "province.toml"
-    path.write_text(province_toml(province_code), encoding="utf-8")
+    path.write_text(province_toml(province_code) + _calendar(calendar), encoding="utf-8")
     return path
+
+
+def _calendar(on: bool) -> str:
+    return "" if on else "\n[calendar]\ndefaults = false\n"
 
 
 def commune_files(root: Path) -> list[Path]:
