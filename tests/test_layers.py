@@ -20,6 +20,8 @@ another test module.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,3 +122,16 @@ def test_the_list_of_known_breaks_only_shrinks() -> None:
     mended = KNOWN - violations()
     assert not mended, "no longer broken, remove from KNOWN:\n" + "\n".join(
         f"  {here} -> {imported}" for here, imported in sorted(mended))
+
+
+# Libraries only a report or a poster needs: every process would pay some 70 MB and half a
+# second at start for them (issue 14, item 8: memory per process).
+DRAWING = ("matplotlib", "openpyxl", "PIL", "numpy", "segno")
+
+
+def test_a_process_starts_without_the_drawing_libraries() -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, bot.cli; "
+         f"print(' '.join(m for m in {DRAWING!r} if m in sys.modules))"],
+        capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert loaded == []

@@ -26,19 +26,15 @@ import re
 import textwrap
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PolyCollection
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.transforms import ScaledTranslation
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
-from PIL import Image
+# matplotlib, openpyxl and Pillow are imported by the functions that draw and write: they
+# cost a process some 70 MB and 0.6 s at start, and only a report needs them.
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from openpyxl import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
 
 from bot.domain.local_time import LOCAL_TZ
 from bot.domain.statistics import (
@@ -186,6 +182,8 @@ def _sheet_names(wanted: list[str]) -> list[str]:
 
 
 def _fit_columns(sheet: Worksheet, widths: dict[int, int]) -> None:
+    from openpyxl.utils import get_column_letter
+
     for column, width in widths.items():
         sheet.column_dimensions[get_column_letter(column)].width = min(60, max(10, width + 2))
 
@@ -194,6 +192,9 @@ def to_xlsx(stats: PeriodStats, labels: Labels, title: str, as_of: datetime,
             durations: Durations) -> bytes:
     """Summary sheet first (the period, its first and last day, when the figures were taken,
     then the counts and times), then one sheet per breakdown (label, count, share)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     book = Workbook()
     names = _sheet_names([_text(labels, "sheet.summary"),
                           *(_text(labels, f"sheet.{name}") for name in BREAKDOWNS)])
@@ -230,6 +231,8 @@ def _summary_sheet(book: Workbook, name: str, stats: PeriodStats, labels: Labels
                    as_of: datetime, durations: Durations) -> None:
     """The workbook's first sheet: the period, its first and last day, when the figures
     were taken, then the counts and times."""
+    from openpyxl.styles import Font
+
     summary = book.active
     assert summary is not None  # a new Workbook always has one sheet
     summary.title = name
@@ -269,6 +272,9 @@ def province_xlsx(province: PeriodStats, communes: Sequence[tuple[str, PeriodSta
     """The province's summary sheet, then a sheet per breakdown of `PROVINCE_BREAKDOWNS`:
     a row per commune (in the order given) with its count of each value and its total,
     then the province's row (`province`: the communes' cases counted together)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     book = Workbook()
     names = _sheet_names([_text(labels, "sheet.summary"),
                           *(_text(labels, f"sheet.{name}") for name in PROVINCE_BREAKDOWNS)])
@@ -326,6 +332,10 @@ def _panel(ax: Axes, stats: PeriodStats, labels: Labels, name: str) -> None:
 def _bars(ax: Axes, heading: str, rows: Sequence[tuple[str, int]], total: int,
           labels: Labels) -> None:
     """A panel of named bars, the first on top (`_panel`)."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.transforms import ScaledTranslation
+
     font = FontProperties(family=_FONT_FAMILY, size=_TEXT_PT)
     ax.set_title(heading, loc="left", pad=12,
                  fontproperties=FontProperties(family=_FONT_FAMILY, size=_PANEL_TITLE_PT,
@@ -361,6 +371,9 @@ def _bars(ax: Axes, heading: str, rows: Sequence[tuple[str, int]], total: int,
 
 def chart(stats: PeriodStats, labels: Labels, title: str) -> Figure:
     """The figure `to_png` saves: a tall column of CHART_PANELS, sized by their rows."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     # Without a case each panel is one line: "no data".
     heights = [_PANEL_HEAD_IN + _ROW_IN * (max(1, len(stats.breakdown(name))) if stats.total
                                            else 1)
@@ -377,6 +390,8 @@ def chart(stats: PeriodStats, labels: Labels, title: str) -> Figure:
 
 
 def _suptitle(figure: Figure, stats: PeriodStats, title: str, **where: float | str) -> None:
+    from matplotlib.font_manager import FontProperties
+
     period = stats.period
     dates = (f"{period.start_local:%d/%m/%Y} – {period.last_local:%d/%m/%Y}")
     figure.suptitle(f"{textwrap.fill(title, _TITLE_WRAP)}\n{period.label}: {dates}",
@@ -387,6 +402,8 @@ def _suptitle(figure: Figure, stats: PeriodStats, title: str, **where: float | s
 def _png(figure: Figure) -> bytes:
     """The figure drawn by Agg, saved as RGB: the chart is opaque, and without the alpha
     channel there is a quarter less to compress."""
+    from PIL import Image
+
     canvas = figure.canvas
     canvas.draw()
     image = Image.frombuffer("RGBA", canvas.get_width_height(),
@@ -405,6 +422,9 @@ def province_chart(province: PeriodStats, communes: Sequence[tuple[str, PeriodSt
                    labels: Labels, title: str) -> Figure:
     """The figure `province_png` saves: the cases of each commune (in the order given),
     then the province's indicator 0101 breakdowns; tall, as `chart`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     per_commune = [(name, stats.total) for name, stats in communes]
 
     def rows(n: int) -> int:
