@@ -256,3 +256,30 @@ async def test_on_telegram_both_communes_alerts_reach_the_one_chat(
             assert app.communes.of(holder.commune_id).config.key == b.key
     finally:
         await fake.stop()
+
+
+async def test_a_leader_of_two_communes_reads_each_ones_statistics(
+        tmp_path: Path, db_url: str, clock: FakeClock) -> None:
+    """Statistics are read commune by commune, where the person's role there allows: the
+    leader of both gets both communes' reports, each naming its commune and its own
+    count; the police officer of both (no statistics for the police) gets neither."""
+    path = write_province(tmp_path, communes=2)
+    second = commune_files(tmp_path)[1]
+    text = second.read_text(encoding="utf-8")
+    # Commune n's vice-chairman (leader) has Telegram id 10_000_000 + 100 n + 7.
+    assert "telegram_id = 10000107\n" in text
+    second.write_text(text.replace("telegram_id = 10000107\n", "telegram_id = 10000007\n"),
+                      encoding="utf-8")
+    province = load_province(path)
+    async with simulator(db_url, clock, province) as sim:
+        await report_in(sim, province, 1, "walk-in-b")
+        leader = sim[phone(province, 0, "leader")]
+        await leader.text("/stats 2026-11")
+        tables = [m for m in await leader.inbox() if m["ids"][:1] == ["stats.chat.title"]]
+        assert [province.communes[0].name in tables[0]["text"],
+                province.communes[1].name in tables[1]["text"]] == [True, True], tables
+        assert "stats.chat.no_cases" in tables[0]["ids"]
+        assert "stats.chat.summary" in tables[1]["ids"]
+        police = sim[phone(province, 0, "police")]
+        await police.text("/stats 2026-11")
+        assert (await police.last())["ids"] == ["stats.not_allowed"]

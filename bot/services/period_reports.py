@@ -60,7 +60,7 @@ from bot.services.report_files import (
     to_xlsx,
     value_key,
 )
-from storage import files, statistics
+from storage import files, people, statistics
 from storage.db import Tx
 from storage.statistics import Part
 
@@ -389,8 +389,12 @@ class PeriodReports:
 
     async def command(self, tx: Tx, person: Person, args: str, now: datetime) -> list[Reply]:
         province = self.of_province(person)
-        if not may_read_statistics(person.role) or (
-                not province and self.communes.get(person.commune_id) is None):
+        # Someone who works in several communes reads each one's where their role there
+        # may: one report per commune, each naming it.
+        readable = [] if province else [
+            row for row in await people.rows_of_account(tx, person.account)
+            if may_read_statistics(row.role) and self.communes.get(row.commune_id) is not None]
+        if not (readable or (province and may_read_statistics(person.role))):
             return [Reply((Text("stats.not_allowed"),))]
         if not args.strip():
             return [period_choices(now)]
@@ -405,5 +409,6 @@ class PeriodReports:
         log.info("period report asked person=%s period=%s", person.id, period.label)
         if province:
             return await province_report(tx, self.communes, period, person.language, now)
-        return list(await period_report(tx, self.communes.of(person.commune_id), period,
-                                        person.language, now))
+        return [reply for row in readable
+                for reply in await period_report(tx, self.communes.of(row.commune_id), period,
+                                                 person.language, now)]
