@@ -217,7 +217,7 @@ def _suggest(name: str, province_code: int | None = None, with_code: bool = Fals
     return f"; did you mean {_listed(near, province_code)}?"
 
 
-PROVINCE_TOP = ("province", "people", "calendar", "delivery", "retention")
+PROVINCE_TOP = ("province", "people", "calendar", "delivery", "retention", "digest")
 # What one process does for all its communes: the province file says it, not a commune's.
 PROCESS_WIDE = ("delivery", "retention")
 PROVINCE_FIELDS = ("name", "code", "communes")
@@ -237,6 +237,9 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
         calendar = _calendar(raw.get("calendar", {}), province=True)
         delivery = _delivery(raw.get("delivery", {}))
         retention = _retention(raw.get("retention", {}))
+        digest = _top_digest(_check_fields(raw.get("digest", {}), "digest",
+                                           ("per_day", "quiet_hours")),
+                             where="digest", per_day_key="per_day")
     except ConfigError as exc:
         raise ConfigError(_in_file(path, exc)) from None
     files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
@@ -267,7 +270,7 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
         communes.append(commune)
     return ProvinceConfig(name=name, code=code, people=people, communes=tuple(communes),
                           files=tuple(files), delivery=delivery, retention=retention,
-                          **calendar)
+                          digest=digest, **calendar)
 
 
 def _in_file(path: Path, exc: ConfigError) -> str:
@@ -578,14 +581,16 @@ def _deadlines(raw: Any) -> dict[str, dict[str, Duration]]:
     return deadlines
 
 
-def _top_digest(esc: Mapping[str, Any]) -> DigestPace:
+def _top_digest(esc: Mapping[str, Any], where: str = "escalation",
+                per_day_key: str = "top_reminders_per_day") -> DigestPace:
     """How often the top of the chain is reminded of the cases waiting on it (at most
     `top_reminders_per_day` digests a day per person), and the local hours it never is
-    unless a case is an EMERGENCY (`quiet_hours = ["22:00", "06:00"]`)."""
-    per_day = esc.get("top_reminders_per_day", 1)
+    unless a case is an EMERGENCY (`quiet_hours = ["22:00", "06:00"]`). A province file's
+    `[digest]` (`per_day`, `quiet_hours`) says the same for the province's own people."""
+    per_day = esc.get(per_day_key, 1)
     if isinstance(per_day, bool) or not isinstance(per_day, int) \
             or not 1 <= per_day <= MAX_PER_DAY:
-        raise ConfigError(f"escalation: top_reminders_per_day must be a whole number from 1 "
+        raise ConfigError(f"{where}: {per_day_key} must be a whole number from 1 "
                           f"to {MAX_PER_DAY}, not {per_day!r}")
     quiet = esc.get("quiet_hours", [t.strftime("%H:%M") for t in DEFAULT_QUIET])
     try:
@@ -594,10 +599,10 @@ def _top_digest(esc: Mapping[str, Any]) -> DigestPace:
             raise ValueError
         start, end = (time.fromisoformat(q) for q in quiet)
     except ValueError:
-        raise ConfigError(f"escalation: quiet_hours must be two times like "
+        raise ConfigError(f"{where}: quiet_hours must be two times like "
                           f"[\"22:00\", \"06:00\"], not {quiet!r}") from None
     if start == end:
-        raise ConfigError("escalation: quiet_hours must start and end at different times")
+        raise ConfigError(f"{where}: quiet_hours must start and end at different times")
     return DigestPace(per_day=per_day, quiet=(start, end))
 
 

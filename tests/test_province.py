@@ -468,3 +468,16 @@ def test_the_province_file_sets_delivery_and_retention(tmp_path: Path) -> None:
     province = load_province(path)
     assert province.retention.files_days == 2
     assert province.delivery.reroute_after.total_seconds() == 300
+
+
+@pytest.mark.parametrize(("digest", "named"), [
+    ("per_day = 0", "digest: per_day"), ("quiet = 1", "digest:"),
+    ('quiet_hours = ["22:00"]', "digest: quiet_hours")])
+def test_a_wrong_province_digest_is_refused_in_one_line(tmp_path: Path, digest: str,
+                                                        named: str) -> None:
+    path = write_province(tmp_path, communes=1)
+    path.write_text(path.read_text(encoding="utf-8") + f"\n[digest]\n{digest}\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_province(path)
+    assert "\n" not in str(refused.value) and named in str(refused.value)

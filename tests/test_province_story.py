@@ -345,6 +345,35 @@ async def test_the_province_hears_of_cases_wherever_its_people_sit_in_a_chain(
         assert f"{commune.code_prefix}-2026-0001" in listed, [m["ids"] for m in got]
 
 
+async def test_the_province_file_sets_its_peoples_digest_pace(
+        tmp_path: Path, db_url: str, clock: FakeClock) -> None:
+    """`[digest] per_day = 3` in the province file: the unit hears again eight hours after
+    its first digest (a commune's pace, once a day, used to be theirs)."""
+    path = write_province(tmp_path, communes=2)
+    path.write_text(path.read_text(encoding="utf-8") + "\n[digest]\nper_day = 3\n",
+                    encoding="utf-8")
+    province = load_province(path)
+    assert province.digest.per_day == 3
+    async with simulator(db_url, clock, province) as sim:
+        for n, commune in enumerate(province.communes):
+            walk_in = WalkIn(sim, f"walk-in-{n}")
+            await walk_in.say("text", f"/start c-{commune.official_code}")
+            for value in ("menu:report", "danger:no", "type:violence", "types:done",
+                          "village:v1", "age:6-10", "sex:boy", "skip", "count:1"):
+                await walk_in.say("choice", value)
+            await walk_in.say("text", "Hàng xóm thấy cháu bị đánh nhiều lần.")
+            for value in ("photos:done", "contact:anonymous", "confirm"):
+                await walk_in.say("choice", value)
+        for _ in range(4):  # both reach the top (the unit) after three hours
+            await sim.advance(60)
+        first = [m for m in await sim["province.cpu"].inbox(all_=True)
+                 if m["ids"][:1] == ["digest.top"]]
+        await sim.advance(8 * 60)
+        later = [m for m in await sim["province.cpu"].inbox(all_=True)
+                 if m["ids"][:1] == ["digest.top"]]
+    assert len(first) == 1 and len(later) == 2, (first, later)
+
+
 async def test_two_communes_on_one_telegram_bot(
         db_url: str, clock: FakeClock, province: ProvinceConfig) -> None:
     """The same story over the fake Bot API: a poster's deep link for one citizen, a name

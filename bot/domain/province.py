@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.domain.commune import CommuneConfig, PersonConfig, Retention
 from bot.domain.commune_calendar import CalendarEvent
 from bot.domain.delivery import DeliveryPolicy
+from bot.domain.top_digest import DigestPace
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class ProvinceConfig:
     # (the province file's [delivery]) and prune what only served delivery ([retention]).
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     retention: Retention = field(default_factory=Retention)
+    # How often the province's own people get their digest of the cases that reached them
+    # across communes, and when never (the province file's [digest]).
+    digest: DigestPace = field(default_factory=DigestPace)
 
     def commune(self, key: str) -> CommuneConfig | None:
         """The commune with this key (its file's `[commune] key`)."""

@@ -18,6 +18,7 @@ from bot.domain.messages import Text
 from bot.domain.people import Person
 from bot.domain.province import ProvinceConfig
 from bot.domain.roles import INVITABLE, Role
+from bot.domain.top_digest import DigestPace
 from storage import people
 from storage.db import Tx
 
@@ -85,6 +86,8 @@ class Communes:
     # The province's own row, home of its people (None: a single-commune deployment).
     province_id: int | None = None
     province_name: str = ""
+    # The pace of the province's own people's digests (None: a single-commune deployment).
+    province_digest: DigestPace | None = None
 
     @classmethod
     def of_one(cls, directory: Directory) -> Communes:
@@ -191,7 +194,8 @@ async def sync_province(tx: Tx, province: ProvinceConfig, now: datetime) -> Comm
         directory = await sync_commune(tx, cfg, now, web_prefix=f"{cfg.key}.",
                                        claimed=claimed)
         found[directory.commune_id] = replace(directory, in_province=True)
-    return Communes(found, home_id=home, province_id=home, province_name=province.name)
+    return Communes(found, home_id=home, province_id=home, province_name=province.name,
+                    province_digest=province.digest)
 
 
 def _chats(pc: PersonConfig) -> list[tuple[str, str]]:

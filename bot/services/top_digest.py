@@ -33,9 +33,12 @@ class TopDigest:
         self.outbox = outbox
 
     def pace(self, person: Person | None = None) -> DigestPace:
-        """The pace of the person's commune's digests (the first commune's for a person
-        not known here)."""
+        """The pace of the person's commune's digests; the province file's for the
+        province's own people (the first commune's for a person not known here)."""
         found = self.communes.get(person.commune_id) if person is not None else None
+        if (found is None and person is not None and self.communes.province_digest
+                and person.commune_id == self.communes.province_id):
+            return self.communes.province_digest
         return (found or self.communes.first).config.top_digest
 
     def _village(self, commune_id: int, village_id: int | None) -> str | None:
