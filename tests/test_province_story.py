@@ -6,7 +6,7 @@ on the other's case."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from playwright.async_api import Browser
 
 from bot.clock import FakeClock
 from bot.config import load_province
+from bot.domain.commune import CommuneConfig
 from bot.domain.folding import without_marks
 from bot.domain.province import ProvinceConfig
 from storage import cases, people
@@ -45,6 +46,19 @@ def phone(province: ProvinceConfig, n: int, key: str) -> str:
 
 async def alerts(sim: Simulator, who: str) -> list[dict[str, Any]]:
     return [m for m in await sim[who].inbox(all_=True) if "alert.new" in m["ids"]]
+
+
+async def urgent_report_in_each(sim: Simulator, communes: Sequence[CommuneConfig]) -> None:
+    """A walk-in of each commune reports a child beaten (URGENT: an hour per level)."""
+    for n, commune in enumerate(communes):
+        walk_in = WalkIn(sim, f"walk-in-{n}")
+        await walk_in.say("text", f"/start c-{commune.official_code}")
+        for value in ("menu:report", "danger:no", "type:violence", "types:done",
+                      "village:v1", "age:6-10", "sex:boy", "skip", "count:1"):
+            await walk_in.say("choice", value)
+        await walk_in.say("text", "Hàng xóm thấy cháu bị đánh nhiều lần.")
+        for value in ("photos:done", "contact:anonymous", "confirm"):
+            await walk_in.say("choice", value)
 
 
 async def test_each_citizen_reaches_their_own_commune_and_only_its_team(
@@ -285,15 +299,7 @@ async def test_the_province_hears_of_both_communes_cases_in_one_digest(
     per case."""
     sim = two
     a, b = province.communes
-    for n, commune in enumerate((a, b)):
-        walk_in = WalkIn(sim, f"walk-in-{n}")
-        await walk_in.say("text", f"/start c-{commune.official_code}")
-        for value in ("menu:report", "danger:no", "type:violence", "types:done",
-                      "village:v1", "age:6-10", "sex:boy", "skip", "count:1"):
-            await walk_in.say("choice", value)
-        await walk_in.say("text", "Hàng xóm thấy cháu bị đánh nhiều lần.")
-        for value in ("photos:done", "contact:anonymous", "confirm"):
-            await walk_in.say("choice", value)
+    await urgent_report_in_each(sim, (a, b))
     codes = [f"{c.code_prefix}-2026-0001" for c in (a, b)]
     for _ in range(5):  # an hour per level: the top after three
         await sim.advance(60)
@@ -325,15 +331,7 @@ async def test_the_province_hears_of_cases_wherever_its_people_sit_in_a_chain(
     province = load_province(path)
     assert [len(c.levels) for c in province.communes] == [4, 3]
     async with simulator(db_url, clock, province) as sim:
-        for n, commune in enumerate(province.communes):
-            walk_in = WalkIn(sim, f"walk-in-{n}")
-            await walk_in.say("text", f"/start c-{commune.official_code}")
-            for value in ("menu:report", "danger:no", "type:violence", "types:done",
-                          "village:v1", "age:6-10", "sex:boy", "skip", "count:1"):
-                await walk_in.say("choice", value)
-            await walk_in.say("text", "Hàng xóm thấy cháu bị đánh nhiều lần.")
-            for value in ("photos:done", "contact:anonymous", "confirm"):
-                await walk_in.say("choice", value)
+        await urgent_report_in_each(sim, province.communes)
         # An hour per level: A at level 2 after one, B at its top after two; the digest
         # comes daily.
         for _ in range(3):
@@ -355,15 +353,7 @@ async def test_the_province_file_sets_its_peoples_digest_pace(
     province = load_province(path)
     assert province.digest.per_day == 3
     async with simulator(db_url, clock, province) as sim:
-        for n, commune in enumerate(province.communes):
-            walk_in = WalkIn(sim, f"walk-in-{n}")
-            await walk_in.say("text", f"/start c-{commune.official_code}")
-            for value in ("menu:report", "danger:no", "type:violence", "types:done",
-                          "village:v1", "age:6-10", "sex:boy", "skip", "count:1"):
-                await walk_in.say("choice", value)
-            await walk_in.say("text", "Hàng xóm thấy cháu bị đánh nhiều lần.")
-            for value in ("photos:done", "contact:anonymous", "confirm"):
-                await walk_in.say("choice", value)
+        await urgent_report_in_each(sim, province.communes)
         for _ in range(4):  # both reach the top (the unit) after three hours
             await sim.advance(60)
         first = [m for m in await sim["province.cpu"].inbox(all_=True)

@@ -26,6 +26,9 @@ class BotProcess:
     clock starting at `clock_at` (None: the real clock). With `log`, every incarnation's
     stderr is appended to that file (a busy process would fill an unread pipe and stall)."""
 
+    # What `python -m` runs (with `serve`).
+    module = "bot.cli"
+
     def __init__(self, db: Path, port: int, env: dict[str, str] | None = None,
                  database_url: str | None = None, log: Path | None = None) -> None:
         self.db, self.port, self.env = db, port, env or {}
@@ -46,12 +49,12 @@ class BotProcess:
             env["SAFECHILD_FAKE_CLOCK"] = clock_at
         if self.database_url is not None:
             env["DATABASE_URL"] = self.database_url
+        command = [sys.executable, "-m", self.module, "serve"]
         if self.log is None:
-            return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
         with self.log.open("ab") as log:
-            return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=log)
+            return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
     def died(self) -> str:
         """What a process that exited said last."""

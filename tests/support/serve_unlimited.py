@@ -9,9 +9,6 @@ there is no setting for it on purpose (production always limits).
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 from collections.abc import Mapping
 
 from bot import cli
@@ -30,21 +27,7 @@ class UnlimitedBotProcess(BotProcess):
     """A BotProcess (same environment, same log) that runs this module instead of
     `bot.cli`."""
 
-    def spawn(self, clock_at: str | None) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "SAFECHILD_DB": str(self.db), "SAFECHILD_PORT": str(self.port),
-               **self.env}
-        env.pop("DATABASE_URL", None)
-        env.pop("SAFECHILD_FAKE_CLOCK", None)
-        if clock_at is not None:
-            env["SAFECHILD_FAKE_CLOCK"] = clock_at
-        if self.database_url is not None:
-            env["DATABASE_URL"] = self.database_url
-        command = [sys.executable, "-m", __name__, "serve"]
-        if self.log is None:
-            return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE)
-        with self.log.open("ab") as log:
-            return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    module = __name__
 
 
 if __name__ == "__main__":
