@@ -52,11 +52,18 @@ async def upsert_commune(tx: Tx, key: str, name: str, prefix: str) -> int:
     return int((await tx.conn.execute(stmt.returning(communes.c.id))).scalar_one())
 
 
-async def upsert_village(tx: Tx, commune_id: int, key: str, name: str) -> int:
-    stmt = insert(tx, villages).values(commune_id=commune_id, key=key, name=name)
+async def upsert_villages(tx: Tx, commune_id: int, named: Sequence[tuple[str, str]]
+                          ) -> dict[str, int]:
+    """A commune's villages (key, name), new ones added and renamed ones renamed, in one
+    statement; their ids by key."""
+    if not named:
+        return {}
+    stmt = insert(tx, villages).values([{"commune_id": commune_id, "key": key, "name": name}
+                                        for key, name in named])
     stmt = stmt.on_conflict_do_update(index_elements=["commune_id", "key"],
-                                      set_={"name": name})
-    return int((await tx.conn.execute(stmt.returning(villages.c.id))).scalar_one())
+                                      set_={"name": stmt.excluded.name})
+    rows = await tx.conn.execute(stmt.returning(villages.c.key, villages.c.id))
+    return {key: village_id for key, village_id in rows}
 
 
 # ---- people ---------------------------------------------------------------------------------

@@ -163,9 +163,7 @@ async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime, web_prefix: st
     `web_prefix` keeps simulator phones apart when several communes have an "officer";
     `claimed` (a province's sync) holds the chat addresses earlier files gave someone."""
     commune_id = await people.upsert_commune(tx, cfg.key, cfg.name, cfg.code_prefix)
-    village_ids: dict[str, int] = {}
-    for key, name in cfg.villages:
-        village_ids[key] = await people.upsert_village(tx, commune_id, key, name)
+    village_ids = await people.upsert_villages(tx, commune_id, cfg.villages)
     await _sync_people(tx, commune_id, cfg.people, village_ids, web_prefix, now,
                        {} if claimed is None else claimed)
     group_person_id = None

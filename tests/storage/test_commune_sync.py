@@ -11,6 +11,7 @@ from bot.config import DEMO_CONFIG, parse_commune
 from bot.services.directory import sync_commune
 from storage import people
 from storage.db import Database
+from tests.support.database import rows
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -54,5 +55,30 @@ async def test_a_second_start_changes_what_the_file_changed_and_nothing_else(
             police = await people.person_by_key(tx, third.commune_id, "police")
             owner = await people.identity(tx, "telegram", "777001")
         assert police is not None and owner is not None and owner.person_id == police.id
+    finally:
+        await database.close()
+
+
+async def test_villages_keep_their_ids_when_renamed_and_new_ones_are_added(
+        db_url: str) -> None:
+    database = await Database.open(db_url)
+    try:
+        raw = demo()
+        async with database.transaction() as tx:
+            first = await sync_commune(tx, parse_commune(raw), NOW)
+        villages = raw["villages"]
+        assert isinstance(villages, list)
+        villages[0]["name"] = "Thôn Đông Mới"
+        villages.append({"key": "giua", "name": "Thôn Giữa"})
+        async with database.transaction() as tx:
+            again = await sync_commune(tx, parse_commune(raw), NOW)
+        key = villages[0]["key"]
+        assert again.village_ids[key] == first.village_ids[key]
+        assert again.village_names[again.village_ids[key]] == "Thôn Đông Mới"
+        assert set(again.village_ids) == {*first.village_ids, "giua"}
+        assert len(set(again.village_ids.values())) == len(again.village_ids)
+        stored = {r.id: r.name for r in await rows(database, "villages")}
+        assert stored[again.village_ids[key]] == "Thôn Đông Mới"
+        assert stored[again.village_ids["giua"]] == "Thôn Giữa"
     finally:
         await database.close()
