@@ -140,11 +140,6 @@ async def close_case(tx: Tx, case_id: int, outcome: str, now: datetime,
     return to_case(row._mapping) if row else None
 
 
-async def climb_to(tx: Tx, case_id: int, level: int) -> Case:
-    """The case goes up the escalation chain to `level`."""
-    return await _change(tx, case_id, escalation_level=level)
-
-
 async def climb_all(tx: Tx, levels: Mapping[int, int]) -> dict[int, Case]:
     """Cases up the chain, case id -> level, in one statement per level."""
     by_level: dict[int, list[int]] = {}
@@ -185,9 +180,9 @@ async def join_team_many(tx: Tx, case_id: int, person_ids: Sequence[int], level:
 
 async def join_teams(tx: Tx, members: Sequence[tuple[int, int, int]], access: str,
                      now: datetime) -> set[tuple[int, int]]:
-    """Route cases to people, (case, person, level) each, as `join_team` and
-    `move_to_level` do one by one: the (case, person) pairs new to their case; those told
-    of it before are moved to the new level."""
+    """Route cases to people, (case, person, level) each, as `join_team` does one by one:
+    the (case, person) pairs new to their case; those told of it before are moved to the
+    new level."""
     if not members:
         return set()
     rows = [{"case_id": c, "person_id": p, "level": lv, "access": str(access),
@@ -203,14 +198,6 @@ async def join_teams(tx: Tx, members: Sequence[tuple[int, int, int]], access: st
                                                  team.c.person_id == bindparam("p"))
                               .values(level=bindparam("lv"), access=str(access)), moved)
     return joined
-
-
-async def move_to_level(tx: Tx, case_id: int, person_id: int, level: int,
-                        access: str) -> None:
-    """Someone already told of the case is now on its team at this level."""
-    await tx.conn.execute(update(team).where(team.c.case_id == case_id,
-                                             team.c.person_id == person_id)
-                          .values(level=level, access=str(access)))
 
 
 async def team_member(tx: Tx, case_id: int, person_id: int) -> TeamMember | None:

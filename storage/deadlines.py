@@ -153,14 +153,6 @@ async def lease_due_timers(tx: Tx, now: datetime, owner: str, lease: timedelta,
     return [i for i in ids if i in claimed]
 
 
-async def leased_timer(tx: Tx, timer_id: int, owner: str) -> Timer | None:
-    """The timer, if this claim still holds it and it has not fired."""
-    row = (await tx.conn.execute(select(timers).where(
-        timers.c.id == timer_id, timers.c.lease_owner == owner,
-        timers.c.done_at.is_(None)))).first()
-    return _timer(row._mapping) if row else None
-
-
 async def leased_timers(tx: Tx, timer_ids: Sequence[int], owner: str) -> list[Timer]:
     """The timers this claim still holds and that have not fired, in the order asked."""
     if not timer_ids:
@@ -170,10 +162,6 @@ async def leased_timers(tx: Tx, timer_ids: Sequence[int], owner: str) -> list[Ti
         timers.c.done_at.is_(None)))
     found = {t.id: t for t in (_timer(r._mapping) for r in rows)}
     return [found[i] for i in timer_ids if i in found]
-
-
-async def finish_timer(tx: Tx, timer_id: int, now: datetime) -> None:
-    await finish_timers(tx, [timer_id], now)
 
 
 async def finish_timers(tx: Tx, timer_ids: Sequence[int], now: datetime) -> None:

@@ -137,6 +137,16 @@ def _minutes(start: datetime, end: datetime) -> float:
     return max(0.0, (end - start).total_seconds() / 60)
 
 
+def _minutes_after(start: datetime, end: datetime) -> float:
+    """`_minutes`, checking naive against aware times only when subtracting them fails: a
+    province's year is 75,000 cases with a time."""
+    try:
+        minutes = (end - start).total_seconds() / 60
+    except TypeError:
+        return _minutes(start, end)
+    return minutes if minutes > 0 else 0.0
+
+
 def village_sort_key(name: str) -> tuple[str, str]:
     """Alphabetical as a Vietnamese reader expects: "Đông" next to "Dưới", not after "Z"."""
     return without_marks(name), name
@@ -258,23 +268,10 @@ class Tally:
     def add_times(self, created_at: datetime, acknowledged_at: datetime | None,
                   assessed_at: datetime | None) -> None:
         """One case's times (of every case that has one, so the medians are exact)."""
-        # A province's year is 75,000 cases with a time: `_minutes` inlined, its check of
-        # naive against aware times only when subtracting them fails.
         if acknowledged_at is not None:
-            try:
-                minutes = (acknowledged_at - created_at).total_seconds() / 60
-            except TypeError:
-                minutes = _minutes(created_at, acknowledged_at)
-            if minutes < 0:
-                minutes = 0.0
-            self.ack_times.append(minutes)
+            self.ack_times.append(_minutes_after(created_at, acknowledged_at))
         if assessed_at is not None:
-            try:
-                minutes = (assessed_at - created_at).total_seconds() / 60
-            except TypeError:
-                minutes = _minutes(created_at, assessed_at)
-            if minutes < 0:
-                minutes = 0.0
+            minutes = _minutes_after(created_at, assessed_at)
             self.assess_times.append(minutes)
             if minutes <= ASSESS_TARGET_MIN:
                 self.within_12h += 1

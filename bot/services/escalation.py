@@ -1,5 +1,5 @@
 """Deadlines, reminders and escalation (service layer). Timers are rows: the timer worker
-(bot/workers/timers.py) claims due ones and hands each to `fire`, in its own transaction; a
+(bot/workers/timers.py) claims due ones and hands them to `fire_all`, a batch per transaction; a
 timer set for an older deadline version does nothing.
 
 Below the top of the chain a missed deadline climbs one level each period, day and night.
@@ -116,10 +116,6 @@ class Escalation:
         timers.append({"deadline_id": deadline_id, "kind": f"escalate{version}", "seq": 0,
                        "fire_at": due, "deadline_version": version})
         return timers
-
-    async def fire(self, tx: Tx, timer: Timer, now: datetime) -> None:
-        """Carry out one due timer inside the caller's transaction."""
-        await self.fire_all(tx, [timer], now)
 
     async def fire_all(self, tx: Tx, timers: Sequence[Timer], now: datetime) -> None:
         """Carry out due timers, in this order, inside the caller's transaction. The cases

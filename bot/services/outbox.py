@@ -121,14 +121,15 @@ class Outbox:
                 placed.append(None)
                 continue
             (channel, address), extra = found
+            if id(s.reply) not in written:
+                written[id(s.reply)] = s.reply.to_json()
             known.add(s.dedupe_key)
             queued[(channel, address)] = queued.get((channel, address), 0) + 1
             placed.append(len(rows))
             rows.append({"person_id": s.person.id, "case_id": s.case_id, "channel": channel,
                          "address": address, "kind": s.kind, "dedupe_key": s.dedupe_key,
                          "broadcast_id": None,
-                         "payload": {"reply": written.get(id(s.reply))
-                                     or written.setdefault(id(s.reply), s.reply.to_json()),
+                         "payload": {"reply": written[id(s.reply)],
                                      "language": s.person.language, "meta": extra}})
         added = await outbox.add_messages(tx, rows, now)
         return [None if n is None else added[n] for n in placed]
