@@ -39,7 +39,9 @@ def on_text(inp: Input, state: State, ctx: Context) -> Outcome:
 
 
 def on_send(picked: str, state: State, ctx: Context) -> Outcome:
-    return Go(None, effects=(SendBroadcast(str(state.data.get("text", ""))),))
+    commune = state.data.get("commune_id")
+    return Go(None, effects=(SendBroadcast(str(state.data.get("text", "")),
+                                           commune if isinstance(commune, int) else None),))
 
 
 def count_params(state: State, ctx: Context) -> dict[str, Any]:

@@ -173,7 +173,8 @@ def on_save(picked: str, state: State, ctx: Context) -> Outcome:
     data = state.data
     return Go(None, effects=(AddCalendarEvent(
         title=data["title"], rule=data["rule"], roles=WHO[data["who"]],
-        days_before=tuple(data["days_before"]), at=data["at"]),))
+        days_before=tuple(data["days_before"]), at=data["at"],
+        commune_id=data["commune_id"] if isinstance(data.get("commune_id"), int) else None),))
 
 
 def summary(state: State, ctx: Context) -> dict[str, Any]:

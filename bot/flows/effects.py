@@ -147,6 +147,8 @@ class SendBroadcast:
     """The officer confirmed the broadcast's text."""
 
     text: str
+    # The commune it was started for (someone in several communes); None: their own.
+    commune_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ class AddCalendarEvent:
     roles: tuple[str, ...]
     days_before: tuple[int, ...]
     at: str
+    # The commune it was started for (someone in several communes); None: their own.
+    commune_id: int | None = None
 
 
 @dataclass(frozen=True)

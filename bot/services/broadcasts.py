@@ -54,7 +54,8 @@ class Broadcasts:
                                               (Role.COLLABORATOR,))
         if count == 0:
             return state, [say("broadcast.nobody")]
-        data: dict[str, Any] = {"count": count}
+        # Someone in several communes confirms later: the broadcast goes where it began.
+        data: dict[str, Any] = {"count": count, "commune_id": person.commune_id}
         lead: list[Effect] = []
         typed = typed.strip()
         if typed:

@@ -107,7 +107,9 @@ class CalendarCommands:
         if not may_change_calendar(person.role):
             return state, [say("calendar.change_not_allowed")]
         if verb == "add":
-            return engine.start(FLOWS, "calendar_add", ctx, current=state)
+            # Saved later: the event goes to the calendar it was begun for.
+            return engine.start(FLOWS, "calendar_add", ctx, {"commune_id": person.commune_id},
+                                current=state)
         if len(words) != 2:
             return state, [say("calendar.usage")]
         return state, [await self._pause(tx, person, words[1], verb == "pause", now)]

@@ -21,7 +21,13 @@ from bot.domain import alerts
 from bot.domain.commune_search import CommuneIndex, find, nearest
 from bot.domain.messages import Choice, Input, Reply, Text, say, storable, storable_input
 from bot.domain.people import Person
-from bot.domain.permissions import offered_for_handover, works_cases
+from bot.domain.permissions import (
+    may_broadcast,
+    may_invite,
+    may_read_calendar,
+    offered_for_handover,
+    works_cases,
+)
 from bot.domain.roles import Role
 from bot.flows import engine
 from bot.flows.book import FLOWS
@@ -54,21 +60,30 @@ from bot.flows.effects import (
     ShowStatistics,
     StartBroadcast,
 )
+from bot.flows.place import COMMANDS as PLACED_COMMANDS
+from bot.flows.place import command_of
 from bot.flows.report import CONFIRM
 from bot.flows.routes import CASE_BUTTONS, CLOSE_DECISIONS
 from bot.services.broadcasts import Broadcasts
 from bot.services.calendar_commands import CalendarCommands
 from bot.services.cases import CaseService
-from bot.services.directory import Communes
+from bot.services.directory import Communes, code_of
 from bot.services.invites import Invites
 from bot.services.outbox import Outbox
 from bot.services.period_reports import PeriodReports
+from bot.services.places import AskWhere, place, row_in
 from bot.services.poster_commands import PosterCommands
 from storage import conversations, people
 from storage.conversations import StoredConversation
 from storage.db import Database, Tx
 
 log = logging.getLogger(__name__)
+
+# A commune's command acts as the person's row in one commune where their role may do it.
+MAY_IN_COMMUNE: Mapping[str, Callable[[str], bool]] = {
+    "broadcast": may_broadcast, "invite": may_invite, "poster": may_invite,
+    "calendar": may_read_calendar,
+}
 DRAFT_TTL = timedelta(hours=24)
 # Communes offered as buttons when a typed name fits several.
 COMMUNE_CHOICES = 5
@@ -314,6 +329,17 @@ class ConversationService:
         """Do what the flow asked; the replies for the person. A service that opens a flow
         (a case button, /broadcast, /calendar add) sets `turn.state`."""
         now, person, s = turn.now, turn.person, self.services
+        if isinstance(effect, StartBroadcast | CreateInvite | MakePoster | CalendarCommand):
+            command, args = command_of(effect)
+            where = await place(tx, self.communes, person, command, args,
+                                MAY_IN_COMMUNE[command])
+            if isinstance(where, AskWhere):
+                turn.state, asked = engine.start(FLOWS, "place", turn.ctx, {
+                    "command": command, "args": args,
+                    "places": [[code_of(c.config), c.config.name] for c in where.places],
+                }, current=turn.state)
+                return [e for e in asked if isinstance(e, Reply)]
+            person, effect = where.person, PLACED_COMMANDS[command][0](where.args)
         match effect:
             case Reply():
                 return [effect]
@@ -357,8 +383,11 @@ class ConversationService:
                 turn.state, effects = await s.broadcasts.start(tx, person, text, turn.state,
                                                                turn.ctx)
                 return [e for e in effects if isinstance(e, Reply)]
-            case SendBroadcast(text=text):
-                replies = await s.broadcasts.send(tx, person, turn.channel, text, now)
+            case SendBroadcast(text=text, commune_id=commune_id):
+                sender = await row_in(tx, person, commune_id)
+                if sender is None:
+                    return [say("broadcast.not_allowed")]
+                replies = await s.broadcasts.send(tx, sender, turn.channel, text, now)
                 if not replies:  # queued: its progress message is the answer
                     turn.made(SEND.id, say("broadcast.already_sent"))
                 return replies
@@ -366,8 +395,11 @@ class ConversationService:
                 turn.state, effects = await s.calendar.command(tx, person, args, turn.state,
                                                                turn.ctx, now)
                 return [e for e in effects if isinstance(e, Reply)]
-            case AddCalendarEvent():
-                replies = await s.calendar.add(tx, person, effect, now)
+            case AddCalendarEvent(commune_id=commune_id):
+                admin = await row_in(tx, person, commune_id)
+                if admin is None:
+                    return [say("calendar.change_not_allowed")]
+                replies = await s.calendar.add(tx, admin, effect, now)
                 if replies and replies[0].texts[0].id == "calendar.added":
                     turn.made(SAVE[0].id, say("calendar.add.already_saved", title=effect.title))
                 return replies

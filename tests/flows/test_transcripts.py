@@ -21,13 +21,17 @@ from bot.flows.effects import (
     AddCalendarEvent,
     AddToCase,
     Assess,
+    CalendarCommand,
     ChooseCommune,
     CloseCase,
+    CreateInvite,
     FindCommune,
     LookUpStatus,
+    MakePoster,
     OpenCase,
     SendBroadcast,
     SetLanguage,
+    StartBroadcast,
 )
 
 HERE = Path(__file__).parent / "transcripts"
@@ -74,7 +78,12 @@ SUBMITS: dict[type, Any] = {
                                   "value": e.setting}),
     CloseCase: lambda e: ("close", {"case_id": e.case_id, "value": e.outcome,
                                     "note": e.note}),
-    SendBroadcast: lambda e: ("broadcast", {"text": e.text}),
+    SendBroadcast: lambda e: ("broadcast", {"text": e.text, "commune_id": e.commune_id}),
+    # A commune's command, once the person of several communes has picked one.
+    CreateInvite: lambda e: ("invite", {"args": e.args}),
+    StartBroadcast: lambda e: ("start_broadcast", {"text": e.text}),
+    MakePoster: lambda e: ("poster", {"args": e.args}),
+    CalendarCommand: lambda e: ("calendar", {"args": e.args}),
     FindCommune: lambda e: ("find_commune", {"text": e.text, "latitude": e.latitude,
                                              "then": e.then}),
     ChooseCommune: lambda e: ("choose_commune", {"code": e.code, "then": e.then,
