@@ -27,7 +27,12 @@ from bot.handlers.server import make_server
 from bot.services.admin_alerts import AdminAlerts
 from bot.services.broadcasts import Broadcasts
 from bot.services.calendar_commands import CalendarCommands
-from bot.services.calendar_reminders import CalendarReminders, ProvinceReminders, Reminders
+from bot.services.calendar_reminders import (
+    CalendarReminders,
+    ProvinceReminders,
+    Reminders,
+    sync_calendars,
+)
 from bot.services.cases import QUIET_TIMER, CaseService
 from bot.services.channel_support import ChannelSupport
 from bot.services.conversation import ConversationService, Services
@@ -181,8 +186,7 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
                                               province_report)
         calendars[province_calendar.commune_id] = province_calendar
     async with database.transaction() as tx:
-        for calendar in calendars.values():
-            await calendar.sync(tx, clock.now())
+        await sync_calendars(tx, list(calendars.values()), clock.now())
     services = Services(
         cases=cases,
         invites=Invites(communes, {name: o.invite_link for name, o in outbound.items()

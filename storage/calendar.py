@@ -61,6 +61,18 @@ async def events_of(tx: Tx, commune_id: int) -> list[StoredEventRow]:
     return [_event(r._mapping) for r in rows]
 
 
+async def events_of_communes(tx: Tx, commune_ids: Collection[int]
+                             ) -> dict[int, list[StoredEventRow]]:
+    """events_of several calendars in one read."""
+    found: dict[int, list[StoredEventRow]] = {cid: [] for cid in commune_ids}
+    if found:
+        rows = await tx.conn.execute(select(events).where(events.c.commune_id.in_(list(found)))
+                                     .order_by(events.c.id))
+        for row in rows:
+            found[row.commune_id].append(_event(row._mapping))
+    return found
+
+
 async def event_by_key(tx: Tx, commune_id: int, key: str) -> StoredEventRow | None:
     row = (await tx.conn.execute(select(events).where(events.c.commune_id == commune_id,
                                                       events.c.key == key))).first()
@@ -83,11 +95,13 @@ async def update_event(tx: Tx, event_id: int, *, updated_at: datetime,
         **fields, updated_at=updated_at, updated_by=updated_by))
 
 
-async def delete_config_events_except(tx: Tx, commune_id: int, keep: Collection[str]) -> int:
-    """Remove events that came from the config file and are no longer in it."""
+async def delete_config_events(tx: Tx, event_ids: Collection[int]) -> int:
+    """Remove events that came from a config file and are no longer in it (a pause or an
+    event added in chat since then keeps its row)."""
+    if not event_ids:
+        return 0
     return rowcount(await tx.conn.execute(delete(events).where(
-        events.c.commune_id == commune_id, events.c.origin == "config",
-        events.c.key.not_in(list(keep)))))
+        events.c.id.in_(list(event_ids)), events.c.origin == "config")))
 
 
 async def recorded_keys(tx: Tx, commune_id: int, keys: Collection[str]) -> set[str]:

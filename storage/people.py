@@ -45,25 +45,54 @@ def to_identity(m: Mapping[Any, Any]) -> Identity:
 # ---- communes and villages ----------------------------------------------------------------
 
 
-async def upsert_commune(tx: Tx, key: str, name: str, prefix: str) -> int:
-    stmt = insert(tx, communes).values(key=key, name=name, code_prefix=prefix)
-    stmt = stmt.on_conflict_do_update(index_elements=["key"],
-                                      set_={"name": name, "code_prefix": prefix})
-    return int((await tx.conn.execute(stmt.returning(communes.c.id))).scalar_one())
-
-
-async def upsert_villages(tx: Tx, commune_id: int, named: Sequence[tuple[str, str]]
-                          ) -> dict[str, int]:
-    """A commune's villages (key, name), new ones added and renamed ones renamed, in one
-    statement; their ids by key."""
-    if not named:
+async def sync_communes(tx: Tx, wanted: Sequence[tuple[str, str, str]]) -> dict[str, int]:
+    """Communes (key, name, case code prefix) as the files say: read first, and written
+    (one statement) only where one is new or changed, so that processes starting together
+    on an unchanged province do not queue behind each other's row locks. Their ids by
+    key."""
+    if not wanted:
         return {}
-    stmt = insert(tx, villages).values([{"commune_id": commune_id, "key": key, "name": name}
-                                        for key, name in named])
-    stmt = stmt.on_conflict_do_update(index_elements=["commune_id", "key"],
-                                      set_={"name": stmt.excluded.name})
-    rows = await tx.conn.execute(stmt.returning(villages.c.key, villages.c.id))
-    return {key: village_id for key, village_id in rows}
+    rows = await tx.conn.execute(select(communes.c.key, communes.c.id, communes.c.name,
+                                        communes.c.code_prefix)
+                                 .where(communes.c.key.in_([k for k, _, _ in wanted])))
+    found = {key: (cid, name, prefix) for key, cid, name, prefix in rows}
+    stale = [{"key": key, "name": name, "code_prefix": prefix} for key, name, prefix in wanted
+             if found.get(key, (None, None, None))[1:] != (name, prefix)]
+    ids = {key: cid for key, (cid, _, _) in found.items()}
+    if stale:
+        stmt = insert(tx, communes).values(stale)
+        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
+            "name": stmt.excluded.name, "code_prefix": stmt.excluded.code_prefix})
+        ids.update({key: cid for key, cid in await tx.conn.execute(
+            stmt.returning(communes.c.key, communes.c.id))})
+    return ids
+
+
+async def sync_villages(tx: Tx, wanted: Mapping[int, Sequence[tuple[str, str]]]
+                        ) -> dict[int, dict[str, int]]:
+    """Each commune's villages (key, name) as its file says, read first and written only
+    where one is new or renamed (as sync_communes); their ids by key, per commune."""
+    found: dict[int, dict[str, int]] = {cid: {} for cid in wanted}
+    if not found:
+        return found
+    names: dict[tuple[int, str], str] = {}
+    rows = await tx.conn.execute(select(villages.c.commune_id, villages.c.key, villages.c.id,
+                                        villages.c.name)
+                                 .where(villages.c.commune_id.in_(list(found))))
+    for commune_id, key, village_id, name in rows:
+        found[commune_id][key] = village_id
+        names[commune_id, key] = name
+    stale = [{"commune_id": cid, "key": key, "name": name}
+             for cid, named in wanted.items() for key, name in named
+             if names.get((cid, key)) != name]
+    if stale:
+        stmt = insert(tx, villages).values(stale)
+        stmt = stmt.on_conflict_do_update(index_elements=["commune_id", "key"],
+                                          set_={"name": stmt.excluded.name})
+        for commune_id, key, village_id in await tx.conn.execute(
+                stmt.returning(villages.c.commune_id, villages.c.key, villages.c.id)):
+            found[commune_id][key] = village_id
+    return found
 
 
 # ---- people ---------------------------------------------------------------------------------
@@ -94,6 +123,19 @@ async def configured_people(tx: Tx, commune_id: int) -> list[Person]:
                                                       people.c.key.is_not(None))
                                  .order_by(people.c.id))
     return [to_person(r._mapping) for r in rows]
+
+
+async def configured_people_of(tx: Tx, commune_ids: Collection[int]
+                               ) -> dict[int, list[Person]]:
+    """configured_people of several communes in one read."""
+    found: dict[int, list[Person]] = {cid: [] for cid in commune_ids}
+    if found:
+        rows = await tx.conn.execute(select(people).where(
+            people.c.commune_id.in_(list(found)), people.c.key.is_not(None))
+            .order_by(people.c.id))
+        for row in rows:
+            found[row.commune_id].append(to_person(row._mapping))
+    return found
 
 
 async def working_people(tx: Tx, commune_ids: Collection[int], roles: Collection[str]
@@ -150,16 +192,17 @@ async def add_person(tx: Tx, *, commune_id: int, key: str | None, role: str, nam
     return to_person(row._mapping)
 
 
-async def add_people(tx: Tx, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """Configured people of one commune in one statement; their ids by key. Each row has
-    add_person's fields."""
+async def add_people(tx: Tx, rows: Sequence[Mapping[str, Any]]
+                     ) -> dict[tuple[int, str], int]:
+    """Configured people (of one commune or several) in one statement; their ids by
+    (commune, key). Each row has add_person's fields."""
     if not rows:
         return {}
     values = [{**r, "role": str(r["role"]), "tags": ",".join(r.get("tags", ()))}
               for r in rows]
-    result = await tx.conn.execute(people.insert().returning(people.c.id, people.c.key),
-                                   values)
-    return {str(key): int(pid) for pid, key in result}
+    result = await tx.conn.execute(
+        people.insert().returning(people.c.id, people.c.commune_id, people.c.key), values)
+    return {(int(cid), str(key)): int(pid) for pid, cid, key in result}
 
 
 async def bind_identities(tx: Tx, rows: Sequence[tuple[int, str, str]]) -> None:
@@ -173,13 +216,19 @@ async def bind_identities(tx: Tx, rows: Sequence[tuple[int, str, str]]) -> None:
         [{"person_id": p, "channel": c, "external_id": e} for p, c, e in rows])
 
 
-async def update_configured(tx: Tx, person_id: int, *, role: str, name: str,
-                            phone: str | None, village_id: int | None, on_duty: bool,
-                            tags: Sequence[str], preferred_channel: str | None) -> None:
-    """A configured person as the commune file says now (their language stays theirs)."""
-    await tx.conn.execute(update(people).where(people.c.id == person_id).values(
-        role=str(role), name=name, phone=phone, village_id=village_id, on_duty=on_duty,
-        tags=",".join(tags), preferred_channel=preferred_channel))
+_CONFIGURED = (update(people).where(people.c.id == bindparam("row")).values(
+    role=bindparam("role"), name=bindparam("name"), phone=bindparam("phone"),
+    village_id=bindparam("village_id"), on_duty=bindparam("on_duty"),
+    tags=bindparam("tags"), preferred_channel=bindparam("preferred_channel")))
+
+
+async def update_configured(tx: Tx, changed: Mapping[int, Mapping[str, Any]]) -> None:
+    """Configured people as their commune files say now, by row id (role, name, phone,
+    village_id, on_duty, tags, preferred_channel; their language stays theirs)."""
+    if changed:
+        await tx.conn.execute(_CONFIGURED, [
+            {**fields, "row": row, "role": str(fields["role"]),
+             "tags": ",".join(fields["tags"])} for row, fields in changed.items()])
 
 
 async def set_accounts(tx: Tx, accounts: Mapping[int, int | None]) -> None:

@@ -6,7 +6,7 @@ on here, never assumes there is only one."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain import alerts
@@ -157,26 +157,61 @@ class Communes:
         return next(iter(self.by_id.values()))
 
 
-async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime, web_prefix: str = "",
-                       claimed: dict[tuple[str, str], int] | None = None) -> Directory:
-    """Write the commune file into the database (idempotent) and return the directory.
-    `web_prefix` keeps simulator phones apart when several communes have an "officer";
-    `claimed` (a province's sync) holds the chat addresses earlier files gave someone."""
-    commune_id = await people.upsert_commune(tx, cfg.key, cfg.name, cfg.code_prefix)
-    village_ids = await people.upsert_villages(tx, commune_id, cfg.villages)
-    await _sync_people(tx, commune_id, cfg.people, village_ids, web_prefix, now,
-                       {} if claimed is None else claimed)
-    group_person_id = None
-    if cfg.telegram_alert_group:
-        group = await people.person_by_key(tx, commune_id, GROUP_KEY)
-        if group is None:
-            group = await people.add_person(tx, commune_id=commune_id, key=GROUP_KEY,
-                                            role=Role.GROUP, name=cfg.name, language="vi",
-                                            created_at=now)
-        await people.bind_identity(tx, group.id, "telegram", cfg.telegram_alert_group)
-        group_person_id = group.id
+@dataclass(frozen=True)
+class _Files:
+    """One file's part of a sync: a commune, or the province's own row (no villages)."""
+
+    key: str
+    name: str
+    prefix: str
+    villages: Sequence[tuple[str, str]]
+    people: Sequence[PersonConfig]
+    # Keeps simulator phones apart when several communes have an "officer".
+    web_prefix: str
+
+
+async def _sync(tx: Tx, files: Sequence[_Files], now: datetime
+                ) -> list[tuple[int, dict[str, int], dict[str, Person]]]:
+    """Write the files into the database (idempotent), all of them together: a few
+    statements whatever their number (a province is a hundred files), and on a restart
+    with nothing changed, reads only, so that processes starting together do not wait on
+    each other's row locks. Per file, in order: its commune id, village ids and configured
+    people as they were before."""
+    ids = await people.sync_communes(tx, [(f.key, f.name, f.prefix) for f in files])
+    commune_ids = [ids[f.key] for f in files]
+    village_ids = await people.sync_villages(
+        tx, {cid: f.villages for cid, f in zip(commune_ids, files, strict=True)})
+    before = await people.configured_people_of(tx, commune_ids)
+    existing = [{p.key: p for p in before[cid] if p.key is not None} for cid in commune_ids]
+    await _sync_people(tx, list(zip(commune_ids, files, existing, strict=True)), village_ids, now)
+    return [(cid, village_ids[cid], found)
+            for cid, found in zip(commune_ids, existing, strict=True)]
+
+
+async def _sync_group(tx: Tx, cfg: CommuneConfig, commune_id: int,
+                      existing: Mapping[str, Person], now: datetime) -> int | None:
+    """The commune's Telegram alert group as a pseudo-person, bound to the group's chat."""
+    if not cfg.telegram_alert_group:
+        return None
+    group = existing.get(GROUP_KEY)
+    if group is None:
+        group = await people.add_person(tx, commune_id=commune_id, key=GROUP_KEY,
+                                        role=Role.GROUP, name=cfg.name, language="vi",
+                                        created_at=now)
+    await people.bind_identity(tx, group.id, "telegram", cfg.telegram_alert_group)
+    return group.id
+
+
+def _files_of(cfg: CommuneConfig, web_prefix: str) -> _Files:
+    return _Files(cfg.key, cfg.name, cfg.code_prefix, cfg.villages, cfg.people, web_prefix)
+
+
+async def sync_commune(tx: Tx, cfg: CommuneConfig, now: datetime) -> Directory:
+    """Write the commune file into the database (idempotent) and return the directory."""
+    ((commune_id, village_ids, existing),) = await _sync(tx, [_files_of(cfg, "")], now)
+    group = await _sync_group(tx, cfg, commune_id, existing, now)
     return Directory(cfg, commune_id, village_ids,
-                     {village_ids[k]: name for k, name in cfg.villages}, group_person_id)
+                     {village_ids[k]: name for k, name in cfg.villages}, group)
 
 
 async def sync_province(tx: Tx, province: ProvinceConfig, now: datetime) -> Communes:
@@ -184,15 +219,19 @@ async def sync_province(tx: Tx, province: ProvinceConfig, now: datetime) -> Comm
     people, and of anyone who has not chosen a commune yet), then every commune. Someone
     whom several files name by the same Telegram or Zalo id is one account with a role in
     each: the first file to name them holds the account."""
-    home = await people.upsert_commune(tx, f"province-{province.code}", province.name, "")
-    claimed: dict[tuple[str, str], int] = {}
-    await _sync_people(tx, home, province.people, {}, "province.", now, claimed)
+    home = _Files(f"province-{province.code}", province.name, "", (), province.people,
+                  "province.")
+    synced = await _sync(tx, [home, *(_files_of(c, f"{c.key}.") for c in province.communes)],
+                         now)
+    home_id = synced[0][0]
     found = {}
-    for cfg in province.communes:
-        directory = await sync_commune(tx, cfg, now, web_prefix=f"{cfg.key}.",
-                                       claimed=claimed)
-        found[directory.commune_id] = replace(directory, in_province=True)
-    return Communes(found, home_id=home, province_id=home, province_name=province.name,
+    for cfg, (commune_id, village_ids, existing) in zip(province.communes, synced[1:],
+                                                        strict=True):
+        group = await _sync_group(tx, cfg, commune_id, existing, now)
+        found[commune_id] = Directory(cfg, commune_id, village_ids,
+                                      {village_ids[k]: name for k, name in cfg.villages},
+                                      group, in_province=True)
+    return Communes(found, home_id=home_id, province_id=home_id, province_name=province.name,
                     province_digest=province.digest)
 
 
@@ -202,47 +241,51 @@ def _chats(pc: PersonConfig) -> list[tuple[str, str]]:
     return found + ([("zalo", pc.zalo_id)] if pc.zalo_id else [])
 
 
-async def _sync_people(tx: Tx, commune_id: int, configured: Sequence[PersonConfig],
-                       village_ids: Mapping[str, int], web_prefix: str,
-                       now: datetime, claimed: dict[tuple[str, str], int]) -> None:
-    """The commune file's people as the database keeps them: the new ones added, the
-    changed ones updated, each one's addresses bound; a few statements per commune (a
-    province starts with 3,000 people), and on a restart with nothing changed, reads.
-    Someone an earlier file named by one of their chat addresses becomes a role of that
-    account: the row is theirs in this commune, the addresses stay the account's."""
-    existing = {p.key: p for p in await people.configured_people(tx, commune_id)}
+async def _sync_people(tx: Tx, files: Sequence[tuple[int, _Files, Mapping[str, Person]]],
+                       village_ids: Mapping[int, Mapping[str, int]], now: datetime) -> None:
+    """The files' people as the database keeps them: the new ones added, the changed ones
+    updated, each one's addresses bound; one statement of each kind for all the files,
+    and none where nothing changed. Someone an earlier file named by one of their chat
+    addresses becomes a role of that account: the row is theirs in this commune, the
+    addresses stay the account's."""
     new: list[dict[str, object]] = []
-    for pc in configured:
-        village_id = village_ids.get(pc.village) if pc.village else None
-        wanted = {"role": pc.role, "name": pc.name, "phone": pc.phone,
-                  "village_id": village_id, "on_duty": pc.on_duty, "tags": tuple(pc.tags),
-                  "preferred_channel": pc.prefers}
-        person = existing.get(pc.key)
-        if person is None:
-            new.append({**wanted, "commune_id": commune_id, "key": pc.key,
-                        "language": pc.language, "created_at": now})
-        elif any(getattr(person, f) != v for f, v in wanted.items()):
-            await people.update_configured(
-                tx, person.id, role=pc.role, name=pc.name, phone=pc.phone,
-                village_id=village_id, on_duty=pc.on_duty, tags=pc.tags,
-                preferred_channel=pc.prefers)
-    ids = {key: p.id for key, p in existing.items() if key is not None}
+    changed: dict[int, dict[str, object]] = {}
+    for commune_id, file, existing in files:
+        for pc in file.people:
+            village_id = village_ids[commune_id].get(pc.village) if pc.village else None
+            wanted: dict[str, object] = {
+                "role": pc.role, "name": pc.name, "phone": pc.phone, "village_id": village_id,
+                "on_duty": pc.on_duty, "tags": tuple(pc.tags), "preferred_channel": pc.prefers}
+            person = existing.get(pc.key)
+            if person is None:
+                new.append({**wanted, "commune_id": commune_id, "key": pc.key,
+                            "language": pc.language, "created_at": now})
+            elif any(getattr(person, f) != v for f, v in wanted.items()):
+                changed[person.id] = wanted
+    await people.update_configured(tx, changed)
+    ids = {(commune_id, key): p.id for commune_id, _, existing in files
+           for key, p in existing.items()}
     ids.update(await people.add_people(tx, new))
+    # Accounts are given in the files' order: the first file to name a chat holds it.
+    claimed: dict[tuple[str, str], int] = {}
     accounts: dict[int, int | None] = {}
     wanted_addresses: list[tuple[int, str, str]] = []
-    for pc in configured:
-        person_id = ids[pc.key]
-        chats = _chats(pc)
-        account = next((claimed[c] for c in chats if c in claimed), None)
-        accounts[person_id] = account
-        owner = person_id if account is None else account
-        # Every configured person has a phone in the web simulator, keyed by their key;
-        # someone of several communes keeps the one of the file that named them first.
-        mine = chats if account is not None else [("web", f"{web_prefix}{pc.key}"), *chats]
-        for chat in chats:
-            claimed.setdefault(chat, owner)
-        wanted_addresses += [(owner, channel, address) for channel, address in mine]
-    before = {p.id: p.account_id for p in existing.values()}
+    for commune_id, file, _ in files:
+        for pc in file.people:
+            person_id = ids[commune_id, pc.key]
+            chats = _chats(pc)
+            account = next((claimed[c] for c in chats if c in claimed), None)
+            accounts[person_id] = account
+            owner = person_id if account is None else account
+            # Every configured person has a phone in the web simulator, keyed by their
+            # key; someone of several communes keeps the one of the file that named them
+            # first.
+            mine = chats if account is not None else [
+                ("web", f"{file.web_prefix}{pc.key}"), *chats]
+            for chat in chats:
+                claimed.setdefault(chat, owner)
+            wanted_addresses += [(owner, channel, address) for channel, address in mine]
+    before = {p.id: p.account_id for _, _, existing in files for p in existing.values()}
     await people.set_accounts(tx, {pid: a for pid, a in accounts.items()
                                    if before.get(pid) != a})
     bound = {(i.channel, i.external_id): i.person_id

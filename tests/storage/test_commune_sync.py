@@ -5,13 +5,16 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import tomllib
+from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
-from bot.config import DEMO_CONFIG, parse_commune
-from bot.services.directory import sync_commune
+from bot.config import DEMO_CONFIG, load_province, parse_commune
+from bot.services.directory import sync_commune, sync_province
 from storage import people
 from storage.db import Database
-from tests.support.database import rows
+from tests.support.database import counting_statements, rows
+from tests.support.province import commune_files, write_province
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -80,5 +83,41 @@ async def test_villages_keep_their_ids_when_renamed_and_new_ones_are_added(
         stored = {r.id: r.name for r in await rows(database, "villages")}
         assert stored[again.village_ids[key]] == "Thôn Đông Mới"
         assert stored[again.village_ids["giua"]] == "Thôn Giữa"
+    finally:
+        await database.close()
+
+
+async def test_a_province_restart_with_unchanged_files_only_reads_a_few_statements(
+        db_url: str, tmp_path: Path) -> None:
+    """The files are written together, not one commune at a time: the statements of a
+    province's sync do not grow with its communes, and a restart with nothing changed
+    writes nothing (processes starting together would otherwise queue behind each
+    other's row locks on PostgreSQL). A renamed village is still renamed."""
+    small = load_province(write_province(tmp_path / "small", communes=2))
+    large_file = write_province(tmp_path / "large", communes=20)
+    large = load_province(large_file)
+    database = await Database.open(db_url)
+    try:
+        counted: list[Counter[str]] = []
+        for province in (small, large, large):
+            with counting_statements(database) as statements:
+                async with database.transaction() as tx:
+                    first = await sync_province(tx, province, NOW)
+            counted.append(statements)
+        small_count, large_first, large_again = counted
+        assert sum(large_first.values()) == sum(small_count.values()), counted
+        assert not set(large_again) & {"INSERT", "UPDATE", "DELETE"}, large_again
+        assert large_again["SELECT"] <= 6, large_again
+        # A change is still written: one village renamed in the fifth file.
+        folder = commune_files(tmp_path / "large")[4]
+        folder.write_text(folder.read_text(encoding="utf-8").replace(
+            'name = "Thôn 3"', 'name = "Thôn Ba"'), encoding="utf-8")
+        async with database.transaction() as tx:
+            again = await sync_province(tx, load_province(large_file), NOW)
+        fifth = [c for c in again if c.config.key == large.communes[4].key][0]
+        before = [c for c in first if c.config.key == large.communes[4].key][0]
+        assert fifth.village_names[fifth.village_ids["v3"]] == "Thôn Ba"
+        assert fifth.village_ids == before.village_ids
+        assert [c.commune_id for c in again] == [c.commune_id for c in first]
     finally:
         await database.close()

@@ -125,6 +125,23 @@ def counting_commits(where: App | Database) -> Iterator[Counter[str]]:
         event.remove(engine, "commit", counted)
 
 
+@contextmanager
+def counting_statements(where: App | Database) -> Iterator[Counter[str]]:
+    """Counts the statements run while inside, by their first word (SELECT, INSERT...),
+    each executemany once."""
+    engine = database_of(where).engine.sync_engine
+    statements = Counter[str]()
+
+    def counted(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.update([statement.lstrip().split(None, 1)[0].upper()])
+
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+
+
 async def insert_rows(where: App | Database, table: str, values: Sequence[dict[str, Any]],
                       batch: int = 5_000) -> None:
     """Rows written straight into a table (a benchmark's year of cases), in batches."""
