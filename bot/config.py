@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import os
 import re
 import tomllib
@@ -660,6 +662,12 @@ def load_default_calendar() -> list[CalendarEvent]:
 
 
 def _calendar_tables(path: Path) -> list[dict[str, Any]]:
+    # A copy: the file is read once per process, not once per commune of a province.
+    return copy.deepcopy(_parsed_calendar(path))
+
+
+@functools.cache
+def _parsed_calendar(path: Path) -> list[dict[str, Any]]:
     with path.open("rb") as fh:
         return list(tomllib.load(fh).get("event", []))
 
