@@ -175,7 +175,7 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         outbound[channel.name] = await channel.open(base)
 
     escalation = Escalation(communes, outbox, TopDigest(communes, outbox))
-    cases = CaseService(communes, escalation, outbox)
+    cases = CaseService(communes, escalation, outbox, process_wide.limits)
     escalation.riders[QUIET_TIMER] = cases.reporter_went_quiet
     commune_calendars = {c.commune_id: CalendarReminders(database, c, outbox, period_report)
                          for c in communes}
@@ -206,7 +206,8 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
 
     conversations = ConversationService(
         database, clock, communes, outbox, services,
-        labels={name: o.labels for name, o in outbound.items() if o.labels}, on_queued=queued)
+        labels={name: o.labels for name, o in outbound.items() if o.labels}, on_queued=queued,
+        limits=process_wide.limits)
     support = ChannelSupport(database, clock)
 
     async def settle(names: Sequence[str]) -> int:

@@ -22,6 +22,7 @@ from bot.domain.commune import (
     PersonConfig,
     Retention,
     RoutingRule,
+    SenderLimits,
 )
 from bot.domain.commune_calendar import MAX_TITLE, CalendarEvent, parse_calendar
 from bot.domain.delivery import DeliveryPolicy
@@ -111,7 +112,7 @@ def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> str:
 
 
 TOP_TABLES = ("commune", "villages", "people", "routing", "deadlines", "escalation",
-              "delivery", "retention", "calendar", "closing")
+              "delivery", "retention", "limits", "calendar", "closing")
 COMMUNE_FIELDS = ("key", "name", "code", "code_prefix", "officer_phone", "trusted_addresses",
                   "working_hours", "telegram_alert_group")
 VILLAGE_FIELDS = ("key", "name", "latitude", "longitude")
@@ -162,6 +163,7 @@ def parse_commune(raw: Mapping[str, Any], province_people: tuple[PersonConfig, .
         top_digest=_top_digest(esc),
         telegram_alert_group=_group_id(c.get("telegram_alert_group")),
         retention=_retention(raw.get("retention", {})),
+        limits=_limits(raw.get("limits", {})),
         **_calendar(raw.get("calendar", {})),
         delivery=_delivery(raw.get("delivery", {})),
         closing=_closing(raw.get("closing", {}), targets),
@@ -219,9 +221,10 @@ def _suggest(name: str, province_code: int | None = None, with_code: bool = Fals
     return f"; did you mean {_listed(near, province_code)}?"
 
 
-PROVINCE_TOP = ("province", "people", "calendar", "delivery", "retention", "digest")
+PROVINCE_TOP = ("province", "people", "calendar", "delivery", "retention", "limits",
+                "digest")
 # What one process does for all its communes: the province file says it, not a commune's.
-PROCESS_WIDE = ("delivery", "retention")
+PROCESS_WIDE = ("delivery", "retention", "limits")
 PROVINCE_FIELDS = ("name", "code", "communes")
 # A province's own people serve every commune: no village, nobody who only reports.
 PROVINCE_PERSON_FIELDS = tuple(f for f in PERSON_FIELDS if f != "village")
@@ -239,6 +242,7 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
         calendar = _calendar(raw.get("calendar", {}), province=True)
         delivery = _delivery(raw.get("delivery", {}))
         retention = _retention(raw.get("retention", {}))
+        limits = _limits(raw.get("limits", {}))
         digest = _top_digest(_check_fields(raw.get("digest", {}), "digest",
                                            ("per_day", "quiet_hours")),
                              where="digest", per_day_key="per_day")
@@ -272,7 +276,7 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
         communes.append(commune)
     return ProvinceConfig(name=name, code=code, people=people, communes=tuple(communes),
                           files=tuple(files), delivery=delivery, retention=retention,
-                          digest=digest, **calendar)
+                          limits=limits, digest=digest, **calendar)
 
 
 def _in_file(path: Path, exc: ConfigError) -> str:
@@ -739,6 +743,20 @@ def _calendar(raw: Any, province: bool = False) -> dict[str, Any]:
                     f"it roles among {', '.join(PROVINCE_ROLES)}, e.g. roles = "
                     f"[\"officer\", \"leader\"]")
     return {"calendar": tuple(events), "calendar_titles": titles}
+
+
+def _limits(raw: Any) -> SenderLimits:
+    """`[limits]`: whole numbers, each at least 1; a missing field keeps its default."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("limits: expected a table ([limits])")
+    fields = tuple(f.name for f in dataclasses.fields(SenderLimits))
+    _check_fields(raw, "limits", fields)
+    for name in fields:
+        if name in raw and (not isinstance(raw[name], int) or isinstance(raw[name], bool)
+                            or raw[name] < 1):
+            raise ConfigError(f"limits: {name!r} must be a whole number, at least 1, not "
+                              f"{raw[name]!r}")
+    return SenderLimits(**{name: raw[name] for name in fields if name in raw})
 
 
 def _retention(raw: Any) -> Retention:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import case as sql_case
 
 from bot.domain.cases import Access, Attachment, Case, NewCase, Status, TeamMember
@@ -51,6 +51,12 @@ async def next_case_seq(tx: Tx, commune_id: int, year: int) -> int:
     stmt = stmt.on_conflict_do_update(index_elements=["commune_id", "year"],
                                       set_={"last_seq": counters.c.last_seq + 1})
     return int((await tx.conn.execute(stmt.returning(counters.c.last_seq))).scalar_one())
+
+
+async def opened_by(tx: Tx, reporter_id: int, since: datetime) -> int:
+    """How many cases this person reported since then."""
+    return int(await tx.conn.scalar(select(func.count()).select_from(cases).where(
+        cases.c.reporter_id == reporter_id, cases.c.created_at >= since)) or 0)
 
 
 async def add_case(tx: Tx, new: NewCase) -> Case:

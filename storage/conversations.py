@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.domain.people import Identity, Person
+from bot.domain.sender_pace import NOT_YET, Pace
 from storage.db import Tx
 from storage.models import Conversation, InboundKey
 from storage.people import (
@@ -31,11 +32,13 @@ inbound_keys = table(InboundKey)
 
 @dataclass(frozen=True)
 class StoredConversation:
-    """A person's flow state as JSON, the version it was saved at, and when."""
+    """A person's flow state as JSON, the version it was saved at, and when; and how
+    fast they have been writing."""
 
     state: dict[str, Any]
     version: int
     updated_at: datetime
+    pace: Pace = NOT_YET
 
 
 def _remember(dialect: Any) -> Any:
@@ -47,7 +50,8 @@ def _remember(dialect: Any) -> Any:
 _REMEMBER = {"sqlite": _remember(sqlite), "postgresql": _remember(postgresql)}
 _SENDER = (
     select(*IDENTITY_COLUMNS, *PERSON_COLUMNS, conversations.c.state,
-           conversations.c.version, conversations.c.updated_at)
+           conversations.c.version, conversations.c.updated_at, conversations.c.pace_from,
+           conversations.c.pace_count)
     .select_from(identities.join(people, people.c.id == identities.c.person_id)
                  .outerjoin(conversations, conversations.c.person_id == people.c.id))
     .where(identities.c.channel == bindparam("channel"),
@@ -59,7 +63,8 @@ _PERSON_AT = _IDENTITY_AT + len(PERSON_COLUMNS)
 def _new_conversation(dialect: Any) -> Any:
     return (dialect.insert(conversations)
             .values(person_id=bindparam("pid"), state=bindparam("state"), version=1,
-                    updated_at=bindparam("updated_at"))
+                    updated_at=bindparam("updated_at"), pace_from=bindparam("pace_from"),
+                    pace_count=bindparam("pace_count"))
             .on_conflict_do_nothing(index_elements=["person_id"])
             .returning(conversations.c.person_id))
 
@@ -71,7 +76,8 @@ _SAVE_CONVERSATION = (
     .where(conversations.c.person_id == bindparam("pid"),
            conversations.c.version == bindparam("seen"))
     .values(state=bindparam("state"), version=bindparam("version"),
-            updated_at=bindparam("updated_at")))
+            updated_at=bindparam("updated_at"), pace_from=bindparam("pace_from"),
+            pace_count=bindparam("pace_count")))
 
 
 async def remember_inbound(tx: Tx, key: str, now: datetime) -> bool:
@@ -98,8 +104,9 @@ async def sender(tx: Tx, channel: str, external_id: str
     ident = to_identity({c.name: v for c, v in zip(IDENTITY_COLUMNS, values, strict=False)})
     person = to_person({c.name: v for c, v in zip(PERSON_COLUMNS, values[_IDENTITY_AT:],
                                                   strict=False)})
-    state, version, updated_at = values[_PERSON_AT:]
-    conversation = (StoredConversation(dict(state or {}), version, updated_at)
+    state, version, updated_at, pace_from, pace_count = values[_PERSON_AT:]
+    conversation = (StoredConversation(dict(state or {}), version, updated_at,
+                                       Pace(pace_from, pace_count or 0))
                     if version is not None else None)
     return ident, person, conversation
 
@@ -112,13 +119,15 @@ async def conversation(tx: Tx, person_id: int) -> StoredConversation | None:
 
 
 async def save_conversation(tx: Tx, person_id: int, state: dict[str, Any],
-                            seen_version: int | None, now: datetime) -> bool:
-    """Store the state if nobody changed it since `seen_version` (None: there was none);
-    False when another writer got there first."""
+                            seen_version: int | None, now: datetime,
+                            pace: Pace = NOT_YET) -> bool:
+    """Store the state (and the pace) if nobody changed it since `seen_version` (None:
+    there was none); False when another writer got there first."""
+    paced = {"pace_from": pace.since, "pace_count": pace.count}
     if seen_version is None:
         result = await tx.conn.execute(_NEW_CONVERSATION[tx.dialect], {
-            "pid": person_id, "state": state, "updated_at": now})
+            "pid": person_id, "state": state, "updated_at": now, **paced})
         return result.first() is not None
     return rowcount(await tx.conn.execute(_SAVE_CONVERSATION, {
         "pid": person_id, "seen": seen_version, "state": state, "version": seen_version + 1,
-        "updated_at": now})) == 1
+        "updated_at": now, **paced})) == 1

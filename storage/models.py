@@ -116,6 +116,8 @@ class CaseCounter(Base):
 
 class Case(Base):
     __tablename__ = "cases"
+    # How many reports one person opened lately (0021): a sender's report limit.
+    __table_args__ = (Index("ix_cases_reporter_created", "reporter_id", "created_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"), index=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
@@ -261,6 +263,9 @@ class Conversation(Base):
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
+    # How fast they write (0021): when the current minute began, and how many messages in it.
+    pace_from: Mapped[datetime | None]
+    pace_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Outbox(Base):

@@ -108,6 +108,13 @@ def team_alert(case: Case, details: tuple[Text, ...], climb: Climb | None = None
     return Reply((lead, *details), action_choices(case.id, actions))
 
 
+def many_reports(case: Case, count: int) -> Reply:
+    """One alert for a sender's reports past their hourly limit: how many there are now,
+    the newest one's code, and the way to the list where each one is."""
+    return Reply((Text("alert.many_reports", {"count": count, "code": case.code}),),
+                 (Choice("menu:cases", Text("menu.cases")),))
+
+
 def group_alert(case: Case, village_name: str | None) -> Reply:
     """The copy for the commune's alert group: enough to act on, without the child's name,
     the description or the reporter, which stay with the people the case is routed to."""

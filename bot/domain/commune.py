@@ -63,6 +63,20 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class SenderLimits:
+    """How much one sender may send before the bot slows them down (the file's
+    `[limits]`): defaults a villager never meets, so that one account flooding the bot
+    cannot bury everyone else's reports and replies."""
+
+    # Reports one person opens in an hour; past it, their further reports still become
+    # cases, and the team gets one alert for them all (an emergency always its own).
+    reports_per_hour: int = 5
+    # Messages one person sends in a minute; past it, what they send is still taken in,
+    # and they are told once to slow down instead of being answered each time.
+    messages_per_minute: int = 30
+
+
+@dataclass(frozen=True)
 class Closing:
     """Who must agree before a case closes (the commune file's `[closing]`)."""
 
@@ -99,6 +113,7 @@ class CommuneConfig:
     # Titles written in the commune file; events without one use `calendar.event.<key>`.
     calendar_titles: Mapping[str, str] = field(default_factory=dict)
     retention: Retention = field(default_factory=Retention)
+    limits: SenderLimits = field(default_factory=SenderLimits)
     # How the outbox rides out a failing channel ([delivery]).
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     # Who must agree before a case closes ([closing]).

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.domain.commune import CommuneConfig, PersonConfig, Retention
+from bot.domain.commune import CommuneConfig, PersonConfig, Retention, SenderLimits
 from bot.domain.commune_calendar import CalendarEvent
 from bot.domain.delivery import DeliveryPolicy
 from bot.domain.top_digest import DigestPace
@@ -38,6 +38,7 @@ class ProvinceConfig:
     # (the province file's [delivery]) and prune what only served delivery ([retention]).
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     retention: Retention = field(default_factory=Retention)
+    limits: SenderLimits = field(default_factory=SenderLimits)
     # How often the province's own people get their digest of the cases that reached them
     # across communes, and when never (the province file's [digest]).
     digest: DigestPace = field(default_factory=DigestPace)

@@ -5,6 +5,7 @@ queues what must be sent in the outbox; every read and change of a case is audit
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bot.domain import alerts
@@ -17,8 +18,10 @@ from bot.domain.cases import (
     NewCase,
     Status,
     Timer,
+    Urgency,
     coarse_status,
 )
+from bot.domain.commune import SenderLimits
 from bot.domain.delivery import TOLD_APART
 from bot.domain.local_time import LOCAL_TZ
 from bot.domain.message_kinds import Kind
@@ -81,10 +84,12 @@ LIST_MAX = 10
 
 
 class CaseService:
-    def __init__(self, communes: Communes, escalation: Escalation, outbox: Outbox) -> None:
+    def __init__(self, communes: Communes, escalation: Escalation, outbox: Outbox,
+                 limits: SenderLimits | None = None) -> None:
         self.communes = communes
         self.escalation = escalation
         self.outbox = outbox
+        self.limits = limits or SenderLimits()
 
     # ---- opening ---------------------------------------------------------------------------
 
@@ -122,6 +127,9 @@ class CaseService:
         await self.escalation.arm_new_case(tx, case)
         everyone = await self.communes.everyone(tx, commune.commune_id)
         team = first_recipients(cfg, everyone, types, urgency)
+        if await self._one_of_many(tx, reporter, case, now):
+            await self._alert_many(tx, reporter, case, team, now)
+            return case
         village = commune.village_name(village_id)
         # A new case has no attachments other than these, and the deadlines just armed.
         details = alerts.case_details(case, commune.place(case),
@@ -162,6 +170,34 @@ class CaseService:
                                    dedupe_key=f"village:{case.id}:p{person.id}",
                                    fresh_key=True, identities=identities[person.id])
         return case
+
+    async def _one_of_many(self, tx: Tx, reporter: Person, case: Case, now: datetime
+                           ) -> bool:
+        """One report too many from this person in the last hour (a child in danger now is
+        never one of many)."""
+        if case.urgency == Urgency.EMERGENCY:
+            return False
+        opened = await cases.opened_by(tx, reporter.id, now - timedelta(hours=1))
+        return opened > self.limits.reports_per_hour
+
+    async def _alert_many(self, tx: Tx, reporter: Person, case: Case,
+                          team: Sequence[Person], now: datetime) -> None:
+        """The team joins the case as always (its deadlines are armed, it is on their
+        lists), but hears of this sender's further reports in one alert an hour: the
+        first one past the limit says so, the next ones of that hour add no message."""
+        hour = now.astimezone(LOCAL_TZ).strftime("%Y%m%d%H")
+        count = await cases.opened_by(tx, reporter.id, now - timedelta(hours=1))
+        reply = alerts.many_reports(case, count)
+        await cases.join_team_many(tx, case.id, [p.id for p in team], 1, Access.TEAM, now)
+        identities = await people.identities_for(tx, [p.id for p in team])
+        for person in team:
+            await self.outbox.send(tx, person, reply, now, kind=Kind.ALERT, case_id=case.id,
+                                   dedupe_key=f"many:{reporter.account}:{hour}:p{person.id}",
+                                   identities=identities[person.id])
+        await cases.audit(tx, case.id, None, "alerted", now, recipients=[p.id for p in team],
+                          grouped=True)
+        log.info("case %s: one of many reports from person %s this hour", case.id,
+                 reporter.id)
 
     async def add_to_case(self, tx: Tx, reporter: Person, case_id: int, report: ReportAnswers,
                           channel: str, final: bool, now: datetime) -> list[Reply]:

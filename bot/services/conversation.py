@@ -18,6 +18,7 @@ from typing import assert_never
 from bot import i18n
 from bot.clock import Clock
 from bot.domain import alerts
+from bot.domain.commune import SenderLimits
 from bot.domain.commune_search import CommuneIndex, find, nearest
 from bot.domain.messages import Choice, Input, Reply, Text, say, storable, storable_input
 from bot.domain.people import Person
@@ -29,6 +30,7 @@ from bot.domain.permissions import (
     works_cases,
 )
 from bot.domain.roles import Role
+from bot.domain.sender_pace import NOT_YET, paced
 from bot.flows import engine
 from bot.flows.book import FLOWS
 from bot.flows.broadcast import SEND
@@ -167,8 +169,10 @@ class ConversationService:
     def __init__(self, database: Database, clock: Clock, communes: Communes,
                  outbox: Outbox, services: Services,
                  labels: Mapping[str, LabelMatcher] | None = None,
-                 on_queued: Callable[[], None] | None = None) -> None:
+                 on_queued: Callable[[], None] | None = None,
+                 limits: SenderLimits | None = None) -> None:
         self.database = database
+        self.limits = limits or SenderLimits()
         self.clock = clock
         self.communes = communes
         # The communes as a person may name them (a province's bot asks which is theirs).
@@ -211,6 +215,7 @@ class ConversationService:
             log.info("duplicate inbound %s ignored", event.key)
             return Handled(False)
         person, conv = await self._sender(tx, event, now)
+        pace = paced(conv.pace if conv else NOT_YET, now, self.limits.messages_per_minute)
         state = engine.State.from_json(conv.state if conv else None)
         if conv is not None and now - conv.updated_at > DRAFT_TTL:
             state = engine.State()
@@ -225,18 +230,33 @@ class ConversationService:
             replies.extend(await self._carry_out(tx, turn, effect, event.group))
         if event.group is None and turn.state.idle:
             replies = with_way_on(replies, engine.main_menu(turn.ctx))
+        if pace.over and not any(isinstance(e, OpenCase | AddToCase) for e in effects):
+            # Taken in, not answered: once told to slow down (with where they are, so
+            # they can go on), then nothing until the minute is over. A report's answer
+            # (its case code) always goes.
+            replies = [self._slow_down(turn)] if pace.first_over else []
+            log.info("sender slowed person=%s count=%s", person.id, pace.pace.count)
         for reply in replies:
             await self.outbox.send(tx, turn.person, reply, now,
                                    to=(event.channel, event.sender))
-        if turn.state != state or conv is None:
+        if turn.state != state or conv is None or pace.pace != conv.pace:
             saved = await conversations.save_conversation(
-                tx, person.id, turn.state.to_json(), conv.version if conv else None, now)
+                tx, person.id, turn.state.to_json(), conv.version if conv else None, now,
+                pace.pace)
             if not saved:
                 raise _LostRace
         log.info("inbound channel=%s person=%s kind=%s flow=%s step=%s", event.channel,
                  person.id, inp.kind, turn.state.flow, turn.state.step)
         notice = i18n.render(turn.notice, turn.person.language) if turn.notice else None
         return Handled(True, notice)
+
+    @staticmethod
+    def _slow_down(turn: Turn) -> Reply:
+        """"You are writing fast; what you sent is kept", 111, and the question they are at
+        (or their home), its buttons with it."""
+        prompt = (engine.main_menu(turn.ctx) if turn.state.idle or not turn.state.step
+                  else engine.prompt_of(FLOWS, turn.state, turn.ctx))
+        return replace(prompt, texts=(Text("limits.slow_down"), *prompt.texts))
 
     async def where_you_were(self, tx: Tx, person_id: int, now: datetime) -> Reply | None:
         """After replies to this person were dropped (their channel failed for hours): one

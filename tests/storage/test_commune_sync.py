@@ -114,8 +114,8 @@ async def test_a_province_restart_with_unchanged_files_only_reads_a_few_statemen
             'name = "Thôn 3"', 'name = "Thôn Ba"'), encoding="utf-8")
         async with database.transaction() as tx:
             again = await sync_province(tx, load_province(large_file), NOW)
-        fifth = [c for c in again if c.config.key == large.communes[4].key][0]
-        before = [c for c in first if c.config.key == large.communes[4].key][0]
+        fifth = next(c for c in again if c.config.key == large.communes[4].key)
+        before = next(c for c in first if c.config.key == large.communes[4].key)
         assert fifth.village_names[fifth.village_ids["v3"]] == "Thôn Ba"
         assert fifth.village_ids == before.village_ids
         assert [c.commune_id for c in again] == [c.commune_id for c in first]

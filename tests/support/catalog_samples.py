@@ -72,6 +72,7 @@ def built_replies() -> Iterator[Reply]:
                 step, timedelta(minutes=15), (("Anh Tuấn", "police"), ("Chị Hoa", "officer"),
                                               ("Ông Bình", "leader"), ("Chị Mai", "admin"))))
         yield alerts.village_notice(case, "Thôn Đông")
+        yield alerts.many_reports(case, 6)
         yield alerts.reminder(case, "initial_assessment", DUE)
     # The top of the chain's digest: one case taken, one not, one placed on a map, and
     # more cases than it lists one by one; every unit of "waited".

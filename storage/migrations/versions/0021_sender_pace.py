@@ -1,0 +1,37 @@
+"""conversations.pace_from, conversations.pace_count: how fast each person is writing;
+an index of cases by reporter and time
+
+One account sending hundreds of messages a minute must not bury everyone else. The bot
+counts, per person, the messages of the current minute beside their conversation (the row
+every message reads and writes anyway), so several processes agree on it; and counts the
+reports one person opened in the last hour, which the index keeps to a few rows.
+
+Revision ID: 0021
+Revises: 0018
+Create Date: 2026-12-04 19:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0021"
+down_revision = "0018"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("conversations") as batch:
+        batch.add_column(sa.Column("pace_from", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("pace_count", sa.Integer(), nullable=False,
+                                   server_default="0"))
+    op.create_index("ix_cases_reporter_created", "cases", ["reporter_id", "created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_cases_reporter_created", table_name="cases")
+    with op.batch_alter_table("conversations") as batch:
+        batch.drop_column("pace_count")
+        batch.drop_column("pace_from")
