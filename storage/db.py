@@ -210,7 +210,15 @@ class Database:
         try:
             async with asyncio.timeout(ANSWER_TIMEOUT):
                 async with self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                    if self.dialect == "sqlite":
+                        # On the driver's connection: a statement through SQLAlchemy would
+                        # BEGIN IMMEDIATE (see make_engine) and wait for the write lock.
+                        # The schema's first page is read: the file must answer too.
+                        raw: Any = (await conn.get_raw_connection()).driver_connection
+                        async with raw.execute("SELECT count(*) FROM sqlite_master") as cur:
+                            await cur.fetchone()
+                    else:
+                        await conn.execute(text("SELECT 1"))
         except Exception:  # unreachable, refused, timed out: all the same to a probe
             return False
         return True
