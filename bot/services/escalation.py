@@ -326,9 +326,11 @@ class Escalation:
             if c.level == self.top_of(case):
                 # From now on the case waits in the top people's digest, not in a re-alert.
                 await self.digest.arm_after_alert(tx, case.commune_id, told, now)
-                log.info("case %s escalated to the top on %s", case.id, dl.step)
+                log.info("case %s escalated to the top on %s", case.id, dl.step,
+                         extra={"case_id": case.id, "level": c.level, "step": dl.step})
                 continue
-            log.info("case %s escalated to level %s on %s", case.id, c.level, dl.step)
+            log.info("case %s escalated to level %s on %s", case.id, c.level, dl.step,
+                     extra={"case_id": case.id, "level": c.level, "step": dl.step})
             if c.rearm:
                 # Keep climbing each period until someone acts; a period missed while the
                 # bot was down counts once, not once per missed period.

@@ -333,7 +333,9 @@ class DeliveryWorker:
                     self._after_climb(tx)
         if exc.permanent:
             await outbox.mark_failed(tx, message.id, exc.reason, retry_at=None)
-            log.warning("outbox %s failed for good: %s", message.id, exc.reason[:80])
+            log.warning("outbox %s failed for good: %s", message.id, exc.reason[:80],
+                        extra={"outbox_id": message.id, "channel": message.channel,
+                               "code": error_code(exc)})
             return
         if await self._dropped_for_age(tx, message, now):
             return
