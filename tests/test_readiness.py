@@ -19,7 +19,7 @@ from bot.domain.messages import Input
 from bot.handlers.simulator import SimulatorPlugin
 from bot.services.conversation import InboundEvent
 from bot.workers.pruning import PruningWorker
-from bot.workers.scheduler import late_after
+from bot.workers.scheduler import Scheduler, late_after
 from tests.support import START
 from tests.support.channels import SenderPlugin
 from tests.support.database import database_gone, rows
@@ -155,3 +155,43 @@ def test_the_outbox_limit_is_a_setting() -> None:
                              ).ready_outbox_within == timedelta(seconds=90)
     with pytest.raises(ConfigError, match=r"^SAFECHILD_READY_OUTBOX_SECONDS: a number"):
         Settings.from_env({"SAFECHILD_READY_OUTBOX_SECONDS": "soon"})
+
+
+class Idle:
+    """A worker with nothing to do for a day: it still looks every idle time."""
+
+    name = "idle"
+    idle = 30.0
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    async def run_due(self, now: Any) -> int:
+        return 0
+
+    async def next_due(self, now: Any) -> Any:
+        return self.clock.now() + timedelta(days=1)
+
+
+class Failing(Idle):
+    """A worker whose every look fails (its database refusing it, say)."""
+
+    name = "failing"
+
+    async def run_due(self, now: Any) -> int:
+        raise RuntimeError("refused")
+
+
+async def test_a_worker_failing_at_every_look_is_late_and_an_idle_one_is_not(
+        clock: FakeClock) -> None:
+    wall = FakeClock(START)
+    scheduler = Scheduler(clock, [Idle(clock), Failing(clock)], wall=wall)
+    scheduler.start()
+    try:
+        assert scheduler.late() == {}
+        wall.advance(timedelta(minutes=2))
+        clock.advance(timedelta(seconds=1))  # wakes both, as their idle time would
+        await eventually(lambda: scheduler.looked["idle"] == wall.now())
+        assert scheduler.late() == {"failing": 120.0}
+    finally:
+        await scheduler.stop()
