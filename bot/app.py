@@ -14,7 +14,7 @@ import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -23,7 +23,8 @@ from bot.config import Settings, load_config
 from bot.domain.commune import CommuneConfig
 from bot.domain.province import ProvinceConfig
 from bot.handlers.plugin import Base, ChannelPlugin, Core, Inbound, Outbound
-from bot.handlers.server import make_server
+from bot.handlers.server import Watch, make_server, timed
+from bot.metrics import Metrics
 from bot.services.admin_alerts import AdminAlerts
 from bot.services.broadcasts import Broadcasts
 from bot.services.calendar_commands import CalendarCommands
@@ -52,6 +53,7 @@ from bot.workers.delivery import DeliveryWorker
 from bot.workers.heartbeat import Heartbeat, ProcessIdentity
 from bot.workers.inbound import InboundWorker
 from bot.workers.pruning import PruningWorker
+from bot.workers.readiness import OUTBOX_WITHIN, Readiness, read_outbox_gauges
 from bot.workers.scheduler import Scheduler, Wakeups
 from bot.workers.timers import TimerWorker
 from bot.workers.worker import Worker
@@ -73,15 +75,22 @@ class Setup:
     clock: Clock
     # The same across restarts (host:port): a restart takes back what the killed one held.
     process_name: str | None = None
-    # The real clock, for heartbeats (a fake `clock` jumps hours; liveness must not).
+    # The real clock, for heartbeats and workers' looks (a fake `clock` jumps hours;
+    # liveness must not).
     wall: Clock = field(default_factory=SystemClock)
+    # /readyz fails once a message has waited this long to be sent.
+    outbox_within: timedelta = OUTBOX_WITHIN
+    # /metrics wants `Authorization: Bearer <this>` (None: open).
+    metrics_token: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Setup:
         clock: Clock = (FakeClock(datetime.fromisoformat(settings.fake_clock_start))
                         if settings.fake_clock_start else SystemClock())
         return cls(settings.database_url, load_config(settings.config_path), clock,
-                   process_name=f"{socket.gethostname()}:{settings.port}")
+                   process_name=f"{socket.gethostname()}:{settings.port}",
+                   outbox_within=settings.ready_outbox_within,
+                   metrics_token=settings.metrics_token)
 
 
 @dataclass
@@ -104,6 +113,8 @@ class App:
     channels: list[ChannelPlugin]
     inbound: dict[str, Inbound]
     heartbeat: Heartbeat
+    metrics: Metrics
+    readiness: Readiness
     _loops: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -145,6 +156,8 @@ class App:
 
 async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     clock = setup.clock
+    # The app's own registry: apps in one Python count apart.
+    metrics = Metrics()
     database = await Database.open(setup.database_url)
     async with database.transaction() as tx:
         if isinstance(setup.commune, ProvinceConfig):
@@ -174,8 +187,8 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     for channel in channels:
         outbound[channel.name] = await channel.open(base)
 
-    escalation = Escalation(communes, outbox, TopDigest(communes, outbox))
-    cases = CaseService(communes, escalation, outbox, process_wide.limits)
+    escalation = Escalation(communes, outbox, TopDigest(communes, outbox), metrics)
+    cases = CaseService(communes, escalation, outbox, metrics, process_wide.limits)
     escalation.riders[QUIET_TIMER] = cases.reporter_went_quiet
     commune_calendars = {c.commune_id: CalendarReminders(database, c, outbox, period_report)
                          for c in communes}
@@ -207,7 +220,7 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     conversations = ConversationService(
         database, clock, communes, outbox, services,
         labels={name: o.labels for name, o in outbound.items() if o.labels}, on_queued=queued,
-        limits=process_wide.limits)
+        metrics=metrics, limits=process_wide.limits)
     support = ChannelSupport(database, clock)
 
     async def settle(names: Sequence[str]) -> int:
@@ -228,7 +241,7 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     workers: list[Worker] = [
         heartbeat,
         TimerWorker(database, escalation, on_fired=lambda: wakeups.wake(DELIVERY),
-                    owner=identity.owner(TIMERS)),
+                    owner=identity.owner(TIMERS), metrics=metrics),
         CalendarWorker(list(calendars.values()), on_queued=lambda: wakeups.wake(DELIVERY)),
         # Events handled at once: each holds a database connection while it runs.
         InboundWorker(database, handlers, owner=identity.owner(INBOUND),
@@ -238,11 +251,11 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
                                                conversations.where_you_were),
                        policy=process_wide.delivery, climbed=lambda: wakeups.wake(TIMERS),
                        finished=lambda: wakeups.wake(DELIVERY),
-                       owner=identity.owner(DELIVERY)),
+                       owner=identity.owner(DELIVERY), metrics=metrics),
         BroadcastTracker(database, outbox, on_queued=lambda: wakeups.wake(DELIVERY),
                          owner=identity.owner(BROADCASTS)),
         # Needs no lease: deleting by age is idempotent (see bot/workers/pruning.py).
-        PruningWorker(database, process_wide.retention),
+        PruningWorker(database, process_wide.retention, metrics=metrics),
         *(w for o in outbound.values() for w in o.workers),
     ]
     menus = {name: o.command_menus for name, o in outbound.items() if o.command_menus}
@@ -252,11 +265,20 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         if communes.province_id is not None:  # the province's own staff too
             homes.append(communes.province_id)
         workers.append(CommandMenus(database, homes, menus))
-    scheduler = Scheduler(clock, workers, wakeups)
+    scheduler = Scheduler(clock, workers, wakeups, wall=setup.wall)
+    readiness = Readiness(database, clock, scheduler, [c.name for c in channels],
+                          setup.outbox_within)
+
+    async def before_scrape() -> None:
+        await read_outbox_gauges(database, clock, metrics)
+
     server = make_server(support.stored_file,
-                         [route for i in inbound.values() for route in i.routes])
+                         [route for name, i in inbound.items()
+                          for route in timed(name, i.routes, metrics)],
+                         Watch(readiness.verdict, metrics, before_scrape, setup.metrics_token))
     return App(database=database, clock=clock, directory=directory, communes=communes,
                outbox=outbox, conversations=conversations, cases=cases,
                escalation=escalation, reminders=commune_calendars[directory.commune_id],
                support=support, scheduler=scheduler, server=server,
-               channels=list(channels), inbound=inbound, heartbeat=heartbeat)
+               channels=list(channels), inbound=inbound, heartbeat=heartbeat,
+               metrics=metrics, readiness=readiness)

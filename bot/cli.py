@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         try:
             settings = Settings.from_env()
+            logs.configure(form=settings.log_format)
             channels = channels_of(settings)
             # The commune file is read here, so a mistake in it is one line, not a traceback.
             setup = Setup.from_settings(settings)

@@ -799,6 +799,11 @@ class Settings:
     # The web simulator lets whoever reaches the port act as any configured person; with a
     # real channel it would hand strangers officers' alerts (and draw those alerts to it).
     simulator: bool = True
+    # Operations: how long a message may wait before /readyz fails, the bearer token of
+    # /metrics (None: open), and the log lines' format ("text" or "json").
+    ready_outbox_within: timedelta = timedelta(minutes=5)
+    metrics_token: str | None = None
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -811,7 +816,33 @@ class Settings:
             fake_clock_start=_fake_clock(env.get("SAFECHILD_FAKE_CLOCK") or None),
             environ=env,
             simulator=_simulator(env),
+            ready_outbox_within=timedelta(seconds=env_number(
+                env, "SAFECHILD_READY_OUTBOX_SECONDS", 300.0)),
+            metrics_token=_metrics_token(env.get("SAFECHILD_METRICS_TOKEN", "")),
+            log_format=log_format(env),
         )
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(environ: Mapping[str, str]) -> str:
+    """SAFECHILD_LOG_FORMAT: "text" (the default) or "json" (one object per line)."""
+    raw = environ.get("SAFECHILD_LOG_FORMAT", "").strip()
+    value = raw.lower() or "text"
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"SAFECHILD_LOG_FORMAT: text or json, not {raw!r}")
+    return value
+
+
+def _metrics_token(raw: str) -> str | None:
+    token = raw.strip()
+    if not token:
+        return None
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise ConfigError("SAFECHILD_METRICS_TOKEN: at least 16 characters and no spaces "
+                          "(e.g. the output of `openssl rand -hex 24`)")
+    return token
 
 
 def _port(raw: str) -> int:

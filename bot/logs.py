@@ -4,14 +4,21 @@ An exception's message can carry what a person wrote or a row's values: asyncpg 
 value it refused, past SQLAlchemy's hide_parameters; a parser quotes the text it could not
 read. So a logged traceback keeps its frames and each exception's class, never a message;
 our own log lines name ids and kinds only.
+
+SAFECHILD_LOG_FORMAT=json writes each record as one JSON object on a line: time (UTC, ISO
+8601), level, logger, event (the message), the ids the call gave with `extra=`, and a
+traceback kept as above.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import traceback
+from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WITHHELD = "(message withheld)"
@@ -62,12 +69,39 @@ class WithoutExceptionMessages(logging.Formatter):
         return without_messages(value)
 
 
-def configure(level: int = logging.INFO) -> None:
-    """The process's logging: to stderr, tracebacks without messages, and quiet where a
-    library would log a secret (httpx logs each request URL, and Telegram's carry the bot
-    token)."""
+# What every LogRecord has: anything else on a record came with the call's `extra=`.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName"}
+_OWN = ("time", "level", "logger", "event", "exception", "stack")
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record (see the module); tracebacks as WithoutExceptionMessages
+    writes them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "event": record.getMessage()}
+        for key, value in vars(record).items():
+            if key in _STANDARD or key in _OWN or key.startswith("_"):
+                continue
+            line[key] = value if value is None or isinstance(value, str | int | float | bool) \
+                else str(value)
+        if record.exc_info and record.exc_info[1] is not None:
+            line["exception"] = without_messages(record.exc_info[1])
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure(level: int = logging.INFO, form: str = "text") -> None:
+    """The process's logging: to stderr, as text lines or JSON ones (`form`), tracebacks
+    without messages, and quiet where a library would log a secret (httpx logs each
+    request URL, and Telegram's carry the bot token)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(WithoutExceptionMessages(
+    handler.setFormatter(JsonLines() if form == "json" else WithoutExceptionMessages(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -19,7 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, make_url
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -38,6 +38,9 @@ TURN_TIMEOUT = 60.0
 # How long the first connection at start-up may take before the database counts as
 # unreachable (a host that drops packets would otherwise hold the start for a minute).
 CONNECT_TIMEOUT = 10.0
+# How long the readiness check waits for the database's answer: a probe comes every few
+# seconds, and a database slower than this to say "1" is not serving cases either.
+ANSWER_TIMEOUT = 2.0
 
 
 class DatabaseUnreachable(Exception):
@@ -153,6 +156,9 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Closed (the process stopping): the engine would quietly reconnect, but nothing
+        # of this process should count on it any more.
+        self.closed = False
 
     @classmethod
     async def open(cls, url: str) -> Database:
@@ -197,7 +203,28 @@ class Database:
         async with self.engine.connect() as conn:
             yield Tx(conn)
 
+    async def answers(self) -> bool:
+        """Whether the database runs a trivial query within ANSWER_TIMEOUT seconds."""
+        if self.closed:
+            return False
+        try:
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                async with self.engine.connect() as conn:
+                    if self.dialect == "sqlite":
+                        # On the driver's connection: a statement through SQLAlchemy would
+                        # BEGIN IMMEDIATE (see make_engine) and wait for the write lock.
+                        # The schema's first page is read: the file must answer too.
+                        raw: Any = (await conn.get_raw_connection()).driver_connection
+                        async with raw.execute("SELECT count(*) FROM sqlite_master") as cur:
+                            await cur.fetchone()
+                    else:
+                        await conn.execute(text("SELECT 1"))
+        except Exception:  # unreachable, refused, timed out: all the same to a probe
+            return False
+        return True
+
     async def close(self) -> None:
+        self.closed = True
         await self.engine.dispose()
 
 

@@ -299,6 +299,26 @@ async def next_due_at(tx: Tx, channels: Sequence[str], now: datetime) -> datetim
     return value
 
 
+async def waiting_by_kind(tx: Tx) -> list[tuple[str, str, int, datetime]]:
+    """(channel, kind, messages waiting, the oldest one's queued time) of every channel.
+    A waiting message has been due since it was queued (add_message makes it due at
+    once): its age is how long it has waited. ix_outbox_due finds the pending rows."""
+    rows = await tx.conn.execute(
+        select(outbox.c.channel, outbox.c.kind, func.count(), func.min(outbox.c.created_at))
+        .where(outbox.c.status == PENDING).group_by(outbox.c.channel, outbox.c.kind))
+    return [(str(channel), str(kind), int(n), oldest) for channel, kind, n, oldest in rows]
+
+
+async def oldest_waiting(tx: Tx, channels: Sequence[str]) -> datetime | None:
+    """When the message that has waited longest on these channels was queued."""
+    if not channels:
+        return None
+    value: datetime | None = await tx.conn.scalar(
+        select(func.min(outbox.c.created_at)).where(outbox.c.status == PENDING,
+                                                    outbox.c.channel.in_(list(channels))))
+    return value
+
+
 async def pending_count(tx: Tx) -> int:
     return int(await tx.conn.scalar(select(func.count()).select_from(outbox)
                                     .where(outbox.c.status == PENDING)) or 0)

@@ -3,8 +3,9 @@
 Layers, lowest first (a module may import its own layer and lower ones, never higher):
   domain     bot/domain     pure vocabulary and rules: no I/O at all
   flows      bot/flows      pure conversation state machines over the domain's words
-  base       bot/clock.py, bot/config.py, bot/i18n.py, bot/official_units.py: time,
-             configuration, catalogs, the official list of provinces and communes
+  base       bot/clock.py, bot/config.py, bot/i18n.py, bot/logs.py, bot/metrics.py,
+             bot/official_units.py: time, configuration, catalogs, logging, the counters
+             operators scrape, the official list of provinces and communes
   storage    storage/       the only code that knows SQL
   services   bot/services   use cases, one transaction each
   workers    bot/workers    background loops behind one protocol
@@ -41,7 +42,7 @@ def layer_of(module: str) -> str | None:
     if module.startswith("bot.flows"):
         return "flows"
     if module in ("bot", "bot.clock", "bot.config", "bot.i18n", "bot.locales", "bot.logs",
-                  "bot.official_units"):
+                  "bot.metrics", "bot.official_units"):
         return "base"
     if module == "storage" or module.startswith("storage."):
         return "storage"

@@ -51,6 +51,7 @@ from bot.flows.effects import (
     ReportAnswers,
     TeamAction,
 )
+from bot.metrics import Metrics
 from bot.services.directory import Communes, Directory
 from bot.services.escalation import Escalation
 from bot.services.outbox import Outbox
@@ -85,8 +86,10 @@ LIST_MAX = 10
 
 class CaseService:
     def __init__(self, communes: Communes, escalation: Escalation, outbox: Outbox,
+                 metrics: Metrics | None = None,
                  limits: SenderLimits | None = None) -> None:
         self.communes = communes
+        self.metrics = metrics or Metrics()
         self.escalation = escalation
         self.outbox = outbox
         self.limits = limits or SenderLimits()
@@ -124,6 +127,7 @@ class CaseService:
         media = alerts.media_of(files)
         await cases.audit(tx, case.id, reporter.id, "opened", now, urgency=urgency,
                           anonymous=anonymous)
+        tx.after_commit(self.metrics.reports_opened.labels(str(urgency)).inc)
         await self.escalation.arm_new_case(tx, case)
         everyone = await self.communes.everyone(tx, commune.commune_id)
         team = first_recipients(cfg, everyone, types, urgency)

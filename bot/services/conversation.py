@@ -66,6 +66,7 @@ from bot.flows.place import COMMANDS as PLACED_COMMANDS
 from bot.flows.place import command_of
 from bot.flows.report import CONFIRM
 from bot.flows.routes import CASE_BUTTONS, CLOSE_DECISIONS
+from bot.metrics import Metrics
 from bot.services.broadcasts import Broadcasts
 from bot.services.calendar_commands import CalendarCommands
 from bot.services.cases import CaseService
@@ -170,10 +171,12 @@ class ConversationService:
                  outbox: Outbox, services: Services,
                  labels: Mapping[str, LabelMatcher] | None = None,
                  on_queued: Callable[[], None] | None = None,
+                 metrics: Metrics | None = None,
                  limits: SenderLimits | None = None) -> None:
         self.database = database
         self.limits = limits or SenderLimits()
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self.communes = communes
         # The communes as a person may name them (a province's bot asks which is theirs).
         self.places = CommuneIndex(communes.places())
@@ -189,6 +192,7 @@ class ConversationService:
         event = InboundEvent(event.channel, storable(event.sender),
                              storable_input(event.input), storable(event.key),
                              storable(event.group))
+        self.metrics.updates_received.labels(event.channel).inc()
         lock_key = (event.channel, event.sender)
         lock = self._locks.setdefault(lock_key, asyncio.Lock())
         try:
@@ -224,6 +228,8 @@ class ConversationService:
         ctx = await self._case_team(tx, person, state, ctx)
         inp = self._typed(event, state, ctx, person.language)
         new_state, effects = engine.step(FLOWS, state, inp, ctx)
+        tx.after_commit(self.metrics.flow_steps.labels(
+            new_state.flow or state.flow or "menu").inc)
         turn = Turn(person, event.channel, event.sender, new_state, ctx, now)
         replies: list[Reply] = []
         for effect in effects:
@@ -246,7 +252,9 @@ class ConversationService:
             if not saved:
                 raise _LostRace
         log.info("inbound channel=%s person=%s kind=%s flow=%s step=%s", event.channel,
-                 person.id, inp.kind, turn.state.flow, turn.state.step)
+                 person.id, inp.kind, turn.state.flow, turn.state.step,
+                 extra={"channel": event.channel, "person_id": person.id,
+                        "flow": turn.state.flow, "step": turn.state.step})
         notice = i18n.render(turn.notice, turn.person.language) if turn.notice else None
         return Handled(True, notice)
 

@@ -24,6 +24,7 @@ from bot.domain.people import Person
 from bot.domain.permissions import hears_as_reporter
 from bot.domain.routing import level_recipients
 from bot.domain.work_hours import WorkHours
+from bot.metrics import Metrics
 from bot.services.directory import Communes, Directory
 from bot.services.outbox import Outbox, Send
 from bot.services.top_digest import TopDigest
@@ -49,8 +50,10 @@ class _Climbing:
 
 
 class Escalation:
-    def __init__(self, communes: Communes, outbox: Outbox, digest: TopDigest) -> None:
+    def __init__(self, communes: Communes, outbox: Outbox, digest: TopDigest,
+                 metrics: Metrics | None = None) -> None:
         self.communes = communes
+        self.metrics = metrics or Metrics()
         # Each commune's own working hours, the clock its deadlines run on.
         self.hours = {c.commune_id: WorkHours(*c.config.working_hours) for c in communes}
         self.outbox = outbox
@@ -249,6 +252,9 @@ class Escalation:
                             now: datetime, rearm: bool) -> _Climbing | None:
         """A missed deadline: what happens before its case climbs, and the climb, if it
         climbs now (not at the top already, nor waiting for the top's quiet hours' end)."""
+        if timer.kind.startswith("escalate") and timer.seq == 0:
+            # A deadline's first miss; the climbs each period after it are escalations.
+            tx.after_commit(self.metrics.deadlines_overdue.labels(dl.step).inc)
         if dl.step == "acknowledge" and case.urgency == Urgency.EMERGENCY:
             await self._tell_reporter_to_call(tx, case, now)
         top = self.top_of(case)
@@ -313,15 +319,18 @@ class Escalation:
                     told.append(person.id)
                     sends.append((Send(person, reply, Kind.ESCALATION, case.id,
                                        f"t{timer.id}:p{person.id}"), files[case.id]))
+            tx.after_commit(self.metrics.escalations.labels(str(c.level)).inc)
             audits.append((case.id, None, "escalated",
                            {"step": dl.step, "level": c.level,
                             "recipients": [p.id for p in targets]}))
             if c.level == self.top_of(case):
                 # From now on the case waits in the top people's digest, not in a re-alert.
                 await self.digest.arm_after_alert(tx, case.commune_id, told, now)
-                log.info("case %s escalated to the top on %s", case.id, dl.step)
+                log.info("case %s escalated to the top on %s", case.id, dl.step,
+                         extra={"case_id": case.id, "level": c.level, "step": dl.step})
                 continue
-            log.info("case %s escalated to level %s on %s", case.id, c.level, dl.step)
+            log.info("case %s escalated to level %s on %s", case.id, c.level, dl.step,
+                     extra={"case_id": case.id, "level": c.level, "step": dl.step})
             if c.rearm:
                 # Keep climbing each period until someone acts; a period missed while the
                 # bot was down counts once, not once per missed period.

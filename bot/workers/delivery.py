@@ -42,7 +42,8 @@ from bot.domain.delivery import (
     Sender,
     copy_key,
 )
-from bot.domain.message_kinds import rule_of
+from bot.domain.message_kinds import Kind, rule_of
+from bot.metrics import Metrics, error_code
 from bot.services.undelivered import Undelivered
 from storage import channel_health, files, outbox, people
 from storage.db import Database, Tx
@@ -58,6 +59,8 @@ REROUTE_AFTER = 3
 PERSISTENT_PAUSE = 60
 # How long one look waits for its sends before it looks again (the rest go on meanwhile).
 HOLD = 0.25
+# The kinds counted as alerts sent: a case's first alert and each escalated one.
+ALERTS = (Kind.ALERT.value, Kind.ESCALATION.value)
 LATER: Final = "later"
 SKIPPED: Final = "skipped"
 
@@ -90,8 +93,10 @@ class DeliveryWorker:
                  policy: DeliveryPolicy | None = None,
                  climbed: Callable[[], None] | None = None,
                  finished: Callable[[], None] | None = None, owner: str | None = None,
-                 batch: int = 50, concurrency: int = 16, hold: float = HOLD) -> None:
+                 batch: int = 50, concurrency: int = 16, hold: float = HOLD,
+                 metrics: Metrics | None = None) -> None:
         self.database = database
+        self.metrics = metrics or Metrics()
         self.clock = clock
         self.senders = dict(senders)
         self.undelivered = undelivered
@@ -275,6 +280,8 @@ class DeliveryWorker:
             spent: list[tuple[str, str, int]] = []
             working: set[str] = set()
             failing: set[str] = set()
+            alerts: list[tuple[str, str]] = []
+            failed: list[tuple[str, str]] = []
             for result, _ in batch:
                 message = found.get(result.outbox_id)
                 if message is not None and message.status == outbox.PENDING:
@@ -282,12 +289,15 @@ class DeliveryWorker:
                         log.warning("outbox %s: lease expired during the send", message.id)
                     if result.error is None:
                         sent.append((message.id, result.ref))
+                        if message.kind in ALERTS:
+                            alerts.append((message.channel, message.kind))
                         if result.cost:
                             spent.append((message.channel, message.address, result.cost))
                         working.add(message.channel)
                         await self._withdraw_copies(tx, message, now)
                     else:
                         await self._failed(tx, message, result.error, now)
+                        failed.append((message.channel, error_code(result.error)))
                         if result.error.outage:
                             failing.add(message.channel)
                 if result.held_back:
@@ -295,6 +305,10 @@ class DeliveryWorker:
                     await outbox.release(tx, result.held_back, result.token, now)
             await outbox.mark_sent(tx, sent, now)
             await people.count_sent(tx, spent)
+        for channel, kind in alerts:
+            self.metrics.alerts_sent.labels(channel, kind).inc()
+        for channel, code in failed:
+            self.metrics.deliveries_failed.labels(channel, code).inc()
         # The channel's row is written in transactions of its own, holding no outbox row:
         # on PostgreSQL a transaction that held both in the other order could deadlock.
         for channel in failing:
@@ -319,7 +333,9 @@ class DeliveryWorker:
                     self._after_climb(tx)
         if exc.permanent:
             await outbox.mark_failed(tx, message.id, exc.reason, retry_at=None)
-            log.warning("outbox %s failed for good: %s", message.id, exc.reason[:80])
+            log.warning("outbox %s failed for good: %s", message.id, exc.reason[:80],
+                        extra={"outbox_id": message.id, "channel": message.channel,
+                               "code": error_code(exc)})
             return
         if await self._dropped_for_age(tx, message, now):
             return

@@ -21,6 +21,7 @@ import logging
 from datetime import datetime, timedelta
 
 from bot.domain.commune import Retention
+from bot.metrics import Metrics
 from storage import deadlines, files, outbox, simulator
 from storage.db import Database
 
@@ -35,8 +36,9 @@ class PruningWorker:
     idle = 600.0
 
     def __init__(self, database: Database, retention: Retention, every: timedelta = EVERY,
-                 batch: int = BATCH) -> None:
+                 batch: int = BATCH, metrics: Metrics | None = None) -> None:
         self.database = database
+        self.metrics = metrics or Metrics()
         self.retention = retention
         self.every = every
         self.batch = batch
@@ -62,6 +64,9 @@ class PruningWorker:
                                                 await outbox.files_waiting(tx), self.batch)
         if all(n < self.batch for n in counts.values()):
             self._next = now + self.every
+        for table, n in counts.items():
+            if n:
+                self.metrics.purged.labels(table).inc(n)
         deleted = sum(counts.values())
         if deleted:
             log.info("pruned %s outbox messages, %s timers, %s simulator messages, %s files",

@@ -7,6 +7,11 @@ work to the others. Waits are measured on the injected clock; with a FakeClock e
 of the clock wakes every worker. `run_until_idle` runs every worker in a fixed order until
 none has anything to do (the simulator's clock and the tests use it).
 
+It also keeps when each worker last looked (`late`, for /readyz): a loop wakes at least
+every `idle` seconds whatever it has to do, so a worker waiting for its next due time still
+looks, and one that has not looked for a few times that is stuck, dead or failing. Looks
+are timed on the wall clock: a fake clock jumps hours, liveness must not.
+
 Not APScheduler: it would add a second clock (its own wall clock, through which a moved
 fake clock had to be forced by hand) and its shutdown cancels a running job in the middle
 of its transaction (which once left SQLite's write lock taken); waking at the earliest of a
@@ -21,7 +26,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.clock import Clock, FakeClock
+from bot.clock import Clock, FakeClock, SystemClock
 from bot.workers.worker import Finishing, Worker
 
 log = logging.getLogger(__name__)
@@ -33,6 +38,19 @@ CLOSE_GRACE = 5.0
 # run_until_idle gives up after this many rounds: a worker that never runs out of work is
 # a bug, not a reason to hang.
 MAX_ROUNDS = 1000
+# A worker is late when it has not looked for this many times its idle time, and never
+# sooner than LATE_FLOOR seconds (a slow sweep of a short-idle worker is not a stuck one),
+# unless it says otherwise (a `late_after` attribute, in seconds).
+LATE_TIMES = 3
+LATE_FLOOR = 60.0
+
+
+def late_after(worker: Worker) -> float:
+    """Seconds without a look after which the worker counts as late."""
+    explicit = getattr(worker, "late_after", None)
+    if isinstance(explicit, int | float) and explicit > 0:
+        return float(explicit)
+    return max(LATE_FLOOR, LATE_TIMES * worker.idle)
 
 
 class Wakeups:
@@ -53,8 +71,9 @@ class Wakeups:
 
 class Scheduler:
     def __init__(self, clock: Clock, workers: Sequence[Worker],
-                 wakeups: Wakeups | None = None) -> None:
+                 wakeups: Wakeups | None = None, wall: Clock | None = None) -> None:
         self.clock = clock
+        self.wall = wall or SystemClock()
         self.workers = list(workers)
         names = [w.name for w in self.workers]
         if len(set(names)) != len(names):
@@ -62,6 +81,24 @@ class Scheduler:
         self.wakeups = wakeups or Wakeups()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # When each worker last finished a look (a run or an ask), on the wall clock; the
+        # process's start counts as one.
+        started = self.wall.now()
+        self.looked: dict[str, datetime] = {w.name: started for w in self.workers}
+
+    def late(self) -> dict[str, float]:
+        """The workers that have not looked within their expected interval, with the
+        seconds since their last look."""
+        now = self.wall.now()
+        found: dict[str, float] = {}
+        for worker in self.workers:
+            since = (now - self.looked[worker.name]).total_seconds()
+            if since > late_after(worker):
+                found[worker.name] = since
+        return found
+
+    def _looked(self, worker: Worker) -> None:
+        self.looked[worker.name] = self.wall.now()
 
     def wake(self, *names: str) -> None:
         self.wakeups.wake(*names)
@@ -108,6 +145,7 @@ class Scheduler:
             for worker in chosen:
                 while (n := await worker.run_due(now or self.clock.now())):
                     round_done += n
+                self._looked(worker)
             for worker in chosen:
                 if isinstance(worker, Finishing):
                     round_done += await worker.finish()
@@ -123,9 +161,14 @@ class Scheduler:
             wake.clear()
             due = None
             try:
-                while not self._stop.is_set() and await worker.run_due(self.clock.now()):
-                    pass
+                # A look recorded after each run: a long catch-up is busy, not stuck.
+                while not self._stop.is_set():
+                    done = await worker.run_due(self.clock.now())
+                    self._looked(worker)
+                    if not done:
+                        break
                 due = await worker.next_due(self.clock.now())
+                self._looked(worker)
             except Exception:  # a database hiccup must not stop the work for good
                 log.exception("%s worker failed", worker.name)
             wait = worker.idle

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from bot.metrics import Metrics
 from bot.services.escalation import Escalation
 from storage import deadlines, top_digests
 from storage.db import Database
@@ -23,8 +24,10 @@ class TimerWorker:
 
     def __init__(self, database: Database, escalation: Escalation,
                  on_fired: Callable[[], None] | None = None, owner: str | None = None,
-                 batch: int = 200, together: int = 200) -> None:
+                 batch: int = 200, together: int = 200,
+                 metrics: Metrics | None = None) -> None:
         self.database = database
+        self.metrics = metrics or Metrics()
         self.escalation = escalation
         # Fired timers queue messages: the delivery worker should look.
         self.on_fired = on_fired
@@ -61,6 +64,9 @@ class TimerWorker:
             async with self.database.transaction() as tx:
                 timers = await deadlines.leased_timers(tx, timer_ids, self.owner)
                 await self.escalation.fire_all(tx, timers, now)
+            for timer in timers:
+                self.metrics.timer_lateness.observe(
+                    max(0.0, (now - timer.fire_at).total_seconds()))
             return len(timers)
         except Exception as error:
             # The error's text may quote a case's words: only its kind is logged.

@@ -179,3 +179,30 @@ async def refusing(where: App | Database, table: str, column: str, value: int
         async with database.engine.begin() as conn:
             for statement in drop:
                 await conn.execute(text(statement))
+
+
+@asynccontextmanager
+async def database_gone(app: App) -> AsyncIterator[None]:
+    """The app's database stops answering. PostgreSQL's server refuses the database's new
+    connections and ends its sessions (as a server going down does), until the block
+    ends; SQLite's is closed, as at shutdown (a file being written cannot be taken away
+    from the connections that hold it open)."""
+    database = database_of(app)
+    if database.dialect == "sqlite":
+        await database.close()
+        yield
+        return
+    import asyncpg  # only PostgreSQL's half needs the driver itself
+
+    url = database.engine.url
+    name = url.database
+    admin = await asyncpg.connect(host=url.host, port=url.port, user=url.username,
+                                  database="postgres")
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+        yield
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
