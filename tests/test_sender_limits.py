@@ -9,15 +9,17 @@ from __future__ import annotations
 import tomllib
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.clock import FakeClock
-from bot.config import DEMO_CONFIG, ConfigError, parse_commune
+from bot.config import DEMO_CONFIG, ConfigError, load_province, parse_commune
 from bot.domain.commune import CommuneConfig, SenderLimits
 from tests.support.database import rows
 from tests.support.fake_telegram import FakeTelegram
+from tests.support.province import commune_files, write_province
 from tests.support.simulator import Simulator, WalkIn, choice_ids, simulator
 from tests.support.stories import report_in, violence_in_thon_tay
 from tests.support.telegram import (
@@ -171,3 +173,19 @@ async def test_a_flood_from_one_account_does_not_hold_back_anothers_emergency(
     assert "alert" in order and order.count("flood") <= 5, order
     assert answered <= 31, answered
     assert taken == 40 * len(steps), (taken, len(steps))
+
+
+def test_a_provinces_limits_are_its_own_files(tmp_path: Path) -> None:
+    """One process serves every commune of a province: the province file sets the limits,
+    and a commune file that sets them is refused in one line naming the province file."""
+    path = write_province(tmp_path, communes=2)
+    path.write_text(path.read_text(encoding="utf-8")
+                    + "\n[limits]\nreports_per_hour = 3\n", encoding="utf-8")
+    assert load_province(path).limits == SenderLimits(3, 30)
+    first = commune_files(tmp_path)[0]
+    first.write_text(first.read_text(encoding="utf-8") + "\n[limits]\nreports_per_hour = 9\n",
+                     encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_province(path)
+    message = str(refused.value)
+    assert "[limits]" in message and path.name in message and "\n" not in message
