@@ -5,6 +5,7 @@ stops answering."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from bot.app import App, Setup, build_app
 from bot.clock import FakeClock
 from bot.config import DEMO_CONFIG, load_commune
+from bot.domain.commune import SenderLimits
 from bot.domain.messages import Input
 from bot.handlers.simulator import SimulatorPlugin
 from bot.services.conversation import InboundEvent
@@ -86,7 +88,11 @@ class World:
 
 @pytest.fixture
 async def world(db_url: str) -> AsyncIterator[World]:
-    app = await build_app(Setup(db_url, load_commune(DEMO_CONFIG), FakeClock(START)),
+    # Hundreds of inputs in one minute of a still clock: not the flood the per-sender
+    # limit slows down (tests/test_sender_limits.py), each one must be answered here.
+    config = dataclasses.replace(load_commune(DEMO_CONFIG),
+                                 limits=SenderLimits(messages_per_minute=1_000_000))
+    app = await build_app(Setup(db_url, config, FakeClock(START)),
                           [SimulatorPlugin()])
     server = TestServer(app.server, host="127.0.0.1")
     await server.start_server()

@@ -70,17 +70,29 @@ async def test_a_fast_sender_is_told_once_and_what_they_sent_is_kept(
     assert told["ids"][:2] == ["limits.slow_down", "report.danger.prompt"], told
     assert "111" in told["text"]
     assert "danger:yes" in choice_ids(told)
-    # More in the same minute: taken in (the danger answer moves the report on), not
-    # answered.
-    await walker.say("choice", "danger:no")
+    # More words in the same minute are taken in, not answered.
     await walker.say("text", "???")
+    await walker.say("text", "có ai không")
     assert len(await sim["fast"].inbox(all_=True)) == answered + 1
-    # A minute later they are answered again, where the report stands: the type question.
+    # An answer to the question the bot asked is not flooding (answers come only as fast
+    # as the bot asks): it moves the report on, and the next question comes.
+    await walker.say("choice", "danger:no")
+    moved = await walker.last()
+    assert moved["ids"][:1] == ["report.types.prompt"], moved
+    # A minute later words are answered again, where the report stands.
     clock.advance(timedelta(minutes=1, seconds=1))
     await walker.say("text", "còn đó không")
     again = await walker.last()
     assert "limits.slow_down" not in again["ids"]
     assert any(c.startswith("type:") for c in choice_ids(again)), again
+
+
+async def test_the_communes_own_people_are_not_slowed(sim: Simulator) -> None:
+    """An officer taking many cases in a minute is never told to slow down."""
+    officer = sim["officer"]
+    for n in range(8):
+        await officer.text(f"/cases {n}")
+    assert all("limits.slow_down" not in m["ids"] for m in await officer.inbox(all_=True))
 
 
 async def test_reports_past_the_hourly_limit_are_alerted_once_together(

@@ -38,6 +38,13 @@ def works_cases(role: str) -> bool:
     return role in STAFF
 
 
+def kept_to_limits(role: str) -> bool:
+    """The per-sender limits (`[limits]`) hold for citizens, anyone who writes in; the
+    commune's own people, staff and village collaborators, may have much to send at once
+    (twenty cases to take, a flood's worth of reports)."""
+    return role not in STAFF and role != Role.COLLABORATOR
+
+
 def oversees_communes(person: Someone, province_id: int | None) -> bool:
     """The province's own staff (its child-protection unit, social-work centre, admins):
     they see and act on the cases of every commune of the province, team or not."""

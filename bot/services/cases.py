@@ -32,6 +32,7 @@ from bot.domain.permissions import (
     hears_as_reporter,
     is_chairman,
     is_reporter,
+    kept_to_limits,
     may_acknowledge,
     may_act_on_case,
     may_decide_close,
@@ -179,7 +180,7 @@ class CaseService:
                            ) -> bool:
         """One report too many from this person in the last hour (a child in danger now is
         never one of many)."""
-        if case.urgency == Urgency.EMERGENCY:
+        if case.urgency == Urgency.EMERGENCY or not kept_to_limits(reporter.role):
             return False
         opened = await cases.opened_by(tx, reporter.id, now - timedelta(hours=1))
         return opened > self.limits.reports_per_hour

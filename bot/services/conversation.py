@@ -23,6 +23,7 @@ from bot.domain.commune_search import CommuneIndex, find, nearest
 from bot.domain.messages import Choice, Input, Reply, Text, say, storable, storable_input
 from bot.domain.people import Person
 from bot.domain.permissions import (
+    kept_to_limits,
     may_broadcast,
     may_invite,
     may_read_calendar,
@@ -30,7 +31,7 @@ from bot.domain.permissions import (
     works_cases,
 )
 from bot.domain.roles import Role
-from bot.domain.sender_pace import NOT_YET, paced
+from bot.domain.sender_pace import NOT_YET, Paced, paced
 from bot.flows import engine
 from bot.flows.book import FLOWS
 from bot.flows.broadcast import SEND
@@ -219,7 +220,6 @@ class ConversationService:
             log.info("duplicate inbound %s ignored", event.key)
             return Handled(False)
         person, conv = await self._sender(tx, event, now)
-        pace = paced(conv.pace if conv else NOT_YET, now, self.limits.messages_per_minute)
         state = engine.State.from_json(conv.state if conv else None)
         if conv is not None and now - conv.updated_at > DRAFT_TTL:
             state = engine.State()
@@ -227,6 +227,7 @@ class ConversationService:
                                   first_contact=conv is None)
         ctx = await self._case_team(tx, person, state, ctx)
         inp = self._typed(event, state, ctx, person.language)
+        pace = self._pace(conv, person, inp, state, ctx, now)
         new_state, effects = engine.step(FLOWS, state, inp, ctx)
         tx.after_commit(self.metrics.flow_steps.labels(
             new_state.flow or state.flow or "menu").inc)
@@ -257,6 +258,18 @@ class ConversationService:
                         "flow": turn.state.flow, "step": turn.state.step})
         notice = i18n.render(turn.notice, turn.person.language) if turn.notice else None
         return Handled(True, notice)
+
+    def _pace(self, conv: StoredConversation | None, person: Person, inp: Input,
+              state: engine.State, ctx: engine.Context, now: datetime) -> Paced:
+        """How fast they write, this message counted unless it answers the question the
+        bot just asked (a button of it: those come only as fast as the bot asks) or comes
+        from the commune's own people (permissions.kept_to_limits)."""
+        before = conv.pace if conv else NOT_YET
+        answers = inp.kind == "choice" and inp.choice in {
+            c.id for c in engine.typed_choices(FLOWS, state, ctx)}
+        if answers or not kept_to_limits(person.role):
+            return Paced(before, over=False, first_over=False)
+        return paced(before, now, self.limits.messages_per_minute)
 
     @staticmethod
     def _slow_down(turn: Turn) -> Reply:
