@@ -47,10 +47,7 @@ def demo(**retention: Any) -> CommuneConfig:
 
 async def walk(phone: Phone, steps: list[tuple[str, str]]) -> None:
     for kind, value in steps:
-        if kind == "photo":
-            await phone.send(kind="photo", file_ref=value)
-        else:
-            await phone.step(kind, value)
+        await phone.step(kind, value)
 
 
 async def report_assess_and_close(sim: Simulator) -> int:

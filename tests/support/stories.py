@@ -63,8 +63,12 @@ REPORTER_PHONE = "0987654321"
 PHOTO_REF = "sim-photo-kho-lua-7731"
 MEASURES = "Đã gặp bà nội Tư Lành ở xóm Giữa."
 CLOSING_NOTE = "Bé đã về ở với dì ruột tại Đồng Nai."
+# A question the case team relays to the reporter, and the answer.
+QUESTION = "Nhà ông Bảy có nuôi chó dữ không?"
+ANSWER = "Có một con chó vện rất dữ."
 PRIVATE_WORDS = (CHILD_NAME, DESCRIPTION, REPORTER_PHONE, PHOTO_REF, MEASURES, CLOSING_NOTE,
-                 "Tuyết", "Bảy Xuyến", "Tư Lành", "dì ruột")
+                 QUESTION, ANSWER, "Tuyết", "Bảy Xuyến", "Tư Lành", "dì ruột", "chó vện",
+                 "0987 654 321", "987654321")
 # The report, from /start to confirm, with the name, a photo and the phone given (("photo",
 # ref) sends a photo).
 PRIVATE_REPORT: Steps = [
