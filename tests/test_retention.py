@@ -32,6 +32,7 @@ from tests.support.stories import (
     PRIVATE_WORDS,
     REPORTER_PHONE,
 )
+from tests.support.zalo import open_hook
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 APPROVE = "case:close_ok:1:1"
@@ -231,6 +232,25 @@ async def test_two_processes_purge_the_same_cases_at_once(
                     if r.status != "pending" and "reply" in r.payload]
         for table in ("cases", "attachments", "close_requests", "outbox", "conversations"):
             assert holding(await raw_texts(app, table)) == [], table
+
+
+async def test_a_zalo_event_is_emptied_once_handled(db_url: str, clock: FakeClock) -> None:
+    h = await open_hook(db_url, clock, "3608465249409039", "3886132808788086", "oa-secret")
+    try:
+        user = "2468458835291979"
+        assert await h.users.send_text(user, "/start") == 200
+        assert await h.users.send_text(user, DESCRIPTION) == 200
+        # Stored with what was typed, until the worker has handled it.
+        assert DESCRIPTION in holding(await raw_texts(h.app, "inbound_queue"))
+        await h.handle()
+        handled = await rows(h.app, "inbound_queue")
+        assert len(handled) == 2 and all(e.processed_at is not None for e in handled)
+        assert [e.payload for e in handled] == [{}, {}]
+        assert holding(await raw_texts(h.app, "inbound_queue")) == []
+        # The key stays, so Zalo's retry of a handled event is still dropped.
+        assert all(e.key for e in handled)
+    finally:
+        await h.close()
 
 
 # ---- the commune file's [retention] ---------------------------------------------------------
