@@ -213,10 +213,12 @@ class ConversationService:
         ctx = await self._case_team(tx, person, state, ctx)
         inp = self._typed(event, state, ctx, person.language)
         new_state, effects = engine.step(FLOWS, state, inp, ctx)
-        if expired and new_state.idle and all(isinstance(e, Reply) for e in effects):
+        if (expired and inp.kind != "command" and new_state.idle
+                and all(isinstance(e, Reply) for e in effects)):
             # What they answer belonged to the flow that is gone: say so, kindly, and show
-            # the way on, rather than "not understood". Anything else they did (a case's
-            # button, a case code, words of danger) is done as usual.
+            # the way on, rather than "not understood". Anything else they did (a command
+            # such as /start, a case's button, a case code, words of danger) is done as
+            # usual.
             effects = [engine.main_menu(ctx, Text("flow.expired"))]
         turn = Turn(person, event.channel, event.sender, new_state, ctx, now)
         replies: list[Reply] = []
