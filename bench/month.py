@@ -52,7 +52,7 @@ TABLES = ("outbox", "sim_messages", "timers", "case_deadlines", "stored_files",
           "inbound_keys")
 REPORT_HOURS = (8, 10, 14, 16, 9, 15)
 HOUR = timedelta(hours=1)
-NEVER = Retention(36_500, 36_500)
+NEVER = Retention(36_500, 36_500, 36_500, 36_500)
 
 
 @dataclass
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reports-per-day", type=int, default=3,
                         help=f"reports a day, 1 to {len(REPORT_HOURS)} (default 3)")
     parser.add_argument("--delivered-days", type=int, default=30,
-                        help="retention of delivered messages, timers, simulator log")
+                        help="retention of delivered messages and timers")
     parser.add_argument("--files-days", type=int, default=7,
                         help="retention of statistics files")
     parser.add_argument("--postgres", action="store_true",

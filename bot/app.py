@@ -255,7 +255,8 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         BroadcastTracker(database, outbox, on_queued=lambda: wakeups.wake(DELIVERY),
                          owner=identity.owner(BROADCASTS)),
         # Needs no lease: deleting by age is idempotent (see bot/workers/pruning.py).
-        PruningWorker(database, process_wide.retention, metrics=metrics),
+        PruningWorker(database, process_wide.retention, metrics=metrics, closed_case_text={
+            c.commune_id: c.config.retention.closed_case_text for c in communes}),
         *(w for o in outbound.values() for w in o.workers),
     ]
     menus = {name: o.command_menus for name, o in outbound.items() if o.command_menus}

@@ -1,6 +1,6 @@
 """The `safechild` command: `safechild serve` runs the bot (web simulator by default);
 `safechild check-config [PATH]` says what a province folder or a commune file leaves
-uncovered.
+uncovered; `safechild backup FILE` copies the SQLite database while the bot runs.
 
 A mistake that keeps the bot from starting (the commune file, a setting, the port, the
 database) is one line on stderr saying what to fix, and exit status 2; `--debug` also
@@ -26,7 +26,7 @@ from aiohttp import web
 
 from bot import logs, official_units
 from bot.app import Setup, build_app
-from bot.config import DEMO_CONFIG, ConfigError, Settings, load_config
+from bot.config import DEMO_CONFIG, ConfigError, Settings, database_url, load_config
 from bot.domain.commune import CommuneConfig, PersonConfig
 from bot.domain.coverage import gaps
 from bot.domain.province import ProvinceConfig
@@ -36,6 +36,7 @@ from bot.handlers.telegram import TelegramPlugin, TelegramSettings
 from bot.handlers.zalo import ZaloPlugin
 from bot.handlers.zalo.api import ZaloSettings
 from bot.handlers.zalo.webhook import WebhookSettings
+from storage.backup import BackupError, backup_sqlite
 from storage.db import DatabaseUnreachable
 
 log = logging.getLogger("safechild")
@@ -180,6 +181,22 @@ def check_config(path: Path | None, environ: dict[str, str] | None = None,
     return report_gaps(load_config(path, what), path, out)
 
 
+def backup(target: Path, environ: dict[str, str] | None = None,
+           out: TextIO = sys.stdout) -> None:
+    """`safechild backup FILE`: a consistent copy of the SQLite database (SAFECHILD_DB)
+    while the bot runs. A PostgreSQL database is refused: pg_dump backs it up. Raises
+    BackupError (one line)."""
+    url = database_url(dict(os.environ if environ is None else environ))
+    if not url.startswith("sqlite"):
+        raise BackupError("DATABASE_URL is a PostgreSQL database: back it up with pg_dump "
+                          "(pg_dump -Fc, restored with pg_restore; see the README's "
+                          "Backups), not with safechild backup")
+    source = Path(url.split(":///", 1)[1])
+    made = backup_sqlite(source, target)
+    print(f"backed up {source} to {made.path}: {made.cases} cases, {made.pages} pages",
+          file=out)
+
+
 def refuse(parser: argparse.ArgumentParser, exc: Exception, debug: bool) -> NoReturn:
     """Exit with status 2 and one line saying what to fix (after the traceback, if asked)."""
     if debug:
@@ -204,8 +221,20 @@ def main(argv: list[str] | None = None) -> None:
                           "else the demo commune)")
     checking.add_argument("--debug", action="store_true",
                           help="show the traceback of an invalid file, not only its line")
+    backing = sub.add_parser(
+        "backup", help="write a consistent copy of the SQLite database (SAFECHILD_DB) to "
+        "FILE while the bot runs; for PostgreSQL use pg_dump")
+    backing.add_argument("file", type=Path, help="the backup file (replaced if it exists)")
+    backing.add_argument("--debug", action="store_true",
+                         help="show the traceback of a failed backup, not only its line")
     args = parser.parse_args(argv)
     logs.configure()
+    if args.command == "backup":
+        try:
+            backup(args.file)
+        except BackupError as exc:
+            refuse(parser, exc, args.debug)
+        sys.exit(0)
     if args.command == "check-config":
         try:
             status = check_config(args.path)

@@ -9,7 +9,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -258,10 +258,17 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
         try:
             read = _read(file, "commune file")
             for table in PROCESS_WIDE:
-                if table in read:
+                if table in read and not _commune_own(table, read[table]):
+                    also = (f" (only {', '.join(COMMUNE_RETENTION)} may stay in a "
+                            f"commune file)" if table == "retention" else "")
                     raise ConfigError(f"[{table}] is the same for every commune of a "
-                                      f"province: move it to {path.name}")
+                                      f"province: move it to {path.name}{also}")
             commune = parse_commune(read, people, code)
+            if "closed_case_text_days" not in read.get("retention", {}):
+                # The province file's period, for the communes that do not set their own.
+                commune = replace(commune, retention=replace(
+                    commune.retention,
+                    closed_case_text_days=retention.closed_case_text_days))
             _check_prefix(commune.code_prefix)
         except ConfigError as exc:
             raise ConfigError(_in_file(file, exc)) from None
@@ -277,6 +284,12 @@ def _province(raw: Mapping[str, Any], path: Path) -> ProvinceConfig:
     return ProvinceConfig(name=name, code=code, people=people, communes=tuple(communes),
                           files=tuple(files), delivery=delivery, retention=retention,
                           limits=limits, digest=digest, **calendar)
+
+
+def _commune_own(table: str, raw: Any) -> bool:
+    """A commune file's [retention] that says only what each commune decides for itself."""
+    return (table == "retention" and isinstance(raw, Mapping)
+            and set(raw) <= set(COMMUNE_RETENTION))
 
 
 def _in_file(path: Path, exc: ConfigError) -> str:
@@ -759,11 +772,16 @@ def _limits(raw: Any) -> SenderLimits:
     return SenderLimits(**{name: raw[name] for name in fields if name in raw})
 
 
+RETENTION_FIELDS = ("delivered_days", "files_days", "closed_case_text_days", "simulator_days")
+# What a commune file of a province may still say in its own [retention].
+COMMUNE_RETENTION = ("closed_case_text_days",)
+
+
 def _retention(raw: Any) -> Retention:
     """`[retention]`: whole days, each at least 1; a missing field keeps its default."""
     if not isinstance(raw, Mapping):
         raise ConfigError("retention: expected a table ([retention])")
-    fields = ("delivered_days", "files_days")
+    fields = RETENTION_FIELDS
     _check_fields(raw, "retention", fields)
     for name in fields:
         value = raw.get(name, 1)

@@ -5,11 +5,12 @@ longer than running it on SQLite)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import String, and_, bindparam, cast, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.domain.people import Identity, Person
@@ -24,7 +25,7 @@ from storage.people import (
     to_identity,
     to_person,
 )
-from storage.sql import rowcount, table
+from storage.sql import rowcount, table, update_batch
 
 conversations = table(Conversation)
 inbound_keys = table(InboundKey)
@@ -131,3 +132,32 @@ async def save_conversation(tx: Tx, person_id: int, state: dict[str, Any],
     return rowcount(await tx.conn.execute(_SAVE_CONVERSATION, {
         "pid": person_id, "seen": seen_version, "state": state, "version": seen_version + 1,
         "updated_at": now, **paced})) == 1
+
+
+# What a conversation holds once forgotten: nothing, or only that a flow was left half-way
+# (the person is then told why it is gone). Both databases keep JSON as it was written.
+FORGOTTEN: dict[str, Any] = {}
+LEFT_HALF_WAY: dict[str, Any] = {"expired": True}
+_FORGOTTEN_TEXTS = [json.dumps(FORGOTTEN), json.dumps(LEFT_HALF_WAY)]
+
+
+async def forget_drafts(tx: Tx, changed_before: datetime, limit: int) -> int:
+    """Empty up to `limit` conversations last changed before `changed_before` (a report
+    draft, the answers of buttons pressed, where in a flow the person was); how many. The
+    row stays, so the person is not greeted as someone new, and one left in a flow (or
+    with a draft put aside) keeps LEFT_HALF_WAY, so their next message is told the draft is
+    gone and starts afresh (the conversation service, which also treats a state older than
+    its DRAFT_TTL so). The version moves on, so a writer who read the old state loses its
+    race and reads again."""
+    state = conversations.c.state
+    old = and_(conversations.c.updated_at < changed_before,
+               cast(state, String).not_in(_FORGOTTEN_TEXTS))
+    in_flow = or_(state["flow"].as_string().is_not(None),
+                  state["parked"].as_string().is_not(None))
+    order = (conversations.c.updated_at, conversations.c.person_id)
+    version = conversations.c.version + 1
+    drafts = await update_batch(tx, conversations, {"state": LEFT_HALF_WAY, "version": version},
+                                and_(old, in_flow), order, limit)
+    rest = await update_batch(tx, conversations, {"state": FORGOTTEN, "version": version},
+                              and_(old, ~in_flow), order, limit - len(drafts))
+    return len(drafts) + len(rest)

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util.concurrency import await_only, in_greenlet
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # aiosqlite logs every statement with its parameters at DEBUG (report texts, names,
 # phone numbers, Zalo tokens), past hide_parameters: never let it.
@@ -57,8 +58,8 @@ class DatabaseUnreachable(Exception):
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            private_file(Path(database))
         # SQLite has one writer; a few connections let reads and the next BEGIN overlap
         # (measured in bench/engine.py: p50 176 ms with 5 against 392 ms with 1).
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=5,
@@ -118,6 +119,31 @@ def make_engine(url: str) -> AsyncEngine:
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
                                hide_parameters=True)
+
+
+# The database, its -wal and -shm files: read and written by the bot's user alone.
+PRIVATE = 0o600
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def private_file(path: Path) -> None:
+    """Make the SQLite file, before SQLite opens it, readable by its owner only (an empty
+    file is a new database to SQLite). SQLite gives its -wal and -shm files the mode of
+    the database file, so they are private too. A file made before this (0644 under the
+    usual umask) is made private too, with any side files there are."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE))
+    for file in (path, *(path.with_name(path.name + s) for s in SIDE_FILES)):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(PRIVATE)
+                log.warning("%s was readable by other users: made readable by its owner "
+                            "only", file.name)
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            log.warning("%s is readable by other users and not ours to change: "
+                        "chmod 600 it", file.name)
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -103,14 +103,16 @@ async def lease_due(tx: Tx, now: datetime, channels: Sequence[str], owner: str,
 
 
 async def mark_handled(tx: Tx, ids: Sequence[int], owner: str, now: datetime) -> int:
-    """Mark events handled, if the lease is still ours (else another process has them)."""
+    """Mark events handled, if the lease is still ours (else another process has them),
+    and empty their payloads: the raw event holds what the person typed, and once handled
+    only its key (which drops the channel's retries) and times are needed."""
     if not ids:
         return 0
     return rowcount(await tx.conn.execute(
         update(queue)
         .where(queue.c.id.in_(list(ids)), queue.c.lease_owner == owner,
                queue.c.processed_at.is_(None))
-        .values(processed_at=now, lease_owner=None, lease_until=None)))
+        .values(processed_at=now, lease_owner=None, lease_until=None, payload={})))
 
 
 async def mark_failed(tx: Tx, event_id: int, owner: str, error: str,

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, update
 from sqlalchemy import exists as sql_exists
 
 from bot.domain.cases import Status
@@ -17,7 +17,7 @@ from bot.domain.message_kinds import BULK, URGENT, Kind, kinds_with_priority
 from storage.db import Tx
 from storage.models import Broadcast, ClaimLock, Outbox
 from storage.models import Case as CaseRow
-from storage.sql import delete_batch, rowcount, table
+from storage.sql import delete_batch, rowcount, table, update_batch
 
 outbox = table(Outbox)
 older = outbox.alias("older")
@@ -422,3 +422,42 @@ async def files_waiting(tx: Tx) -> set[int]:
     refs = await tx.conn.scalars(select(_FILE_REF).where(
         outbox.c.status == PENDING, _FILE_CHANNEL == STORED))
     return {int(ref) for ref in refs if ref and ref.isdigit()}
+
+
+def _has_reply(dialect: str) -> Any:
+    """The row's payload still holds its Reply (the words it carried)."""
+    if dialect == "postgresql":
+        return outbox.c.payload.op("->")(literal_column("'reply'")).is_not(None)
+    return func.json_type(outbox.c.payload, literal_column("'$.reply'")).is_not(None)
+
+
+def _without_reply(dialect: str) -> Any:
+    """The payload with its Reply taken out: its language and meta stay (an edit of the
+    message is written in its language, and its meta says e.g. whether it was the group's
+    copy), the words go."""
+    if dialect == "postgresql":
+        return literal_column("(outbox.payload::jsonb - 'reply')::json")
+    return func.json_remove(outbox.c.payload, literal_column("'$.reply'"))
+
+
+async def empty_delivered(tx: Tx, from_id: int, limit: int) -> list[int]:
+    """Take the words out of up to `limit` messages that went out (or were skipped, or
+    failed for good), from id `from_id` up, lowest ids first; their ids. What a message is
+    still needed for once it is no longer pending reads its metadata only: an edit needs
+    its external_ref, the delivery accounting its status, kind, case and broadcast, the
+    dedupe its key, a chat's order its id; the Reply is read only while it waits (to
+    send it, or to copy it to another channel)."""
+    return [int(i) for i in await update_batch(
+        tx, outbox, {"payload": _without_reply(tx.dialect)},
+        and_(outbox.c.id >= from_id, outbox.c.status != PENDING, _has_reply(tx.dialect)),
+        (outbox.c.id,), limit)]
+
+
+async def first_waiting_id(tx: Tx) -> int:
+    """The lowest id of a message still pending, else the id after the newest: every
+    message below it has gone out (or will not), so emptying can start there next time."""
+    waiting = await tx.conn.scalar(select(func.min(outbox.c.id))
+                                   .where(outbox.c.status == PENDING))
+    if waiting is not None:
+        return int(waiting)
+    return int(await tx.conn.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0) + 1

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, and_, delete, func, select
+from sqlalchemy import CursorResult, Table, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.db import Tx
@@ -55,3 +56,18 @@ async def delete_batch(tx: Tx, table: Table, age: Any, before: datetime, limit: 
            # The candidates are read from the table itself, not correlated with the DELETE.
            .correlate(None))
     return rowcount(await tx.conn.execute(delete(table).where(table.c.id.in_(ids))))
+
+
+async def update_batch(tx: Tx, table: Table, values: Mapping[str, Any], where: Any,
+                       order: Sequence[Any], limit: int) -> list[Any]:
+    """Set `values` on up to `limit` rows of `table` that match `where`, first in `order`,
+    in one statement; the keys of the rows changed. As in delete_batch, rows another
+    transaction holds are skipped (SKIP LOCKED on PostgreSQL), so processes blanking the
+    same rows at once never wait for each other; `where` must no longer match a row once
+    it is changed, so doing it again changes nothing."""
+    key = next(iter(table.primary_key.columns))
+    keys = (select(key).where(where).order_by(*order).limit(limit)
+            .with_for_update(skip_locked=True, of=table).correlate(None))
+    result = await tx.conn.execute(update(table).where(key.in_(keys)).values(**values)
+                                   .returning(key))
+    return list(result.scalars())

@@ -24,6 +24,7 @@ from tests.support.fake_telegram import FakeTelegram, Sent
 from tests.support.stories import EMERGENCY_REPORT
 from tests.support.telegram import IDS, demo_commune_with, telegram_app
 from tests.support.waiting import eventually
+from tests.support.workers import keep_sent_words
 
 STAFF = tuple(IDS.values())
 TELEGRAM_REPORTERS = (5101, 5102)
@@ -79,6 +80,7 @@ async def test_two_hours_without_telegram(db_url: str, clock: FakeClock,
     try:
         async with telegram_app(db_url, clock, fake, demo_commune_with(IDS), simulator=True,
                                 read_timeout=0.25) as (app, plugin):
+            keep_sent_words(app)  # what the admins were told is read back from the outbox
             poller = plugin.poller
             assert poller is not None
             fake.down = fault

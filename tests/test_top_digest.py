@@ -27,6 +27,7 @@ from tests.support.messages import shows
 from tests.support.processes import serve_refused
 from tests.support.simulator import Simulator, choice_ids, walk_report
 from tests.support.stories import report_in
+from tests.support.workers import keep_sent_words
 
 TOP = ("chairman", "province")
 
@@ -60,6 +61,7 @@ async def test_a_week_of_four_cases_nobody_takes(sim: Simulator) -> None:
     """Before the digest the top was re-alerted every period: in this week 780 messages
     each (757 escalations, 23 deadline reminders), 227 of them at night; now 11 (4 alerts,
     7 digests), none at night."""
+    keep_sent_words(sim.app)  # the digests are read back from the outbox
     codes = [await walk_report(sim, "citizen", report_in(v)) for v in ("tay", "dong", "nam")]
     await hours(sim, 11.5)
     # Reported at 20:30, the fourth case would reach the top at 23:30: it waits for 06:00.
@@ -94,6 +96,7 @@ async def test_a_week_of_four_cases_nobody_takes(sim: Simulator) -> None:
 
 async def test_an_emergency_at_the_top_may_wake_it_at_night_once_a_day(
         sim: Simulator) -> None:
+    keep_sent_words(sim.app)  # the digests are read back from the outbox
     sim.app.clock.set(START.replace(hour=22, minute=30))
     code = await walk_report(sim, "citizen", report_in("dong", danger="yes"))
     # 15 minutes a level: the top has it at 23:15, then two nights pass.
@@ -111,6 +114,7 @@ async def test_an_emergency_at_the_top_may_wake_it_at_night_once_a_day(
 
 
 async def test_a_case_someone_takes_drops_out_of_the_next_digest(sim: Simulator) -> None:
+    keep_sent_words(sim.app)  # the digests are read back from the outbox
     first = await walk_report(sim, "citizen", report_in("tay"))
     second = await walk_report(sim, "citizen", report_in("dong"))
     await hours(sim, 27)  # Tuesday 12:00: a day after both reached the top

@@ -45,13 +45,19 @@ class RoutingRule:
 
 @dataclass(frozen=True)
 class Retention:
-    """How long what only served delivery is kept (the commune file's `[retention]`)."""
+    """How long what only served delivery is kept, and a closed case's free text (the
+    commune file's `[retention]`)."""
 
-    # Outbox messages once sent (or skipped, or failed for good), timers once fired, the
-    # web simulator's chat log.
+    # Outbox messages once sent (or skipped, or failed for good), timers once fired.
     delivered_days: int = 30
     # Statistics files (the period reports' workbooks and charts) and their download links.
     files_days: int = 7
+    # The free text of a closed case (description, child's name, notes, reporter's phone,
+    # attachments' references); its structured fields stay, so statistics do not change.
+    # Decided per commune, even in a province.
+    closed_case_text_days: int = 730
+    # The web simulator's chat log (it shows everything people typed).
+    simulator_days: int = 7
 
     @property
     def delivered(self) -> timedelta:
@@ -60,6 +66,14 @@ class Retention:
     @property
     def files(self) -> timedelta:
         return timedelta(days=self.files_days)
+
+    @property
+    def closed_case_text(self) -> timedelta:
+        return timedelta(days=self.closed_case_text_days)
+
+    @property
+    def simulator(self) -> timedelta:
+        return timedelta(days=self.simulator_days)
 
 
 @dataclass(frozen=True)

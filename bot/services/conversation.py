@@ -155,6 +155,14 @@ class Services:
     posters: PosterCommands
 
 
+def left_half_way(conv: StoredConversation, state: engine.State, now: datetime) -> bool:
+    """The person was in a flow (or had a draft put aside) and left it more than a day ago:
+    the retention job has forgotten it (storage.conversations.forget_drafts), or will."""
+    if conv.state.get("expired"):
+        return True
+    return now - conv.updated_at > DRAFT_TTL and not (state.idle and not state.parked)
+
+
 def with_way_on(replies: list[Reply], menu: Reply) -> list[Reply]:
     """No screen is a dead end: a turn that leaves the person outside any question ends
     with buttons. A last answer without any gets the menu's (on the same message, so a
@@ -221,6 +229,7 @@ class ConversationService:
             return Handled(False)
         person, conv = await self._sender(tx, event, now)
         state = engine.State.from_json(conv.state if conv else None)
+        expired = conv is not None and left_half_way(conv, state, now)
         if conv is not None and now - conv.updated_at > DRAFT_TTL:
             state = engine.State()
         ctx = await self._context(tx, person, in_group=event.group is not None,
@@ -231,6 +240,13 @@ class ConversationService:
         new_state, effects = engine.step(FLOWS, state, inp, ctx)
         tx.after_commit(self.metrics.flow_steps.labels(
             new_state.flow or state.flow or "menu").inc)
+        if (expired and inp.kind != "command" and new_state.idle
+                and all(isinstance(e, Reply) for e in effects)):
+            # What they answer belonged to the flow that is gone: say so, kindly, and show
+            # the way on, rather than "not understood". Anything else they did (a command
+            # such as /start, a case's button, a case code, words of danger) is done as
+            # usual.
+            effects = [engine.main_menu(ctx, Text("flow.expired"))]
         turn = Turn(person, event.channel, event.sender, new_state, ctx, now)
         replies: list[Reply] = []
         for effect in effects:
@@ -246,7 +262,7 @@ class ConversationService:
         for reply in replies:
             await self.outbox.send(tx, turn.person, reply, now,
                                    to=(event.channel, event.sender))
-        if turn.state != state or conv is None or pace.pace != conv.pace:
+        if turn.state != state or conv is None or expired or pace.pace != conv.pace:
             saved = await conversations.save_conversation(
                 tx, person.id, turn.state.to_json(), conv.version if conv else None, now,
                 pace.pace)

@@ -1,33 +1,42 @@
-"""The pruning worker (workers layer): once an hour, deletes what only served delivery once
-it is older than the commune's retention (`[retention]` in the commune file): outbox
-messages sent, skipped or failed for good, timers done, the web simulator's chat log (after
-`delivered_days`), and the statistics files with their download links (after
-`files_days`). Cases, their deadlines, team and audit trail are never deleted here; what
-a case or a waiting message still needs is kept whatever its age (storage.outbox's
-prune_delivered says what).
+"""The pruning worker (workers layer): once an hour, the retention job. It deletes what only
+served delivery once it is older than the commune's retention (`[retention]` in the commune
+file): outbox messages sent, skipped or failed for good, timers done (after
+`delivered_days`), the web simulator's chat log (after `simulator_days`), and the
+statistics files with their download links (after `files_days`). It empties what held
+people's words once nothing needs them: the Reply of every message no longer pending (its
+metadata stays for the delivery accounting, dedupe, edits and each chat's order), and the
+conversations last changed more than a day ago (a report draft; the person starts afresh).
+It blanks the free text of the cases each commune closed more than its
+`closed_case_text_days` ago, keeping their structured fields. Cases, their deadlines,
+team and audit trail are never deleted here; what a case or a waiting message still needs
+is kept whatever its age (storage.outbox's prune_delivered says what). Zalo's raw inbound
+events are emptied as they are handled (storage.inbound.mark_handled).
 
-It takes no lease. Each table goes in bounded batches, oldest first (DELETE ... WHERE id IN
-(SELECT id ... ORDER BY <age>, id LIMIT n): storage.sql.delete_batch), each batch its own
-short transaction, so neither SQLite's write lock nor PostgreSQL's row locks are held for
-long. Deleting by age is idempotent: processes sharing one database each prune on their
-own schedule, rows another process is deleting at that moment are skipped (SKIP LOCKED),
-rows already gone are not found, and the last one to look deletes what is left, or
-nothing. Two processes deleting at once is harmless.
+It takes no lease. Each kind goes in bounded batches, oldest first (storage.sql's
+delete_batch and update_batch), each batch its own short transaction, so neither SQLite's
+write lock nor PostgreSQL's row locks are held for long. Deleting by age, and blanking what
+is not blank yet, are idempotent: processes sharing one database each prune on their own
+schedule, rows another process is changing at that moment are skipped (SKIP LOCKED), rows
+already done are not found, and the last one to look does what is left, or nothing. Each
+run's counts go to bot.services.retention.record_purge.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from bot.domain.commune import Retention
 from bot.metrics import Metrics
-from storage import deadlines, files, outbox, simulator
+from bot.services.conversation import DRAFT_TTL
+from bot.services.retention import record_purge
+from storage import case_texts, conversations, deadlines, files, outbox, simulator
 from storage.db import Database
 
 log = logging.getLogger(__name__)
 EVERY = timedelta(hours=1)
-# Rows per DELETE: a batch holds the write lock for milliseconds.
+# Rows per statement: a batch holds the write lock for milliseconds.
 BATCH = 500
 
 
@@ -36,42 +45,94 @@ class PruningWorker:
     idle = 600.0
 
     def __init__(self, database: Database, retention: Retention, every: timedelta = EVERY,
-                 batch: int = BATCH, metrics: Metrics | None = None) -> None:
+                 batch: int = BATCH, metrics: Metrics | None = None,
+                 closed_case_text: Mapping[int, timedelta] | None = None) -> None:
+        """`closed_case_text`: per commune id, how long after a case's close its free text
+        is kept (none given: no case is touched)."""
         self.database = database
         self.metrics = metrics or Metrics()
         self.retention = retention
         self.every = every
         self.batch = batch
+        self.closed_case_text = dict(closed_case_text or {})
+        # Empty the words of delivered messages. Off only where a long test reads what was
+        # sent back from the outbox (tests/support/workers.keep_sent_words).
+        self.empty_sent = True
         # When to look again; None: at the first look (a process that was down catches up).
         self._next: datetime | None = None
+        # Emptying the outbox goes up the ids, from `_from`: below where a pass starts,
+        # every message was done with when the pass before began (so it emptied them).
+        # `_next_floor`: where the next pass starts, the first message waiting when this
+        # pass began.
+        self._from = 0
+        self._next_floor: int | None = None
 
     async def run_due(self, now: datetime) -> int:
-        """One batch of each table when due; how many rows went. A full batch means more
-        may be left: the scheduler calls again at once, and the hour starts only once
-        every table is caught up."""
+        """One batch of each kind when due; how many rows went or were emptied. A full
+        batch means more may be left: the scheduler calls again at once, and the hour
+        starts only once every kind is caught up."""
         if self._next is not None and now < self._next:
             return 0
         delivered_before = now - self.retention.delivered
         counts: dict[str, int] = {}
         async with self.database.transaction() as tx:
             counts["outbox"] = await outbox.prune_delivered(tx, delivered_before, self.batch)
+        counts["outbox_payloads"] = await self._empty_outbox() if self.empty_sent else 0
         async with self.database.transaction() as tx:
             counts["timers"] = await deadlines.prune_timers(tx, delivered_before, self.batch)
         async with self.database.transaction() as tx:
-            counts["simulator"] = await simulator.prune(tx, delivered_before, self.batch)
+            counts["simulator"] = await simulator.prune(tx, now - self.retention.simulator,
+                                                        self.batch)
         async with self.database.transaction() as tx:
             counts["files"] = await files.prune(tx, now - self.retention.files,
                                                 await outbox.files_waiting(tx), self.batch)
-        if all(n < self.batch for n in counts.values()):
+        async with self.database.transaction() as tx:
+            counts["drafts"] = await conversations.forget_drafts(tx, now - DRAFT_TTL,
+                                                                 self.batch)
+        async with self.database.transaction() as tx:
+            await record_purge(tx, None, counts)
+        full = any(n >= self.batch for n in counts.values())
+        done = sum(counts.values())
+        for commune_id, keep in self.closed_case_text.items():
+            purged = await self._purge_closed(commune_id, now - keep)
+            full = full or any(n >= self.batch for n in purged.values())
+            done += sum(purged.values())
+            for kind, n in purged.items():
+                counts[kind] = counts.get(kind, 0) + n
+        if not full:
             self._next = now + self.every
         for table, n in counts.items():
             if n:
                 self.metrics.purged.labels(table).inc(n)
-        deleted = sum(counts.values())
-        if deleted:
-            log.info("pruned %s outbox messages, %s timers, %s simulator messages, %s files",
-                     counts["outbox"], counts["timers"], counts["simulator"], counts["files"])
-        return deleted
+        return done
+
+    async def _empty_outbox(self) -> int:
+        """One batch of delivered messages' words, in a pass up the ids that starts where
+        the last one found the first message still waiting."""
+        async with self.database.transaction() as tx:
+            if self._next_floor is None:
+                self._next_floor = await outbox.first_waiting_id(tx)
+            emptied = await outbox.empty_delivered(tx, self._from, self.batch)
+        if len(emptied) >= self.batch:
+            self._from = emptied[-1] + 1
+        else:
+            self._from, self._next_floor = self._next_floor, None
+        return len(emptied)
+
+    async def _purge_closed(self, commune_id: int, closed_before: datetime
+                            ) -> dict[str, int]:
+        """One batch of a commune's closed cases' free text; how many of each kind."""
+        async with self.database.transaction() as tx:
+            counts = {
+                "case_texts": await case_texts.purge_cases(tx, commune_id, closed_before,
+                                                           self.batch),
+                "attachments": await case_texts.purge_attachments(tx, commune_id,
+                                                                  closed_before, self.batch),
+                "close_notes": await case_texts.purge_close_notes(tx, commune_id,
+                                                                  closed_before, self.batch),
+            }
+            await record_purge(tx, commune_id, counts)
+        return counts
 
     async def next_due(self, now: datetime) -> datetime | None:
         return self._next

@@ -4,6 +4,7 @@ as strings here, or read through storage's own functions with `read`."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -206,3 +207,23 @@ async def database_gone(app: App) -> AsyncIterator[None]:
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
+
+
+async def raw_texts(where: App | Database, table: str) -> list[str]:
+    """Each row of `table` as the database hands it over (no model types in between), as
+    one string: what someone reading the raw table sees. JSON text is read back with its
+    escapes undone (the database stores "\\u1ea1" for "ạ"), so words are found as typed."""
+    async with database_of(where).read() as tx:
+        found = (await tx.conn.execute(text(f"SELECT * FROM {table}"))).all()
+    return [" ".join(_readable(value) for value in row) for row in found]
+
+
+def _readable(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.dumps(json.loads(value), ensure_ascii=False)
+        except ValueError:
+            return value
+    return str(value)

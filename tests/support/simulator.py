@@ -46,6 +46,9 @@ class Phone:
         return await self.send(kind="choice", choice=choice)
 
     async def step(self, kind: str, value: str) -> dict[str, Any]:
+        """A story's step: ("text", line), ("choice", id) or ("photo", file reference)."""
+        if kind == "photo":
+            return await self.send(kind="photo", file_ref=value)
         return await (self.text(value) if kind == "text" else self.tap(value))
 
     async def inbox(self, all_: bool = False) -> list[dict[str, Any]]:

@@ -52,3 +52,30 @@ def report_in(village: str, *, danger: str = "no", case_type: str = "violence") 
             ("text", "Hàng xóm thấy cháu bị đánh nhiều lần."),
             ("choice", "photos:done"), ("choice", "contact:anonymous"),
             *(() if emergency else (("choice", "confirm"),))]
+
+
+# A report whose words are each found nowhere else in the bot (the raw-database and log
+# checks look for them): the child's name, the description, the reporter's phone, a
+# photo's reference; and what the case team writes of it (measures, the closing note).
+CHILD_NAME = "Hoàng Thị Mơ Tuyết"
+DESCRIPTION = "Bé bị nhốt trong kho lúa nhà ông Bảy Xuyến suốt hai đêm liền."
+REPORTER_PHONE = "0987654321"
+PHOTO_REF = "sim-photo-kho-lua-7731"
+MEASURES = "Đã gặp bà nội Tư Lành ở xóm Giữa."
+CLOSING_NOTE = "Bé đã về ở với dì ruột tại Đồng Nai."
+# A question the case team relays to the reporter, and the answer.
+QUESTION = "Nhà ông Bảy có nuôi chó dữ không?"
+ANSWER = "Có một con chó vện rất dữ."
+PRIVATE_WORDS = (CHILD_NAME, DESCRIPTION, REPORTER_PHONE, PHOTO_REF, MEASURES, CLOSING_NOTE,
+                 QUESTION, ANSWER, "Tuyết", "Bảy Xuyến", "Tư Lành", "dì ruột", "chó vện",
+                 "0987 654 321", "987654321")
+# The report, from /start to confirm, with the name, a photo and the phone given (("photo",
+# ref) sends a photo).
+PRIVATE_REPORT: Steps = [
+    ("text", "/start"), ("choice", "menu:report"), ("choice", "danger:no"),
+    ("choice", "type:sexual_abuse"), ("choice", "types:done"), ("choice", "village:tay"),
+    ("choice", "age:11-15"), ("choice", "sex:girl"), ("text", CHILD_NAME),
+    ("choice", "count:1"), ("text", DESCRIPTION), ("photo", PHOTO_REF),
+    ("choice", "photos:done"), ("choice", "contact:allow"), ("text", REPORTER_PHONE),
+    ("choice", "confirm"),
+]

@@ -1,0 +1,71 @@
+"""A closed case's free text, purged once the commune's period after the close has passed
+(storage layer): what people wrote about a child (the description, the child's name, the
+assessment's measures, the closing note, a close request's note), the reporter's phone,
+and the references of the photos and voice notes sent. The structured fields (types,
+urgency, village, age band, sex, outcome, times...) stay, so the commune's statistics of
+any period come out the same before and after.
+
+Each function blanks a bounded batch in one statement and returns how many rows it
+changed; a row once blanked no longer matches, so running again changes nothing, and
+processes running at once skip each other's rows (storage.sql.update_batch).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from bot.domain.cases import Status
+from storage.db import Tx
+from storage.models import Attachment, Case, CloseRequest
+from storage.sql import table, update_batch
+
+cases = table(Case)
+attachments = table(Attachment)
+requests = table(CloseRequest)
+# Set to NULL: the case's free text and the reporter's contact.
+CASE_TEXT = ("description", "child_name", "reporter_phone", "measures", "closing_note")
+
+
+def _closed_before(commune_id: int, closed_before: datetime) -> Any:
+    return and_(cases.c.commune_id == commune_id, cases.c.status == Status.CLOSED.value,
+                cases.c.closed_at < closed_before)
+
+
+def _of_cases_closed_before(case_id: Any, commune_id: int, closed_before: datetime) -> Any:
+    return case_id.in_(select(cases.c.id).where(_closed_before(commune_id, closed_before))
+                       .correlate(None))
+
+
+async def purge_cases(tx: Tx, commune_id: int, closed_before: datetime, limit: int) -> int:
+    """Blank the free text of up to `limit` of the commune's cases closed before
+    `closed_before`, those closed first first."""
+    return len(await update_batch(
+        tx, cases, {**dict.fromkeys(CASE_TEXT), "version": cases.c.version + 1},
+        and_(_closed_before(commune_id, closed_before),
+             or_(*(cases.c[name].is_not(None) for name in CASE_TEXT))),
+        (cases.c.closed_at, cases.c.id), limit))
+
+
+async def purge_attachments(tx: Tx, commune_id: int, closed_before: datetime,
+                            limit: int) -> int:
+    """Blank the file references of up to `limit` attachments of those cases (the row
+    stays: a case had so many photos)."""
+    return len(await update_batch(
+        tx, attachments, {"file_ref": ""},
+        and_(_of_cases_closed_before(attachments.c.case_id, commune_id, closed_before),
+             attachments.c.file_ref != ""),
+        (attachments.c.id,), limit))
+
+
+async def purge_close_notes(tx: Tx, commune_id: int, closed_before: datetime,
+                            limit: int) -> int:
+    """Blank the notes of up to `limit` close requests of those cases (who asked, the
+    outcome proposed and the decision stay)."""
+    return len(await update_batch(
+        tx, requests, {"note": ""},
+        and_(_of_cases_closed_before(requests.c.case_id, commune_id, closed_before),
+             requests.c.note != ""),
+        (requests.c.id,), limit))
