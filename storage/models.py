@@ -116,8 +116,10 @@ class CaseCounter(Base):
 
 class Case(Base):
     __tablename__ = "cases"
-    # How many reports one person opened lately (0021): a sender's report limit.
-    __table_args__ = (Index("ix_cases_reporter_created", "reporter_id", "created_at"),)
+    # How many reports one person opened lately (0021): a sender's report limit; the
+    # closed ones whose free text is due to go (retention), among many open ones.
+    __table_args__ = (Index("ix_cases_reporter_created", "reporter_id", "created_at"),
+                      Index("ix_cases_closed", "status", "closed_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"), index=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)

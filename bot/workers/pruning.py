@@ -24,7 +24,7 @@ run's counts go to bot.services.retention.record_purge.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from bot.domain.commune import Retention
@@ -93,8 +93,12 @@ class PruningWorker:
             await record_purge(tx, None, counts)
         full = any(n >= self.batch for n in counts.values())
         done = sum(counts.values())
+        # Communes that keep closed cases' text equally long are purged together.
+        alike: dict[timedelta, list[int]] = {}
         for commune_id, keep in self.closed_case_text.items():
-            purged = await self._purge_closed(commune_id, now - keep)
+            alike.setdefault(keep, []).append(commune_id)
+        for keep, commune_ids in alike.items():
+            purged = await self._purge_closed(commune_ids, now - keep)
             full = full or any(n >= self.batch for n in purged.values())
             done += sum(purged.values())
             for kind, n in purged.items():
@@ -119,19 +123,19 @@ class PruningWorker:
             self._from, self._next_floor = self._next_floor, None
         return len(emptied)
 
-    async def _purge_closed(self, commune_id: int, closed_before: datetime
+    async def _purge_closed(self, commune_ids: Sequence[int], closed_before: datetime
                             ) -> dict[str, int]:
-        """One batch of a commune's closed cases' free text; how many of each kind."""
+        """One batch of these communes' closed cases' free text; how many of each kind."""
         async with self.database.transaction() as tx:
             counts = {
-                "case_texts": await case_texts.purge_cases(tx, commune_id, closed_before,
+                "case_texts": await case_texts.purge_cases(tx, commune_ids, closed_before,
                                                            self.batch),
-                "attachments": await case_texts.purge_attachments(tx, commune_id,
+                "attachments": await case_texts.purge_attachments(tx, commune_ids,
                                                                   closed_before, self.batch),
-                "close_notes": await case_texts.purge_close_notes(tx, commune_id,
+                "close_notes": await case_texts.purge_close_notes(tx, commune_ids,
                                                                   closed_before, self.batch),
             }
-            await record_purge(tx, commune_id, counts)
+            await record_purge(tx, commune_ids[0] if len(commune_ids) == 1 else None, counts)
         return counts
 
     async def next_due(self, now: datetime) -> datetime | None:

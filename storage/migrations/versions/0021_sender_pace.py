@@ -1,5 +1,6 @@
 """conversations.pace_from, conversations.pace_count: how fast each person is writing;
-an index of cases by reporter and time
+indexes of cases by reporter and time, and
+of closed cases by when they closed
 
 One account sending hundreds of messages a minute must not bury everyone else. The bot
 counts, per person, the messages of the current minute beside their conversation (the row
@@ -28,9 +29,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("pace_count", sa.Integer(), nullable=False,
                                    server_default="0"))
     op.create_index("ix_cases_reporter_created", "cases", ["reporter_id", "created_at"])
+    # The retention job looks for closed cases past their period among many open ones.
+    op.create_index("ix_cases_closed", "cases", ["status", "closed_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cases_closed", table_name="cases")
     op.drop_index("ix_cases_reporter_created", table_name="cases")
     with op.batch_alter_table("conversations") as batch:
         batch.drop_column("pace_count")
