@@ -70,13 +70,17 @@ class Setup:
     process_name: str | None = None
     # The real clock, for heartbeats (a fake `clock` jumps hours; liveness must not).
     wall: Clock = field(default_factory=SystemClock)
+    # SAFECHILD_KEYS, the keys of the database's private fields (storage/crypto.py); None
+    # takes them from this process's environment, as tests and benches do.
+    keys: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Setup:
         clock: Clock = (FakeClock(datetime.fromisoformat(settings.fake_clock_start))
                         if settings.fake_clock_start else SystemClock())
         return cls(settings.database_url, load_config(settings.config_path), clock,
-                   process_name=f"{socket.gethostname()}:{settings.port}")
+                   process_name=f"{socket.gethostname()}:{settings.port}",
+                   keys=settings.environ.get("SAFECHILD_KEYS", ""))
 
 
 @dataclass
@@ -140,7 +144,7 @@ class App:
 
 async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     clock = setup.clock
-    database = await Database.open(setup.database_url)
+    database = await Database.open(setup.database_url, setup.keys)
     async with database.transaction() as tx:
         if isinstance(setup.commune, ProvinceConfig):
             communes = await sync_province(tx, setup.commune, clock.now())

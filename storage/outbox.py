@@ -353,15 +353,17 @@ async def broadcast_counts(tx: Tx, broadcast_id: int) -> dict[str, int]:
     return {str(status): int(n) for status, n in rows.all()}
 
 
-# The same table again, for subqueries about the other rows (not correlated with the row
-# being looked at).
-_waiting = outbox.alias("waiting")
-_EDIT_OF = _waiting.c.payload[("meta", "edit_of")].as_integer()
-_FILE_CHANNEL = outbox.c.payload[("reply", "media", "channel")].as_string()
-_FILE_REF = outbox.c.payload[("reply", "media", "ref")].as_string()
+async def _waiting_payloads(tx: Tx, *kinds: str) -> list[dict[str, Any]]:
+    """The payloads of the messages still pending (of these kinds; none: all). Read and
+    opened here, not looked into by SQL: payloads are sealed (storage/crypto.py)."""
+    where = [outbox.c.status == PENDING]
+    if kinds:
+        where.append(outbox.c.kind.in_(kinds))
+    return [dict(p or {}) for p in await tx.conn.scalars(select(outbox.c.payload)
+                                                        .where(*where))]
 
 
-def _done_with() -> Any:
+def _done_with(edited: Collection[int]) -> Any:
     """Messages delivered (or skipped, or failed for good) that nothing still needs. Kept,
     whatever their age:
     - the alerts of a case still open: taking the case edits them (case_alerts);
@@ -380,8 +382,7 @@ def _done_with() -> Any:
         # the old ones from ix_outbox_created_at.)
         outbox.c.status != PENDING,
         or_(outbox.c.kind.not_in(ALERT_KINDS), outbox.c.case_id.is_(None), ~open_case),
-        outbox.c.id.not_in(select(_EDIT_OF).where(_waiting.c.status == PENDING,
-                                                  _EDIT_OF.is_not(None))),
+        outbox.c.id.not_in(list(edited)) if edited else outbox.c.id.is_not(None),
         or_(outbox.c.broadcast_id.is_(None),
             outbox.c.broadcast_id.not_in(select(_broadcasts.c.id).where(unfinished))),
         outbox.c.id.not_in(select(_broadcasts.c.progress_outbox_id).where(
@@ -393,12 +394,14 @@ async def prune_delivered(tx: Tx, before: datetime, limit: int) -> int:
     """Delete up to `limit` messages queued before `before` that went out (or were skipped
     or failed for good) and that nothing still needs (see _done_with); how many. A message
     still pending is never deleted. ix_outbox_created_at finds the old ones."""
+    edited = {int(p["meta"]["edit_of"]) for p in await _waiting_payloads(tx, Kind.EDIT.value)
+              if str((p.get("meta") or {}).get("edit_of", "")).isdigit()}
     return await delete_batch(tx, outbox, outbox.c.created_at, before, limit,
-                              where=_done_with())
+                              where=_done_with(edited))
 
 
 async def files_waiting(tx: Tx) -> set[int]:
     """The stored files (storage.files) that messages still pending will carry."""
-    refs = await tx.conn.scalars(select(_FILE_REF).where(
-        outbox.c.status == PENDING, _FILE_CHANNEL == STORED))
-    return {int(ref) for ref in refs if ref and ref.isdigit()}
+    refs = [(p.get("reply") or {}).get("media") or {} for p in await _waiting_payloads(tx)]
+    return {int(m["ref"]) for m in refs
+            if m.get("channel") == STORED and str(m.get("ref", "")).isdigit()}

@@ -13,6 +13,9 @@ import time
 import uuid
 from pathlib import Path
 
+# The keys the PostgreSQL half of the suite seals private fields with (SAFECHILD_KEYS).
+TEST_KEYS = "dGVzdC1rZXktb2YtdGhlLXBvc3RncmVzcWwtaGFsZiE="
+
 
 def _bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
