@@ -33,6 +33,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def use_test_keys() -> None:
+    """For a bench's own process: seal with the suite's keys unless SAFECHILD_KEYS is set
+    (the bench's bot processes inherit them)."""
+    os.environ.setdefault("SAFECHILD_KEYS", TEST_KEYS)
+
+
 class PostgresServer:
     """initdb into a temp dir, start on a free loopback port, stop and delete on close."""
 
