@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import logging
 import re
 import statistics
@@ -50,7 +49,8 @@ from bot.config import DEMO_CONFIG, parse_commune
 from bot.domain.messages import Reply, Text
 from bot.handlers.telegram import TelegramPlugin, TelegramSettings
 from storage import people
-from storage.crypto import FieldCipher, new_key
+from storage.crypto import FieldCipher
+from storage.db import cipher_of
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
 
 STEPS = [("text", "/start"), ("choice", "menu:report"), ("choice", "danger:no"),
@@ -100,13 +100,17 @@ class _Unsealed(FieldCipher):
     """Writes values plain (reads either): the private fields' encryption off, to measure
     what it costs (bench/encryption.py)."""
 
+    def __init__(self, sealing: FieldCipher) -> None:
+        # The database's own keys, to open what the start sealed.
+        self.__dict__.update(sealing.__dict__)
+
     def seal(self, plain: str) -> str:
         return plain
 
 
 def unseal(app: App) -> None:
     dialect = app.database.engine.sync_engine.dialect
-    dialect.safechild_cipher = _Unsealed([base64.urlsafe_b64decode(new_key())])  # type: ignore[attr-defined]
+    dialect.safechild_cipher = _Unsealed(cipher_of(app.database.engine))  # type: ignore[attr-defined]
 
 
 class Tally:

@@ -112,13 +112,22 @@ def key_file_of(database: str) -> Path:
 
 
 def _key_file(path: Path) -> str:
-    """The key file's content, written first (0600, never over an existing one)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="ascii").strip()
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(new_key() + "\n")
-    log.warning("no %s set: generated a database key into %s (keep it with the database's "
-                "backups; without it the private fields cannot be read)", KEYS_SETTING, path)
+    """The key file's content, made first if there is none (0600). Written whole under
+    another name and linked into place, so two processes starting together on a new
+    database agree on one key, and neither reads a file still empty."""
+    if not path.exists():
+        draft = path.with_name(f"{path.name}.{os.getpid()}.new")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(new_key() + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: its key it is
+        else:
+            log.warning("no %s set: generated a database key into %s (keep it with the "
+                        "database's backups; without it the private fields cannot be read)",
+                        KEYS_SETTING, path)
+        finally:
+            draft.unlink(missing_ok=True)
     return path.read_text(encoding="ascii").strip()
