@@ -424,7 +424,9 @@ class CaseService:
         await cases.join_team(tx, case.id, target.id, case.escalation_level, Access.TEAM, now)
         reply = Reply((Text("case.handed_to_you", {"code": case.code, "name": actor.name}),
                        *await self._details(tx, case)),
-                      alerts.action_choices(case.id, alerts.FOLLOW_UP))
+                      alerts.action_choices(case.id, alerts.FOLLOW_UP),
+                      # The case's details, as on its card.
+                      protect=self._commune(case).config.privacy.protect_content)
         await self.outbox.send(tx, target, reply, now, kind=Kind.HANDOVER, case_id=case.id)
         await cases.audit(tx, case.id, actor.id, "handed_over", now, to=target.id)
         return [say("case.handed_over", code=case.code, name=target.name)]
