@@ -121,6 +121,7 @@ async def test_the_whole_story_leaves_no_private_word_in_the_raw_database(
         assert status == 0, out.getvalue()
         assert "0 left under another key" in out.getvalue()
         assert code == "VT-2026-0002"
+        assert await read_every_sealed_row(sim.app.database) > 50
     values = [v for _, _, v in await raw_columns(db_url)]
     assert not [v for v in values if v.startswith(prefix_of(old))], "nothing under the old key"
     assert any(v.startswith(prefix_of(new)) for v in values)
