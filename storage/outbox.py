@@ -353,14 +353,11 @@ async def broadcast_counts(tx: Tx, broadcast_id: int) -> dict[str, int]:
     return {str(status): int(n) for status, n in rows.all()}
 
 
-async def _waiting_payloads(tx: Tx, *kinds: str) -> list[dict[str, Any]]:
-    """The payloads of the messages still pending (of these kinds; none: all). Read and
-    opened here, not looked into by SQL: payloads are sealed (storage/crypto.py)."""
-    where = [outbox.c.status == PENDING]
-    if kinds:
-        where.append(outbox.c.kind.in_(kinds))
-    return [dict(p or {}) for p in await tx.conn.scalars(select(outbox.c.payload)
-                                                        .where(*where))]
+async def _waiting_payloads(tx: Tx) -> list[dict[str, Any]]:
+    """The payloads of the messages still pending. Read and opened here, not looked into
+    by SQL: payloads are sealed (storage/crypto.py)."""
+    return [dict(p or {}) for p in await tx.conn.scalars(
+        select(outbox.c.payload).where(outbox.c.status == PENDING))]
 
 
 def _done_with(edited: Collection[int]) -> Any:
@@ -394,7 +391,8 @@ async def prune_delivered(tx: Tx, before: datetime, limit: int) -> int:
     """Delete up to `limit` messages queued before `before` that went out (or were skipped
     or failed for good) and that nothing still needs (see _done_with); how many. A message
     still pending is never deleted. ix_outbox_created_at finds the old ones."""
-    edited = {int(p["meta"]["edit_of"]) for p in await _waiting_payloads(tx, Kind.EDIT.value)
+    # Any waiting row may edit another (an edit, or a broadcast's rewritten progress).
+    edited = {int(p["meta"]["edit_of"]) for p in await _waiting_payloads(tx)
               if str((p.get("meta") or {}).get("edit_of", "")).isdigit()}
     return await delete_batch(tx, outbox, outbox.c.created_at, before, limit,
                               where=_done_with(edited))
