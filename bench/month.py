@@ -44,7 +44,7 @@ from bot.handlers.simulator import SimulatorPlugin
 from bot.workers.pruning import PruningWorker
 from tests.support import START
 from tests.support.database import count, rows
-from tests.support.pg import PostgresServer
+from tests.support.pg import PostgresServer, use_test_keys
 from tests.support.simulator import Simulator
 from tests.support.stories import REPORT_STEPS
 
@@ -193,6 +193,8 @@ def print_figures(days: int, per_day: int, backend: str, pruned: Life, kept: Lif
 
 async def run(days: int, per_day: int, retention: Retention, postgres: bool) -> int:
     server = PostgresServer() if postgres else None
+    if server is not None:
+        use_test_keys()
     try:
         with tempfile.TemporaryDirectory(prefix="safechild-month-") as tmp:
             def url(name: str) -> str:

@@ -450,6 +450,7 @@ async def main_async(communes: int, counts: list[int], rounds: int, citizens: in
         raise SystemExit("PostgreSQL is not installed (initdb, pg_ctl): "
                          "bash scripts/test_setup.sh installs it")
     server = pg.PostgresServer()
+    pg.use_test_keys()
     try:
         with tempfile.TemporaryDirectory() as folder:
             tmp = Path(folder)

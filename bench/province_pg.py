@@ -101,6 +101,7 @@ async def one_run(server: pg.PostgresServer, province_file: Path, tmp: Path, pro
 
 async def main_async(communes: int, cases: int, due: int, counts: list[int]) -> None:
     server = pg.PostgresServer()
+    pg.use_test_keys()
     try:
         with tempfile.TemporaryDirectory() as folder:
             tmp = Path(folder)

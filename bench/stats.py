@@ -49,7 +49,7 @@ from bot.services.period_reports import (
 )
 from storage.db import Database
 from tests.support.database import insert_rows
-from tests.support.pg import PostgresServer
+from tests.support.pg import PostgresServer, use_test_keys
 from tests.support.province import write_province
 
 YEAR = Period("year", 2026)
@@ -144,6 +144,8 @@ async def main(cases: int, runs: int) -> int:
 
 async def main_province(cases: int, runs: int, communes: int, postgres: bool) -> int:
     server = PostgresServer() if postgres else None
+    if server is not None:
+        use_test_keys()
     with tempfile.TemporaryDirectory() as tmp:
         url = (server.create_database() if server is not None
                else f"sqlite+aiosqlite:///{Path(tmp) / 'stats.db'}")

@@ -49,6 +49,8 @@ from bot.config import DEMO_CONFIG, parse_commune
 from bot.domain.messages import Reply, Text
 from bot.handlers.telegram import TelegramPlugin, TelegramSettings
 from storage import people
+from storage.crypto import FieldCipher
+from storage.db import cipher_of
 from tests.support.fake_telegram import TOKEN, FakeTelegram, Sent
 
 STEPS = [("text", "/start"), ("choice", "menu:report"), ("choice", "danger:no"),
@@ -70,8 +72,9 @@ CODE = re.compile(r"VT-\d{4}-\d{4}")
 class Bot:
     """Our whole bot in this process: engine, Application, poller, outbox worker."""
 
-    def __init__(self, fake: FakeTelegram, db: Path, rate_limit: bool) -> None:
-        self.fake, self.db, self.rate_limit = fake, db, rate_limit
+    def __init__(self, fake: FakeTelegram, db: Path, rate_limit: bool,
+                 sealed: bool = True) -> None:
+        self.fake, self.db, self.rate_limit, self.sealed = fake, db, rate_limit, sealed
 
     async def __aenter__(self) -> Bot:
         raw = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
@@ -84,11 +87,30 @@ class Bot:
         self.engine: App = await build_app(
             Setup(f"sqlite+aiosqlite:///{self.db}", parse_commune(raw), SystemClock()),
             [telegram])
+        if not self.sealed:
+            unseal(self.engine)
         await self.engine.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.engine.close()
+
+
+class _Unsealed(FieldCipher):
+    """Writes values plain (reads either): the private fields' encryption off, to measure
+    what it costs (bench/encryption.py)."""
+
+    def __init__(self, sealing: FieldCipher) -> None:
+        # The database's own keys, to open what the start sealed.
+        self.__dict__.update(sealing.__dict__)
+
+    def seal(self, plain: str) -> str:
+        return plain
+
+
+def unseal(app: App) -> None:
+    dialect = app.database.engine.sync_engine.dialect
+    dialect.safechild_cipher = _Unsealed(cipher_of(app.database.engine))  # type: ignore[attr-defined]
 
 
 class Tally:
@@ -115,13 +137,13 @@ def queue_reports(fake: FakeTelegram, reporters: int) -> None:
                 fake.forge(BASE + i, value, shown)
 
 
-async def part_inbound(tmp: Path, reporters: int) -> dict[str, Any]:
+async def part_inbound(tmp: Path, reporters: int, sealed: bool = True) -> dict[str, Any]:
     fake = FakeTelegram(per_second=UNLIMITED, per_chat_burst=UNLIMITED)
     await fake.start()
     for i in range(reporters):
         fake.add_user(BASE + i)
     fake.add_user(OFFICER), fake.add_user(POLICE)
-    async with Bot(fake, tmp / "inbound.db", rate_limit=False):
+    async with Bot(fake, tmp / "inbound.db", rate_limit=False, sealed=sealed):
         queue_reports(fake, reporters)
         total = len(fake.updates)
         started, cpu = time.perf_counter(), time.process_time()

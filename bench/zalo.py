@@ -46,7 +46,7 @@ import aiohttp
 from bench.common import percentile, until
 from bot.config import DEMO_CONFIG
 from tests.support.fake_zalo import FakeZalo
-from tests.support.pg import PostgresServer
+from tests.support.pg import PostgresServer, use_test_keys
 from tests.support.processes import free_port
 
 STEPS = ("/start", "#menu:report", "#danger:no", "#type:violence", "#types:done", "Thôn Tây",
@@ -253,6 +253,8 @@ async def part_paced(tmp: Path, users: int, gap: float, think: float,
 async def run(part: str, users: int, gap: float, think: float, database_url: str,
               postgres: bool, processes: int) -> None:
     server = PostgresServer() if postgres else None
+    if server is not None:
+        use_test_keys()
 
     def database() -> str:
         """Each part starts on an empty database."""

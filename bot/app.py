@@ -82,6 +82,9 @@ class Setup:
     outbox_within: timedelta = OUTBOX_WITHIN
     # /metrics wants `Authorization: Bearer <this>` (None: open).
     metrics_token: str | None = None
+    # SAFECHILD_KEYS, the keys of the database's private fields (storage/crypto.py); None
+    # takes them from this process's environment, as tests and benches do.
+    keys: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Setup:
@@ -90,7 +93,8 @@ class Setup:
         return cls(settings.database_url, load_config(settings.config_path), clock,
                    process_name=f"{socket.gethostname()}:{settings.port}",
                    outbox_within=settings.ready_outbox_within,
-                   metrics_token=settings.metrics_token)
+                   metrics_token=settings.metrics_token,
+                   keys=settings.environ.get("SAFECHILD_KEYS", ""))
 
 
 @dataclass
@@ -158,7 +162,7 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     clock = setup.clock
     # The app's own registry: apps in one Python count apart.
     metrics = Metrics()
-    database = await Database.open(setup.database_url)
+    database = await Database.open(setup.database_url, setup.keys)
     async with database.transaction() as tx:
         if isinstance(setup.commune, ProvinceConfig):
             communes = await sync_province(tx, setup.commune, clock.now())

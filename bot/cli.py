@@ -36,8 +36,10 @@ from bot.handlers.telegram import TelegramPlugin, TelegramSettings
 from bot.handlers.zalo import ZaloPlugin
 from bot.handlers.zalo.api import ZaloSettings
 from bot.handlers.zalo.webhook import WebhookSettings
+from storage import rotation
 from storage.backup import BackupError, backup_sqlite
-from storage.db import DatabaseUnreachable
+from storage.crypto import KeyProblem, new_key
+from storage.db import Database, DatabaseUnreachable
 
 log = logging.getLogger("safechild")
 
@@ -107,6 +109,8 @@ async def serve(settings: Settings, setup: Setup, channels: list[ChannelPlugin])
         app = await build_app(setup, channels)
     except DatabaseUnreachable as exc:
         raise database_error(settings, exc) from exc
+    except KeyProblem as exc:
+        raise StartupError(str(exc)) from exc
     await app.start()
     runner = web.AppRunner(app.server, access_log=None)
     await runner.setup()
@@ -197,6 +201,34 @@ def backup(target: Path, environ: dict[str, str] | None = None,
           file=out)
 
 
+async def rotate_keys(settings: Settings, batch: int, out: TextIO = sys.stdout) -> int:
+    """`safechild rotate-keys`: re-seal every private field not under the first key of
+    SAFECHILD_KEYS, in small transactions (safe while the bot runs, once every running
+    process was restarted with the new key first). Prints counts by table; 0 when no row
+    is left under another key."""
+    try:
+        database = await Database.open(settings.database_url,
+                                       settings.environ.get("SAFECHILD_KEYS", ""))
+    except DatabaseUnreachable as exc:
+        raise database_error(settings, exc) from exc
+    except KeyProblem as exc:
+        raise StartupError(str(exc)) from exc
+    try:
+        done = await rotation.rotate(database, batch)
+        left = await rotation.stale(database)
+    except KeyProblem as exc:
+        raise StartupError(str(exc)) from exc
+    finally:
+        await database.close()
+    for table, n in done.items():
+        print(f"{table}: {n} rows sealed with the first key", file=out)
+    waiting = sum(left.values())
+    print(f"rotate-keys: {sum(done.values())} rows re-sealed; {waiting} left under another "
+          f"key" + (" (a process still writes with an old first key?)" if waiting else ""),
+          file=out)
+    return 1 if waiting else 0
+
+
 def refuse(parser: argparse.ArgumentParser, exc: Exception, debug: bool) -> NoReturn:
     """Exit with status 2 and one line saying what to fix (after the traceback, if asked)."""
     if debug:
@@ -227,6 +259,15 @@ def main(argv: list[str] | None = None) -> None:
     backing.add_argument("file", type=Path, help="the backup file (replaced if it exists)")
     backing.add_argument("--debug", action="store_true",
                          help="show the traceback of a failed backup, not only its line")
+    rotating = sub.add_parser(
+        "rotate-keys", help="re-seal the private fields with the first key of "
+        "SAFECHILD_KEYS (put the new key first, restart the bot, run this, then drop the "
+        "old key); safe while the bot runs")
+    rotating.add_argument("--batch", type=int, default=rotation.BATCH,
+                          help="rows per transaction (default %(default)s)")
+    rotating.add_argument("--debug", action="store_true",
+                          help="show the traceback of an error, not only its line")
+    sub.add_parser("new-key", help="print a new random key for SAFECHILD_KEYS")
     args = parser.parse_args(argv)
     logs.configure()
     if args.command == "backup":
@@ -235,6 +276,15 @@ def main(argv: list[str] | None = None) -> None:
         except BackupError as exc:
             refuse(parser, exc, args.debug)
         sys.exit(0)
+    if args.command == "new-key":
+        print(new_key())
+        sys.exit(0)
+    if args.command == "rotate-keys":
+        try:
+            settings = Settings.from_env()
+            sys.exit(asyncio.run(rotate_keys(settings, max(1, args.batch))))
+        except (ConfigError, ValueError, StartupError) as exc:
+            refuse(parser, exc, args.debug)
     if args.command == "check-config":
         try:
             status = check_config(args.path)

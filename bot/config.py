@@ -20,6 +20,7 @@ from bot.domain.commune import (
     Closing,
     CommuneConfig,
     PersonConfig,
+    Privacy,
     Retention,
     RoutingRule,
     SenderLimits,
@@ -112,7 +113,7 @@ def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> str:
 
 
 TOP_TABLES = ("commune", "villages", "people", "routing", "deadlines", "escalation",
-              "delivery", "retention", "limits", "calendar", "closing")
+              "delivery", "retention", "limits", "calendar", "closing", "privacy")
 COMMUNE_FIELDS = ("key", "name", "code", "code_prefix", "officer_phone", "trusted_addresses",
                   "working_hours", "telegram_alert_group")
 VILLAGE_FIELDS = ("key", "name", "latitude", "longitude")
@@ -167,7 +168,16 @@ def parse_commune(raw: Mapping[str, Any], province_people: tuple[PersonConfig, .
         **_calendar(raw.get("calendar", {})),
         delivery=_delivery(raw.get("delivery", {})),
         closing=_closing(raw.get("closing", {}), targets),
+        privacy=_privacy(raw.get("privacy", {})),
     )
+
+
+def _privacy(raw: Any) -> Privacy:
+    """[privacy]: `protect_content` (on unless false) sends alerts and case cards on
+    Telegram so that they cannot be forwarded or saved."""
+    table = _check_fields(raw, "privacy", ("protect_content",))
+    return Privacy(protect_content=_flag(table, "protect_content", "privacy",
+                                         Privacy.protect_content))
 
 
 def _official_code(c: Mapping[str, Any], name: str, province_code: int | None) -> int | None:

@@ -5,12 +5,11 @@ longer than running it on SQLite)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, cast, delete, or_, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.domain.people import Identity, Person
@@ -25,7 +24,7 @@ from storage.people import (
     to_identity,
     to_person,
 )
-from storage.sql import rowcount, table, update_batch
+from storage.sql import rowcount, table
 
 conversations = table(Conversation)
 inbound_keys = table(InboundKey)
@@ -65,7 +64,7 @@ def _new_conversation(dialect: Any) -> Any:
     return (dialect.insert(conversations)
             .values(person_id=bindparam("pid"), state=bindparam("state"), version=1,
                     updated_at=bindparam("updated_at"), pace_from=bindparam("pace_from"),
-                    pace_count=bindparam("pace_count"))
+                    pace_count=bindparam("pace_count"), forgotten=False)
             .on_conflict_do_nothing(index_elements=["person_id"])
             .returning(conversations.c.person_id))
 
@@ -78,7 +77,7 @@ _SAVE_CONVERSATION = (
            conversations.c.version == bindparam("seen"))
     .values(state=bindparam("state"), version=bindparam("version"),
             updated_at=bindparam("updated_at"), pace_from=bindparam("pace_from"),
-            pace_count=bindparam("pace_count")))
+            pace_count=bindparam("pace_count"), forgotten=False))
 
 
 async def remember_inbound(tx: Tx, key: str, now: datetime) -> bool:
@@ -135,10 +134,12 @@ async def save_conversation(tx: Tx, person_id: int, state: dict[str, Any],
 
 
 # What a conversation holds once forgotten: nothing, or only that a flow was left half-way
-# (the person is then told why it is gone). Both databases keep JSON as it was written.
+# (the person is then told why it is gone).
 FORGOTTEN: dict[str, Any] = {}
 LEFT_HALF_WAY: dict[str, Any] = {"expired": True}
-_FORGOTTEN_TEXTS = [json.dumps(FORGOTTEN), json.dumps(LEFT_HALF_WAY)]
+_FORGET = (update(conversations).where(conversations.c.person_id == bindparam("pid"))
+           .values(state=bindparam("emptied"), forgotten=True,
+                   version=conversations.c.version + 1))
 
 
 async def forget_drafts(tx: Tx, changed_before: datetime, limit: int) -> int:
@@ -148,16 +149,21 @@ async def forget_drafts(tx: Tx, changed_before: datetime, limit: int) -> int:
     with a draft put aside) keeps LEFT_HALF_WAY, so their next message is told the draft is
     gone and starts afresh (the conversation service, which also treats a state older than
     its DRAFT_TTL so). The version moves on, so a writer who read the old state loses its
-    race and reads again."""
-    state = conversations.c.state
-    old = and_(conversations.c.updated_at < changed_before,
-               cast(state, String).not_in(_FORGOTTEN_TEXTS))
-    in_flow = or_(state["flow"].as_string().is_not(None),
-                  state["parked"].as_string().is_not(None))
-    order = (conversations.c.updated_at, conversations.c.person_id)
-    version = conversations.c.version + 1
-    drafts = await update_batch(tx, conversations, {"state": LEFT_HALF_WAY, "version": version},
-                                and_(old, in_flow), order, limit)
-    rest = await update_batch(tx, conversations, {"state": FORGOTTEN, "version": version},
-                              and_(old, ~in_flow), order, limit - len(drafts))
-    return len(drafts) + len(rest)
+    race and reads again. The state is sealed (storage/crypto.py): it is opened here, and
+    the row marked `forgotten` until the person writes again."""
+    query = (select(conversations.c.person_id, conversations.c.state)
+             .where(conversations.c.forgotten.is_(False),
+                    conversations.c.updated_at < changed_before)
+             .order_by(conversations.c.updated_at, conversations.c.person_id).limit(limit))
+    if tx.dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    found = (await tx.conn.execute(query)).all()
+    if found:
+        await tx.conn.execute(_FORGET, [
+            {"pid": pid, "emptied": LEFT_HALF_WAY if _in_flow(state) else FORGOTTEN}
+            for pid, state in found])
+    return len(found)
+
+
+def _in_flow(state: Any) -> bool:
+    return isinstance(state, dict) and bool(state.get("flow") or state.get("parked"))

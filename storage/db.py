@@ -30,7 +30,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util.concurrency import await_only, in_greenlet
 
+from storage.crypto import KEYS_SETTING, FieldCipher, KeyProblem, cipher_for
+
 log = logging.getLogger(__name__)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 # aiosqlite logs every statement with its parameters at DEBUG (report texts, names,
 # phone numbers, Zalo tokens), past hide_parameters: never let it.
@@ -55,7 +58,33 @@ class DatabaseUnreachable(Exception):
 
 # hide_parameters: a database error's text would otherwise carry the statement's values
 # (descriptions, names, phone numbers) into the logs.
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, keys: str | None = None) -> AsyncEngine:
+    """The engine of a database URL, with the cipher of its private fields (see
+    storage/crypto.py: `keys` is SAFECHILD_KEYS; None takes it from this process's
+    environment, "" means none is configured). Raises KeyProblem."""
+    raw_keys = os.environ.get(KEYS_SETTING) if keys is None else keys
+    sqlite = url.startswith("sqlite")
+    database = make_url(url).database if sqlite else None
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    cipher = cipher_for(database, sqlite, raw_keys)
+    engine = _make_engine(url)
+    _use_cipher(engine, cipher)
+    return engine
+
+
+def _use_cipher(engine: AsyncEngine, cipher: FieldCipher) -> None:
+    # The Encrypted types of storage/models.py find it on the dialect, which belongs to
+    # this engine alone.
+    engine.sync_engine.dialect.safechild_cipher = cipher  # type: ignore[attr-defined]
+
+
+def cipher_of(engine: AsyncEngine) -> FieldCipher:
+    cipher: FieldCipher = engine.sync_engine.dialect.safechild_cipher  # type: ignore[attr-defined]
+    return cipher
+
+
+def _make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -187,11 +216,14 @@ class Database:
         self.closed = False
 
     @classmethod
-    async def open(cls, url: str) -> Database:
+    async def open(cls, url: str, keys: str | None = None) -> Database:
         """Connect and bring the schema to the newest migration (safe at every start).
-        Raises DatabaseUnreachable when the first connection fails."""
+        Raises DatabaseUnreachable when the first connection fails, KeyProblem when the
+        keys (`keys`, as make_engine takes them) cannot be used."""
         try:
-            engine = make_engine(url)
+            engine = make_engine(url, keys)
+        except KeyProblem:
+            raise
         except Exception as exc:
             # An SQLite file's folder that cannot be made, or a URL with no driver here.
             reason = _reason(exc) if isinstance(exc, OSError) \

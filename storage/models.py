@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
@@ -19,9 +20,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.crypto import FieldCipher, KeyProblem
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -42,6 +46,48 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _cipher(dialect: Any) -> FieldCipher:
+    # make_engine puts the database's cipher on its dialect: each engine has its own.
+    cipher: FieldCipher | None = getattr(dialect, "safechild_cipher", None)
+    if cipher is None:
+        raise KeyProblem("this engine has no keys: open it with storage.db.make_engine")
+    return cipher
+
+
+class Encrypted(TypeDecorator[str]):
+    """Text sealed with the database's key (storage/crypto.py); read back plain. Never
+    compare or sort on it in SQL: each write seals it differently."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else _cipher(dialect).seal(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else _cipher(dialect).open(value)
+
+
+class EncryptedJSON(TypeDecorator[Any]):
+    """A JSON document sealed whole (drafts, queued messages): no JSON operators in SQL on
+    it. Rows from before 0020 hold plain JSON text (or, on PostgreSQL, a JSON value
+    turned into text by the migration), which reads as it is."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return _cipher(dialect).seal(json.dumps(value, ensure_ascii=False,
+                                                separators=(",", ":")))
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None or not isinstance(value, str):
+            return value
+        return json.loads(_cipher(dialect).open(value))
 
 
 class Base(DeclarativeBase):
@@ -76,8 +122,9 @@ class Person(Base):
     # Config key for people declared in the commune file; None for walk-in citizens.
     key: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
-    name: Mapped[str] = mapped_column(String(200), default="")
-    phone: Mapped[str | None] = mapped_column(String(32))
+    # Sealed (0020): a walk-in reporter's name and phone are theirs to give.
+    name: Mapped[str] = mapped_column(Encrypted(), default="")
+    phone: Mapped[str | None] = mapped_column(Encrypted())
     language: Mapped[str] = mapped_column(String(8), default="vi")
     village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"))
     on_duty: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -134,21 +181,23 @@ class Case(Base):
     longitude: Mapped[float | None] = mapped_column(Float)
     age_band: Mapped[str] = mapped_column(String(8), default="unknown")
     sex: Mapped[str] = mapped_column(String(8), default="unknown")
-    child_name: Mapped[str | None] = mapped_column(String(200))
+    # The report's private fields are sealed (0020); location_text stays plain: the
+    # statistics group by place.
+    child_name: Mapped[str | None] = mapped_column(Encrypted())
     child_count: Mapped[int] = mapped_column(Integer, default=1)
-    description: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Encrypted())
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     reporter_anonymous: Mapped[bool] = mapped_column(Boolean, default=True)
-    reporter_phone: Mapped[str | None] = mapped_column(String(32))
+    reporter_phone: Mapped[str | None] = mapped_column(Encrypted())
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     escalation_level: Mapped[int] = mapped_column(Integer, default=1)
     risk: Mapped[str | None] = mapped_column(String(8))
-    measures: Mapped[str | None] = mapped_column(Text)
+    measures: Mapped[str | None] = mapped_column(Encrypted())
     confirmed_form: Mapped[str | None] = mapped_column(String(32))
     setting: Mapped[str | None] = mapped_column(String(16))
     outcome: Mapped[str | None] = mapped_column(String(16))
     # What the officer wrote when closing it (0015).
-    closing_note: Mapped[str | None] = mapped_column(Text)
+    closing_note: Mapped[str | None] = mapped_column(Encrypted())
     created_at: Mapped[datetime] = mapped_column(index=True)
     acknowledged_at: Mapped[datetime | None]
     assessed_at: Mapped[datetime | None]
@@ -240,7 +289,7 @@ class CloseRequest(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     outcome: Mapped[str] = mapped_column(String(16))
-    note: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Encrypted())
     requested_at: Mapped[datetime]
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     decision: Mapped[str | None] = mapped_column(String(16))
@@ -253,7 +302,7 @@ class Attachment(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(16))
-    file_ref: Mapped[str] = mapped_column(String(500))
+    file_ref: Mapped[str] = mapped_column(Encrypted())
     created_at: Mapped[datetime]
 
 
@@ -262,12 +311,16 @@ class Conversation(Base):
 
     __tablename__ = "conversations"
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
-    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON(), default=dict)
     version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
     # How fast they write (0021): when the current minute began, and how many messages in it.
     pace_from: Mapped[datetime | None]
     pace_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Emptied by the retention job since they last wrote (0021): the state is sealed, so
+    # the job cannot tell by reading it in SQL.
+    forgotten: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    __table_args__ = (Index("ix_conversations_to_forget", "forgotten", "updated_at"),)
 
 
 class Outbox(Base):
@@ -289,7 +342,7 @@ class Outbox(Base):
     channel: Mapped[str] = mapped_column(String(16))
     address: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32), default="reply")
-    payload: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON())
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -328,7 +381,7 @@ class SimMessage(Base):
     # The outbox message this row shows (0011): a resend after a crash writes nothing new.
     outbox_id: Mapped[int | None] = mapped_column(Integer)
     direction: Mapped[str] = mapped_column(String(8))
-    payload: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON())
     created_at: Mapped[datetime]
 
 
@@ -463,7 +516,7 @@ class InboundQueue(Base):
     key: Mapped[str] = mapped_column(String(128), unique=True)
     # Whose event it is: one sender's events are handled one at a time, in order (0008).
     sender: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    payload: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON())
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)

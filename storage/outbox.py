@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy import exists as sql_exists
 
 from bot.domain.cases import Status
@@ -17,7 +17,7 @@ from bot.domain.message_kinds import BULK, URGENT, Kind, kinds_with_priority
 from storage.db import Tx
 from storage.models import Broadcast, ClaimLock, Outbox
 from storage.models import Case as CaseRow
-from storage.sql import delete_batch, rowcount, table, update_batch
+from storage.sql import delete_batch, rowcount, table
 
 outbox = table(Outbox)
 older = outbox.alias("older")
@@ -373,15 +373,14 @@ async def broadcast_counts(tx: Tx, broadcast_id: int) -> dict[str, int]:
     return {str(status): int(n) for status, n in rows.all()}
 
 
-# The same table again, for subqueries about the other rows (not correlated with the row
-# being looked at).
-_waiting = outbox.alias("waiting")
-_EDIT_OF = _waiting.c.payload[("meta", "edit_of")].as_integer()
-_FILE_CHANNEL = outbox.c.payload[("reply", "media", "channel")].as_string()
-_FILE_REF = outbox.c.payload[("reply", "media", "ref")].as_string()
+async def _waiting_payloads(tx: Tx) -> list[dict[str, Any]]:
+    """The payloads of the messages still pending. Read and opened here, not looked into
+    by SQL: payloads are sealed (storage/crypto.py)."""
+    return [dict(p or {}) for p in await tx.conn.scalars(
+        select(outbox.c.payload).where(outbox.c.status == PENDING))]
 
 
-def _done_with() -> Any:
+def _done_with(edited: Collection[int]) -> Any:
     """Messages delivered (or skipped, or failed for good) that nothing still needs. Kept,
     whatever their age:
     - the alerts of a case still open: taking the case edits them (case_alerts);
@@ -400,8 +399,7 @@ def _done_with() -> Any:
         # the old ones from ix_outbox_created_at.)
         outbox.c.status != PENDING,
         or_(outbox.c.kind.not_in(ALERT_KINDS), outbox.c.case_id.is_(None), ~open_case),
-        outbox.c.id.not_in(select(_EDIT_OF).where(_waiting.c.status == PENDING,
-                                                  _EDIT_OF.is_not(None))),
+        outbox.c.id.not_in(list(edited)) if edited else outbox.c.id.is_not(None),
         or_(outbox.c.broadcast_id.is_(None),
             outbox.c.broadcast_id.not_in(select(_broadcasts.c.id).where(unfinished))),
         outbox.c.id.not_in(select(_broadcasts.c.progress_outbox_id).where(
@@ -413,44 +411,41 @@ async def prune_delivered(tx: Tx, before: datetime, limit: int) -> int:
     """Delete up to `limit` messages queued before `before` that went out (or were skipped
     or failed for good) and that nothing still needs (see _done_with); how many. A message
     still pending is never deleted. ix_outbox_created_at finds the old ones."""
+    # Any waiting row may edit another (an edit, or a broadcast's rewritten progress).
+    edited = {int(p["meta"]["edit_of"]) for p in await _waiting_payloads(tx)
+              if str((p.get("meta") or {}).get("edit_of", "")).isdigit()}
     return await delete_batch(tx, outbox, outbox.c.created_at, before, limit,
-                              where=_done_with())
+                              where=_done_with(edited))
 
 
 async def files_waiting(tx: Tx) -> set[int]:
     """The stored files (storage.files) that messages still pending will carry."""
-    refs = await tx.conn.scalars(select(_FILE_REF).where(
-        outbox.c.status == PENDING, _FILE_CHANNEL == STORED))
-    return {int(ref) for ref in refs if ref and ref.isdigit()}
-
-
-def _has_reply(dialect: str) -> Any:
-    """The row's payload still holds its Reply (the words it carried)."""
-    if dialect == "postgresql":
-        return outbox.c.payload.op("->")(literal_column("'reply'")).is_not(None)
-    return func.json_type(outbox.c.payload, literal_column("'$.reply'")).is_not(None)
-
-
-def _without_reply(dialect: str) -> Any:
-    """The payload with its Reply taken out: its language and meta stay (an edit of the
-    message is written in its language, and its meta says e.g. whether it was the group's
-    copy), the words go."""
-    if dialect == "postgresql":
-        return literal_column("(outbox.payload::jsonb - 'reply')::json")
-    return func.json_remove(outbox.c.payload, literal_column("'$.reply'"))
+    refs = [(p.get("reply") or {}).get("media") or {} for p in await _waiting_payloads(tx)]
+    return {int(m["ref"]) for m in refs
+            if m.get("channel") == STORED and str(m.get("ref", "")).isdigit()}
 
 
 async def empty_delivered(tx: Tx, from_id: int, limit: int) -> list[int]:
-    """Take the words out of up to `limit` messages that went out (or were skipped, or
-    failed for good), from id `from_id` up, lowest ids first; their ids. What a message is
-    still needed for once it is no longer pending reads its metadata only: an edit needs
-    its external_ref, the delivery accounting its status, kind, case and broadcast, the
-    dedupe its key, a chat's order its id; the Reply is read only while it waits (to
-    send it, or to copy it to another channel)."""
-    return [int(i) for i in await update_batch(
-        tx, outbox, {"payload": _without_reply(tx.dialect)},
-        and_(outbox.c.id >= from_id, outbox.c.status != PENDING, _has_reply(tx.dialect)),
-        (outbox.c.id,), limit)]
+    """Take the words out of the messages that went out (or were skipped, or failed for
+    good) among the next `limit` done with from id `from_id` up, lowest ids first; the ids
+    looked at (the caller moves on past them). What a message is still needed for once it
+    is no longer pending reads its metadata only: an edit needs its external_ref, the
+    delivery accounting its status, kind, case and broadcast, the dedupe its key, a chat's
+    order its id; the Reply is read only while it waits (to send it, or to copy it to
+    another channel). The payload is sealed (storage/crypto.py), so it is opened and
+    written back here rather than changed in SQL."""
+    query = (select(outbox.c.id, outbox.c.payload)
+             .where(outbox.c.id >= from_id, outbox.c.status != PENDING)
+             .order_by(outbox.c.id).limit(limit))
+    if tx.dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    found = (await tx.conn.execute(query)).all()
+    emptied = [{"row": row_id, "emptied": {k: v for k, v in payload.items() if k != "reply"}}
+               for row_id, payload in found if isinstance(payload, dict) and "reply" in payload]
+    if emptied:
+        await tx.conn.execute(update(outbox).where(outbox.c.id == bindparam("row"))
+                              .values(payload=bindparam("emptied")), emptied)
+    return [int(row_id) for row_id, _ in found]
 
 
 async def first_waiting_id(tx: Tx) -> int:

@@ -64,6 +64,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     server = request.getfixturevalue("pg_server")
     if server is None:
         pytest.skip("PostgreSQL is not installed here")
+    # PostgreSQL has no key file beside it: the bot refuses to start without keys, so the
+    # tests give theirs as an operator would (bot processes they start inherit it).
+    request.getfixturevalue("monkeypatch").setenv("SAFECHILD_KEYS", pg.TEST_KEYS)
     return str(server.create_database())
 
 

@@ -51,10 +51,11 @@ async def test_sigkill_one_of_two_processes_and_the_other_delivers_its_rows(
     for user in (OFFICER, POLICE, *CITIZENS):
         fake.add_user(user)
     env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": fake.base_url,
-           "SAFECHILD_CONFIG": str(config_with_telegram(tmp_path, OFFICER, POLICE))}
+           "SAFECHILD_CONFIG": str(config_with_telegram(tmp_path, OFFICER, POLICE)),
+           "SAFECHILD_KEYS": pg.TEST_KEYS}
     procs = {str(port): BotProcess(tmp_path / "unused.db", port, env, database_url=url)
              for port in (free_port(), free_port())}
-    database = await Database.open(url)
+    database = await Database.open(url, pg.TEST_KEYS)
     try:
         for proc in procs.values():
             await proc.start(None)  # the real clock: a lease lasts a real minute

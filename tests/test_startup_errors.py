@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bot.config import DEMO_CONFIG, ConfigError, parse_commune
+from storage.crypto import new_key
 from tests.support.processes import free_port, serve_refused
 
 DEMO = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
@@ -106,7 +107,8 @@ def test_an_unreachable_database_names_database_url_and_the_host(tmp_path: Path)
     # Nothing listens on a port just freed: the connection is refused at once.
     port = free_port()
     url = f"postgresql://safechild:s3cret-pw@127.0.0.1:{port}/safechild"
-    line = one_line(serve_refused({"DATABASE_URL": url}))
+    # With keys: PostgreSQL without them is refused before any connection.
+    line = one_line(serve_refused({"DATABASE_URL": url, "SAFECHILD_KEYS": new_key()}))
     assert line.startswith(f"safechild: DATABASE_URL: cannot reach the database at "
                            f"127.0.0.1:{port} (connection refused)")
     assert "s3cret-pw" not in line

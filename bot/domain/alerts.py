@@ -87,7 +87,8 @@ class Climb:
     told: tuple[tuple[str, str], ...]
 
 
-def team_alert(case: Case, details: tuple[Text, ...], climb: Climb | None = None) -> Reply:
+def team_alert(case: Case, details: tuple[Text, ...], climb: Climb | None = None, *,
+               protect: bool = False) -> Reply:
     """A case's alert: new, or (climbed) saying in words of people, not levels, why more
     were told and who they are."""
     if climb is None:
@@ -105,7 +106,7 @@ def team_alert(case: Case, details: tuple[Text, ...], climb: Climb | None = None
         else:
             lead = Text("alert.escalated", {**params, "step": Text(f"step.{climb.step}")})
     actions = ACTIONS if case.assignee_id is None else FOLLOW_UP
-    return Reply((lead, *details), action_choices(case.id, actions))
+    return Reply((lead, *details), action_choices(case.id, actions), protect=protect)
 
 
 def many_reports(case: Case, count: int) -> Reply:
@@ -115,7 +116,7 @@ def many_reports(case: Case, count: int) -> Reply:
                  (Choice("menu:cases", Text("menu.cases")),))
 
 
-def group_alert(case: Case, village_name: str | None) -> Reply:
+def group_alert(case: Case, village_name: str | None, *, protect: bool = False) -> Reply:
     """The copy for the commune's alert group: enough to act on, without the child's name,
     the description or the reporter, which stay with the people the case is routed to."""
     return Reply((Text("alert.group", {
@@ -124,15 +125,15 @@ def group_alert(case: Case, village_name: str | None) -> Reply:
         "types": [Text(f"case_type.{t}") for t in case.types],
         "place": place_of(case, village_name),
         "age": Text(f"age.{case.age_band}"),
-    }),), action_choices(case.id, ("ack",)))
+    }),), action_choices(case.id, ("ack",)), protect=protect)
 
 
 def media_of(attachments: Sequence[Attachment]) -> tuple[Media, ...]:
     return tuple(Media(a.kind, a.channel, a.file_ref) for a in attachments)
 
 
-def media_caption(case: Case) -> Reply:
-    return Reply((Text("alert.media_caption", {"code": case.code}),))
+def media_caption(case: Case, *, protect: bool = False) -> Reply:
+    return Reply((Text("alert.media_caption", {"code": case.code}),), protect=protect)
 
 
 def village_notice(case: Case, village_name: str) -> Reply:
@@ -195,11 +196,11 @@ def emergency_alerted(case: Case) -> Reply:
                  phones=("113", "111"))
 
 
-def additions(case: Case, details: tuple[Text, ...]) -> Reply:
+def additions(case: Case, details: tuple[Text, ...], *, protect: bool = False) -> Reply:
     """What an emergency's reporter added after the alert, in one message to the team."""
     actions = ACTIONS if case.assignee_id is None else FOLLOW_UP
     return Reply((Text("alert.additions", {"code": case.code}), *details),
-                 action_choices(case.id, actions))
+                 action_choices(case.id, actions), protect=protect)
 
 
 def additions_received(case: Case) -> Reply:

@@ -103,6 +103,14 @@ class Closing:
 
 
 @dataclass(frozen=True)
+class Privacy:
+    """How much of a case may leave the bot's hands (the commune file's `[privacy]`)."""
+
+    # Alerts and case cards on Telegram cannot be forwarded or saved (protect_content).
+    protect_content: bool = True
+
+
+@dataclass(frozen=True)
 class CommuneConfig:
     key: str
     name: str
@@ -132,6 +140,7 @@ class CommuneConfig:
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     # Who must agree before a case closes ([closing]).
     closing: Closing = field(default_factory=Closing)
+    privacy: Privacy = field(default_factory=Privacy)
     # The statistics office's code of the commune (`[commune] code`, bot/official_units.py):
     # required and checked against the province's list in a province's commune files;
     # optional in a single commune file (checked against its name when given).

@@ -81,6 +81,9 @@ class Reply:
     phones: tuple[str, ...] = ()
     # A file sent with the texts as its caption (one per message: channels send one).
     media: Media | None = None
+    # Not to be forwarded or saved (Telegram's protect_content): alerts and case cards,
+    # where the commune file's [privacy] says so.
+    protect: bool = False
 
     def to_json(self) -> dict[str, Any]:
         raw: dict[str, Any] = {
@@ -91,6 +94,8 @@ class Reply:
         }
         if self.media is not None:
             raw["media"] = self.media.to_json()
+        if self.protect:
+            raw["protect"] = True
         return raw
 
     @classmethod
@@ -103,6 +108,7 @@ class Reply:
             request=raw.get("request"),
             phones=tuple(raw.get("phones", ())),
             media=Media(**raw["media"]) if raw.get("media") else None,
+            protect=bool(raw.get("protect", False)),
         )
 
 

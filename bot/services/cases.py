@@ -139,7 +139,8 @@ class CaseService:
         # A new case has no attachments other than these, and the deadlines just armed.
         details = alerts.case_details(case, commune.place(case),
                                       await deadlines.deadlines_of(tx, case.id), files)
-        reply = alerts.team_alert(case, details)
+        protect = cfg.privacy.protect_content
+        reply = alerts.team_alert(case, details, protect=protect)
         collaborators = [p for p in village_collaborators(everyone, village_id)
                          if p.id != reporter.id and p not in team
                          and cfg.tell_village_collaborator]
@@ -152,7 +153,8 @@ class CaseService:
                 dedupe_key=f"alert:{case.id}:p{person.id}", fresh_key=True,
                 identities=identities[person.id])
             unreached += message is None
-            await self.outbox.send_media(tx, person, message, media, alerts.media_caption(case),
+            await self.outbox.send_media(tx, person, message, media,
+                                         alerts.media_caption(case, protect=protect),
                                          now, f"alert:{case.id}:p{person.id}")
         if unreached:
             log.warning("case %s: %s of the team have no channel; next level now", case.id,
@@ -162,7 +164,8 @@ class CaseService:
         group_id = commune.group_person_id
         group = await people.person(tx, group_id) if group_id else None
         if group is not None and cfg.telegram_alert_group:
-            await self.outbox.send(tx, group, alerts.group_alert(case, village), now,
+            await self.outbox.send(tx, group, alerts.group_alert(case, village,
+                                                                 protect=protect), now,
                                    kind=Kind.ALERT, case_id=case.id,
                                    dedupe_key=f"alert:{case.id}:group", fresh_key=True,
                                    to=("telegram", cfg.telegram_alert_group),
@@ -267,7 +270,8 @@ class CaseService:
         attached = await cases.attachments_of(tx, case.id)
         details = alerts.case_details(case, self._commune(case).place(case),
                                       await deadlines.deadlines_of(tx, case.id), attached)
-        reply = alerts.additions(case, details)
+        protect = self._commune(case).config.privacy.protect_content
+        reply = alerts.additions(case, details, protect=protect)
         media = alerts.media_of(attached[files_sent:])
         ids = [m.person_id for m in await cases.team_of(tx, case.id) if m.access == Access.TEAM]
         found = await people.people_by_id(tx, ids)
@@ -277,8 +281,8 @@ class CaseService:
             key = f"additions:{case.id}:n{added}:p{pid}"
             message = await self.outbox.send(tx, person, reply, now, kind=Kind.ADDITIONS,
                                              case_id=case.id, dedupe_key=key, fresh_key=True)
-            await self.outbox.send_media(tx, person, message, media, alerts.media_caption(case),
-                                         now, key)
+            await self.outbox.send_media(tx, person, message, media,
+                                         alerts.media_caption(case, protect=protect), now, key)
         await cases.audit(tx, case.id, None, "additions_sent", now, recipients=ids,
                           added=added, files=len(attached))
 
@@ -461,7 +465,9 @@ class CaseService:
         await cases.join_team(tx, case.id, target.id, case.escalation_level, Access.TEAM, now)
         reply = Reply((Text("case.handed_to_you", {"code": case.code, "name": actor.name}),
                        *await self._details(tx, case)),
-                      alerts.action_choices(case.id, alerts.FOLLOW_UP))
+                      alerts.action_choices(case.id, alerts.FOLLOW_UP),
+                      # The case's details, as on its card.
+                      protect=self._commune(case).config.privacy.protect_content)
         await self.outbox.send(tx, target, reply, now, kind=Kind.HANDOVER, case_id=case.id)
         await cases.audit(tx, case.id, actor.id, "handed_over", now, to=target.id)
         return [say("case.handed_over", code=case.code, name=target.name)]
@@ -659,7 +665,8 @@ class CaseService:
         if case.closed:
             return [say("case.already_closed", code=case.code)]
         return [Reply((Text("case.card", {"code": case.code}), *await self._details(tx, case)),
-                      alerts.action_choices(case.id, actions))]
+                      alerts.action_choices(case.id, actions),
+                      protect=self._commune(case).config.privacy.protect_content)]
 
     async def status(self, tx: Tx, code: str, viewer: Person, now: datetime) -> list[Reply]:
         case = await cases.case_by_code(tx, code)

@@ -303,7 +303,8 @@ class Escalation:
             # not by when the timer happened to run.
             climb = alerts.Climb(dl.step, timer.fire_at - dl.started_at,
                                  tuple((p.name, p.role) for p in targets))
-            reply = alerts.team_alert(case, details, climb)
+            reply = alerts.team_alert(case, details, climb,
+                                      protect=commune.config.privacy.protect_content)
             if dl.step == "acknowledge":
                 edits += self._overdue_edits(case, details, climb, first_alerts[case.id])
             told: list[int] = []
@@ -350,7 +351,9 @@ class Escalation:
                 # Someone new to the case sees the files too.
                 await self.outbox.send_media(tx, send.person, message,
                                              alerts.media_of(attached),
-                                             alerts.media_caption(climbed[send.case_id or 0]),
+                                             alerts.media_caption(
+                                                 climbed[send.case_id or 0],
+                                                 protect=send.reply.protect),
                                              now, send.dedupe_key)
         await cases.audit_all(tx, audits, now)
         await self.digest.arm_now(tx, in_digests, now)

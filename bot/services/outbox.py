@@ -203,7 +203,8 @@ class Outbox:
         for n, item in enumerate(media):
             if item.channel != alert.channel:
                 continue
-            await self.send(tx, person, Reply(caption.texts, media=item), now,
+            await self.send(tx, person, Reply(caption.texts, media=item,
+                                              protect=caption.protect), now,
                             kind=Kind.MEDIA, case_id=alert.case_id,
                             dedupe_key=f"{dedupe_key}:m{n}", fresh_key=True,
                             to=(alert.channel, alert.address))

@@ -58,6 +58,8 @@ class Sent:
     at: float = field(default_factory=time.perf_counter)  # when the server accepted it
     # Carried out under a "lost" fault: the chat has it, the bot never heard back.
     answer_lost: bool = False
+    # Sent with protect_content: the chat can neither forward nor save it.
+    protected: bool = False
 
     @property
     def callback_data(self) -> list[str]:
@@ -434,10 +436,12 @@ class FakeTelegram:
         markup = self._markup(params.get("reply_markup"))
         self._rate(chat_id)
         sent = Sent(chat_id, next(self.message_ids), text, markup)
-        self._record(sent)
+        self._record(sent, params)
         return self._message(sent)
 
-    def _record(self, sent: Sent) -> None:
+    def _record(self, sent: Sent, params: dict[str, Any]) -> None:
+        # The Bot API takes true/false in JSON or "true"/"True" in a form.
+        sent.protected = str(params.get("protect_content", "")).lower() == "true"
         self.sent.append(sent)
         self.by_id[(sent.chat_id, sent.message_id)] = sent
         waiter = self.chat_events.get(sent.chat_id)
@@ -488,7 +492,7 @@ class FakeTelegram:
         markup = self._markup(params.get("reply_markup"))
         self._rate(chat_id)
         sent = Sent(chat_id, next(self.message_ids), caption, markup, media=(kind, file_id))
-        self._record(sent)
+        self._record(sent, params)
         return self._message(sent)
 
     async def api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:

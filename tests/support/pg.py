@@ -13,6 +13,9 @@ import time
 import uuid
 from pathlib import Path
 
+# The keys the PostgreSQL half of the suite seals private fields with (SAFECHILD_KEYS).
+TEST_KEYS = "dGVzdC1rZXktb2YtdGhlLXBvc3RncmVzcWwtaGFsZiE="
+
 
 def _bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
@@ -28,6 +31,12 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def use_test_keys() -> None:
+    """For a bench's own process: seal with the suite's keys unless SAFECHILD_KEYS is set
+    (the bench's bot processes inherit them)."""
+    os.environ.setdefault("SAFECHILD_KEYS", TEST_KEYS)
 
 
 class PostgresServer:

@@ -108,9 +108,12 @@ class TelegramWorld:
 
 
 @asynccontextmanager
-async def telegram_world(db_url: str, clock: FakeClock) -> AsyncIterator[TelegramWorld]:
+async def telegram_world(db_url: str, clock: FakeClock,
+                         tables: Mapping[str, Any] | None = None
+                         ) -> AsyncIterator[TelegramWorld]:
     """The demo commune on Telegram: its staff with Telegram ids, an alert group, and a few
-    more people who write to the bot."""
+    more people who write to the bot. `tables`: top-level tables of the commune file to
+    set (e.g. {"privacy": {...}})."""
     fake = FakeTelegram(now=lambda: clock.now().timestamp())
     await fake.start()
     try:
@@ -118,8 +121,8 @@ async def telegram_world(db_url: str, clock: FakeClock) -> AsyncIterator[Telegra
             fake.add_user(user)
         # A villager slipped into the officers' group: a member, yet no officer.
         fake.add_group(GROUP, {OFFICER, POLICE, OFFICER2, CHIEF, NEWCOMER})
-        async with telegram_app(db_url, clock, fake,
-                                demo_commune_with(IDS, alert_group=GROUP)) as (app, plugin):
+        raw = {**demo_commune_with(IDS, alert_group=GROUP), **(tables or {})}
+        async with telegram_app(db_url, clock, fake, raw) as (app, plugin):
             yield TelegramWorld(fake, app, plugin, clock)
     finally:
         await fake.stop()

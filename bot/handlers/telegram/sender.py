@@ -24,6 +24,9 @@ class TelegramSender:
 
     async def deliver(self, delivery: Delivery) -> str | None:
         text, markup = render(delivery.reply, delivery.language)
+        # An alert or a case card is not to be forwarded or saved ([privacy]); None leaves
+        # the parameter out of every other message.
+        protect = True if delivery.reply.protect else None
         try:
             if delivery.kind == Kind.EDIT:
                 ref = str(delivery.meta["message_ref"])
@@ -33,13 +36,15 @@ class TelegramSender:
                 return ref
             media = delivery.reply.media
             if media is not None and media.channel == self.name:
-                message = await self._send_media(int(delivery.address), media, text, markup)
+                message = await self._send_media(int(delivery.address), media, text, markup,
+                                                 protect)
             elif media is not None and delivery.file is not None:
                 message = await self._upload(int(delivery.address), media.kind, delivery.file,
-                                             text, markup)
+                                             text, markup, protect)
             else:
                 message = await self.bot.send_message(int(delivery.address), text,
-                                                      reply_markup=markup)
+                                                      reply_markup=markup,
+                                                      protect_content=protect)
         except RetryAfter as exc:
             raise DeliveryError("429", retry_after=retry_after_seconds(exc)) from exc
         except Forbidden as exc:
@@ -53,23 +58,23 @@ class TelegramSender:
         return str(message.message_id)
 
     async def _send_media(self, chat_id: int, media: Media, text: str,
-                          markup: Markup | None) -> Message:
+                          markup: Markup | None, protect: bool | None) -> Message:
         if media.kind == "photo":
             return await self.bot.send_photo(chat_id, media.ref, caption=caption(text),
-                                             reply_markup=markup)
+                                             reply_markup=markup, protect_content=protect)
         if media.kind == "voice":
             return await self.bot.send_voice(chat_id, media.ref, caption=caption(text),
-                                             reply_markup=markup)
+                                             reply_markup=markup, protect_content=protect)
         return await self.bot.send_document(chat_id, media.ref, caption=caption(text),
-                                            reply_markup=markup)
+                                            reply_markup=markup, protect_content=protect)
 
 
     async def _upload(self, chat_id: int, kind: str, file: FileToSend, text: str,
-                      markup: Markup | None) -> Message:
+                      markup: Markup | None, protect: bool | None) -> Message:
         """A file the bot made (statistics workbook, chart): uploaded, the texts as caption."""
         upload = InputFile(file.content, filename=file.name)
         if kind == "photo":
             return await self.bot.send_photo(chat_id, upload, caption=caption(text),
-                                             reply_markup=markup)
+                                             reply_markup=markup, protect_content=protect)
         return await self.bot.send_document(chat_id, upload, caption=caption(text),
-                                            reply_markup=markup)
+                                            reply_markup=markup, protect_content=protect)
