@@ -63,11 +63,13 @@ class Encrypted(TypeDecorator[str]):
     impl = Text
     cache_ok = True
 
+    # An empty text stays empty: it tells nothing, and a field blanked by the retention
+    # job must be recognisable in SQL (`file_ref != ''`), or every pass would blank it again.
     def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
-        return None if value is None else _cipher(dialect).seal(value)
+        return value if not value else _cipher(dialect).seal(value)
 
     def process_result_value(self, value: str | None, dialect: Any) -> str | None:
-        return None if value is None else _cipher(dialect).open(value)
+        return value if not value else _cipher(dialect).open(value)
 
 
 class EncryptedJSON(TypeDecorator[Any]):

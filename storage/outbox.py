@@ -425,15 +425,15 @@ async def files_waiting(tx: Tx) -> set[int]:
             if m.get("channel") == STORED and str(m.get("ref", "")).isdigit()}
 
 
-async def empty_delivered(tx: Tx, from_id: int, limit: int) -> list[int]:
+async def empty_delivered(tx: Tx, from_id: int, limit: int) -> tuple[int, int | None]:
     """Take the words out of the messages that went out (or were skipped, or failed for
-    good) among the next `limit` done with from id `from_id` up, lowest ids first; the ids
-    looked at (the caller moves on past them). What a message is still needed for once it
-    is no longer pending reads its metadata only: an edit needs its external_ref, the
-    delivery accounting its status, kind, case and broadcast, the dedupe its key, a chat's
-    order its id; the Reply is read only while it waits (to send it, or to copy it to
-    another channel). The payload is sealed (storage/crypto.py), so it is opened and
-    written back here rather than changed in SQL."""
+    good) among the next `limit` done with, from id `from_id` up, lowest ids first; how
+    many were emptied, and where the next batch starts (None: none was left to look at).
+    What a message is still needed for once it is no longer pending reads its metadata
+    only: an edit needs its external_ref, the delivery accounting its status, kind, case
+    and broadcast, the dedupe its key, a chat's order its id; the Reply is read only while
+    it waits (to send it, or to copy it to another channel). The payload is sealed
+    (storage/crypto.py), so it is opened and written back here, not changed in SQL."""
     query = (select(outbox.c.id, outbox.c.payload)
              .where(outbox.c.id >= from_id, outbox.c.status != PENDING)
              .order_by(outbox.c.id).limit(limit))
@@ -445,7 +445,7 @@ async def empty_delivered(tx: Tx, from_id: int, limit: int) -> list[int]:
     if emptied:
         await tx.conn.execute(update(outbox).where(outbox.c.id == bindparam("row"))
                               .values(payload=bindparam("emptied")), emptied)
-    return [int(row_id) for row_id, _ in found]
+    return len(emptied), (int(found[-1][0]) + 1 if len(found) >= limit else None)
 
 
 async def first_waiting_id(tx: Tx) -> int:

@@ -19,7 +19,7 @@ from bot.config import DEMO_CONFIG, ConfigError, load_province, parse_commune
 from bot.domain.commune import CommuneConfig, Retention
 from bot.workers.pruning import PruningWorker
 from storage import statistics
-from tests.support.database import change, raw_texts, read, rows
+from tests.support.database import change, opened_texts, read, rows
 from tests.support.province import write_province
 from tests.support.simulator import Phone, Simulator, simulator
 from tests.support.stories import (
@@ -103,7 +103,7 @@ async def test_a_closed_case_keeps_its_statistics_and_loses_its_words(
         assert MEASURES in (case.measures or "") and case.closing_note == CLOSING_NOTE
         assert [a.file_ref for a in await rows(app, "attachments")] == [PHOTO_REF]
         assert [r.note for r in await rows(app, "close_requests")] == [CLOSING_NOTE]
-        assert holding(await raw_texts(app, "outbox")), "the alerts carried the words"
+        assert holding(await opened_texts(app, "outbox")), "the alerts carried the words"
         before = await year_statistics(app, case.commune_id)
         assert before
 
@@ -113,7 +113,7 @@ async def test_a_closed_case_keeps_its_statistics_and_loses_its_words(
         assert sent and {r.status for r in sent} <= {"sent", "skipped", "failed"}
         assert not [r.id for r in sent if "reply" in r.payload]
         assert all("language" in r.payload and "meta" in r.payload for r in sent)
-        assert holding(await raw_texts(app, "outbox")) == []
+        assert holding(await opened_texts(app, "outbox")) == []
         edits = [r for r in sent if r.kind == "edit"]
         assert edits and all(r.payload["meta"]["edit_of"] for r in edits)
         assert {r.external_ref is not None for r in sent if r.status == "sent"} == {True}
@@ -130,7 +130,7 @@ async def test_a_closed_case_keeps_its_statistics_and_loses_its_words(
         assert [r.note for r in await rows(app, "close_requests")] == [""]
         for table in ("cases", "attachments", "close_requests", "outbox", "conversations",
                       "case_events"):
-            assert holding(await raw_texts(app, table)) == [], table
+            assert holding(await opened_texts(app, table)) == [], table
         # Everything statistics count stays, and the year's figures are the same.
         kept = ("code", "types", "urgency", "danger", "village_id", "age_band", "sex",
                 "child_count", "risk", "confirmed_form", "setting", "outcome", "status",
@@ -138,11 +138,11 @@ async def test_a_closed_case_keeps_its_statistics_and_loses_its_words(
         assert [getattr(purged, c) for c in kept] == [getattr(case, c) for c in kept]
         assert await year_statistics(app, case.commune_id) == before
         # The simulator's log still shows the week's messages, until the week is over.
-        assert holding(await raw_texts(app, "sim_messages"))
+        assert holding(await opened_texts(app, "sim_messages"))
         for _ in range(4):
             clock.advance(DAY)
             await app.settle()
-        assert holding(await raw_texts(app, "sim_messages")) == []
+        assert holding(await opened_texts(app, "sim_messages")) == []
 
         # Purging again finds nothing: the app's worker waits for its hour, another
         # process's worker looking now changes nothing.
@@ -182,7 +182,7 @@ async def test_a_draft_left_for_a_day_is_forgotten_and_its_person_starts_afresh(
     assert after[mate_id].state == {"expired": True}
     assert after[officer_id].state == {}
     assert after[mate_id].version == drafts[mate_id].version + 1
-    assert holding(await raw_texts(app, "conversations")) == []
+    assert holding(await opened_texts(app, "conversations")) == []
 
     # The collaborator answers the question they were at: they are told, once, that the
     # draft is gone, and shown the way to start again; nothing fails.
@@ -231,7 +231,7 @@ async def test_two_processes_purge_the_same_cases_at_once(
         assert not [r.id for r in await rows(app, "outbox")
                     if r.status != "pending" and "reply" in r.payload]
         for table in ("cases", "attachments", "close_requests", "outbox", "conversations"):
-            assert holding(await raw_texts(app, table)) == [], table
+            assert holding(await opened_texts(app, table)) == [], table
 
 
 async def test_a_zalo_event_is_emptied_once_handled(db_url: str, clock: FakeClock) -> None:
@@ -241,12 +241,12 @@ async def test_a_zalo_event_is_emptied_once_handled(db_url: str, clock: FakeCloc
         assert await h.users.send_text(user, "/start") == 200
         assert await h.users.send_text(user, DESCRIPTION) == 200
         # Stored with what was typed, until the worker has handled it.
-        assert DESCRIPTION in holding(await raw_texts(h.app, "inbound_queue"))
+        assert DESCRIPTION in holding(await opened_texts(h.app, "inbound_queue"))
         await h.handle()
         handled = await rows(h.app, "inbound_queue")
         assert len(handled) == 2 and all(e.processed_at is not None for e in handled)
         assert [e.payload for e in handled] == [{}, {}]
-        assert holding(await raw_texts(h.app, "inbound_queue")) == []
+        assert holding(await opened_texts(h.app, "inbound_queue")) == []
         # The key stays, so Zalo's retry of a handled event is still dropped.
         assert all(e.key for e in handled)
     finally:

@@ -77,7 +77,8 @@ class PruningWorker:
         counts: dict[str, int] = {}
         async with self.database.transaction() as tx:
             counts["outbox"] = await outbox.prune_delivered(tx, delivered_before, self.batch)
-        counts["outbox_payloads"] = await self._empty_outbox() if self.empty_sent else 0
+        emptied, more = await self._empty_outbox() if self.empty_sent else (0, False)
+        counts["outbox_payloads"] = emptied
         async with self.database.transaction() as tx:
             counts["timers"] = await deadlines.prune_timers(tx, delivered_before, self.batch)
         async with self.database.transaction() as tx:
@@ -91,7 +92,7 @@ class PruningWorker:
                                                                  self.batch)
         async with self.database.transaction() as tx:
             await record_purge(tx, None, counts)
-        full = any(n >= self.batch for n in counts.values())
+        full = more or any(n >= self.batch for n in counts.values())
         done = sum(counts.values())
         # Communes that keep closed cases' text equally long are purged together.
         alike: dict[timedelta, list[int]] = {}
@@ -110,18 +111,19 @@ class PruningWorker:
                 self.metrics.purged.labels(table).inc(n)
         return done
 
-    async def _empty_outbox(self) -> int:
+    async def _empty_outbox(self) -> tuple[int, bool]:
         """One batch of delivered messages' words, in a pass up the ids that starts where
-        the last one found the first message still waiting."""
+        the last one found the first message still waiting: how many were emptied, and
+        whether the pass goes on."""
         async with self.database.transaction() as tx:
             if self._next_floor is None:
                 self._next_floor = await outbox.first_waiting_id(tx)
-            emptied = await outbox.empty_delivered(tx, self._from, self.batch)
-        if len(emptied) >= self.batch:
-            self._from = emptied[-1] + 1
+            emptied, next_from = await outbox.empty_delivered(tx, self._from, self.batch)
+        if next_from is not None:
+            self._from = next_from
         else:
             self._from, self._next_floor = self._next_floor, None
-        return len(emptied)
+        return emptied, next_from is not None
 
     async def _purge_closed(self, commune_ids: Sequence[int], closed_before: datetime
                             ) -> dict[str, int]:

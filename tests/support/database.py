@@ -209,12 +209,13 @@ async def database_gone(app: App) -> AsyncIterator[None]:
         await admin.close()
 
 
-async def raw_texts(where: App | Database, table: str) -> list[str]:
-    """Each row of `table` as the database hands it over (no model types in between), as
-    one string: what someone reading the raw table sees. JSON text is read back with its
-    escapes undone (the database stores "\\u1ea1" for "ạ"), so words are found as typed."""
+async def opened_texts(where: App | Database, table: str) -> list[str]:
+    """Each row of `table` as one string, its sealed fields opened (storage/crypto.py):
+    what someone holding the keys reads, so what a purge took away is gone even for them.
+    JSON is written out with its escapes undone, so words are found as typed."""
+    t = _table(table)
     async with database_of(where).read() as tx:
-        found = (await tx.conn.execute(text(f"SELECT * FROM {table}"))).all()
+        found = (await tx.conn.execute(select(t))).all()
     return [" ".join(_readable(value) for value in row) for row in found]
 
 
