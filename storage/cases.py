@@ -16,6 +16,8 @@ from sqlalchemy import case as sql_case
 
 from bot.domain.cases import Access, Attachment, Case, NewCase, Status, TeamMember
 from bot.domain.top_digest import WaitingCase
+from storage import audit as audit_chain
+from storage.audit import AuditRow
 from storage.db import Tx
 from storage.models import Attachment as AttachmentRow
 from storage.models import Case as CaseRow
@@ -299,19 +301,29 @@ class AuditEntry:
     detail: Mapping[str, Any]
 
 
+async def _communes_of(tx: Tx, case_ids: Collection[int]) -> dict[int, int]:
+    """The commune of each case, read once per transaction."""
+    known = tx.case_communes
+    missing = [c for c in set(case_ids) if c not in known]
+    if missing:
+        known.update((r[0], r[1]) for r in await tx.conn.execute(
+            select(cases.c.id, cases.c.commune_id).where(cases.c.id.in_(missing))))
+    return known
+
+
 async def audit(tx: Tx, case_id: int, actor_id: int | None, action: str, now: datetime,
                 **detail: Any) -> None:
-    await tx.conn.execute(events.insert().values(case_id=case_id, actor_id=actor_id,
-                                                 action=action, at=now, detail=detail))
+    await audit_all(tx, [(case_id, actor_id, action, detail)], now)
 
 
 async def audit_all(tx: Tx, entries: Sequence[tuple[int, int | None, str, Mapping[str, Any]]],
                     now: datetime) -> None:
-    """Audit rows (case, actor, action, detail) in one statement, in this order."""
+    """Audit rows (case, actor, action, detail) in one statement, in this order, each on
+    its case's commune's chain."""
     if entries:
-        await tx.conn.execute(events.insert(), [
-            {"case_id": c, "actor_id": a, "action": action, "at": now, "detail": dict(d)}
-            for c, a, action, d in entries])
+        communes = await _communes_of(tx, [c for c, _, _, _ in entries])
+        await audit_chain.record_all(tx, [
+            AuditRow(communes[c], a, action, now, d, case_id=c) for c, a, action, d in entries])
 
 
 async def case_events(tx: Tx, case_id: int) -> list[AuditEntry]:

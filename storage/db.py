@@ -125,11 +125,16 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 class Tx:
     """One open transaction (or read); storage functions take it, nothing else opens it."""
 
-    __slots__ = ("_after_commit", "conn")
+    __slots__ = ("_after_commit", "audit_tails", "case_communes", "conn")
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self._after_commit: list[Callable[[], None]] = []
+        # Each audited commune's last hash as this transaction sees it (storage/audit.py):
+        # the chain's tail is read once per transaction, not once per row.
+        self.audit_tails: dict[int, str] = {}
+        # The commune of each case audited in this transaction (a case never moves).
+        self.case_communes: dict[int, int] = {}
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the transaction has committed (never when it rolls back),
@@ -144,8 +149,13 @@ class Tx:
     async def savepoint(self) -> AsyncIterator[None]:
         """A part of the transaction that fails on its own: an exception inside rolls back
         only what was done inside, and goes on to the caller."""
-        async with self.conn.begin_nested():
-            yield
+        try:
+            async with self.conn.begin_nested():
+                yield
+        except BaseException:
+            # Audit rows written inside are gone: their hashes must not be chained onto.
+            self.audit_tails.clear()
+            raise
 
 
 class Database:
