@@ -249,7 +249,8 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
         workers.append(CommandMenus(database, homes, menus))
     scheduler = Scheduler(clock, workers, wakeups)
     server = make_server(support.stored_file,
-                         [route for i in inbound.values() for route in i.routes])
+                         [route for i in inbound.values() for route in i.routes],
+                         downloaded=support.downloaded)
     return App(database=database, clock=clock, directory=directory, communes=communes,
                outbox=outbox, conversations=conversations, cases=cases,
                escalation=escalation, reminders=commune_calendars[directory.commune_id],

@@ -1,6 +1,6 @@
 """The `safechild` command: `safechild serve` runs the bot (web simulator by default);
 `safechild check-config [PATH]` says what a province folder or a commune file leaves
-uncovered.
+uncovered; `safechild audit verify` recomputes the audit trail's hash chains.
 
 A mistake that keeps the bot from starting (the commune file, a setting, the port, the
 database) is one line on stderr saying what to fix, and exit status 2; `--debug` also
@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -26,7 +27,7 @@ from aiohttp import web
 
 from bot import logs, official_units
 from bot.app import Setup, build_app
-from bot.config import DEMO_CONFIG, ConfigError, Settings, load_config
+from bot.config import DEMO_CONFIG, ConfigError, Settings, database_url, load_config
 from bot.domain.commune import CommuneConfig, PersonConfig
 from bot.domain.coverage import gaps
 from bot.domain.province import ProvinceConfig
@@ -36,7 +37,8 @@ from bot.handlers.telegram import TelegramPlugin, TelegramSettings
 from bot.handlers.zalo import ZaloPlugin
 from bot.handlers.zalo.api import ZaloSettings
 from bot.handlers.zalo.webhook import WebhookSettings
-from storage.db import DatabaseUnreachable
+from storage import audit
+from storage.db import Database, DatabaseUnreachable
 
 log = logging.getLogger("safechild")
 
@@ -77,7 +79,11 @@ def listen_error(settings: Settings, exc: OSError) -> StartupError:
 
 
 def database_error(settings: Settings, exc: DatabaseUnreachable) -> StartupError:
-    if settings.environ.get("DATABASE_URL"):
+    return database_problem(settings.environ, exc)
+
+
+def database_problem(environ: Mapping[str, str], exc: DatabaseUnreachable) -> StartupError:
+    if environ.get("DATABASE_URL"):
         if exc.sqlite:
             return StartupError(f"DATABASE_URL: cannot open the SQLite database {exc.where} "
                                 f"({exc.reason}): check the path in DATABASE_URL")
@@ -180,6 +186,30 @@ def check_config(path: Path | None, environ: dict[str, str] | None = None,
     return report_gaps(load_config(path, what), path, out)
 
 
+async def verify_audit(environ: Mapping[str, str], out: TextIO) -> int:
+    """Recompute every commune's audit chain: 0 and OK with the counts when all match, 1
+    naming the first row that does not (its id and commune)."""
+    try:
+        database = await Database.open(database_url(environ))
+    except DatabaseUnreachable as exc:
+        raise database_problem(environ, exc) from exc
+    try:
+        async with database.read() as tx:
+            found = await audit.verify(tx)
+    finally:
+        await database.close()
+    rows, communes = sum(found.rows.values()), len(found.rows)
+    if found.broken is None:
+        print(f"audit: OK, {rows} rows in {communes} communes", file=out)
+        for commune_id, count in sorted(found.rows.items()):
+            print(f"  commune {commune_id}: {count} rows", file=out)
+        return 0
+    b = found.broken
+    print(f"audit: row {b.row_id} of commune {b.commune_id} does not match its chain "
+          f"({b.reason}): it or a row before it was changed, removed or added", file=out)
+    return 1
+
+
 def refuse(parser: argparse.ArgumentParser, exc: Exception, debug: bool) -> NoReturn:
     """Exit with status 2 and one line saying what to fix (after the traceback, if asked)."""
     if debug:
@@ -204,8 +234,21 @@ def main(argv: list[str] | None = None) -> None:
                           "else the demo commune)")
     checking.add_argument("--debug", action="store_true",
                           help="show the traceback of an invalid file, not only its line")
+    auditing = sub.add_parser("audit", help="check the audit trail")
+    audit_sub = auditing.add_subparsers(dest="audit_command", required=True)
+    verifying = audit_sub.add_parser(
+        "verify", help="recompute every commune's hash chain; exit 0 when it matches, 1 "
+        "naming the first row that does not, 2 when the database cannot be opened")
+    verifying.add_argument("--debug", action="store_true",
+                           help="show the traceback of an error, not only its line")
     args = parser.parse_args(argv)
     logs.configure()
+    if args.command == "audit":
+        try:
+            status = asyncio.run(verify_audit(os.environ, sys.stdout))
+        except StartupError as exc:
+            refuse(parser, exc, args.debug)
+        sys.exit(status)
     if args.command == "check-config":
         try:
             status = check_config(args.path)

@@ -141,7 +141,7 @@ class ChainCheck:
         self.counts: dict[int, int] = {}
         self.broken: Broken | None = None
 
-    def feed(self, rows: Iterable[Mapping[str, Any]]) -> bool:
+    def feed(self, rows: Iterable[Mapping[Any, Any]]) -> bool:
         """Check these rows; False once a row does not match (the rest is not looked at)."""
         for m in rows:
             commune_id = m["commune_id"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Literal
@@ -44,7 +44,7 @@ from bot.domain.delivery import (
 )
 from bot.domain.message_kinds import rule_of
 from bot.services.undelivered import Undelivered
-from storage import channel_health, files, outbox, people
+from storage import cases, channel_health, files, outbox, people
 from storage.db import Database, Tx
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,20 @@ class _Result:
     held_back: list[int]
     # Messages the channel counts against the person's messaging window (Metered).
     cost: int = 0
+
+
+def shown_to(found: Mapping[int, OutboxMessage], sent: Sequence[tuple[int, str | None]]
+             ) -> list[tuple[int, int | None, str, Mapping[str, object]]]:
+    """Audit rows for the messages that went out and showed their person a case (alerts,
+    escalations, hand-overs, what followed them): a read, by whom, of which case."""
+    rows: list[tuple[int, int | None, str, Mapping[str, object]]] = []
+    for oid, _ in sent:
+        message = found[oid]
+        if message.case_id is not None and rule_of(message.kind).shows_case:
+            rows.append((message.case_id, message.person_id, "shown",
+                         {"kind": message.kind, "outbox": message.id,
+                          "channel": message.channel}))
+    return rows
 
 
 def backoff(attempts: int, longest: int = 300) -> timedelta:
@@ -295,6 +309,7 @@ class DeliveryWorker:
                     await outbox.release(tx, result.held_back, result.token, now)
             await outbox.mark_sent(tx, sent, now)
             await people.count_sent(tx, spent)
+            await cases.audit_all(tx, shown_to(found, sent), now)
         # The channel's row is written in transactions of its own, holding no outbox row:
         # on PostgreSQL a transaction that held both in the other order could deadlock.
         for channel in failing:
