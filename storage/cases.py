@@ -39,6 +39,14 @@ def to_case(m: Mapping[Any, Any]) -> Case:
     return Case(**values)
 
 
+def _seen(tx: Tx, m: Mapping[Any, Any]) -> Case:
+    """A case read in this transaction; its commune is kept for auditing it (a case never
+    moves), so an audit row of a case already read costs no read of its own."""
+    case = to_case(m)
+    tx.case_communes[case.id] = case.commune_id
+    return case
+
+
 def _team_member(m: Mapping[Any, Any]) -> TeamMember:
     return TeamMember(case_id=m["case_id"], person_id=m["person_id"], level=m["level"],
                       access=m["access"], alerted_at=m["alerted_at"])
@@ -61,24 +69,24 @@ async def add_case(tx: Tx, new: NewCase) -> Case:
     row = (await tx.conn.execute(cases.insert().values(
         **values, status=Status.NEW.value, escalation_level=1, version=1,
     ).returning(*CASE_COLUMNS))).one()
-    return to_case(row._mapping)
+    return _seen(tx, row._mapping)
 
 
 async def case_by_id(tx: Tx, case_id: int) -> Case | None:
     row = (await tx.conn.execute(select(cases).where(cases.c.id == case_id))).first()
-    return to_case(row._mapping) if row else None
+    return _seen(tx, row._mapping) if row else None
 
 
 async def cases_by_id(tx: Tx, case_ids: Collection[int]) -> dict[int, Case]:
     if not case_ids:
         return {}
     rows = await tx.conn.execute(select(cases).where(cases.c.id.in_(list(case_ids))))
-    return {c.id: c for c in (to_case(r._mapping) for r in rows)}
+    return {c.id: c for c in (_seen(tx, r._mapping) for r in rows)}
 
 
 async def case_by_code(tx: Tx, code: str) -> Case | None:
     row = (await tx.conn.execute(select(cases).where(cases.c.code == code))).first()
-    return to_case(row._mapping) if row else None
+    return _seen(tx, row._mapping) if row else None
 
 
 # ---- changes --------------------------------------------------------------------------------
@@ -88,7 +96,7 @@ async def _change(tx: Tx, case_id: int, **values: Any) -> Case:
     row = (await tx.conn.execute(
         update(cases).where(cases.c.id == case_id)
         .values(**values, version=cases.c.version + 1).returning(*CASE_COLUMNS))).one()
-    return to_case(row._mapping)
+    return _seen(tx, row._mapping)
 
 
 async def claim_case(tx: Tx, case_id: int, person_id: int, now: datetime) -> bool:
@@ -139,7 +147,7 @@ async def close_case(tx: Tx, case_id: int, outcome: str, now: datetime,
         update(cases).where(cases.c.id == case_id, cases.c.status != Status.CLOSED.value)
         .values(status=Status.CLOSED.value, outcome=outcome, closed_at=now, closing_note=note,
                 version=cases.c.version + 1).returning(*CASE_COLUMNS))).first()
-    return to_case(row._mapping) if row else None
+    return _seen(tx, row._mapping) if row else None
 
 
 async def climb_all(tx: Tx, levels: Mapping[int, int]) -> dict[int, Case]:
@@ -153,7 +161,7 @@ async def climb_all(tx: Tx, levels: Mapping[int, int]) -> dict[int, Case]:
             update(cases).where(cases.c.id.in_(ids))
             .values(escalation_level=level, version=cases.c.version + 1)
             .returning(*CASE_COLUMNS))
-        found.update((c.id, c) for c in (to_case(r._mapping) for r in rows))
+        found.update((c.id, c) for c in (_seen(tx, r._mapping) for r in rows))
     return found
 
 
@@ -230,7 +238,7 @@ async def waiting_on(tx: Tx, person_id: int, level: int, now: datetime) -> list[
         .order_by(cases.c.created_at, cases.c.id, deadlines.c.due_at, deadlines.c.id))
     found: dict[int, WaitingCase] = {}
     for row in rows:
-        case = to_case(row._mapping)
+        case = _seen(tx, row._mapping)
         found.setdefault(case.id, WaitingCase(case, row._mapping["step"]))
     return list(found.values())
 
@@ -255,7 +263,7 @@ async def open_cases(tx: Tx, commune_ids: Sequence[int], limit: int,
     first = sql_case((cases.c.urgency == "EMERGENCY", 0), else_=1)
     rows = await tx.conn.execute(query.order_by(first, cases.c.created_at, cases.c.id)
                                  .limit(limit))
-    return [to_case(r._mapping) for r in rows]
+    return [_seen(tx, r._mapping) for r in rows]
 
 
 async def add_attachments(tx: Tx, case_id: int, files: Sequence[Attachment],

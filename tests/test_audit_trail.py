@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.engine import Connection
 
 from bot.app import App
 from storage import audit, cases, people
-from storage.db import MIGRATIONS, Database, make_engine, migrate
+from storage.db import Database
 from tests.support import START
-from tests.support.audit import raw, verify_cli
+from tests.support.audit import downgrade_and_migrate, raw, verify_cli
 from tests.support.database import rows
 from tests.support.simulator import Simulator, walk_report
 from tests.support.stories import REPORT_STEPS
@@ -81,7 +79,7 @@ async def test_every_read_is_audited_with_its_reader_and_verify_catches_an_edit(
         (None, commune, {"file": file_id})]
     # One line per commune: each row names the one before it.
     assert events[0].prev_hash == audit.GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in pairwise(events))
 
     # Nothing of what the reporter told, nor anyone's name or phone, is in the trail.
     dump = " ".join(str(r) for r in await raw(db_url, "SELECT * FROM case_events"))
@@ -172,16 +170,6 @@ async def test_a_second_transaction_waits_for_the_first_and_chains_onto_it(
     assert (a.action, b.action) == ("a", "b") and b.prev_hash == a.hash
 
 
-def _migrate_to(connection: Connection, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.attributes["connection"] = connection
-    if revision == "0018":
-        command.downgrade(cfg, revision)
-    else:
-        command.upgrade(cfg, revision)
-
-
 async def test_the_migration_chains_existing_rows_as_the_bot_chains_new_ones(
         sim: Simulator, db_url: str) -> None:
     await walk_report(sim, "citizen", REPORT_STEPS)
@@ -189,14 +177,7 @@ async def test_the_migration_chains_existing_rows_as_the_bot_chains_new_ones(
     before = [(e.id, e.commune_id, e.prev_hash, e.hash) for e in await rows(sim.app,
                                                                             "case_events")]
     assert len(before) >= 4
-    engine = make_engine(db_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_migrate_to, "0018")
-        await raw(db_url, "SELECT 1")
-        await migrate(engine)
-    finally:
-        await engine.dispose()
+    await downgrade_and_migrate(db_url, "0018")
     after = [(e.id, e.commune_id, e.prev_hash, e.hash) for e in await rows(sim.app,
                                                                            "case_events")]
     assert after == before

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import make_url
+from sqlalchemy.engine import Connection
+
+from storage.db import MIGRATIONS, make_engine, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,3 +61,21 @@ def verify_cli(db_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "bot.cli", "audit", "verify"], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.downgrade(cfg, revision)
+
+
+async def downgrade_and_migrate(db_url: str, revision: str) -> None:
+    """Take the schema back to `revision`, then up to the newest again (as a start does)."""
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade, revision)
+        await migrate(engine)
+    finally:
+        await engine.dispose()
