@@ -7,11 +7,15 @@ action, time and detail, and the previous row's hash (GENESIS for a commune's fi
 The row's id is left out: it is only known once the row is written, and the order of a
 commune's rows is what `prev_hash` already pins down.
 
-Appending reads the commune's last hash once per transaction (kept on the `Tx`), so a
-batch of rows costs one read, not one each. On PostgreSQL several processes append at
-once: before that read the transaction takes the commune's advisory lock (held until it
-ends), so the next appender reads the tail only after this one committed and the chain
-stays one line. SQLite has one writer at a time anyway (BEGIN IMMEDIATE, storage/db.py).
+Rows asked for during a transaction are written together just before it commits
+(`Tx.before_commit`): the commune's last hash is read once per transaction, not once per
+row, and all of them go in one statement. On PostgreSQL several processes append at once:
+before that read the transaction takes the commune's advisory lock (held until it ends),
+so the next appender reads the tail only after this one committed and the chain stays one
+line. Taken last, just before the commit, the lock is held for a moment and never while
+the transaction waits for another lock. SQLite has one writer at a time anyway (BEGIN
+IMMEDIATE, storage/db.py). The rows are not visible inside their own transaction until
+`flush`.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from typing import Any, Final
 from sqlalchemy import select
 
 from storage.db import Tx
-from storage.models import CaseEvent
+from storage.models import Case, CaseEvent
 from storage.sql import table
 
 events = table(CaseEvent)
+_cases = table(Case)
 GENESIS: Final[str] = "0" * 64
 # The first key of PostgreSQL's two-key advisory locks that guard the communes' chains
 # (the second is the commune's id); storage/db.py's migration lock uses 727001 alone.
@@ -38,10 +43,11 @@ _CHAIN_LOCK: Final[int] = 727002
 
 @dataclass(frozen=True)
 class AuditRow:
-    """One audit row to append: who did or was shown what, in which commune (and case).
-    `detail` holds ids, kinds and counts only, never report text, names or phones."""
+    """One audit row to append: who did or was shown what, in which commune (and case;
+    commune None: the case's). `detail` holds ids, kinds and counts only, never report
+    text, names or phones."""
 
-    commune_id: int
+    commune_id: int | None
     actor_id: int | None
     action: str
     at: datetime
@@ -64,6 +70,35 @@ def row_hash(*, commune_id: int, case_id: int | None, actor_id: int | None, acti
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
+async def record_all(tx: Tx, rows: Sequence[AuditRow]) -> None:
+    """Append rows to their communes' chains, in this order, when the transaction commits
+    (or at `flush`): the chain's lock is then held only from there to the commit, and is
+    the last lock the transaction takes, so no other lock can wait on it in a circle."""
+    if not rows:
+        return
+    if not tx.audit_pending:
+        tx.before_commit(lambda: flush(tx))
+    tx.audit_pending.extend(rows)
+
+
+async def record(tx: Tx, *, commune_id: int, actor_id: int | None, action: str, at: datetime,
+           detail: Mapping[str, Any] | None = None, case_id: int | None = None) -> None:
+    """Append one audit row (a read or change not tied to a case when case_id is None)."""
+    await record_all(tx, [AuditRow(commune_id, actor_id, action, at, detail or {}, case_id)])
+
+
+async def _communes_of(tx: Tx, rows: Sequence[AuditRow]) -> dict[int, int]:
+    """The commune of each case of these rows, read once per transaction (storage/cases.py
+    keeps those of the cases it read)."""
+    known = tx.case_communes
+    missing = list({r.case_id for r in rows if r.commune_id is None and r.case_id is not None
+                    and r.case_id not in known})
+    if missing:
+        known.update((r[0], r[1]) for r in await tx.conn.execute(
+            select(_cases.c.id, _cases.c.commune_id).where(_cases.c.id.in_(missing))))
+    return known
+
+
 async def _tail(tx: Tx, commune_id: int) -> str:
     """The commune's last hash, read once per transaction (after taking its lock)."""
     tails = tx.audit_tails
@@ -78,32 +113,37 @@ async def _tail(tx: Tx, commune_id: int) -> str:
     return tails[commune_id]
 
 
-async def record_all(tx: Tx, rows: Sequence[AuditRow]) -> None:
-    """Append rows to their communes' chains, in this order, in one statement."""
+async def flush(tx: Tx) -> None:
+    """Write the transaction's pending audit rows now, on their chains, in one statement
+    (the commune's lock stays taken until the transaction ends)."""
+    rows, tx.audit_pending = tx.audit_pending, []
     if not rows:
         return
-    values: list[dict[str, Any]] = []
+    communes = await _communes_of(tx, rows)
+    placed = [(r.commune_id if r.commune_id is not None else communes[_case_of(r)], r)
+              for r in rows]
     # Locks taken in commune id order: two transactions auditing the same communes never
     # wait on each other in a circle.
-    for commune_id in sorted({r.commune_id for r in rows}):
+    for commune_id in sorted({c for c, _ in placed}):
         await _tail(tx, commune_id)
     tails = tx.audit_tails
-    for r in rows:
-        prev = tails[r.commune_id]
+    values: list[dict[str, Any]] = []
+    for commune_id, r in placed:
+        prev = tails[commune_id]
         detail = dict(r.detail)
-        digest = row_hash(commune_id=r.commune_id, case_id=r.case_id, actor_id=r.actor_id,
+        digest = row_hash(commune_id=commune_id, case_id=r.case_id, actor_id=r.actor_id,
                           action=r.action, at=r.at, detail=detail, prev_hash=prev)
-        values.append({"commune_id": r.commune_id, "case_id": r.case_id,
+        values.append({"commune_id": commune_id, "case_id": r.case_id,
                        "actor_id": r.actor_id, "action": r.action, "at": r.at,
                        "detail": detail, "prev_hash": prev, "hash": digest})
-        tails[r.commune_id] = digest
+        tails[commune_id] = digest
     await tx.conn.execute(events.insert(), values)
 
 
-async def record(tx: Tx, *, commune_id: int, actor_id: int | None, action: str, at: datetime,
-                 detail: Mapping[str, Any] | None = None, case_id: int | None = None) -> None:
-    """Append one audit row (a read or change not tied to a case when case_id is None)."""
-    await record_all(tx, [AuditRow(commune_id, actor_id, action, at, detail or {}, case_id)])
+def _case_of(row: AuditRow) -> int:
+    if row.case_id is None:
+        raise ValueError("an audit row names its commune or its case")
+    return row.case_id
 
 
 # ---- checking the chain ---------------------------------------------------------------------

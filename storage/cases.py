@@ -309,29 +309,17 @@ class AuditEntry:
     detail: Mapping[str, Any]
 
 
-async def _communes_of(tx: Tx, case_ids: Collection[int]) -> dict[int, int]:
-    """The commune of each case, read once per transaction."""
-    known = tx.case_communes
-    missing = [c for c in set(case_ids) if c not in known]
-    if missing:
-        known.update((r[0], r[1]) for r in await tx.conn.execute(
-            select(cases.c.id, cases.c.commune_id).where(cases.c.id.in_(missing))))
-    return known
-
-
 async def audit(tx: Tx, case_id: int, actor_id: int | None, action: str, now: datetime,
                 **detail: Any) -> None:
-    await audit_all(tx, [(case_id, actor_id, action, detail)], now)
+    await audit_chain.record_all(tx, [AuditRow(None, actor_id, action, now, detail, case_id)])
 
 
 async def audit_all(tx: Tx, entries: Sequence[tuple[int, int | None, str, Mapping[str, Any]]],
                     now: datetime) -> None:
-    """Audit rows (case, actor, action, detail) in one statement, in this order, each on
-    its case's commune's chain."""
-    if entries:
-        communes = await _communes_of(tx, [c for c, _, _, _ in entries])
-        await audit_chain.record_all(tx, [
-            AuditRow(communes[c], a, action, now, d, case_id=c) for c, a, action, d in entries])
+    """Audit rows (case, actor, action, detail), in this order, each on its case's
+    commune's chain (written when the transaction commits: storage/audit.py)."""
+    await audit_chain.record_all(tx, [AuditRow(None, a, action, now, d, case_id=c)
+                                      for c, a, action, d in entries])
 
 
 async def case_events(tx: Tx, case_id: int) -> list[AuditEntry]:

@@ -14,7 +14,7 @@ import pytest
 
 from bot.app import App
 from storage import audit, cases, people
-from storage.db import Database
+from storage.db import Database, Tx
 from tests.support import START
 from tests.support.audit import downgrade_and_migrate, raw, verify_cli
 from tests.support.database import rows
@@ -142,7 +142,7 @@ async def _blocked_on_lock(db_url: str) -> bool:
     return bool(waiting[0][0])
 
 
-async def test_a_second_transaction_waits_for_the_first_and_chains_onto_it(
+async def test_a_second_appender_waits_for_the_first_and_chains_onto_it(
         app: App, db_url: str) -> None:
     if app.database.dialect != "postgresql":
         pytest.skip("SQLite has one writer at a time: nothing appends alongside")
@@ -150,12 +150,13 @@ async def test_a_second_transaction_waits_for_the_first_and_chains_onto_it(
     other = await Database.open(db_url)
 
     async def second() -> None:
-        async with other.transaction() as tx:
+        async with app.database.transaction() as tx:
             await audit.record(tx, commune_id=commune, actor_id=None, action="b", at=START)
 
     try:
-        async with app.database.transaction() as tx:
+        async with other.transaction() as tx:
             await audit.record(tx, commune_id=commune, actor_id=None, action="a", at=START)
+            await audit.flush(tx)  # written: this transaction holds the commune's chain
             task = asyncio.create_task(second())
             for _ in range(500):
                 if await _blocked_on_lock(db_url):
@@ -168,6 +169,26 @@ async def test_a_second_transaction_waits_for_the_first_and_chains_onto_it(
         await other.close()
     a, b = await rows(app, "case_events")
     assert (a.action, b.action) == ("a", "b") and b.prev_hash == a.hash
+
+
+async def test_rows_of_a_failed_savepoint_leave_the_chain_whole(app: App) -> None:
+    commune = app.directory.commune_id
+
+    async def add(tx: Tx, action: str) -> None:
+        await audit.record(tx, commune_id=commune, actor_id=None, action=action, at=START)
+
+    async with app.database.transaction() as tx:
+        await add(tx, "before")
+        with pytest.raises(RuntimeError):
+            async with tx.savepoint():
+                await add(tx, "inside")
+                await audit.flush(tx)
+                await add(tx, "inside, not written")
+                raise RuntimeError
+        await add(tx, "after")
+    assert [e.action for e in await rows(app, "case_events")] == ["before", "after"]
+    async with app.database.read() as tx:
+        assert (await audit.verify(tx)).ok
 
 
 async def test_the_migration_chains_existing_rows_as_the_bot_chains_new_ones(
