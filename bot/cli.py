@@ -200,7 +200,8 @@ async def verify_audit(environ: Mapping[str, str], out: TextIO) -> int:
         await database.close()
     rows, communes = sum(found.rows.values()), len(found.rows)
     if found.broken is None:
-        print(f"audit: OK, {rows} rows in {communes} communes", file=out)
+        print(f"audit: OK, {rows} rows in {communes} "
+              f"{'commune' if communes == 1 else 'communes'}", file=out)
         for commune_id, count in sorted(found.rows.items()):
             print(f"  commune {commune_id}: {count} rows", file=out)
         return 0

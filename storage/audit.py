@@ -87,6 +87,11 @@ async def record(tx: Tx, *, commune_id: int, actor_id: int | None, action: str, 
     await record_all(tx, [AuditRow(commune_id, actor_id, action, at, detail or {}, case_id)])
 
 
+def pending(tx: Tx) -> list[AuditRow]:
+    """The rows this transaction asked for and has not written yet, in order."""
+    return list(tx.audit_pending)
+
+
 async def _communes_of(tx: Tx, rows: Sequence[AuditRow]) -> dict[int, int]:
     """The commune of each case of these rows, read once per transaction (storage/cases.py
     keeps those of the cases it read)."""

@@ -326,4 +326,7 @@ async def case_events(tx: Tx, case_id: int) -> list[AuditEntry]:
     rows = await tx.conn.execute(select(events.c.case_id, events.c.actor_id, events.c.action,
                                         events.c.at, events.c.detail)
                                  .where(events.c.case_id == case_id).order_by(events.c.id))
-    return [AuditEntry(*r) for r in rows]
+    # Rows this transaction audited are written at its commit: they count already.
+    pending = [AuditEntry(case_id, r.actor_id, r.action, r.at, r.detail)
+               for r in audit_chain.pending(tx) if r.case_id == case_id]
+    return [AuditEntry(*r) for r in rows] + pending

@@ -41,6 +41,13 @@ async def commune_of(tx: Tx, file_id: int) -> int | None:
                                   .where(files.c.id == file_id))).scalar()
 
 
+async def communes_of(tx: Tx, file_ids: Collection[int]) -> dict[int, int | None]:
+    """Whose statistics each file holds (files gone already are left out)."""
+    rows = await tx.conn.execute(select(files.c.id, files.c.commune_id)
+                                 .where(files.c.id.in_(list(file_ids))))
+    return {r[0]: r[1] for r in rows}
+
+
 async def prune(tx: Tx, before: datetime, keep: Collection[int], limit: int) -> int:
     """Delete up to `limit` files made before `before`, except those in `keep` (a message
     still waiting to carry them: storage.outbox.files_waiting); how many. The newest file

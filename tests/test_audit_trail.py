@@ -74,6 +74,11 @@ async def test_every_read_is_audited_with_its_reader_and_verify_catches_an_edit(
     assert [(e.actor_id, e.case_id, e.commune_id) for e in made] == [(ids["officer"], None,
                                                                       commune)]
     assert file_id in made[0].detail["files"] and made[0].detail["period"] == "2026-Q4"
+    # Both files reached the officer's phone.
+    delivered = [e for e in events if e.action == "stats_delivered"]
+    assert {(e.actor_id, e.case_id, e.commune_id) for e in delivered} == {
+        (ids["officer"], None, commune)}
+    assert {e.detail["file"] for e in delivered} == set(made[0].detail["files"])
     fetched = [e for e in events if e.action == "stats_downloaded"]
     assert [(e.case_id, e.commune_id, e.detail) for e in fetched] == [
         (None, commune, {"file": file_id})]
@@ -89,7 +94,8 @@ async def test_every_read_is_audited_with_its_reader_and_verify_catches_an_edit(
 
     ok = await asyncio.to_thread(verify_cli, db_url)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.startswith(f"audit: OK, {len(events)} rows in 1 communes")
+    assert ok.stdout.splitlines() == [f"audit: OK, {len(events)} rows in 1 commune",
+                                      f"  commune {commune}: {len(events)} rows"]
 
     # Someone with the database's password hides who opened the card.
     card = next(e for e in events if e.action == "card_opened")

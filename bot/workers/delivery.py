@@ -44,7 +44,8 @@ from bot.domain.delivery import (
 )
 from bot.domain.message_kinds import rule_of
 from bot.services.undelivered import Undelivered
-from storage import cases, channel_health, files, outbox, people
+from storage import audit, cases, channel_health, files, outbox, people
+from storage.audit import AuditRow
 from storage.db import Database, Tx
 
 log = logging.getLogger(__name__)
@@ -310,12 +311,30 @@ class DeliveryWorker:
             await outbox.mark_sent(tx, sent, now)
             await people.count_sent(tx, spent)
             await cases.audit_all(tx, shown_to(found, sent), now)
+            await self._audit_files(tx, found, sent, now)
         # The channel's row is written in transactions of its own, holding no outbox row:
         # on PostgreSQL a transaction that held both in the other order could deadlock.
         for channel in failing:
             await self._channel_failing(channel, now)
         for channel in working & self._failing:
             await self._channel_back(channel, now)
+
+    async def _audit_files(self, tx: Tx, found: Mapping[int, OutboxMessage],
+                           sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
+        """A statistics file that reached a person (asked for, or a calendar reminder's):
+        a read of its commune's figures, on the commune's audit chain."""
+        carried: dict[int, int] = {}
+        for oid, _ in sent:
+            media = found[oid].reply.media
+            if media is not None and media.channel == STORED and media.ref.isdigit():
+                carried[oid] = int(media.ref)
+        if not carried:
+            return
+        owners = await files.communes_of(tx, set(carried.values()))
+        await audit.record_all(tx, [
+            AuditRow(owners[file_id], found[oid].person_id, "stats_delivered", now,
+                     {"file": file_id, "outbox": oid, "channel": found[oid].channel})
+            for oid, file_id in carried.items() if owners.get(file_id) is not None])
 
     async def _channel_failing(self, channel: str, now: datetime) -> None:
         self._failing.add(channel)
