@@ -280,7 +280,8 @@ async def build_app(setup: Setup, channels: Sequence[ChannelPlugin]) -> App:
     server = make_server(support.stored_file,
                          [route for name, i in inbound.items()
                           for route in timed(name, i.routes, metrics)],
-                         Watch(readiness.verdict, metrics, before_scrape, setup.metrics_token))
+                         Watch(readiness.verdict, metrics, before_scrape, setup.metrics_token),
+                         downloaded=support.downloaded)
     return App(database=database, clock=clock, directory=directory, communes=communes,
                outbox=outbox, conversations=conversations, cases=cases,
                escalation=escalation, reminders=commune_calendars[directory.commune_id],

@@ -1,6 +1,7 @@
 """The `safechild` command: `safechild serve` runs the bot (web simulator by default);
 `safechild check-config [PATH]` says what a province folder or a commune file leaves
-uncovered; `safechild backup FILE` copies the SQLite database while the bot runs.
+uncovered; `safechild backup FILE` copies the SQLite database while the bot runs;
+`safechild audit verify` recomputes the audit trail's hash chains.
 
 A mistake that keeps the bot from starting (the commune file, a setting, the port, the
 database) is one line on stderr saying what to fix, and exit status 2; `--debug` also
@@ -19,6 +20,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -36,7 +38,7 @@ from bot.handlers.telegram import TelegramPlugin, TelegramSettings
 from bot.handlers.zalo import ZaloPlugin
 from bot.handlers.zalo.api import ZaloSettings
 from bot.handlers.zalo.webhook import WebhookSettings
-from storage import rotation
+from storage import audit, rotation
 from storage.backup import BackupError, backup_sqlite
 from storage.crypto import KeyProblem, new_key
 from storage.db import Database, DatabaseUnreachable
@@ -80,7 +82,11 @@ def listen_error(settings: Settings, exc: OSError) -> StartupError:
 
 
 def database_error(settings: Settings, exc: DatabaseUnreachable) -> StartupError:
-    if settings.environ.get("DATABASE_URL"):
+    return database_problem(settings.environ, exc)
+
+
+def database_problem(environ: Mapping[str, str], exc: DatabaseUnreachable) -> StartupError:
+    if environ.get("DATABASE_URL"):
         if exc.sqlite:
             return StartupError(f"DATABASE_URL: cannot open the SQLite database {exc.where} "
                                 f"({exc.reason}): check the path in DATABASE_URL")
@@ -229,6 +235,31 @@ async def rotate_keys(settings: Settings, batch: int, out: TextIO = sys.stdout) 
     return 1 if waiting else 0
 
 
+async def verify_audit(environ: Mapping[str, str], out: TextIO) -> int:
+    """Recompute every commune's audit chain: 0 and OK with the counts when all match, 1
+    naming the first row that does not (its id and commune)."""
+    try:
+        database = await Database.open(database_url(environ))
+    except DatabaseUnreachable as exc:
+        raise database_problem(environ, exc) from exc
+    try:
+        async with database.read() as tx:
+            found = await audit.verify(tx)
+    finally:
+        await database.close()
+    rows, communes = sum(found.rows.values()), len(found.rows)
+    if found.broken is None:
+        print(f"audit: OK, {rows} rows in {communes} "
+              f"{'commune' if communes == 1 else 'communes'}", file=out)
+        for commune_id, count in sorted(found.rows.items()):
+            print(f"  commune {commune_id}: {count} rows", file=out)
+        return 0
+    b = found.broken
+    print(f"audit: row {b.row_id} of commune {b.commune_id} does not match its chain "
+          f"({b.reason}): it or a row before it was changed, removed or added", file=out)
+    return 1
+
+
 def refuse(parser: argparse.ArgumentParser, exc: Exception, debug: bool) -> NoReturn:
     """Exit with status 2 and one line saying what to fix (after the traceback, if asked)."""
     if debug:
@@ -268,6 +299,13 @@ def main(argv: list[str] | None = None) -> None:
     rotating.add_argument("--debug", action="store_true",
                           help="show the traceback of an error, not only its line")
     sub.add_parser("new-key", help="print a new random key for SAFECHILD_KEYS")
+    auditing = sub.add_parser("audit", help="check the audit trail")
+    audit_sub = auditing.add_subparsers(dest="audit_command", required=True)
+    verifying = audit_sub.add_parser(
+        "verify", help="recompute every commune's hash chain; exit 0 when it matches, 1 "
+        "naming the first row that does not, 2 when the database cannot be opened")
+    verifying.add_argument("--debug", action="store_true",
+                           help="show the traceback of an error, not only its line")
     args = parser.parse_args(argv)
     logs.configure()
     if args.command == "backup":
@@ -285,6 +323,12 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(asyncio.run(rotate_keys(settings, max(1, args.batch))))
         except (ConfigError, ValueError, StartupError) as exc:
             refuse(parser, exc, args.debug)
+    if args.command == "audit":
+        try:
+            status = asyncio.run(verify_audit(os.environ, sys.stdout))
+        except StartupError as exc:
+            refuse(parser, exc, args.debug)
+        sys.exit(status)
     if args.command == "check-config":
         try:
             status = check_config(args.path)

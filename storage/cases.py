@@ -16,6 +16,8 @@ from sqlalchemy import case as sql_case
 
 from bot.domain.cases import Access, Attachment, Case, NewCase, Status, TeamMember
 from bot.domain.top_digest import WaitingCase
+from storage import audit as audit_chain
+from storage.audit import AuditRow
 from storage.db import Tx
 from storage.models import Attachment as AttachmentRow
 from storage.models import Case as CaseRow
@@ -35,6 +37,14 @@ def to_case(m: Mapping[Any, Any]) -> Case:
     values = {c.name: m[c.name] for c in CASE_COLUMNS}
     values["types"] = tuple(t for t in (values["types"] or "").split(",") if t)
     return Case(**values)
+
+
+def _seen(tx: Tx, m: Mapping[Any, Any]) -> Case:
+    """A case read in this transaction; its commune is kept for auditing it (a case never
+    moves), so an audit row of a case already read costs no read of its own."""
+    case = to_case(m)
+    tx.case_communes[case.id] = case.commune_id
+    return case
 
 
 def _team_member(m: Mapping[Any, Any]) -> TeamMember:
@@ -65,24 +75,24 @@ async def add_case(tx: Tx, new: NewCase) -> Case:
     row = (await tx.conn.execute(cases.insert().values(
         **values, status=Status.NEW.value, escalation_level=1, version=1,
     ).returning(*CASE_COLUMNS))).one()
-    return to_case(row._mapping)
+    return _seen(tx, row._mapping)
 
 
 async def case_by_id(tx: Tx, case_id: int) -> Case | None:
     row = (await tx.conn.execute(select(cases).where(cases.c.id == case_id))).first()
-    return to_case(row._mapping) if row else None
+    return _seen(tx, row._mapping) if row else None
 
 
 async def cases_by_id(tx: Tx, case_ids: Collection[int]) -> dict[int, Case]:
     if not case_ids:
         return {}
     rows = await tx.conn.execute(select(cases).where(cases.c.id.in_(list(case_ids))))
-    return {c.id: c for c in (to_case(r._mapping) for r in rows)}
+    return {c.id: c for c in (_seen(tx, r._mapping) for r in rows)}
 
 
 async def case_by_code(tx: Tx, code: str) -> Case | None:
     row = (await tx.conn.execute(select(cases).where(cases.c.code == code))).first()
-    return to_case(row._mapping) if row else None
+    return _seen(tx, row._mapping) if row else None
 
 
 # ---- changes --------------------------------------------------------------------------------
@@ -92,7 +102,7 @@ async def _change(tx: Tx, case_id: int, **values: Any) -> Case:
     row = (await tx.conn.execute(
         update(cases).where(cases.c.id == case_id)
         .values(**values, version=cases.c.version + 1).returning(*CASE_COLUMNS))).one()
-    return to_case(row._mapping)
+    return _seen(tx, row._mapping)
 
 
 async def claim_case(tx: Tx, case_id: int, person_id: int, now: datetime) -> bool:
@@ -143,7 +153,7 @@ async def close_case(tx: Tx, case_id: int, outcome: str, now: datetime,
         update(cases).where(cases.c.id == case_id, cases.c.status != Status.CLOSED.value)
         .values(status=Status.CLOSED.value, outcome=outcome, closed_at=now, closing_note=note,
                 version=cases.c.version + 1).returning(*CASE_COLUMNS))).first()
-    return to_case(row._mapping) if row else None
+    return _seen(tx, row._mapping) if row else None
 
 
 async def climb_all(tx: Tx, levels: Mapping[int, int]) -> dict[int, Case]:
@@ -157,7 +167,7 @@ async def climb_all(tx: Tx, levels: Mapping[int, int]) -> dict[int, Case]:
             update(cases).where(cases.c.id.in_(ids))
             .values(escalation_level=level, version=cases.c.version + 1)
             .returning(*CASE_COLUMNS))
-        found.update((c.id, c) for c in (to_case(r._mapping) for r in rows))
+        found.update((c.id, c) for c in (_seen(tx, r._mapping) for r in rows))
     return found
 
 
@@ -234,7 +244,7 @@ async def waiting_on(tx: Tx, person_id: int, level: int, now: datetime) -> list[
         .order_by(cases.c.created_at, cases.c.id, deadlines.c.due_at, deadlines.c.id))
     found: dict[int, WaitingCase] = {}
     for row in rows:
-        case = to_case(row._mapping)
+        case = _seen(tx, row._mapping)
         found.setdefault(case.id, WaitingCase(case, row._mapping["step"]))
     return list(found.values())
 
@@ -259,7 +269,7 @@ async def open_cases(tx: Tx, commune_ids: Sequence[int], limit: int,
     first = sql_case((cases.c.urgency == "EMERGENCY", 0), else_=1)
     rows = await tx.conn.execute(query.order_by(first, cases.c.created_at, cases.c.id)
                                  .limit(limit))
-    return [to_case(r._mapping) for r in rows]
+    return [_seen(tx, r._mapping) for r in rows]
 
 
 async def add_attachments(tx: Tx, case_id: int, files: Sequence[Attachment],
@@ -307,21 +317,22 @@ class AuditEntry:
 
 async def audit(tx: Tx, case_id: int, actor_id: int | None, action: str, now: datetime,
                 **detail: Any) -> None:
-    await tx.conn.execute(events.insert().values(case_id=case_id, actor_id=actor_id,
-                                                 action=action, at=now, detail=detail))
+    await audit_chain.record_all(tx, [AuditRow(None, actor_id, action, now, detail, case_id)])
 
 
 async def audit_all(tx: Tx, entries: Sequence[tuple[int, int | None, str, Mapping[str, Any]]],
                     now: datetime) -> None:
-    """Audit rows (case, actor, action, detail) in one statement, in this order."""
-    if entries:
-        await tx.conn.execute(events.insert(), [
-            {"case_id": c, "actor_id": a, "action": action, "at": now, "detail": dict(d)}
-            for c, a, action, d in entries])
+    """Audit rows (case, actor, action, detail), in this order, each on its case's
+    commune's chain (written when the transaction commits: storage/audit.py)."""
+    await audit_chain.record_all(tx, [AuditRow(None, a, action, now, d, case_id=c)
+                                      for c, a, action, d in entries])
 
 
 async def case_events(tx: Tx, case_id: int) -> list[AuditEntry]:
     rows = await tx.conn.execute(select(events.c.case_id, events.c.actor_id, events.c.action,
                                         events.c.at, events.c.detail)
                                  .where(events.c.case_id == case_id).order_by(events.c.id))
-    return [AuditEntry(*r) for r in rows]
+    # Rows this transaction audited are written at its commit: they count already.
+    pending = [AuditEntry(case_id, r.actor_id, r.action, r.at, r.detail)
+               for r in audit_chain.pending(tx) if r.case_id == case_id]
+    return [AuditEntry(*r) for r in rows] + pending

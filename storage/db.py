@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -183,16 +183,33 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 class Tx:
     """One open transaction (or read); storage functions take it, nothing else opens it."""
 
-    __slots__ = ("_after_commit", "conn")
+    __slots__ = ("_after_commit", "_before_commit", "audit_pending", "audit_tails",
+                 "case_communes", "conn")
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
+        # Audit rows waiting to be chained and written just before the commit, and each
+        # audited commune's last hash as this transaction sees it (storage/audit.py).
+        self.audit_pending: list[Any] = []
+        self.audit_tails: dict[int, str] = {}
+        # The commune of each case read or audited in this transaction (a case never moves).
+        self.case_communes: dict[int, int] = {}
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the transaction has committed (never when it rolls back),
         e.g. to wake a worker that must see the change."""
         self._after_commit.append(callback)
+
+    def before_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await `callback` at the end of the transaction's block, before it commits (a
+        failure rolls the whole transaction back); never in a read."""
+        self._before_commit.append(callback)
+
+    async def _finish(self) -> None:
+        while self._before_commit:
+            await self._before_commit.pop(0)()
 
     @property
     def dialect(self) -> str:
@@ -202,8 +219,17 @@ class Tx:
     async def savepoint(self) -> AsyncIterator[None]:
         """A part of the transaction that fails on its own: an exception inside rolls back
         only what was done inside, and goes on to the caller."""
-        async with self.conn.begin_nested():
-            yield
+        pending = list(self.audit_pending)
+        try:
+            async with self.conn.begin_nested():
+                yield
+        except BaseException:
+            # Audit rows asked for inside are dropped with the rest; those asked for before
+            # and written inside (a flush) wait again; the chain's tail is read again
+            # rather than chained onto rows that are gone.
+            self.audit_pending[:] = pending
+            self.audit_tails.clear()
+            raise
 
 
 class Database:
@@ -252,6 +278,7 @@ class Database:
         async with self.engine.begin() as conn:
             tx = Tx(conn)
             yield tx
+            await tx._finish()
         for callback in tx._after_commit:
             callback()
 

@@ -271,15 +271,22 @@ class CaseRecipient(Base):
 
 
 class CaseEvent(Base):
-    """The audit trail: who read or changed which case, when. Never holds report text."""
+    """The audit trail: who read or changed which case (or, with no case, which commune's
+    statistics), when. Never holds report text. Each row carries the hash of the row
+    before it in its commune (storage/audit.py)."""
 
     __tablename__ = "case_events"
+    # A commune's chain is walked and its tail read by (commune, id).
+    __table_args__ = (Index("ix_case_events_commune_id_id", "commune_id", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     action: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class CloseRequest(Base):
@@ -479,6 +486,8 @@ class StoredFile(Base):
     mime: Mapped[str] = mapped_column(String(100))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
+    # Whose statistics (a commune's, or the province's own row): downloads are audited there.
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("communes.id"))
     # The secret part of the file's download link in the web simulator.
     token: Mapped[str] = mapped_column(String(32), default="", server_default="")
 

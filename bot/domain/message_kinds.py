@@ -57,21 +57,24 @@ class KindRule:
     climbs: bool = False
     persistent: bool = False
     expires: timedelta | None = None
+    # Delivering it shows the person a case's details: audited as a read when it goes out.
+    shows_case: bool = False
 
 
 RULES: Final[dict[Kind, KindRule]] = {
     Kind.REPLY: KindRule(CONVERSATION, reroute=False),
-    Kind.ALERT: KindRule(URGENT, reroute=True, climbs=True, persistent=True),
-    Kind.ESCALATION: KindRule(URGENT, reroute=True, climbs=True, persistent=True),
+    Kind.ALERT: KindRule(URGENT, reroute=True, climbs=True, persistent=True, shows_case=True),
+    Kind.ESCALATION: KindRule(URGENT, reroute=True, climbs=True, persistent=True,
+                              shows_case=True),
     # What an emergency's reporter told after the alert: as urgent, but the alert before it
     # is what climbs.
-    Kind.ADDITIONS: KindRule(URGENT, reroute=True, persistent=True),
+    Kind.ADDITIONS: KindRule(URGENT, reroute=True, persistent=True, shows_case=True),
     Kind.REMINDER: KindRule(CONVERSATION, reroute=True, expires=timedelta(hours=12)),
     # The top of the chain's daily list of the cases still waiting on it: a reminder of
     # cases it was alerted to already, on its other channel if need be; nothing is above
     # the top, so it never climbs. Tomorrow's list replaces one that could not be sent.
     Kind.DIGEST: KindRule(CONVERSATION, reroute=True, expires=timedelta(hours=12)),
-    Kind.HANDOVER: KindRule(URGENT, reroute=True, persistent=True),
+    Kind.HANDOVER: KindRule(URGENT, reroute=True, persistent=True, shows_case=True),
     Kind.QUESTION: KindRule(URGENT, reroute=True, persistent=True),
     # A request to the chairman to approve closing a case: the case waits on the answer,
     # but nobody is in danger for want of it.
@@ -82,7 +85,8 @@ RULES: Final[dict[Kind, KindRule]] = {
     Kind.CALENDAR: KindRule(BULK, reroute=True, expires=DAY),
     Kind.BROADCAST: KindRule(BULK, reroute=True, expires=DAY),
     Kind.PROGRESS: KindRule(CONVERSATION, reroute=False),
-    Kind.MEDIA: KindRule(CONVERSATION, reroute=False, expires=DAY),
+    # A report's photos and voice notes following its alert.
+    Kind.MEDIA: KindRule(CONVERSATION, reroute=False, expires=DAY, shows_case=True),
     Kind.EDIT: KindRule(CONVERSATION, reroute=False),
     Kind.ADMIN: KindRule(CONVERSATION, reroute=True, expires=DAY),
     Kind.SORRY: KindRule(CONVERSATION, reroute=False, expires=DAY),

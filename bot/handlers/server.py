@@ -23,6 +23,8 @@ from bot.metrics import CONTENT_TYPE, Metrics
 from bot.workers.readiness import Verdict
 
 FileLookup = Callable[[int], Awaitable[FileToSend | None]]
+# Told of each download before the file goes out (the audit trail records it).
+DownloadAudit = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def timed(channel: str, routes: Sequence[web.RouteDef], metrics: Metrics
 
 
 def make_server(stored_file: FileLookup, routes: Sequence[web.RouteDef] = (),
-                watch: Watch | None = None) -> web.Application:
+                watch: Watch | None = None, *,
+                downloaded: DownloadAudit | None = None) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app.add_routes(list(routes))
 
@@ -93,6 +96,8 @@ def make_server(stored_file: FileLookup, routes: Sequence[web.RouteDef] = (),
         if file is None or not file.token or not hmac.compare_digest(file.token.encode(),
                                                                      token.encode()):
             return web.json_response({"error": "not found"}, status=404)
+        if downloaded is not None:
+            await downloaded(file.id)
         disposition = "inline" if file.mime.startswith("image/") else "attachment"
         return web.Response(body=file.content, content_type=file.mime, headers={
             "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(file.name)}",

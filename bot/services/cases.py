@@ -652,7 +652,7 @@ class CaseService:
                 "code": case.code, "urgency": Text(f"urgency.{case.urgency}"),
                 "place": self._commune(case).place(case, Text("cases.place_other")),
                 "holder": holder.name if holder else Text("cases.nobody"), "left": left}))
-            await cases.audit(tx, case.id, person.id, "listed", now)
+        await cases.audit_all(tx, [(case.id, person.id, "listed", {}) for case in shown], now)
         title = Text("cases.title_mine" if mine else "cases.title", {"count": len(shown)})
         more = [Text("cases.more")] if len(found) > len(shown) else []
         choices = tuple(Choice(f"case:view:{c.id}", Text("cases.button", {"code": c.code}))
@@ -664,6 +664,8 @@ class CaseService:
         actions = alerts.ACTIONS if case.assignee_id is None else alerts.FOLLOW_UP
         if case.closed:
             return [say("case.already_closed", code=case.code)]
+        # The card shows the report's details: a read, whoever pressed what before.
+        await cases.audit(tx, case.id, person.id, "card_opened", now)
         return [Reply((Text("case.card", {"code": case.code}), *await self._details(tx, case)),
                       alerts.action_choices(case.id, actions),
                       protect=self._commune(case).config.privacy.protect_content)]

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.domain.delivery import FileToSend
-from storage import files, inbound, people
+from storage import audit, files, inbound, people
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -45,3 +45,13 @@ class ChannelSupport:
     async def stored_file(self, file_id: int) -> FileToSend | None:
         async with self.database.read() as tx:
             return await files.stored_file(tx, file_id)
+
+    async def downloaded(self, file_id: int) -> None:
+        """A statistics file was fetched through its link: a read of its commune's figures
+        by whoever held the link (no person known), on the commune's audit chain."""
+        async with self.database.transaction() as tx:
+            commune_id = await files.commune_of(tx, file_id)
+            if commune_id is not None:
+                await audit.record(tx, commune_id=commune_id, actor_id=None,
+                                   action="stats_downloaded", at=self.clock.now(),
+                                   detail={"file": file_id})

@@ -60,7 +60,7 @@ from bot.services.report_files import (
     to_xlsx,
     value_key,
 )
-from storage import files, people, statistics
+from storage import audit, files, people, statistics
 from storage.db import Tx
 from storage.statistics import Part
 
@@ -264,8 +264,16 @@ def _render_files(stats: PeriodStats, language: str, title: str,
             to_png(stats, labels, title))
 
 
+async def _audit_made(tx: Tx, commune_id: int, reader_id: int | None, period: Period,
+                      file_ids: Sequence[int], now: datetime) -> None:
+    """Statistics made for a reader (None: the calendar's reminder): a read of the commune's
+    figures, on its audit chain, with no case."""
+    await audit.record(tx, commune_id=commune_id, actor_id=reader_id, action="stats_made",
+                       at=now, detail={"period": period.label, "files": list(file_ids)})
+
+
 async def period_report(tx: Tx, directory: Directory, period: Period, language: str,
-                        now: datetime) -> list[Reply]:
+                        now: datetime, reader_id: int | None = None) -> list[Reply]:
     """The period's statistics as replies ready to enqueue for one reader: a short table
     message, the XLSX workbook as a document, the PNG chart as a photo."""
     villages = [name for _, name in directory.config.villages]
@@ -275,8 +283,11 @@ async def period_report(tx: Tx, directory: Directory, period: Period, language: 
     # Drawing the chart takes a few hundred milliseconds: off the event loop.
     xlsx, png = await asyncio.to_thread(_render_files, stats, language, title, now)
     base = f"safechild-{directory.config.key}-{period.label}"
-    book = await files.add_file(tx, f"{base}.xlsx", XLSX_MIME, xlsx, now)
-    chart = await files.add_file(tx, f"{base}.png", PNG_MIME, png, now)
+    book = await files.add_file(tx, f"{base}.xlsx", XLSX_MIME, xlsx, now,
+                                commune_id=directory.commune_id)
+    chart = await files.add_file(tx, f"{base}.png", PNG_MIME, png, now,
+                                 commune_id=directory.commune_id)
+    await _audit_made(tx, directory.commune_id, reader_id, period, (book.id, chart.id), now)
     log.info("period report commune=%s period=%s cases=%s files=%s,%s", directory.commune_id,
              period.label, stats.total, book.id, chart.id)
     return [
@@ -332,7 +343,7 @@ async def province_figures(tx: Tx, communes: Communes, period: Period
 
 
 async def province_report(tx: Tx, communes: Communes, period: Period, language: str,
-                          now: datetime) -> list[Reply]:
+                          now: datetime, reader_id: int | None = None) -> list[Reply]:
     """The province's statistics for one reader: its table, each commune's count of cases,
     the workbook (a row per commune in each breakdown) and the chart (cases per commune)."""
     province, per_commune = await province_figures(tx, communes, period)
@@ -341,8 +352,12 @@ async def province_report(tx: Tx, communes: Communes, period: Period, language: 
     xlsx, png = await asyncio.to_thread(_render_province_files, province, per_commune,
                                         language, title, now)
     base = f"safechild-{file_slug(name)}-{period.label}"
-    book = await files.add_file(tx, f"{base}.xlsx", XLSX_MIME, xlsx, now)
-    chart = await files.add_file(tx, f"{base}.png", PNG_MIME, png, now)
+    # The province's own row holds its figures' audit chain (and its files).
+    owner = communes.province_id
+    book = await files.add_file(tx, f"{base}.xlsx", XLSX_MIME, xlsx, now, commune_id=owner)
+    chart = await files.add_file(tx, f"{base}.png", PNG_MIME, png, now, commune_id=owner)
+    if owner is not None:
+        await _audit_made(tx, owner, reader_id, period, (book.id, chart.id), now)
     log.info("province report communes=%s period=%s cases=%s files=%s,%s", len(per_commune),
              period.label, province.total, book.id, chart.id)
     return [
@@ -408,7 +423,8 @@ class PeriodReports:
             return [Reply((Text("stats.future", {"period": period.label}),))]
         log.info("period report asked person=%s period=%s", person.id, period.label)
         if province:
-            return await province_report(tx, self.communes, period, person.language, now)
+            return await province_report(tx, self.communes, period, person.language, now,
+                                         reader_id=person.id)
         return [reply for row in readable
                 for reply in await period_report(tx, self.communes.of(row.commune_id), period,
-                                                 person.language, now)]
+                                                 person.language, now, reader_id=row.id)]

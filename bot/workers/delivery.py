@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Literal
@@ -45,7 +45,8 @@ from bot.domain.delivery import (
 from bot.domain.message_kinds import Kind, rule_of
 from bot.metrics import Metrics, error_code
 from bot.services.undelivered import Undelivered
-from storage import channel_health, files, outbox, people
+from storage import audit, cases, channel_health, files, outbox, people
+from storage.audit import AuditRow
 from storage.db import Database, Tx
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,20 @@ class _Result:
     held_back: list[int]
     # Messages the channel counts against the person's messaging window (Metered).
     cost: int = 0
+
+
+def shown_to(found: Mapping[int, OutboxMessage], sent: Sequence[tuple[int, str | None]]
+             ) -> list[tuple[int, int | None, str, Mapping[str, object]]]:
+    """Audit rows for the messages that went out and showed their person a case (alerts,
+    escalations, hand-overs, what followed them): a read, by whom, of which case."""
+    rows: list[tuple[int, int | None, str, Mapping[str, object]]] = []
+    for oid, _ in sent:
+        message = found[oid]
+        if message.case_id is not None and rule_of(message.kind).shows_case:
+            rows.append((message.case_id, message.person_id, "shown",
+                         {"kind": message.kind, "outbox": message.id,
+                          "channel": message.channel}))
+    return rows
 
 
 def backoff(attempts: int, longest: int = 300) -> timedelta:
@@ -305,6 +320,8 @@ class DeliveryWorker:
                     await outbox.release(tx, result.held_back, result.token, now)
             await outbox.mark_sent(tx, sent, now)
             await people.count_sent(tx, spent)
+            await cases.audit_all(tx, shown_to(found, sent), now)
+            await self._audit_files(tx, found, sent, now)
         for channel, kind in alerts:
             self.metrics.alerts_sent.labels(channel, kind).inc()
         for channel, code in failed:
@@ -315,6 +332,23 @@ class DeliveryWorker:
             await self._channel_failing(channel, now)
         for channel in working & self._failing:
             await self._channel_back(channel, now)
+
+    async def _audit_files(self, tx: Tx, found: Mapping[int, OutboxMessage],
+                           sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
+        """A statistics file that reached a person (asked for, or a calendar reminder's):
+        a read of its commune's figures, on the commune's audit chain."""
+        carried: dict[int, int] = {}
+        for oid, _ in sent:
+            media = found[oid].reply.media
+            if media is not None and media.channel == STORED and media.ref.isdigit():
+                carried[oid] = int(media.ref)
+        if not carried:
+            return
+        owners = await files.communes_of(tx, set(carried.values()))
+        await audit.record_all(tx, [
+            AuditRow(owners[file_id], found[oid].person_id, "stats_delivered", now,
+                     {"file": file_id, "outbox": oid, "channel": found[oid].channel})
+            for oid, file_id in carried.items() if owners.get(file_id) is not None])
 
     async def _channel_failing(self, channel: str, now: datetime) -> None:
         self._failing.add(channel)

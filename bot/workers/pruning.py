@@ -60,6 +60,7 @@ class PruningWorker:
         self.empty_sent = True
         # When to look again; None: at the first look (a process that was down catches up).
         self._next: datetime | None = None
+        self._now = datetime.min
         # Emptying the outbox goes up the ids, from `_from`: below where a pass starts,
         # every message was done with when the pass before began (so it emptied them).
         # `_next_floor`: where the next pass starts, the first message waiting when this
@@ -73,6 +74,7 @@ class PruningWorker:
         starts only once every kind is caught up."""
         if self._next is not None and now < self._next:
             return 0
+        self._now = now
         delivered_before = now - self.retention.delivered
         counts: dict[str, int] = {}
         async with self.database.transaction() as tx:
@@ -91,7 +93,7 @@ class PruningWorker:
             counts["drafts"] = await conversations.forget_drafts(tx, now - DRAFT_TTL,
                                                                  self.batch)
         async with self.database.transaction() as tx:
-            await record_purge(tx, None, counts)
+            await record_purge(tx, None, counts, now)
         full = more or any(n >= self.batch for n in counts.values())
         done = sum(counts.values())
         # Communes that keep closed cases' text equally long are purged together.
@@ -127,9 +129,10 @@ class PruningWorker:
 
     async def _purge_closed(self, commune_ids: Sequence[int], closed_before: datetime
                             ) -> dict[str, int]:
-        """One batch of these communes' closed cases' free text; how many of each kind."""
+        """One batch of these communes' closed cases' free text; how many of each kind.
+        Each commune's own counts go to its audit trail."""
         async with self.database.transaction() as tx:
-            counts = {
+            found = {
                 "case_texts": await case_texts.purge_cases(tx, commune_ids, closed_before,
                                                            self.batch),
                 "attachments": await case_texts.purge_attachments(tx, commune_ids,
@@ -137,8 +140,11 @@ class PruningWorker:
                 "close_notes": await case_texts.purge_close_notes(tx, commune_ids,
                                                                   closed_before, self.batch),
             }
-            await record_purge(tx, commune_ids[0] if len(commune_ids) == 1 else None, counts)
-        return counts
+            for commune_id in sorted({c for per in found.values() for c in per}):
+                await record_purge(tx, commune_id, {kind: per.get(commune_id, 0)
+                                                    for kind, per in found.items()},
+                                   self._now)
+        return {kind: sum(per.values()) for kind, per in found.items()}
 
     async def next_due(self, now: datetime) -> datetime | None:
         return self._next

@@ -10,7 +10,7 @@ as they are: the migration has no keys (it runs in the same way for every proces
 ones among them, in small transactions while the bot runs.
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-04 19:00:00
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0020"
-down_revision = "0018"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
