@@ -10,7 +10,7 @@ ciphertext | tag)>`; `kid` is the first 6 characters of the key's SHA-256, so ad
 needs no numbering. Keys are 32 random bytes, written as base64url (`new_key`).
 
 A value without the prefix is read as it is: rows written before encryption (migration
-0020 widens the columns and leaves the rows; `rotate-keys` seals them)."""
+0019 widens the columns and leaves the rows; `rotate-keys` seals them)."""
 
 from __future__ import annotations
 

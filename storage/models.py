@@ -74,7 +74,7 @@ class Encrypted(TypeDecorator[str]):
 
 class EncryptedJSON(TypeDecorator[Any]):
     """A JSON document sealed whole (drafts, queued messages): no JSON operators in SQL on
-    it. Rows from before 0020 hold plain JSON text (or, on PostgreSQL, a JSON value
+    it. Rows from before 0019 hold plain JSON text (or, on PostgreSQL, a JSON value
     turned into text by the migration), which reads as it is."""
 
     impl = Text
@@ -124,7 +124,7 @@ class Person(Base):
     # Config key for people declared in the commune file; None for walk-in citizens.
     key: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
-    # Sealed (0020): a walk-in reporter's name and phone are theirs to give.
+    # Sealed (0019): a walk-in reporter's name and phone are theirs to give.
     name: Mapped[str] = mapped_column(Encrypted(), default="")
     phone: Mapped[str | None] = mapped_column(Encrypted())
     language: Mapped[str] = mapped_column(String(8), default="vi")
@@ -165,7 +165,7 @@ class CaseCounter(Base):
 
 class Case(Base):
     __tablename__ = "cases"
-    # How many reports one person opened lately (0021): a sender's report limit; the
+    # How many reports one person opened lately (0020): a sender's report limit; the
     # closed ones whose free text is due to go (retention), among many open ones.
     __table_args__ = (Index("ix_cases_reporter_created", "reporter_id", "created_at"),
                       Index("ix_cases_closed", "status", "closed_at"))
@@ -183,7 +183,7 @@ class Case(Base):
     longitude: Mapped[float | None] = mapped_column(Float)
     age_band: Mapped[str] = mapped_column(String(8), default="unknown")
     sex: Mapped[str] = mapped_column(String(8), default="unknown")
-    # The report's private fields are sealed (0020); location_text stays plain: the
+    # The report's private fields are sealed (0019); location_text stays plain: the
     # statistics group by place.
     child_name: Mapped[str | None] = mapped_column(Encrypted())
     child_count: Mapped[int] = mapped_column(Integer, default=1)
@@ -323,10 +323,10 @@ class Conversation(Base):
     state: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON(), default=dict)
     version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
-    # How fast they write (0021): when the current minute began, and how many messages in it.
+    # How fast they write (0020): when the current minute began, and how many messages in it.
     pace_from: Mapped[datetime | None]
     pace_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Emptied by the retention job since they last wrote (0021): the state is sealed, so
+    # Emptied by the retention job since they last wrote (0020): the state is sealed, so
     # the job cannot tell by reading it in SQL.
     forgotten: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     __table_args__ = (Index("ix_conversations_to_forget", "forgotten", "updated_at"),)

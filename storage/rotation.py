@@ -3,7 +3,7 @@ rotate-keys` runs.
 
 Every column of an Encrypted type is looked at, table by table, in primary-key order, a
 batch a transaction: the rows with a value not under the first key (sealed with an older
-key, or plain from before 0020) are read (opened with whichever key sealed them), locked
+key, or plain from before 0019) are read (opened with whichever key sealed them), locked
 (FOR UPDATE on PostgreSQL; SQLite has one writer) and written back (sealed with the first
 key). A batch is short, so the bot's own writes wait a few milliseconds at most; a value
 the bot writes meanwhile is sealed with the first key already, provided every running

@@ -204,7 +204,7 @@ async def test_the_migration_chains_existing_rows_as_the_bot_chains_new_ones(
     before = [(e.id, e.commune_id, e.prev_hash, e.hash) for e in await rows(sim.app,
                                                                             "case_events")]
     assert len(before) >= 4
-    await downgrade_and_migrate(db_url, "0018")
+    await downgrade_and_migrate(db_url, "0020")
     after = [(e.id, e.commune_id, e.prev_hash, e.hash) for e in await rows(sim.app,
                                                                            "case_events")]
     assert after == before

@@ -7,8 +7,8 @@ row (`prev_hash`) and its own (`hash`, storage/audit.py), so `safechild audit ve
 find a row edited later. Existing rows are chained in id order. stored_files.commune_id:
 whose statistics a file holds, so its download is audited there.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-04 19:00:00
 """
 
@@ -21,8 +21,8 @@ from alembic import op
 
 from storage.audit import GENESIS, row_hash
 
-revision = "0019"
-down_revision = "0018"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -7,11 +7,11 @@ One account sending hundreds of messages a minute must not bury everyone else. T
 counts, per person, the messages of the current minute beside their conversation (the row
 every message reads and writes anyway), so several processes agree on it; and counts the
 reports one person opened in the last hour, which the index keeps to a few rows. The
-conversation's state is sealed (0020), so the retention job marks the ones it emptied
+conversation's state is sealed (0019), so the retention job marks the ones it emptied
 rather than recognising them by their JSON.
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-04 19:00:00
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0020"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

@@ -9,8 +9,8 @@ as they are: the migration has no keys (it runs in the same way for every proces
 `safechild rotate-keys` seals every row that is not under the first key yet, the plain
 ones among them, in small transactions while the bot runs.
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-04 19:00:00
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0020"
-down_revision = "0019"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
@@ -47,7 +47,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # For a database with plain rows only (a test's): sealed values would not fit the
-    # narrower columns, and the code before 0020 could not read them anyway.
+    # narrower columns, and the code before 0019 could not read them anyway.
     if op.get_bind().dialect.name != "postgresql":
         return
     for table, column, before in COLUMNS:
