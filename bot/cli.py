@@ -203,7 +203,8 @@ def backup(target: Path, environ: dict[str, str] | None = None,
                           "Backups), not with safechild backup")
     source = Path(url.split(":///", 1)[1])
     made = backup_sqlite(source, target)
-    print(f"backed up {source} to {made.path}: {made.cases} cases, {made.pages} pages",
+    print(f"backed up {source} to {made.path}: {made.cases} cases, {made.pages} pages"
+          + (f"; its key to {made.key} (keep the two together)" if made.key else ""),
           file=out)
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.crypto import key_file_of
 from storage.db import private_file
 
 
@@ -23,6 +25,9 @@ class Backup:
     path: Path
     pages: int
     cases: int
+    # The key file of the sealed fields, copied beside the backup (None: the keys are in
+    # SAFECHILD_KEYS, to be kept by whoever keeps the environment).
+    key: Path | None = None
 
 
 def backup_sqlite(source: Path, target: Path) -> Backup:
@@ -53,10 +58,25 @@ def backup_sqlite(source: Path, target: Path) -> Backup:
             pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
             cases = int(dst.execute("SELECT count(*) FROM cases").fetchone()[0])
         os.replace(partial, target)
+        key = _copy_key(source, target)
     except sqlite3.Error as exc:
         raise BackupError(" ".join(str(exc).split())[:200] or type(exc).__name__) from exc
     except OSError as exc:
         raise BackupError((exc.strerror or type(exc).__name__).lower()) from exc
     finally:
         partial.unlink(missing_ok=True)
-    return Backup(target, pages, cases)
+    return Backup(target, pages, cases, key)
+
+
+def _copy_key(source: Path, target: Path) -> Path | None:
+    """The database's own key file (storage/crypto.py), beside the copy: a backup whose
+    sealed fields cannot be opened restores nothing."""
+    key = key_file_of(str(source))
+    if not key.is_file():
+        return None
+    copied = key_file_of(str(target))
+    partial = copied.with_name(f".{copied.name}.partial")
+    private_file(partial)
+    shutil.copyfile(key, partial)
+    os.replace(partial, copied)
+    return copied

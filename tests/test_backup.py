@@ -64,7 +64,7 @@ async def test_a_backup_made_while_the_bot_runs_restores_every_case(tmp_path: Pa
     finally:
         live.stop()
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert names_in(target.parent) == ["safechild.db"]
+    assert names_in(target.parent) == ["safechild.db", "safechild.db.key"]
     with sqlite3.connect(target) as copy:
         in_copy = {row[0] for row in copy.execute("SELECT code FROM cases")}
         assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -76,6 +76,9 @@ async def test_a_backup_made_while_the_bot_runs_restores_every_case(tmp_path: Pa
     # Restored: a fresh process on the copy, where each reporter asks after their cases.
     restored_db = tmp_path / "restored.db"
     shutil.copy(target, restored_db)
+    # The key of the sealed fields goes with the copy: without it nothing reads.
+    assert (target.parent / "safechild.db.key").stat().st_mode & 0o777 == 0o600
+    shutil.copy(target.parent / "safechild.db.key", tmp_path / "restored.db.key")
     restored = BotProcess(restored_db, free_port(), log=log)
     await restored.start(START.isoformat())
     try:

@@ -43,8 +43,9 @@ async def test_a_new_database_and_its_wal_are_private(tmp_path: Path, usual_umas
                                 FakeClock(START)), [SimulatorPlugin()])
     try:
         assert await count(app, "people") > 0  # written: the WAL is in use
+        # The key of its sealed fields lies beside it (storage/crypto.py), as private.
         assert modes(folder) == {"safechild.db": 0o600, "safechild.db-wal": 0o600,
-                                 "safechild.db-shm": 0o600}
+                                 "safechild.db-shm": 0o600, "safechild.db.key": 0o600}
     finally:
         await app.close()
     assert modes(folder)["safechild.db"] == 0o600

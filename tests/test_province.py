@@ -443,14 +443,17 @@ def test_generated_prefixes_are_unique_letters_for_the_largest_province() -> Non
         assert all(p.isalpha() and p.isascii() and 1 <= len(p) <= 6 for p in found.values())
 
 
-@pytest.mark.parametrize("table", ["delivery", "retention"])
+@pytest.mark.parametrize(("table", "field"), [("delivery", ""),
+                                              ("retention", "delivered_days = 3"),
+                                              ("limits", "reports_per_hour = 9")])
 def test_process_wide_settings_in_a_commune_file_are_refused(tmp_path: Path,
-                                                            table: str) -> None:
-    """One process serves every commune: a commune's own [delivery] or [retention] would
-    be ignored, so it is refused, pointing at the province file."""
+                                                            table: str, field: str) -> None:
+    """One process serves every commune: a commune's own [delivery], [limits] or (but for
+    the closed cases' period) [retention] would be ignored, so it is refused, pointing at
+    the province file."""
     path = write_province(tmp_path, communes=2)
     second = commune_files(tmp_path)[1]
-    second.write_text(second.read_text(encoding="utf-8") + f"\n[{table}]\n",
+    second.write_text(second.read_text(encoding="utf-8") + f"\n[{table}]\n{field}\n",
                       encoding="utf-8")
     with pytest.raises(ConfigError) as refused:
         load_province(path)
