@@ -175,6 +175,13 @@ def with_way_on(replies: list[Reply], menu: Reply) -> list[Reply]:
     return [*replies[:-1], replace(last, choices=menu.choices)]
 
 
+def where_they_are(state: engine.State, ctx: engine.Context) -> Reply:
+    """The question someone is at, its buttons with it, or their home when at none."""
+    if state.idle or not state.step:
+        return engine.main_menu(ctx)
+    return engine.prompt_of(FLOWS, state, ctx)
+
+
 class ConversationService:
     def __init__(self, database: Database, clock: Clock, communes: Communes,
                  outbox: Outbox, services: Services,
@@ -291,8 +298,7 @@ class ConversationService:
     def _slow_down(turn: Turn) -> Reply:
         """"You are writing fast; what you sent is kept", 111, and the question they are at
         (or their home), its buttons with it."""
-        prompt = (engine.main_menu(turn.ctx) if turn.state.idle or not turn.state.step
-                  else engine.prompt_of(FLOWS, turn.state, turn.ctx))
+        prompt = where_they_are(turn.state, turn.ctx)
         return replace(prompt, texts=(Text("limits.slow_down"), *prompt.texts))
 
     async def where_you_were(self, tx: Tx, person_id: int, now: datetime) -> Reply | None:
@@ -307,8 +313,7 @@ class ConversationService:
         if conv is not None and now - conv.updated_at > DRAFT_TTL:
             state = engine.State()
         ctx = await self._context(tx, person, in_group=False)
-        prompt = (engine.main_menu(ctx) if state.idle or not state.step
-                  else engine.prompt_of(FLOWS, state, ctx))
+        prompt = where_they_are(state, ctx)
         return replace(prompt, texts=(Text("delivery.sorry"), *prompt.texts))
 
     async def _sender(self, tx: Tx, event: InboundEvent, now: datetime

@@ -60,7 +60,6 @@ class PruningWorker:
         self.empty_sent = True
         # When to look again; None: at the first look (a process that was down catches up).
         self._next: datetime | None = None
-        self._now = datetime.min
         # Emptying the outbox goes up the ids, from `_from`: below where a pass starts,
         # every message was done with when the pass before began (so it emptied them).
         # `_next_floor`: where the next pass starts, the first message waiting when this
@@ -74,7 +73,6 @@ class PruningWorker:
         starts only once every kind is caught up."""
         if self._next is not None and now < self._next:
             return 0
-        self._now = now
         delivered_before = now - self.retention.delivered
         counts: dict[str, int] = {}
         async with self.database.transaction() as tx:
@@ -101,7 +99,7 @@ class PruningWorker:
         for commune_id, keep in self.closed_case_text.items():
             alike.setdefault(keep, []).append(commune_id)
         for keep, commune_ids in alike.items():
-            purged = await self._purge_closed(commune_ids, now - keep)
+            purged = await self._purge_closed(commune_ids, now - keep, now)
             full = full or any(n >= self.batch for n in purged.values())
             done += sum(purged.values())
             for kind, n in purged.items():
@@ -127,8 +125,8 @@ class PruningWorker:
             self._from, self._next_floor = self._next_floor, None
         return emptied, next_from is not None
 
-    async def _purge_closed(self, commune_ids: Sequence[int], closed_before: datetime
-                            ) -> dict[str, int]:
+    async def _purge_closed(self, commune_ids: Sequence[int], closed_before: datetime,
+                            now: datetime) -> dict[str, int]:
         """One batch of these communes' closed cases' free text; how many of each kind.
         Each commune's own counts go to its audit trail."""
         async with self.database.transaction() as tx:
@@ -143,7 +141,7 @@ class PruningWorker:
             for commune_id in sorted({c for per in found.values() for c in per}):
                 await record_purge(tx, commune_id, {kind: per.get(commune_id, 0)
                                                     for kind, per in found.items()},
-                                   self._now)
+                                   now)
         return {kind: sum(per.values()) for kind, per in found.items()}
 
     async def next_due(self, now: datetime) -> datetime | None:
